@@ -1,0 +1,27 @@
+"""home-ops task library: the root Invoke namespace.
+
+Only the collections and tasks registered here exist; each module imports its heavy
+dependencies inside task bodies, so ``inv --list`` costs little more than Invoke itself.
+"""
+
+from invoke import Collection
+
+from . import core
+from .paths import repo_paths, tool_env
+
+ns = Collection()
+ns.add_task(core.init)
+ns.add_task(core.configure)
+
+# Collections, one module each (registered by the modules' owners as they land).
+# COLLECTIONS-BEGIN
+# COLLECTIONS-END
+
+ns.configure(
+    {
+        # KUBECONFIG, SOPS_AGE_KEY_FILE, SOPS_CONFIG, TALOSCONFIG point into the repository
+        # unless the user set them; every command the tasks run gets them.
+        "run": {"env": tool_env(repo_paths())},
+        "home_ops": {"root": None},
+    }
+)

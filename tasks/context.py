@@ -1,0 +1,235 @@
+"""Everything the templates see: the validated config, its derived values and the secrets.
+
+Secrets never come from plaintext files in the repository:
+
+- ``cluster.sops.yaml`` (committed, SOPS-encrypted whole) holds the values the operator
+  brings: the Cloudflare API token, the Cloudflare tunnel credentials and the 1Password
+  Connect credentials. It is decrypted in memory (``sops --decrypt`` to a pipe).
+- The operator's local, git-ignored files made by ``inv init`` hold the rest: the age key,
+  the deploy key and the push token.
+
+The result is a plain dict handed to makejinja; it is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ClusterConfig, Document, Problem, is_set, key_position, load_config, plain
+from .errors import UserError
+from .paths import Paths
+
+#: Values that ``inv init`` puts in a new cluster.sops.yaml; configure warns while they stay.
+PLACEHOLDER_MARK = "replace-me"
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+#: Keys of cluster.sops.yaml: name -> (required, check returning an error or None).
+SecretCheck = Callable[[Any], str | None]
+
+
+def _string(value: Any) -> str | None:
+    return None if isinstance(value, str) and value.strip() else "must be a non-empty string"
+
+
+def _tunnel(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be the mapping from cloudflare-tunnel.json (AccountTag, TunnelID, TunnelSecret)"
+    missing = [k for k in ("AccountTag", "TunnelID", "TunnelSecret") if not is_set(value.get(k))]
+    if missing:
+        return f"is missing {', '.join(missing)} (copy them from cloudflare-tunnel.json)"
+    if not UUID.match(str(value["TunnelID"])):
+        return f"TunnelID {value['TunnelID']!r} is not a tunnel UUID"
+    unknown = sorted(set(value) - {"AccountTag", "TunnelID", "TunnelSecret", "Endpoint"})
+    return f"has unknown keys {', '.join(unknown)}" if unknown else None
+
+
+def _onepassword(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a mapping with credentials (1password-credentials.json) and token"
+    missing = [k for k in ("credentials", "token") if not is_set(value.get(k))]
+    if missing:
+        return f"is missing {', '.join(missing)}"
+    credentials = value["credentials"]
+    if isinstance(credentials, str):
+        try:
+            json.loads(credentials)
+        except ValueError:
+            return "credentials must be the JSON text of 1password-credentials.json"
+    elif not isinstance(credentials, dict):
+        return "credentials must be the JSON of 1password-credentials.json"
+    unknown = sorted(set(value) - {"credentials", "token"})
+    return f"has unknown keys {', '.join(unknown)}" if unknown else None
+
+
+SECRET_CHECKS: dict[str, SecretCheck] = {
+    "cloudflare_token": _string,
+    "cloudflare_tunnel": _tunnel,
+    "onepassword_connect": _onepassword,
+}
+
+
+def validate_secrets(decrypted: Any, encrypted: Document) -> list[Problem]:
+    """Problems in the decrypted secrets, located by the key positions of the encrypted
+    file (sops keeps keys in place, so lines match what ``sops edit`` shows)."""
+    label = encrypted.label
+    if not isinstance(decrypted, dict):
+        return [Problem(label, None, None, "", "expected a mapping of secrets")]
+    problems: list[Problem] = []
+    where = encrypted.data if isinstance(encrypted.data, dict) else {}
+    for key in decrypted:
+        if key == "sops":
+            continue
+        if key not in SECRET_CHECKS:
+            line, column = key_position(where, key)
+            problems.append(Problem(label, line, column, str(key), "unknown key"))
+        elif (message := SECRET_CHECKS[key](decrypted[key])) is not None:
+            line, column = key_position(where, key)
+            problems.append(Problem(label, line, column, str(key), message))
+    for key in SECRET_CHECKS:
+        if key not in decrypted:
+            problems.append(
+                Problem(label, None, None, key, "required secret is missing — add it with `inv sops.edit`")
+            )
+    return problems
+
+
+def placeholders(secrets: dict[str, Any]) -> Iterator[str]:
+    """Secret keys that still hold the placeholder values of a new cluster.sops.yaml."""
+
+    def walk(prefix: str, value: Any) -> Iterator[str]:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                yield from walk(f"{prefix}.{key}", inner)
+        elif isinstance(value, str) and PLACEHOLDER_MARK in value:
+            yield prefix
+
+    for key, value in secrets.items():
+        yield from walk(key, value)
+
+
+def tunnel_values(tunnel: dict[str, Any]) -> dict[str, str]:
+    return {
+        "cloudflare_tunnel_account_tag": str(tunnel["AccountTag"]),
+        "cloudflare_tunnel_id": str(tunnel["TunnelID"]),
+        "cloudflare_tunnel_secret": str(tunnel["TunnelSecret"]),
+    }
+
+
+def onepassword_values(connect: dict[str, Any]) -> dict[str, str]:
+    credentials = connect["credentials"]
+    if not isinstance(credentials, str):
+        credentials = json.dumps(credentials, separators=(",", ":"))
+    return {"onepassword_credentials": credentials.strip(), "onepassword_token": str(connect["token"])}
+
+
+@dataclass(frozen=True)
+class OperatorFiles:
+    """The operator's local key material, read from the files ``inv init`` made."""
+
+    age_key: str
+    age_public_key: str
+    deploy_key: str
+    deploy_key_pub: str
+    push_token: str
+
+    def template_data(self) -> dict[str, str]:
+        return {
+            "age_key": self.age_key,
+            "age_public_key": self.age_public_key,
+            "deploy_key": self.deploy_key,
+            "deploy_key_pub": self.deploy_key_pub,
+            "push_token": self.push_token,
+        }
+
+
+def read_age_identity(path: Path, label: str) -> tuple[str, str]:
+    """(identity, public key) from an age-keygen style file."""
+    import pyrage
+
+    if not path.exists():
+        raise UserError(f"{label} not found — run `inv init` to create an age key")
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    identities = [line for line in lines if line.startswith("AGE-SECRET-KEY-")]
+    if not identities:
+        raise UserError(f"{label}: no AGE-SECRET-KEY line — is this an age key file?")
+    try:
+        identity = pyrage.x25519.Identity.from_str(identities[0])
+    except Exception:  # pyrage raises its own untyped error for a malformed key
+        raise UserError(f"{label}: the AGE-SECRET-KEY line is not a valid age key") from None
+    return identities[0], str(identity.to_public())
+
+
+def read_operator_files(paths: Paths) -> OperatorFiles:
+    age_key, age_public_key = read_age_identity(paths.age_key, paths.rel(paths.age_key))
+    missing = [p for p in (paths.deploy_key, paths.deploy_key_pub, paths.push_token) if not p.exists()]
+    if missing:
+        raise UserError(*(f"{paths.rel(p)} not found — run `inv init`" for p in missing))
+    return OperatorFiles(
+        age_key=age_key,
+        age_public_key=age_public_key,
+        deploy_key=paths.deploy_key.read_text(),
+        deploy_key_pub=paths.deploy_key_pub.read_text().strip(),
+        push_token=paths.push_token.read_text().strip(),
+    )
+
+
+def load_secrets(paths: Paths, decrypted_text: str) -> dict[str, Any]:
+    """Parse and validate the decrypted ``cluster.sops.yaml``."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from .config import read_yaml
+
+    label = paths.rel(paths.secrets_config)
+    encrypted = read_yaml(paths.secrets_config, label)
+    try:
+        decrypted = YAML(typ="safe", pure=True).load(decrypted_text)
+    except YAMLError:
+        raise UserError(f"{label}: decrypts to invalid YAML — fix it with `inv sops.edit {label}`") from None
+    problems = validate_secrets(decrypted, encrypted)
+    if problems:
+        raise UserError.from_problems(problems)
+    return {k: plain(v) for k, v in decrypted.items() if k != "sops"}
+
+
+def secret_template_data(secrets: dict[str, Any]) -> dict[str, str]:
+    return {
+        "cloudflare_token": str(secrets["cloudflare_token"]),
+        **tunnel_values(secrets["cloudflare_tunnel"]),
+        **onepassword_values(secrets["onepassword_connect"]),
+    }
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Everything a render needs; ``data`` is what templates see as globals."""
+
+    config: ClusterConfig
+    data: dict[str, Any]
+    secret_values: tuple[str, ...]  # masked in anything we print
+    placeholder_keys: tuple[str, ...]
+
+
+def build_context(paths: Paths, decrypt: Callable[[Path], str]) -> RenderContext:
+    """Load config, secrets and operator files; ``decrypt`` returns a sops file's plaintext.
+
+    All problems in the two config files are reported together before any decryption."""
+    config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
+    operator = read_operator_files(paths)
+    label = paths.rel(paths.secrets_config)
+    if not paths.secrets_config.exists():
+        raise UserError(f"{label} not found — run `inv init` to create it, then `inv sops.edit {label}`")
+    secrets = load_secrets(paths, decrypt(paths.secrets_config))
+    secret_data = secret_template_data(secrets)
+    if config.cluster.get("cloudflare_token") and "cloudflare_token" in secrets:
+        # cluster.sops.yaml wins; the plaintext key is accepted only for compatibility.
+        config.cluster["cloudflare_token"] = secret_data["cloudflare_token"]
+    data = {**config.template_data(), **secret_data, **operator.template_data()}
+    hidden = (*secret_data.values(), operator.age_key, operator.deploy_key, operator.push_token)
+    return RenderContext(config, data, tuple(v for v in hidden if v), tuple(placeholders(secrets)))

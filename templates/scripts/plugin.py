@@ -1,0 +1,46 @@
+"""makejinja plugin: the data and the helpers the templates use.
+
+``inv configure`` hands the plugin the context it already validated. Run through the
+makejinja CLI instead, the plugin builds the same context itself (decrypting
+``cluster.sops.yaml`` with sops), so both ways render identical files.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from collections.abc import Mapping
+from typing import Any
+
+from makejinja.plugin import Data, Filters, Functions
+
+from tasks.context import RenderContext, build_context
+from tasks.paths import repo_paths
+from tasks.render import active_context
+from tasks.runner import command_env, find_tool
+
+
+def nthhost(cidr: str, index: int) -> str:
+    """The ``index``-th address of a network, e.g. ``'10.0.0.0/24' | nthhost(1)`` -> 10.0.0.1."""
+    return str(ipaddress.ip_network(cidr)[index])
+
+
+def _decrypt_with_sops(path: Any) -> str:
+    sops = find_tool("sops") or "sops"
+    return subprocess.run(
+        [sops, "--decrypt", str(path)], capture_output=True, text=True, check=True, env=command_env()
+    ).stdout
+
+
+class Plugin:
+    def __init__(self, data: Data, config: Any) -> None:
+        self._context: RenderContext = active_context() or build_context(repo_paths(), _decrypt_with_sops)
+
+    def data(self) -> Mapping[str, Any]:
+        return self._context.data
+
+    def filters(self) -> Filters:
+        return [nthhost]
+
+    def functions(self) -> Functions:
+        return []
