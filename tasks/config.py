@@ -111,13 +111,19 @@ def position(node: Any, key: str | int | None) -> tuple[int | None, int | None]:
             line, column = lc.line, lc.col
     except (KeyError, IndexError, TypeError, AttributeError):
         return None, None
-    return line + 1, column + 1
+    return one_based(line, column)
 
 
 def key_position(node: Any, key: str) -> tuple[int | None, int | None]:
     try:
         line, column = node.lc.key(key)
     except (KeyError, AttributeError, TypeError):
+        return None, None
+    return one_based(line, column)
+
+
+def one_based(line: int | None, column: int | None) -> tuple[int | None, int | None]:
+    if line is None or column is None:
         return None, None
     return line + 1, column + 1
 
@@ -454,7 +460,11 @@ def cross_checks(cluster: Document, nodes: Document, node_list: list[Any]) -> It
                 first_use[value] = f"nodes[{index}]"
 
     for index, entry in enumerate(node_list):
-        if isinstance(entry, dict) and entry.get("name") in RESERVED_NODE_NAMES:
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and entry["name"] in RESERVED_NODE_NAMES
+        ):
             yield nodes.problem(
                 entry,
                 "name",

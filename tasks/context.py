@@ -216,12 +216,18 @@ class RenderContext:
     placeholder_keys: tuple[str, ...]
 
 
-def build_context(paths: Paths, decrypt: Callable[[Path], str]) -> RenderContext:
+def build_context(
+    paths: Paths,
+    decrypt: Callable[[Path], str],
+    config: ClusterConfig | None = None,
+    operator: OperatorFiles | None = None,
+) -> RenderContext:
     """Load config, secrets and operator files; ``decrypt`` returns a sops file's plaintext.
 
-    All problems in the two config files are reported together before any decryption."""
-    config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
-    operator = read_operator_files(paths)
+    All problems in the two config files are reported together before any decryption.
+    ``config`` and ``operator`` may be passed in when the caller already loaded them."""
+    config = config or load_config(paths.cluster_config, paths.nodes_config, paths.root)
+    operator = operator or read_operator_files(paths)
     label = paths.rel(paths.secrets_config)
     if not paths.secrets_config.exists():
         raise UserError(f"{label} not found — run `inv init` to create it, then `inv sops.edit {label}`")

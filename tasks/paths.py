@@ -121,13 +121,16 @@ class Paths:
 
 def tool_env(paths: Paths) -> dict[str, str]:
     """Environment for every external command: the repository's own files, unless the
-    user already points a variable elsewhere (their value wins)."""
-    return {
+    user already points a variable elsewhere (their value wins). SOPS_CONFIG is left out
+    while .sops.yaml does not exist yet (sops refuses a missing config file)."""
+    env = {
         "KUBECONFIG": str(paths.kubeconfig),
         "SOPS_AGE_KEY_FILE": str(paths.age_key),
-        "SOPS_CONFIG": str(paths.sops_config),
         "TALOSCONFIG": str(paths.talosconfig),
     }
+    if "SOPS_CONFIG" in os.environ or paths.sops_config.exists():
+        env["SOPS_CONFIG"] = str(paths.sops_config)
+    return env
 
 
 def repo_paths(root: Path | None = None) -> Paths:

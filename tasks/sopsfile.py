@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-SOPS_NAME = re.compile(r"\.sops\.[A-Za-z0-9]+$|\.sops$")
+#: ``name.sops.yaml``, ``name.sops.json``, ... (but not ``.sops.yaml``, sops's own config).
+SOPS_NAME = re.compile(r"^[^.].*\.sops(\.[A-Za-z0-9]+)?$")
 _ENC = "ENC[AES256_GCM,"
 
 #: Directories configure renders secrets into and sops.* tasks look at.
@@ -19,7 +20,7 @@ SECRET_ROOTS = ("bootstrap", "kubernetes", "talos")
 
 def is_sops_name(path: Path | str) -> bool:
     """True for files that must be encrypted: ``*.sops.yaml``, ``*.sops.json``, ..."""
-    return ".sops." in Path(path).name or Path(path).name.endswith(".sops")
+    return bool(SOPS_NAME.match(Path(path).name))
 
 
 def store_type(path: Path | str) -> str:

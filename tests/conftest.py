@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,14 +33,20 @@ REPO_ITEMS = (
     ".configure-manifest.json",
     ".gitignore",
     "pyproject.toml",
+    "tests/fixtures/example-operator",
 )
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's own kubeconfig, age key or talosconfig."""
+    """No test sees the developer's own kubeconfig, age key or talosconfig, and the tools
+    installed next to this Python (sops, kubectl, yamlfmt) are found without activation."""
     for name in ("KUBECONFIG", "SOPS_AGE_KEY_FILE", "SOPS_CONFIG", "TALOSCONFIG", "HOME_OPS_OPERATOR_DIR"):
         monkeypatch.delenv(name, raising=False)
+    scripts = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if scripts not in path.split(os.pathsep):
+        monkeypatch.setenv("PATH", f"{path}{os.pathsep}{scripts}")
 
 
 def copy_repo(destination: Path) -> Path:
@@ -48,6 +55,9 @@ def copy_repo(destination: Path) -> Path:
         source = ROOT / item
         if source.is_dir():
             shutil.copytree(source, destination / item, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists() and "/" in item:
+            (destination / item).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / item)
         elif source.exists():
             shutil.copy2(source, destination / item)
     return destination
@@ -88,6 +98,8 @@ def repo_context(example_repo: Path) -> Context:
 def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTools:
     """Fake talosctl/talhelper/kubectl/helmfile/flux/helm first on PATH (install more with
     ``fake_tools.install(name)``)."""
-    fakes = FakeTools(tmp_path / "fakebin").install("talosctl", "talhelper", "kubectl", "helmfile", "flux", "helm")
+    fakes = FakeTools(tmp_path / "fakebin").install(
+        "talosctl", "talhelper", "kubectl", "helmfile", "flux", "helm"
+    )
     monkeypatch.setenv("PATH", fakes.path_env())
     return fakes

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCRIPT = r'''#!{python}
+SCRIPT = r"""#!{python}
 import json, os, sys, time, fcntl
 from pathlib import Path
 here = Path(__file__).resolve().parent
@@ -54,7 +54,7 @@ if response.get("sleep"):
 sys.stdout.write(response.get("stdout", ""))
 sys.stderr.write(response.get("stderr", ""))
 sys.exit(response.get("exit", 0))
-'''
+"""
 
 
 def ok(stdout: str = "") -> dict[str, Any]:

@@ -1,0 +1,512 @@
+"""The ``configure`` pipeline: config -> staged render -> encrypt -> validate -> swap in.
+
+Nothing touches the repository until every step has passed. The render happens in a
+private directory outside the repository (memory-backed where the system has one), secrets
+are encrypted there, the staged tree is validated there, and only then are the generated
+files swapped into the work tree, all of them or none. A failure or Ctrl-C at any point
+leaves the tree byte-for-byte as it was, and no plaintext secret ever lands in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import manifest as mf
+from .config import load_config
+from .context import OperatorFiles, RenderContext, build_context, read_operator_files
+from .errors import UserError
+from .keys import age_recipients_of
+from .paths import Paths
+from .runner import Outcome, find_tool, redact, run_many
+from .sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
+
+#: Files whose bytes decide what a render produces (besides templates/ and the operator's
+#: key material, which are added separately).
+RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makejinja.toml")
+RENDER_CODE = ("tasks/config.py", "tasks/context.py", "tasks/render.py")
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Options:
+    force: bool = False
+    check: bool = False
+    dry: bool = False
+    say: Say = print
+
+
+@dataclass
+class Staged:
+    """The staged render: relative path -> bytes, with the secrets already encrypted."""
+
+    files: dict[str, bytes]
+    secrets: dict[str, str]  # relative path -> HMAC of its plaintext
+    encrypted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    write: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    hand_edited: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)  # exist, but configure never wrote them
+
+    @property
+    def conflicts(self) -> list[str]:
+        return sorted(self.hand_edited + self.foreign)
+
+    @property
+    def changes(self) -> list[str]:
+        return sorted(self.write + self.remove)
+
+
+@dataclass
+class Summary:
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    encrypted: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    up_to_date: bool = False
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def staging_parent() -> str | None:
+    """A memory-backed temp directory when the system has one, so plaintext is never
+    written to a disk; else the system temp directory. Never inside the repository."""
+    shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp inside it, mode 0700
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+@contextlib.contextmanager
+def staging_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="home-ops-configure-", dir=staging_parent()))
+    try:
+        path.chmod(0o700)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def sops_decrypt(paths: Paths) -> Callable[[Path], str]:
+    """A decrypt function for :func:`build_context` (plaintext to memory only)."""
+
+    def decrypt(path: Path) -> str:
+        (outcome,) = run_many([(decrypt_argv(str(path)), None)], paths=paths)
+        if not outcome.ok:
+            raise UserError(sops_failure(paths.rel(path), "decrypt", outcome))
+        return outcome.stdout.decode()
+
+    return decrypt
+
+
+#: What sops prints when none of the operator's keys fits a file.
+NO_KEY_MARKERS = ("no identity matched", "no master key was able to decrypt", "0 successful groups required")
+
+
+def sops_failure(label: str, action: str, outcome: Outcome) -> str:
+    text = outcome.stderr.decode(errors="replace").strip()
+    lines = text.splitlines()
+    reason = lines[-1] if lines else f"exit {outcome.returncode}"
+    if any(marker in text for marker in NO_KEY_MARKERS):
+        reason = "no key in the age key file can decrypt it (wrong or missing age key; see `inv init`)"
+    return f"{label}: sops could not {action} it: {reason}"
+
+
+def same_yaml(first: bytes, second: bytes) -> bool:
+    """Whether two YAML texts hold the same data (sops re-serialises what it decrypts)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        return list(yaml.load_all(first)) == list(yaml.load_all(second))
+    except YAMLError:
+        return first == second
+
+
+def encrypt_staged(
+    paths: Paths, out: Path, context: RenderContext, manifest: mf.Manifest, key: bytes
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Encrypt every staged ``*.sops.*`` file in place (in staging), in parallel.
+
+    A secret whose plaintext is unchanged keeps the ciphertext already in the tree, known
+    either from the manifest's keyed digest (no sops call at all) or by decrypting the
+    tree's copy and comparing. Returns (digests, encrypted, kept)."""
+    names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and is_sops_name(p))
+    digests: dict[str, str] = {}
+    kept: list[str] = []
+    to_compare: list[str] = []
+    plaintexts = {name: (out / name).read_bytes() for name in names}
+    recipient = context.data.get("age_public_key")
+    for name in names:
+        digests[name] = mf.keyed_digest(key, plaintexts[name])
+        current = paths.root / name
+        if not current.is_file() or age_recipients_of(current) != [recipient]:
+            continue
+        entry = manifest.files.get(name)
+        if entry and entry.plaintext == digests[name] and entry.sha256 == mf.sha256(current.read_bytes()):
+            kept.append(name)
+        elif is_encrypted_text(current.read_text(errors="replace")):
+            to_compare.append(name)
+    outcomes = run_many([(decrypt_argv(str(paths.root / n)), None) for n in to_compare], paths=paths)
+    kept += [
+        n for n, o in zip(to_compare, outcomes, strict=True) if o.ok and same_yaml(o.stdout, plaintexts[n])
+    ]
+    for name in kept:
+        (out / name).write_bytes((paths.root / name).read_bytes())
+    fresh = [name for name in names if name not in kept]
+    env = {"SOPS_CONFIG": str(out / ".sops.yaml")}
+    outcomes = run_many([(encrypt_argv(n), plaintexts[n]) for n in fresh], cwd=out, paths=paths, env=env)
+    failures = [sops_failure(n, "encrypt", o) for n, o in zip(fresh, outcomes, strict=True) if not o.ok]
+    if failures:
+        raise UserError(*(redact(line, context.secret_values) for line in failures))
+    for name, outcome in zip(fresh, outcomes, strict=True):
+        if not is_encrypted_text(outcome.stdout.decode(errors="replace")):
+            raise UserError(f"{name}: sops returned it unencrypted — does .sops.yaml have a rule for it?")
+        (out / name).write_bytes(outcome.stdout)
+    return digests, sorted(fresh), sorted(kept)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def kustomize_argv(directory: str) -> list[str]:
+    if find_tool("kustomize"):
+        return ["kustomize", "build", directory]
+    return ["kubectl", "kustomize", directory]
+
+
+def kustomization_dirs(out: Path) -> list[str]:
+    names = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+    return sorted({str(p.parent.relative_to(out)) for n in names for p in out.rglob(n)})
+
+
+def yaml_problems(out: Path) -> list[str]:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="safe", pure=True)
+    problems = []
+    for path in sorted(out.rglob("*.y*ml")):
+        try:
+            list(yaml.load_all(path.read_text()))
+        except MarkedYAMLError as error:
+            mark = error.problem_mark
+            where = f"{path.relative_to(out)}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
+            problems.append(f"{where}: rendered YAML does not parse: {error.problem}")
+        except YAMLError as error:
+            problems.append(f"{path.relative_to(out)}: rendered YAML does not parse: {error}")
+    return problems
+
+
+def validate_staged(paths: Paths, out: Path, say: Say) -> None:
+    """YAML-parse every file, build every kustomization (in parallel) and, when talhelper
+    is installed, validate the Talos config. Every problem is reported, then we stop."""
+    problems = yaml_problems(out)
+    dirs = kustomization_dirs(out)
+    outcomes = run_many([(kustomize_argv(d), None) for d in dirs], cwd=out, paths=paths)
+    for directory, outcome in zip(dirs, outcomes, strict=True):
+        if not outcome.ok:
+            lines = outcome.stderr.decode(errors="replace").strip().splitlines() or [
+                f"exit {outcome.returncode}"
+            ]
+            problems.append(f"{directory}: kustomize build failed: {lines[-1]}")
+    talos = out / "talos"
+    note = ""
+    if (talos / "talconfig.yaml").is_file() and find_tool("talhelper"):
+        argv = ["talhelper", "validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml"]
+        (outcome,) = run_many([(argv, None)], cwd=talos, paths=paths)
+        if not outcome.ok:
+            problems.append(
+                f"talos/talconfig.yaml: talhelper validate failed: {outcome.stderr.decode().strip()}"
+            )
+    elif (talos / "talconfig.yaml").is_file():
+        note = " (talhelper not installed: talconfig.yaml not validated)"
+    if problems:
+        raise UserError("the rendered tree does not validate; nothing was written:", *problems)
+    say(f"validated {len(dirs)} kustomizations and every YAML file{note}")
+
+
+# --------------------------------------------------------------------------- plan and swap
+
+
+def make_plan(root: Path, staged: dict[str, bytes], manifest: mf.Manifest, owned: str = "") -> Plan:
+    """Compare the staged files with the tree. ``owned`` (the manifest itself) is always
+    configure's to write."""
+    plan = Plan()
+    for name, content in sorted(staged.items()):
+        current = root / name
+        if not current.exists():
+            plan.write.append(name)
+            continue
+        existing = current.read_bytes()
+        if existing == content:
+            plan.unchanged.append(name)
+            continue
+        plan.write.append(name)
+        entry = manifest.files.get(name)
+        if name == owned:
+            continue
+        if entry is None:
+            plan.foreign.append(name)
+        elif entry.sha256 != mf.sha256(existing):
+            plan.hand_edited.append(name)
+    for name, entry in sorted(manifest.files.items()):
+        if name in staged:
+            continue
+        current = root / name
+        if not current.exists():
+            continue
+        plan.remove.append(name)
+        if entry.sha256 != mf.sha256(current.read_bytes()):
+            plan.hand_edited.append(name)
+    return plan
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, so the swap happens completely or not at all."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
+
+
+def swap_in(root: Path, staged: dict[str, bytes], plan: Plan) -> None:
+    """Write ``plan.write`` and delete ``plan.remove``: every new file is first written next
+    to its target, then all are renamed into place; on any error the originals return."""
+    temporaries: dict[str, Path] = {}
+    originals: dict[str, bytes | None] = {}
+    try:
+        for name in plan.write:
+            target = root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".configure", dir=target.parent)
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(staged[name])
+            os.chmod(temp, 0o644)
+            temporaries[name] = Path(temp)
+        with interrupts_deferred():
+            try:
+                for name, temp in temporaries.items():
+                    target = root / name
+                    originals[name] = target.read_bytes() if target.exists() else None
+                    os.replace(temp, target)
+                for name in plan.remove:
+                    originals[name] = (root / name).read_bytes()
+                    (root / name).unlink()
+            except OSError:
+                restore(root, originals)
+                raise
+        prune_empty_dirs(root, plan.remove)
+    finally:
+        for temp in temporaries.values():
+            temp.unlink(missing_ok=True)
+
+
+def restore(root: Path, originals: dict[str, bytes | None]) -> None:
+    for name, content in originals.items():
+        target = root / name
+        if content is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.write_bytes(content)
+
+
+def prune_empty_dirs(root: Path, removed: Sequence[str]) -> None:
+    for name in removed:
+        parent = (root / name).parent
+        while parent != root and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], list[str]]:
+    """Every file and value a render depends on (the key material as values)."""
+    files = [paths.root / name for name in (*RENDER_INPUT_FILES, *RENDER_CODE)]
+    files += [p for p in paths.templates.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
+
+
+def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
+    """A Cloudflare token in cluster.yaml (the Taskfile template's habit) is accepted only
+    while git ignores cluster.yaml; otherwise it would be committed in plaintext."""
+    if not context.config.cluster.get("cloudflare_token") or "cloudflare_token" not in context.data:
+        return
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(paths.cluster_config)],
+        cwd=paths.root,
+        capture_output=True,
+        check=False,
+    )
+    if ignored.returncode != 0:
+        raise UserError(
+            "cluster.yaml: cloudflare_token: a plaintext secret in a file git would commit — "
+            "move it to cluster.sops.yaml (`inv sops.edit cluster.sops.yaml`) and delete it here"
+        )
+
+
+def stage(
+    paths: Paths, context: RenderContext, out: Path, manifest: mf.Manifest, key: bytes, say: Say
+) -> Staged:
+    from .render import render
+
+    files = render(paths, context, out)
+    say(f"rendered {len(files)} files")
+    digests, encrypted, kept = encrypt_staged(paths, out, context, manifest, key)
+    say(f"secrets: {len(encrypted)} encrypted, {len(kept)} unchanged (ciphertext kept)")
+    validate_staged(paths, out, say)
+    return Staged(read_tree(out), digests, encrypted, kept)
+
+
+def new_manifest(staged: Staged, inputs: str) -> mf.Manifest:
+    entries = {
+        name: mf.Entry(mf.sha256(content), staged.secrets.get(name)) for name, content in staged.files.items()
+    }
+    return mf.Manifest(entries, inputs)
+
+
+def is_up_to_date(paths: Paths, manifest: mf.Manifest, inputs: str) -> bool:
+    if not manifest.files or manifest.inputs != inputs:
+        return False
+    for name, entry in manifest.files.items():
+        path = paths.root / name
+        if not path.is_file() or mf.sha256(path.read_bytes()) != entry.sha256:
+            return False
+    return True
+
+
+def configure(paths: Paths, options: Options) -> Summary:
+    """Run the whole pipeline; raises :class:`UserError` (tree untouched) on any problem."""
+    say = options.say
+    config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
+    operator = read_operator_files(paths)
+    count = len(config.nodes)
+    say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
+    manifest = mf.Manifest.load(paths.manifest)
+    key = mf.secret_key(operator.age_key)
+    inputs = mf.inputs_digest(key, *render_inputs(paths, operator))
+    if not (options.check or options.force) and is_up_to_date(paths, manifest, inputs):
+        say("nothing changed since the last configure: the tree is up to date")
+        return Summary(unchanged=len(manifest.files), up_to_date=True)
+    context = build_context(paths, sops_decrypt(paths), config, operator)
+    label = paths.rel(paths.secrets_config)
+    for placeholder in context.placeholder_keys:
+        print(
+            f"warning: {label}: {placeholder} still holds a placeholder — `inv sops.edit {label}`",
+            file=sys.stderr,
+        )
+    guard_plaintext_token(paths, context)
+
+    with staging_dir() as staging:
+        out = staging / "out"
+        out.mkdir()
+        staged = stage(paths, context, out, manifest, key, say)
+    manifest_name = paths.rel(paths.manifest)
+    files = dict(staged.files)
+    files[manifest_name] = new_manifest(staged, inputs).dumps().encode()
+    plan = make_plan(paths.root, files, manifest, owned=manifest_name)
+    if options.check:
+        # The inputs digest is a cache key, not output: a stale one is not a difference.
+        if manifest_name in plan.write and only_inputs_differ(paths, files[manifest_name]):
+            plan.write.remove(manifest_name)
+        report_check(paths, plan, files, staged)
+        return Summary(unchanged=len(plan.unchanged), encrypted=staged.encrypted, kept=staged.kept)
+    if plan.conflicts and not options.force:
+        raise UserError(
+            "these generated files were changed since configure wrote them; nothing was written:",
+            *(
+                f"  {name}{' (not written by configure)' if name in plan.foreign else ''}"
+                for name in plan.conflicts
+            ),
+            "move your edits into the templates or the config, or overwrite them: `inv configure --force`",
+        )
+    if options.dry:
+        for name in plan.write:
+            say(f"would write {name}")
+        for name in plan.remove:
+            say(f"would remove {name}")
+        return Summary(unchanged=len(plan.unchanged), encrypted=staged.encrypted, kept=staged.kept)
+    swap_in(paths.root, files, plan)
+    return Summary(plan.write, len(plan.unchanged), plan.remove, staged.encrypted, staged.kept)
+
+
+def only_inputs_differ(paths: Paths, new_manifest_text: bytes) -> bool:
+    import json
+
+    try:
+        current = json.loads(paths.manifest.read_text())
+        new = json.loads(new_manifest_text)
+    except (OSError, ValueError):
+        return False
+    current.pop("inputs", None)
+    new.pop("inputs", None)
+    return current == new
+
+
+def report_check(paths: Paths, plan: Plan, files: dict[str, bytes], staged: Staged) -> None:
+    """Raise when the tree is not what configure would write, with a diff of each file
+    (secrets: named only, compared by decrypted content, never printed)."""
+    import difflib
+
+    if not plan.changes:
+        return
+    lines = [f"the tree differs from what configure would write ({len(plan.changes)} files):"]
+    for name in plan.write:
+        current = paths.root / name
+        if is_sops_name(name):
+            lines.append(f"  {name}: secret content differs (not shown)")
+            continue
+        if not current.exists():
+            lines.append(f"  {name}: missing")
+            continue
+        lines.append(f"  {name}: differs")
+        before = current.read_text(errors="replace").splitlines(keepends=True)
+        after = files[name].decode(errors="replace").splitlines(keepends=True)
+        diff = difflib.unified_diff(before, after, f"a/{name}", f"b/{name}")
+        lines += [f"    {line.rstrip()}" for line in diff]
+    lines += [f"  {name}: would be removed" for name in plan.remove]
+    lines.append("run `inv configure` and commit the result")
+    raise UserError(*lines)
+
+
+def describe(summary: Summary) -> str:
+    if summary.up_to_date:
+        return f"up to date: {summary.unchanged} files unchanged"
+    return (
+        f"{len(summary.written)} written, {summary.unchanged} unchanged, {len(summary.removed)} removed; "
+        f"secrets: {len(summary.encrypted)} encrypted, {len(summary.kept)} kept"
+    )

@@ -1,0 +1,488 @@
+"""The configure pipeline on temporary git repositories, with real makejinja, sops + age and
+kustomize: fresh render, no-change re-runs, targeted changes, hand-edit protection, stale
+files, --check, and every failure path leaving the tree byte-for-byte as it was."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks import pipeline
+from tasks.errors import UserError
+from tasks.paths import repo_paths
+from tests.conftest import EXAMPLE_OPERATOR, git
+from tests.fakes import FakeTools, fail
+
+TOKEN = "example-cloudflare-api-token-not-real"  # the bundled example's fake secret
+
+SOPS_TEMPLATE = """\
+---
+creation_rules:
+  - path_regex: talos/.*\\.sops\\.ya?ml
+    mac_only_encrypted: true
+    age: #{ age_public_key }#
+  - path_regex: (bootstrap|kubernetes)/.*\\.sops\\.ya?ml
+    encrypted_regex: ^(data|stringData)$
+    mac_only_encrypted: true
+    age: #{ age_public_key }#
+  - path_regex: (^|/)cluster\\.sops\\.ya?ml$
+    mac_only_encrypted: true
+    age: #{ age_public_key }#
+stores:
+  yaml:
+    indent: 2
+"""
+
+MINIMAL_TEMPLATES = {
+    ".sops.yaml.j2": SOPS_TEMPLATE,
+    "talos/talenv.yaml.j2": "---\ntalosVersion: v1.13.0\n",
+    "talos/talconfig.yaml.j2": "---\nclusterName: kubernetes\nendpoint: https://#{ cluster_api_addr }#:6443\n",
+    "kubernetes/apps/default/kustomization.yaml.j2": (
+        "---\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources:\n  - ./configmap.yaml\n  - ./secret.sops.yaml\n"
+    ),
+    "kubernetes/apps/default/configmap.yaml.j2": (
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n"
+        "data:\n  domain: #{ cloudflare_domain }#\n"
+    ),
+    "kubernetes/apps/default/secret.sops.yaml.j2": (
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: cloudflare\n"
+        "stringData:\n  token: #{ cloudflare_token }#\n"
+    ),
+    "bootstrap/github-deploy-key.sops.yaml.j2": (
+        "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: github-deploy-key\n"
+        "stringData:\n  identity: |\n    #{ deploy_key | indent(4) }#\n"
+    ),
+}
+
+
+def use_templates(repo: Path, templates: dict[str, str]) -> None:
+    config = repo / "templates" / "config"
+    shutil.rmtree(config)
+    for name, text in templates.items():
+        (config / name).parent.mkdir(parents=True, exist_ok=True)
+        (config / name).write_text(text)
+
+
+@pytest.fixture
+def repo(example_repo: Path) -> Path:
+    """The example repository with a small template set and no rendered tree yet."""
+    for name in ("kubernetes", "talos", "bootstrap"):
+        shutil.rmtree(example_repo / name, ignore_errors=True)
+    (example_repo / ".configure-manifest.json").unlink(missing_ok=True)
+    (example_repo / ".sops.yaml").unlink()
+    use_templates(example_repo, MINIMAL_TEMPLATES)
+    return example_repo
+
+
+def run(repo: Path, **options: bool) -> pipeline.Summary:
+    lines: list[str] = []
+    return pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append, **options))
+
+
+def snapshot(repo: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(repo).parts and "__pycache__" not in p.parts
+    }
+
+
+@pytest.fixture(autouse=True)
+def staging_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test stages under its own directory, so leftovers are attributable."""
+    root = tmp_path / "staging"
+    root.mkdir()
+    monkeypatch.setattr(pipeline, "staging_parent", lambda: str(root))
+    return root
+
+
+def staging_leftovers(root: Path) -> list[str]:
+    return [p.name for p in root.iterdir()]
+
+
+def assert_no_plaintext(repo: Path) -> None:
+    for name, content in snapshot(repo).items():
+        if name != "cluster.sops.yaml":
+            assert TOKEN.encode() not in content, f"plaintext secret in {name}"
+
+
+def test_fresh_configure_renders_encrypts_and_records(repo: Path) -> None:
+    summary = run(repo)
+    assert "kubernetes/apps/default/configmap.yaml" in summary.written
+    assert sorted(summary.encrypted) == [
+        "bootstrap/github-deploy-key.sops.yaml",
+        "kubernetes/apps/default/secret.sops.yaml",
+    ]
+    secret = (repo / "kubernetes/apps/default/secret.sops.yaml").read_text()
+    assert "ENC[AES256_GCM" in secret and "name: cloudflare" in secret  # only stringData is encrypted
+    assert "domain: example.com" in (repo / "kubernetes/apps/default/configmap.yaml").read_text()
+    assert (repo / ".configure-manifest.json").is_file()
+    assert_no_plaintext(repo)
+    decrypted = subprocess.run(
+        ["sops", "--decrypt", "kubernetes/apps/default/secret.sops.yaml"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key")},
+    ).stdout
+    assert TOKEN in decrypted
+
+
+def test_no_change_rerun_writes_nothing(repo: Path) -> None:
+    run(repo)
+    before = snapshot(repo)
+    summary = run(repo)
+    assert summary.up_to_date
+    assert snapshot(repo) == before
+    forced = run(repo, force=True)  # full render: still zero writes, ciphertext kept
+    assert forced.written == []
+    assert sorted(forced.kept) == [
+        "bootstrap/github-deploy-key.sops.yaml",
+        "kubernetes/apps/default/secret.sops.yaml",
+    ]
+    assert snapshot(repo) == before
+
+
+def test_unchanged_secret_is_recognised_by_decrypting_when_the_manifest_cannot_tell(repo: Path) -> None:
+    run(repo)
+    before = snapshot(repo)
+    (repo / ".configure-manifest.json").unlink()  # lost the keyed digests
+    summary = run(repo, force=True)  # so the secrets are compared by decrypting them
+    assert summary.encrypted == []
+    assert {k: v for k, v in snapshot(repo).items() if k.endswith(".sops.yaml")} == {
+        k: v for k, v in before.items() if k.endswith(".sops.yaml")
+    }
+
+
+def test_one_value_changed_rewrites_only_affected_files(repo: Path) -> None:
+    run(repo)
+    before = snapshot(repo)
+    cluster = repo / "cluster.yaml"
+    cluster.write_text(
+        cluster.read_text().replace("cluster_api_addr: 192.168.1.145", "cluster_api_addr: 192.168.1.140")
+    )
+    summary = run(repo)
+    assert sorted(summary.written) == [".configure-manifest.json", "talos/talconfig.yaml"]
+    after = snapshot(repo)
+    changed = {name for name in after if after[name] != before.get(name)}
+    assert changed == {".configure-manifest.json", "talos/talconfig.yaml", "cluster.yaml"}
+
+
+def test_changed_secret_is_reencrypted_and_nothing_else_changes(repo: Path) -> None:
+    run(repo)
+    before = snapshot(repo)
+    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key")}
+    plain = subprocess.run(
+        ["sops", "--decrypt", "cluster.sops.yaml"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    new = subprocess.run(
+        ["sops", "--encrypt", "--filename-override", "cluster.sops.yaml", "--input-type", "yaml", "--output-type", "yaml", "/dev/stdin"],
+        cwd=repo, env=env, input=plain.replace(TOKEN, "a-rotated-token"), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    (repo / "cluster.sops.yaml").write_text(new)
+    summary = run(repo)
+    assert summary.encrypted == ["kubernetes/apps/default/secret.sops.yaml"]
+    assert summary.kept == ["bootstrap/github-deploy-key.sops.yaml"]
+    after = snapshot(repo)
+    assert {n for n in after if after[n] != before[n]} == {
+        "cluster.sops.yaml",
+        ".configure-manifest.json",
+        "kubernetes/apps/default/secret.sops.yaml",
+    }
+    assert b"a-rotated-token" not in after["kubernetes/apps/default/secret.sops.yaml"]
+
+
+def test_hand_edits_are_protected_and_force_overwrites(repo: Path) -> None:
+    run(repo)
+    edited = repo / "kubernetes/apps/default/configmap.yaml"
+    edited.write_text(edited.read_text() + "  extra: value\n")
+    cluster = repo / "cluster.yaml"
+    cluster.write_text(
+        cluster.read_text().replace("cloudflare_domain: example.com", "cloudflare_domain: example.org")
+    )
+    before = snapshot(repo)
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    assert "  kubernetes/apps/default/configmap.yaml" in raised.value.lines
+    assert any("--force" in line for line in raised.value.lines)
+    assert snapshot(repo) == before
+    run(repo, force=True)
+    assert "example.org" in edited.read_text() and "extra" not in edited.read_text()
+
+
+def test_files_configure_never_wrote_are_not_overwritten(repo: Path) -> None:
+    mine = repo / "kubernetes/apps/default/configmap.yaml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("---\n# my own file\n")
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    assert "  kubernetes/apps/default/configmap.yaml (not written by configure)" in raised.value.lines
+    assert mine.read_text() == "---\n# my own file\n"
+
+
+def test_stale_generated_files_are_removed_and_foreign_files_kept(repo: Path) -> None:
+    run(repo)
+    own = repo / "talos/notes.md"
+    own.write_text("mine\n")
+    (repo / "templates/config/talos/talconfig.yaml.j2").unlink()
+    summary = run(repo)
+    assert summary.removed == ["talos/talconfig.yaml"]
+    assert not (repo / "talos/talconfig.yaml").exists()
+    assert own.read_text() == "mine\n"
+    assert (repo / "talos/talenv.yaml").exists()
+
+
+def test_stale_file_edited_by_hand_is_protected(repo: Path) -> None:
+    run(repo)
+    (repo / "talos/talconfig.yaml").write_text("---\n# edited\n")
+    (repo / "templates/config/talos/talconfig.yaml.j2").unlink()
+    with pytest.raises(UserError):
+        run(repo)
+    assert (repo / "talos/talconfig.yaml").read_text() == "---\n# edited\n"
+
+
+def test_removing_a_whole_app_prunes_its_directories(repo: Path) -> None:
+    run(repo)
+    shutil.rmtree(repo / "templates/config/bootstrap")
+    run(repo)
+    assert not (repo / "bootstrap").exists()
+
+
+def test_check_passes_on_a_fresh_tree_and_reports_differences(repo: Path) -> None:
+    run(repo)
+    run(repo, check=True)
+    (repo / "kubernetes/apps/default/configmap.yaml").write_text("---\n# drift\n")
+    (repo / "kubernetes/apps/default/secret.sops.yaml").unlink()
+    before = snapshot(repo)
+    with pytest.raises(UserError) as raised:
+        run(repo, check=True)
+    text = "\n".join(raised.value.lines)
+    assert "kubernetes/apps/default/configmap.yaml: differs" in text
+    assert "+  domain: example.com" in text
+    assert "kubernetes/apps/default/secret.sops.yaml: secret content differs (not shown)" in text
+    assert TOKEN not in text
+    assert snapshot(repo) == before
+
+
+def test_check_ignores_a_stale_inputs_digest(repo: Path) -> None:
+    run(repo)
+    manifest = repo / ".configure-manifest.json"
+    text = manifest.read_text()
+    digest = text.split('"inputs": "')[1].split('"')[0]
+    manifest.write_text(text.replace(digest, "0" * 64))
+    run(repo, check=True)
+
+
+# --------------------------------------------------------------------------- failure paths
+
+
+def test_template_error_leaves_the_tree_untouched(repo: Path, staging_root: Path) -> None:
+    run(repo)
+    before = snapshot(repo)
+    bad = repo / "templates/config/kubernetes/apps/default/configmap.yaml.j2"
+    bad.write_text(bad.read_text() + "  broken: #{ no_such_variable }#\n")
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    assert "template error" in raised.value.lines[0]
+    assert "no_such_variable" in raised.value.lines[0]
+    assert snapshot(repo) | {bad.relative_to(repo).as_posix(): b""} == before | {
+        bad.relative_to(repo).as_posix(): b""
+    }
+    assert staging_leftovers(staging_root) == []
+
+
+def test_kustomize_failure_leaves_the_tree_untouched(repo: Path, staging_root: Path) -> None:
+    run(repo)
+    kustomization = repo / "templates/config/kubernetes/apps/default/kustomization.yaml.j2"
+    kustomization.write_text(kustomization.read_text() + "  - ./missing.yaml\n")
+    before = snapshot(repo)
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    assert any(
+        line.startswith("kubernetes/apps/default: kustomize build failed") for line in raised.value.lines
+    )
+    assert snapshot(repo) == before
+    assert staging_leftovers(staging_root) == []
+
+
+def test_invalid_rendered_yaml_is_reported_with_its_position(repo: Path) -> None:
+    (repo / "templates/config/talos/talenv.yaml.j2").write_text("---\ntalosVersion: [v1\n")
+    before = snapshot(repo)
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    assert any(
+        line.startswith("talos/talenv.yaml:3:1: rendered YAML does not parse") for line in raised.value.lines
+    )
+    assert snapshot(repo) == before
+
+
+def test_sops_failure_leaves_no_plaintext_and_the_tree_untouched(
+    repo: Path, staging_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(repo)
+    cluster = repo / "cluster.yaml"
+    cluster.write_text(cluster.read_text().replace("example/home-ops", "example/other"))
+    (repo / "templates/config/kubernetes/apps/default/secret.sops.yaml.j2").write_text(
+        MINIMAL_TEMPLATES["kubernetes/apps/default/secret.sops.yaml.j2"] + "  repo: #{ repository_name }#\n"
+    )
+    before = snapshot(repo)
+    real_sops = shutil.which("sops")
+    fakes = FakeTools(tmp_path / "fakebin").install("sops")
+    # Decrypt through the real sops, fail every encryption.
+    (tmp_path / "fakebin" / "sops").write_text(
+        f'#!/bin/sh\ncase "$*" in *--encrypt*) echo \'sops: failed to encrypt: boom\' >&2; exit 1;; esac\nexec {real_sops} "$@"\n'
+    )
+    monkeypatch.setenv("PATH", fakes.path_env())
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    assert raised.value.lines == [
+        "kubernetes/apps/default/secret.sops.yaml: sops could not encrypt it: sops: failed to encrypt: boom"
+    ]
+    assert snapshot(repo) == before
+    assert_no_plaintext(repo)
+    assert staging_leftovers(staging_root) == []
+
+
+def test_interrupt_during_the_pipeline_leaves_the_tree_untouched(
+    repo: Path, staging_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(repo)
+    cluster = repo / "cluster.yaml"
+    cluster.write_text(cluster.read_text().replace("example.com", "example.net"))
+    before = snapshot(repo)
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "validate_staged", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(repo)
+    assert snapshot(repo) == before
+    assert staging_leftovers(staging_root) == []
+
+
+def test_a_failing_swap_restores_every_original(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(repo)
+    cluster = repo / "cluster.yaml"
+    cluster.write_text(
+        cluster.read_text().replace("example.com", "example.net").replace("192.168.1.145", "192.168.1.140")
+    )
+    before = snapshot(repo)
+    real_replace = os.replace
+    calls = {"n": 0}
+
+    def flaky_replace(src: str, dst: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(pipeline.os, "replace", flaky_replace)
+    with pytest.raises(OSError, match="disk full"):
+        run(repo)
+    assert snapshot(repo) == before
+    leftovers = [p for p in repo.rglob("*.configure") if ".git" not in p.parts]
+    assert leftovers == []
+
+
+def test_config_problems_stop_before_anything_is_rendered(repo: Path) -> None:
+    (repo / "nodes.yaml").write_text("nodes:\n  - name: BAD\n")
+    before = snapshot(repo)
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    assert any(
+        line.startswith("nodes.yaml:2:11: nodes[0].name: 'BAD' must be a DNS label")
+        for line in raised.value.lines
+    )
+    assert snapshot(repo) == before
+
+
+def test_wrong_age_key_is_one_clear_line(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    operator = tmp_path / "other-operator"
+    shutil.copytree(EXAMPLE_OPERATOR, operator)
+    from tasks import keys
+
+    (operator / "age.key").unlink()
+    keys.write_private(operator / "age.key", keys.age_key_file()[0])
+    monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(operator))
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    assert len(raised.value.lines) == 1
+    assert raised.value.lines[0].startswith(
+        "cluster.sops.yaml: sops could not decrypt it: no key in the age key file"
+    )
+
+
+def test_plaintext_token_in_a_committed_cluster_yaml_is_refused(repo: Path) -> None:
+    cluster = repo / "cluster.yaml"
+    cluster.write_text(cluster.read_text() + "cloudflare_token: plaintext-token\n")
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    assert "cluster.yaml: cloudflare_token: a plaintext secret" in raised.value.lines[0]
+    (repo / ".gitignore").write_text((repo / ".gitignore").read_text() + "/cluster.yaml\n")
+    git(repo, "rm", "-q", "--cached", "cluster.yaml")
+    run(repo)  # the Taskfile template's layout (cluster.yaml git-ignored) still works
+    assert_no_plaintext(repo)
+
+
+# --------------------------------------------------------------------------- through `inv`
+
+
+def inv(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+    )
+
+
+def test_inv_configure_reports_config_errors_without_traceback(repo: Path) -> None:
+    (repo / "cluster.yaml").write_text("node_cidr: 10.0.0.1/8\nnode_cidrs: x\n")
+    result = inv(repo, "configure")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cluster.yaml:1:12: node_cidr: '10.0.0.1/8' has host bits set — use 10.0.0.0/8" in result.stderr
+    assert "cluster.yaml:2:1: node_cidrs: unknown key — did you mean node_cidr?" in result.stderr
+
+
+def test_init_then_configure_never_stages_a_plaintext_secret(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOME_OPS_OPERATOR_DIR")
+    env = {k: v for k, v in os.environ.items() if k != "HOME_OPS_OPERATOR_DIR"}
+    result = inv(repo, "init", "configure", env=env)
+    assert result.returncode == 0, result.stderr
+    git(repo, "add", "-A")
+    staged = git(repo, "diff", "--cached", "--name-only").split()
+    assert (
+        "age.key" not in staged
+        and "github-deploy.key" not in staged
+        and "github-push-token.txt" not in staged
+    )
+    secrets = [
+        (repo / "age.key").read_text().splitlines()[-1],
+        "".join((repo / "github-deploy.key").read_text().splitlines()[1:-1]),
+        (repo / "github-push-token.txt").read_text().strip(),
+        TOKEN,
+    ]
+    for name in git(repo, "ls-files").split():
+        content = (repo / name).read_text(errors="replace")
+        flat = content.replace("\n", "").replace(" ", "")
+        for secret in secrets:
+            assert secret not in content and secret.replace(" ", "") not in flat, (
+                f"{name} holds a plaintext secret"
+            )
