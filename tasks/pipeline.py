@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,22 +148,31 @@ def same_yaml(first: bytes, second: bytes) -> bool:
         return first == second
 
 
+@dataclass
+class Encrypted:
+    """What :func:`encrypt_staged` decided for each secret."""
+
+    ciphertexts: dict[str, bytes]  # relative path -> the bytes to write
+    digests: dict[str, str]  # relative path -> keyed digest of the plaintext
+    encrypted: list[str]
+    kept: list[str]
+
+
 def encrypt_staged(
     paths: Paths, out: Path, context: RenderContext, manifest: mf.Manifest, key: bytes
-) -> tuple[dict[str, str], list[str], list[str]]:
-    """Encrypt every staged ``*.sops.*`` file in place (in staging), in parallel.
+) -> Encrypted:
+    """Encrypt every staged ``*.sops.*`` file, in parallel, without writing anything.
 
     A secret whose plaintext is unchanged keeps the ciphertext already in the tree, known
     either from the manifest's keyed digest (no sops call at all) or by decrypting the
-    tree's copy and comparing. Returns (digests, encrypted, kept)."""
+    tree's copy and comparing; only a secret that changed gets new ciphertext."""
     names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and is_sops_name(p))
-    digests: dict[str, str] = {}
+    plaintexts = {name: (out / name).read_bytes() for name in names}
+    digests = {name: mf.keyed_digest(key, plaintexts[name]) for name in names}
+    recipient = context.data.get("age_public_key")
     kept: list[str] = []
     to_compare: list[str] = []
-    plaintexts = {name: (out / name).read_bytes() for name in names}
-    recipient = context.data.get("age_public_key")
     for name in names:
-        digests[name] = mf.keyed_digest(key, plaintexts[name])
         current = paths.root / name
         if not current.is_file() or age_recipients_of(current) != [recipient]:
             continue
@@ -175,8 +185,7 @@ def encrypt_staged(
     kept += [
         n for n, o in zip(to_compare, outcomes, strict=True) if o.ok and same_yaml(o.stdout, plaintexts[n])
     ]
-    for name in kept:
-        (out / name).write_bytes((paths.root / name).read_bytes())
+    ciphertexts = {name: (paths.root / name).read_bytes() for name in kept}
     fresh = [name for name in names if name not in kept]
     env = {"SOPS_CONFIG": str(out / ".sops.yaml")}
     outcomes = run_many([(encrypt_argv(n), plaintexts[n]) for n in fresh], cwd=out, paths=paths, env=env)
@@ -186,8 +195,8 @@ def encrypt_staged(
     for name, outcome in zip(fresh, outcomes, strict=True):
         if not is_encrypted_text(outcome.stdout.decode(errors="replace")):
             raise UserError(f"{name}: sops returned it unencrypted — does .sops.yaml have a rule for it?")
-        (out / name).write_bytes(outcome.stdout)
-    return digests, sorted(fresh), sorted(kept)
+        ciphertexts[name] = outcome.stdout
+    return Encrypted(ciphertexts, digests, sorted(fresh), sorted(kept))
 
 
 # --------------------------------------------------------------------------- validation
@@ -204,45 +213,97 @@ def kustomization_dirs(out: Path) -> list[str]:
     return sorted({str(p.parent.relative_to(out)) for n in names for p in out.rglob(n)})
 
 
-def yaml_problems(out: Path) -> list[str]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+def is_component(out: Path, directory: str) -> bool:
+    for name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+        path = out / directory / name
+        if path.is_file():
+            return any(line.strip() == "kind: Component" for line in path.read_text().splitlines())
+    return False
 
-    yaml = YAML(typ="safe", pure=True)
+
+def combined_root(out: Path, dirs: Sequence[str], root: Path) -> Path:
+    """One kustomization that builds every directory at once, so a single kustomize process
+    does what one process per directory would. Each directory sits in a wrapper with its
+    own ``namePrefix`` (so equal names in different directories cannot collide); a
+    Component is built the way one is used, through ``components:``."""
+    root.mkdir()
+    wrappers = []
+    for index, directory in enumerate(dirs):
+        wrapper = root / f"d{index:04d}"
+        wrapper.mkdir()
+        target = os.path.relpath(out / directory, wrapper)
+        if is_component(out, directory):
+            body = f"components:\n  - {target}\n"
+        else:
+            body = f"namePrefix: v{index:04d}-\nresources:\n  - {target}\n"
+        (wrapper / "kustomization.yaml").write_text(
+            f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n{body}"
+        )
+        wrappers.append(wrapper.name)
+    (root / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+        + "".join(f"  - {name}\n" for name in wrappers)
+    )
+    return root
+
+
+def kustomize_problems(paths: Paths, out: Path, dirs: Sequence[str]) -> list[str]:
+    """Build every kustomization directory: all in one kustomize run; only when that fails,
+    each directory on its own (in parallel) to say exactly which ones are broken."""
+    if not dirs:
+        return []
+    root = combined_root(out, dirs, out.parent / "validate")
+    try:
+        (combined,) = run_many([(kustomize_argv(str(root)), None)], cwd=out, paths=paths)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if combined.ok:
+        return []
+    problems = []
+    outcomes = run_many([(kustomize_argv(d), None) for d in dirs], cwd=out, paths=paths)
+    for directory, outcome in zip(dirs, outcomes, strict=True):
+        if not outcome.ok:
+            problems.append(f"{directory}: kustomize build failed: {last_line(outcome)}")
+    return problems or [f"kustomize build of all directories together failed: {last_line(combined)}"]
+
+
+def last_line(outcome: Outcome) -> str:
+    lines = outcome.stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else f"exit {outcome.returncode}"
+
+
+def yaml_problems(out: Path) -> list[str]:
+    """Every rendered YAML file must parse (libyaml's C parser: fast, with positions)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     problems = []
     for path in sorted(out.rglob("*.y*ml")):
         try:
-            list(yaml.load_all(path.read_text()))
-        except MarkedYAMLError as error:
+            for _ in yaml.load_all(path.read_bytes(), Loader=loader):
+                pass
+        except yaml.MarkedYAMLError as error:
             mark = error.problem_mark
             where = f"{path.relative_to(out)}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
             problems.append(f"{where}: rendered YAML does not parse: {error.problem}")
-        except YAMLError as error:
+        except yaml.YAMLError as error:
             problems.append(f"{path.relative_to(out)}: rendered YAML does not parse: {error}")
     return problems
 
 
 def validate_staged(paths: Paths, out: Path, say: Say) -> None:
-    """YAML-parse every file, build every kustomization (in parallel) and, when talhelper
-    is installed, validate the Talos config. Every problem is reported, then we stop."""
+    """YAML-parse every file, build every kustomization and, when talhelper is installed,
+    validate the Talos config. Every problem is reported, then we stop."""
     problems = yaml_problems(out)
     dirs = kustomization_dirs(out)
-    outcomes = run_many([(kustomize_argv(d), None) for d in dirs], cwd=out, paths=paths)
-    for directory, outcome in zip(dirs, outcomes, strict=True):
-        if not outcome.ok:
-            lines = outcome.stderr.decode(errors="replace").strip().splitlines() or [
-                f"exit {outcome.returncode}"
-            ]
-            problems.append(f"{directory}: kustomize build failed: {lines[-1]}")
+    problems += kustomize_problems(paths, out, dirs)
     talos = out / "talos"
     note = ""
     if (talos / "talconfig.yaml").is_file() and find_tool("talhelper"):
         argv = ["talhelper", "validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml"]
         (outcome,) = run_many([(argv, None)], cwd=talos, paths=paths)
         if not outcome.ok:
-            problems.append(
-                f"talos/talconfig.yaml: talhelper validate failed: {outcome.stderr.decode().strip()}"
-            )
+            problems.append(f"talos/talconfig.yaml: talhelper validate failed: {last_line(outcome)}")
     elif (talos / "talconfig.yaml").is_file():
         note = " (talhelper not installed: talconfig.yaml not validated)"
     if problems:
@@ -361,6 +422,11 @@ def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], li
     return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
 
 
+def import_renderer() -> None:
+    with contextlib.suppress(ImportError):
+        import makejinja.app  # noqa: F401
+
+
 def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
     """A Cloudflare token in cluster.yaml (the Taskfile template's habit) is accepted only
     while git ignores cluster.yaml; otherwise it would be committed in plaintext."""
@@ -382,14 +448,25 @@ def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
 def stage(
     paths: Paths, context: RenderContext, out: Path, manifest: mf.Manifest, key: bytes, say: Say
 ) -> Staged:
+    """Render into ``out``, then encrypt the secrets while the tree is validated (kustomize
+    builds the same objects from a secret's plaintext as from its ciphertext, so the two
+    need not wait for each other). Plaintext is replaced by ciphertext only in staging."""
     from .render import render
 
     files = render(paths, context, out)
     say(f"rendered {len(files)} files")
-    digests, encrypted, kept = encrypt_staged(paths, out, context, manifest, key)
-    say(f"secrets: {len(encrypted)} encrypted, {len(kept)} unchanged (ciphertext kept)")
-    validate_staged(paths, out, say)
-    return Staged(read_tree(out), digests, encrypted, kept)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        validation = pool.submit(validate_staged, paths, out, say)
+        try:
+            encrypted = encrypt_staged(paths, out, context, manifest, key)
+        finally:
+            problems = validation.exception()
+    if problems is not None:
+        raise problems
+    for name, ciphertext in encrypted.ciphertexts.items():
+        (out / name).write_bytes(ciphertext)
+    say(f"secrets: {len(encrypted.encrypted)} encrypted, {len(encrypted.kept)} unchanged (ciphertext kept)")
+    return Staged(read_tree(out), encrypted.digests, encrypted.encrypted, encrypted.kept)
 
 
 def new_manifest(staged: Staged, inputs: str) -> mf.Manifest:
@@ -422,7 +499,10 @@ def configure(paths: Paths, options: Options) -> Summary:
     if not (options.check or options.force) and is_up_to_date(paths, manifest, inputs):
         say("nothing changed since the last configure: the tree is up to date")
         return Summary(unchanged=len(manifest.files), up_to_date=True)
+    warm = threading.Thread(target=import_renderer, daemon=True)
+    warm.start()  # makejinja loads while sops decrypts the secrets
     context = build_context(paths, sops_decrypt(paths), config, operator)
+    warm.join()
     label = paths.rel(paths.secrets_config)
     for placeholder in context.placeholder_keys:
         print(

@@ -8,6 +8,7 @@ makejinja CLI instead, the plugin builds the same context itself (decrypting
 from __future__ import annotations
 
 import ipaddress
+import json
 import subprocess
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,22 @@ def nthhost(cidr: str, index: int) -> str:
     return str(ipaddress.ip_network(cidr)[index])
 
 
+def prefixlen(cidr: str) -> int:
+    """The prefix length of a network, e.g. ``'192.168.1.0/24' | prefixlen`` -> 24."""
+    return ipaddress.ip_network(cidr).prefixlen
+
+
+def is_device_path(disk: str) -> bool:
+    """Whether a node's ``disk`` names a device (``/dev/sda``) rather than a disk serial."""
+    return disk.startswith("/dev/")
+
+
+def tojson_compact(value: Any) -> str:
+    """``value`` as compact JSON on one line, keys in the given order (no HTML escaping,
+    unlike Jinja's ``tojson``), for JSON documents placed inside YAML block scalars."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def _decrypt_with_sops(path: Any) -> str:
     sops = find_tool("sops") or "sops"
     return subprocess.run(
@@ -40,7 +57,7 @@ class Plugin:
         return self._context.data
 
     def filters(self) -> Filters:
-        return [nthhost]
+        return [nthhost, prefixlen, is_device_path, tojson_compact]
 
     def functions(self) -> Functions:
         return []

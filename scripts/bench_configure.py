@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Benchmark `inv configure` against the Taskfile era's flow, and `inv --list` against Invoke.
+
+For the bundled example and for a 12-node variant, in throw-away copies of the repository:
+
+- baseline: the anchor's sequential flow done by hand: the makejinja CLI, then one
+  `sops --encrypt --in-place` per secret file, then one `kubectl kustomize` per
+  kustomization directory (what `task configure` ran);
+- `inv configure` on a tree with nothing rendered yet (fresh);
+- `inv configure` again with nothing changed (no-change re-run).
+
+Then `inv --list` of this task library against `inv --list` of an empty tasks module.
+Each figure is the median of --runs runs. Targets: configure at least 3x faster than the
+baseline, a no-change re-run under 1 s, `inv --list` within 1.2x of Invoke's own cost.
+
+    python scripts/bench_configure.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPERATOR = ROOT / "tests" / "fixtures" / "example-operator"
+SCRIPTS = Path(sys.executable).parent
+COPY = ("tasks", "templates", "cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makejinja.toml", ".mise.toml", ".gitignore")
+RENDERED = ("kubernetes", "talos", "bootstrap", ".sops.yaml", ".configure-manifest.json")
+
+
+def environment() -> dict[str, str]:
+    # A normal shell: Python may cache bytecode (some sandboxes forbid it, which would
+    # charge every run for compiling makejinja, Jinja and Invoke from source).
+    dropped = ("SOPS_CONFIG", "KUBECONFIG", "TALOSCONFIG", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env["HOME_OPS_OPERATOR_DIR"] = str(OPERATOR)
+    env["SOPS_AGE_KEY_FILE"] = str(OPERATOR / "age.key")
+    env["PATH"] = f"{env.get('PATH', '')}{os.pathsep}{SCRIPTS}"
+    return env
+
+
+def fresh_copy(base: Path, nodes_yaml: str | None) -> Path:
+    repo = Path(tempfile.mkdtemp(dir=base))
+    for item in COPY:
+        source = ROOT / item
+        if source.is_dir():
+            shutil.copytree(source, repo / item)
+        else:
+            shutil.copy2(source, repo / item)
+    shutil.copy2(ROOT / ".sops.yaml", repo / ".sops.yaml")  # the anchor kept it in the tree
+    if nodes_yaml is not None:
+        (repo / "nodes.yaml").write_text(nodes_yaml)
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    return repo
+
+
+def twelve_nodes() -> str:
+    lines = ["---", "nodes:"]
+    for index in range(12):
+        lines += [
+            f"  - name: k8s-{index}",
+            f"    address: 192.168.1.{10 + index}",
+            f"    controller: {'true' if index < 3 else 'false'}",
+            "    disk: /dev/sda",
+            f"    mac_addr: 00:00:5e:00:53:{10 + index:02x}",
+            "    schematic_id: 376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def timed(action: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def check(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(argv)}\n{result.stdout}\n{result.stderr}")
+
+
+def baseline(repo: Path, env: dict[str, str]) -> None:
+    """The anchor's `task configure`, step by step, one process at a time."""
+    check([str(SCRIPTS / "makejinja")], repo, env)
+    for root in ("bootstrap", "kubernetes", "talos"):
+        for path in sorted((repo / root).rglob("*.sops.*")):
+            check(["sops", "--encrypt", "--in-place", str(path)], repo, env)
+    for kustomization in sorted(repo.rglob("kustomization.yaml")):
+        check(["kubectl", "kustomize", str(kustomization.parent)], repo, env)
+
+
+def inv(repo: Path, env: dict[str, str], *args: str) -> None:
+    check([sys.executable, "-m", "invoke", *args], repo, env)
+
+
+def measure_configure(label: str, nodes_yaml: str | None, runs: int, base: Path) -> dict[str, float]:
+    env = environment()
+    results: dict[str, list[float]] = {"baseline": [], "fresh": [], "rerun": []}
+    for _ in range(runs):
+        repo = fresh_copy(base, nodes_yaml)
+        results["baseline"].append(timed(lambda repo=repo: baseline(repo, env)))
+        repo = fresh_copy(base, nodes_yaml)
+        (repo / ".sops.yaml").unlink()
+        results["fresh"].append(timed(lambda repo=repo: inv(repo, env, "configure")))
+        results["rerun"].append(timed(lambda repo=repo: inv(repo, env, "configure")))
+    medians = {key: statistics.median(values) for key, values in results.items()}
+    print(
+        f"{label:<16} baseline {medians['baseline']:6.2f}s   inv configure {medians['fresh']:6.2f}s "
+        f"({medians['baseline'] / medians['fresh']:4.1f}x faster)   no-change re-run {medians['rerun']:5.2f}s"
+    )
+    return medians
+
+
+def measure_list(runs: int, base: Path) -> tuple[float, float]:
+    env = environment()
+    empty = Path(tempfile.mkdtemp(dir=base))
+    # Invoke refuses a module without tasks, so "empty" holds one no-op task.
+    (empty / "tasks.py").write_text('from invoke import task\n\n\n@task\ndef noop(c):\n    pass\n')
+    ours = statistics.median(timed(lambda: inv(ROOT, env, "--list")) for _ in range(runs))
+    bare = statistics.median(timed(lambda: inv(empty, env, "--list")) for _ in range(runs))
+    print(f"inv --list       ours {ours:5.3f}s   empty tasks module {bare:5.3f}s   ratio {ours / bare:4.2f}x")
+    return ours, bare
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="repetitions per figure (median reported)")
+    args = parser.parse_args()
+    # A repository that has been used before has its own modules compiled, too.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "tasks"), str(ROOT / "templates")], check=True)
+    with tempfile.TemporaryDirectory(prefix="bench-configure-") as scratch:
+        base = Path(scratch)
+        example = measure_configure("bundled example", None, args.runs, base)
+        twelve = measure_configure("12 nodes", twelve_nodes(), args.runs, base)
+        ours, bare = measure_list(max(args.runs, 10), base)
+    targets = [
+        ("configure >= 3x faster (example)", example["baseline"] / example["fresh"] >= 3),
+        ("configure >= 3x faster (12 nodes)", twelve["baseline"] / twelve["fresh"] >= 3),
+        ("no-change re-run < 1 s", max(example["rerun"], twelve["rerun"]) < 1.0),
+        ("inv --list within 1.2x", ours / bare <= 1.2),
+    ]
+    for name, met in targets:
+        print(f"  [{'met' if met else 'MISSED'}] {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
