@@ -486,3 +486,11 @@ def test_init_then_configure_never_stages_a_plaintext_secret(
             assert secret not in content and secret.replace(" ", "") not in flat, (
                 f"{name} holds a plaintext secret"
             )
+
+
+def test_dry_run_renders_and_validates_but_writes_nothing(repo: Path) -> None:
+    before = snapshot(repo)
+    result = inv(repo, "--dry", "configure")
+    assert result.returncode == 0, result.stderr
+    assert "configure: would write kubernetes/apps/default/configmap.yaml" in result.stdout
+    assert snapshot(repo) == before
