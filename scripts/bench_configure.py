@@ -32,7 +32,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR = ROOT / "tests" / "fixtures" / "example-operator"
 SCRIPTS = Path(sys.executable).parent
-COPY = ("tasks", "templates", "cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makejinja.toml", ".mise.toml", ".gitignore")
+COPY = (
+    "tasks",
+    "templates",
+    "cluster.yaml",
+    "nodes.yaml",
+    "cluster.sops.yaml",
+    "makejinja.toml",
+    ".mise.toml",
+    ".gitignore",
+)
 RENDERED = ("kubernetes", "talos", "bootstrap", ".sops.yaml", ".configure-manifest.json")
 
 
@@ -124,7 +133,7 @@ def measure_list(runs: int, base: Path) -> tuple[float, float]:
     env = environment()
     empty = Path(tempfile.mkdtemp(dir=base))
     # Invoke refuses a module without tasks, so "empty" holds one no-op task.
-    (empty / "tasks.py").write_text('from invoke import task\n\n\n@task\ndef noop(c):\n    pass\n')
+    (empty / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef noop(c):\n    pass\n")
     ours = statistics.median(timed(lambda: inv(ROOT, env, "--list")) for _ in range(runs))
     bare = statistics.median(timed(lambda: inv(empty, env, "--list")) for _ in range(runs))
     print(f"inv --list       ours {ours:5.3f}s   empty tasks module {bare:5.3f}s   ratio {ours / bare:4.2f}x")
@@ -136,7 +145,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="repetitions per figure (median reported)")
     args = parser.parse_args()
     # A repository that has been used before has its own modules compiled, too.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "tasks"), str(ROOT / "templates")], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(ROOT / "tasks"), str(ROOT / "templates")], check=True
+    )
     with tempfile.TemporaryDirectory(prefix="bench-configure-") as scratch:
         base = Path(scratch)
         example = measure_configure("bundled example", None, args.runs, base)

@@ -15,6 +15,20 @@ ns.add_task(core.configure)
 
 # Collections, one module each (registered by the modules' owners as they land).
 # COLLECTIONS-BEGIN
+from . import dev, flux  # noqa: E402
+
+ns.add_collection(Collection.from_module(dev))
+ns.add_collection(Collection.from_module(flux))
+ns.add_task(flux.reconcile, name="reconcile")
+from . import doctor, lint, sops  # noqa: E402
+
+ns.add_collection(lint.ns)
+ns.add_collection(sops.ns)
+ns.add_task(doctor.doctor)
+from . import bootstrap, talos  # noqa: E402
+
+ns.add_collection(Collection.from_module(talos))
+ns.add_collection(Collection.from_module(bootstrap))
 # COLLECTIONS-END
 
 ns.configure(

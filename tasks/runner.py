@@ -13,10 +13,12 @@ Every task goes through here, so every command:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +32,7 @@ from typing import Any
 
 from invoke.context import Context
 from invoke.exceptions import CommandTimedOut
-from invoke.runners import Result
+from invoke.runners import Local, Result
 
 from .errors import UserError
 from .paths import Paths, paths_for, repo_paths, tool_env
@@ -147,6 +149,64 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+class FeedingLocal(Local):
+    """Invoke's local runner, fixed for feeding data through stdin and for Ctrl-C.
+
+    - Invoke reads a non-terminal ``in_stream`` one character per 10 ms poll (about 100
+      bytes a second: minutes for a CRD bundle); this reads it in large chunks.
+    - ``os.write`` may write only part of a chunk; this writes all of it.
+    - On Ctrl-C Invoke writes ``\\x03`` to the child's stdin (which fails once stdin is closed,
+      and means nothing to a pipe) and then carries on as if the command had merely failed;
+      this sends SIGINT instead and re-raises ``KeyboardInterrupt`` once the child is gone, so
+      retry loops stop and tasks can clean up.
+    """
+
+    stdin_chunk = 64 * 1024
+    _interrupted = False
+
+    def read_our_stdin(self, input_: Any) -> str | None:
+        if isinstance(input_, io.StringIO):
+            return input_.read(self.stdin_chunk)
+        return super().read_our_stdin(input_)
+
+    def _write_proc_stdin(self, data: bytes) -> None:
+        if self.using_pty or not (self.process and self.process.stdin):
+            super()._write_proc_stdin(data)
+            return
+        fd = self.process.stdin.fileno()
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except BrokenPipeError:  # the command exited without reading everything
+            pass
+
+    def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
+        self._interrupted = True
+        process = getattr(self, "process", None)
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+                process.send_signal(signal.SIGINT)
+
+    def _finish(self) -> Result:
+        try:
+            result = super()._finish()
+        except Exception:
+            if self._interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        if self._interrupted:
+            raise KeyboardInterrupt
+        return result
+
+
+def _use_feeding_runner(c: Context) -> None:
+    """Make ``c`` run commands with :class:`FeedingLocal` unless it was given its own runner."""
+    runners = c.config.get("runners") if hasattr(c.config, "get") else None
+    if runners is not None and runners.get("local") is Local:
+        runners["local"] = FeedingLocal
+
+
 class CommandFailed(UserError):
     """A command exited non-zero; the message is its line and the end of its output."""
 
@@ -193,6 +253,7 @@ def run(
     }
     if timeout is not None:
         kwargs["timeout"] = timeout
+    _use_feeding_runner(c)
     try:
         if cwd is not None:
             with c.cd(str(cwd)):
@@ -216,16 +277,26 @@ def pipe(
     *,
     cwd: Path | None = None,
     secrets: Iterable[str] = (),
+    check: bool = True,
 ) -> Result:
     """``producer | consumer`` without a shell and without a temporary file: the producer's
     output is held in memory and fed to the consumer's stdin. Under ``--dry`` both are
-    shown as one pasteable pipeline and neither runs."""
+    shown as one pasteable pipeline (after ``cd DIR &&`` when ``cwd`` is given) and neither
+    runs. The producer's output may be a secret: it is never shown, not even when the
+    producer fails. ``check=False`` returns the consumer's failed result instead of raising
+    (e.g. ``kubectl diff``, which exits 1 for "differences")."""
     display = f"{command_line(producer)} | {command_line(consumer)}"
+    if cwd is not None:
+        display = f"cd {shlex.quote(str(cwd))} && {display}"
     if is_dry(c):
         print(redact(display, secrets))
         return Result(command=display, exited=0)
-    produced = run(c, producer, cwd=cwd, secrets=secrets)
-    return run(c, consumer, stdin=produced.stdout, cwd=cwd, secrets=[*secrets, produced.stdout])
+    produced = run(c, producer, cwd=cwd, secrets=secrets, check=False)
+    if produced.failed:
+        raise CommandFailed(
+            redact(command_line(producer), secrets), produced.exited, redact(_tail(produced.stderr), secrets)
+        )
+    return run(c, consumer, stdin=produced.stdout, cwd=cwd, secrets=[*secrets, produced.stdout], check=check)
 
 
 def retry(
@@ -238,12 +309,14 @@ def retry(
     attempt_timeout: float | None = None,
     cwd: Path | None = None,
     accept: Callable[[Result], bool] | None = None,
+    ok_if: Callable[[Result], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Result:
     """Run ``argv`` until it succeeds (and ``accept`` approves the result), for at most
     ``deadline`` seconds. Says what it waits for and for how long; on timeout raises with
-    the last error. Under ``--dry`` the command is printed once."""
+    the last error. ``ok_if`` marks a failed attempt as done anyway (e.g. "already
+    bootstrapped"). Under ``--dry`` the command is printed once."""
     if is_dry(c):
         return run(c, argv, cwd=cwd, check=False)
     print(f"waiting for {waiting_for} (up to {deadline:g}s, retrying every {interval:g}s)")
@@ -257,10 +330,15 @@ def retry(
         except UserError as error:  # a timed-out attempt is just another failed attempt
             last_error = str(error)
         else:
-            if result.ok and (accept is None or accept(result)):
+            if (result.ok and (accept is None or accept(result))) or (
+                result.failed and ok_if is not None and ok_if(result)
+            ):
                 print(f"{waiting_for}: done after {attempt} attempt(s)")
                 return result
-            last_error = _tail(result.stderr or result.stdout, 5) or f"exit {result.exited}"
+            if result.ok:  # ran fine, but not yet what we wait for: its output is data, not an error
+                last_error = _tail(result.stderr, 5) or "succeeded, but not the awaited condition yet"
+            else:
+                last_error = _tail(result.stderr or result.stdout, 5) or f"exit {result.exited}"
         elapsed = clock() - started
         if elapsed + interval > deadline:
             raise UserError(

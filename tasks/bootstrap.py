@@ -1,0 +1,312 @@
+"""``inv bootstrap.*``: take bare Talos nodes to a running Flux cluster.
+
+``bootstrap.talos`` creates the Talos secrets (once), generates and applies the node
+configs, bootstraps etcd and fetches the kubeconfig. ``bootstrap.apps`` waits for the
+nodes, creates the namespaces, applies the bootstrap secrets and CRDs and syncs the
+bootstrap helmfile (CNI, DNS, cert-manager, Flux). Both are safe to run again.
+
+Plaintext secrets exist only in memory: they travel from ``talhelper gensecret`` or
+``sops --decrypt`` to the next command through its stdin, never through a file, and are
+never printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from invoke import task
+
+from . import cluster, runner, sopsfile
+from .errors import UserError, friendly
+from .paths import Paths, paths_for
+from .talos import CONFIGURE, INIT, generated, known_nodes, node_label, preflight, run_generated, talos_files
+
+BOOTSTRAP_TALOS = "run `inv bootstrap.talos`"
+#: How ``kubectl`` applies: server-side, owning the fields it sets even when something
+#: else (Flux, later) set them before.
+SERVER_SIDE = ["--server-side", "--force-conflicts", "--field-manager=home-ops"]
+#: talosctl's answer when etcd was bootstrapped before: a re-run is not an error.
+ALREADY_BOOTSTRAPPED = ("AlreadyExists", "etcd data directory is not empty")
+
+
+def tail(text: str, lines: int = 10) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- bootstrap.talos
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step: a temporary file in the same directory,
+    renamed over it. On any failure or Ctrl-C the temporary file is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp).chmod(0o644)
+        Path(temp).replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            Path(temp).unlink()
+        raise
+
+
+def talsecret_argvs(paths: Paths) -> tuple[list[str], list[str]]:
+    """``talhelper gensecret`` and the sops command that encrypts its output (run from the
+    root, so the ``talos/*.sops.yaml`` rule of .sops.yaml applies)."""
+    return ["talhelper", "gensecret"], sopsfile.encrypt_argv(paths.rel(paths.talsecret))
+
+
+def ensure_talsecret(c: Any, paths: Paths) -> bool:
+    """Create ``talos/talsecret.sops.yaml`` unless it exists: ``talhelper gensecret`` piped
+    in memory into ``sops --encrypt``; only ciphertext is ever written. True if created."""
+    label = paths.rel(paths.talsecret)
+    if paths.talsecret.exists():
+        print(f"{label} exists: keeping the cluster's secrets")
+        return False
+    gensecret, encrypt = talsecret_argvs(paths)
+    if runner.is_dry(c):
+        line = f"{runner.command_line(gensecret)} | {runner.command_line(encrypt)} > {label}"
+        print(f"cd {shlex.quote(str(paths.root))} && {line}")
+        return True
+    print(f"generating the Talos secrets into {label} (encrypted)")
+    ciphertext = runner.pipe(c, gensecret, encrypt, cwd=paths.root).stdout
+    if not sopsfile.is_encrypted_text(ciphertext):
+        raise UserError(f"sops did not return an encrypted document; {label} was not written")
+    write_atomic(paths.talsecret, ciphertext)
+    return True
+
+
+def retry_generated(
+    c: Any,
+    paths: Paths,
+    args: list[str],
+    *,
+    waiting_for: str,
+    deadline: float,
+    interval: float,
+    attempt_timeout: float,
+    ok_if: Any = None,
+) -> None:
+    """``talhelper gencommand ARGS`` once, then each talosctl command it printed retried
+    until it succeeds or ``deadline`` seconds pass."""
+    nodes = known_nodes(paths)
+    then = (
+        f"retry each talosctl command it prints (no shell), waiting for {waiting_for} (up to {deadline:g}s)"
+    )
+    commands = generated(c, paths, args, then=then)
+    for command in commands:
+        runner.retry(
+            c,
+            command.argv,
+            waiting_for=f"{waiting_for} on {node_label(nodes, command.node)}",
+            deadline=deadline,
+            interval=interval,
+            attempt_timeout=attempt_timeout,
+            cwd=paths.talos,
+            ok_if=ok_if,
+        )
+
+
+def already_bootstrapped(result: Any) -> bool:
+    output = f"{result.stderr}\n{result.stdout}"
+    return any(marker in output for marker in ALREADY_BOOTSTRAPPED)
+
+
+@task(
+    help={
+        "deadline": "seconds to keep retrying the etcd bootstrap, and again the kubeconfig (default 600)",
+        "interval": "seconds between attempts (default 10)",
+        "attempt-timeout": "seconds one attempt may hang before it counts as failed (default 120)",
+    }
+)
+@friendly
+def talos(c, deadline=600.0, interval=10.0, attempt_timeout=120.0):
+    """Bootstrap Talos on nodes in maintenance mode and fetch the kubeconfig.
+
+    Creates talos/talsecret.sops.yaml if absent (encrypted in memory), generates the node
+    configs, applies them (insecure), retries the etcd bootstrap and the kubeconfig fetch
+    until they succeed or the deadline passes. Safe to run again."""
+    paths = paths_for(c)
+    preflight(c, paths, tools=["talhelper", "talosctl", "sops"], files=talos_files(paths))
+    ensure_talsecret(c, paths)
+    runner.run(c, ["talhelper", "genconfig"], cwd=paths.talos, stream=True)
+    nodes = known_nodes(paths)
+    args = ["apply", cluster.extra_flags("--insecure")]
+    run_generated(c, paths, args, action="applying config (insecure, maintenance mode)", nodes=nodes)
+    timing = {
+        "deadline": float(deadline),
+        "interval": float(interval),
+        "attempt_timeout": float(attempt_timeout),
+    }
+    retry_generated(
+        c, paths, ["bootstrap"], waiting_for="etcd to bootstrap", ok_if=already_bootstrapped, **timing
+    )
+    # talosctl writes <dir>/kubeconfig; the commands run in talos/, so the root is "..".
+    root = os.path.relpath(paths.root, paths.talos)
+    retry_generated(
+        c,
+        paths,
+        ["kubeconfig", cluster.extra_flags(root, "--force")],
+        waiting_for="the kubeconfig",
+        **timing,
+    )
+    if not runner.is_dry(c):
+        print(f"done: {paths.rel(paths.root / 'kubeconfig')} is ready; next: inv bootstrap.apps")
+
+
+# --------------------------------------------------------------------------- bootstrap.apps
+
+
+def wait_for_nodes(c: Any, deadline: float, interval: float) -> None:
+    """Return at once when every node is Ready; otherwise wait until every node has
+    registered (Ready=False is expected until the CNI runs), or fail at ``deadline``."""
+    argv = ["kubectl", "get", "nodes", "--output=json"]
+    if not runner.is_dry(c):
+        probe = runner.run(c, argv, check=False, timeout=30)
+        statuses = cluster.node_statuses(probe.stdout) if probe.ok else []
+        if cluster.nodes_ready(statuses):
+            print(f"nodes: all {len(statuses)} Ready, not waiting")
+            return
+    last: list[cluster.NodeStatus] = []
+
+    def registered(result: Any) -> bool:
+        last[:] = cluster.node_statuses(result.stdout)
+        return cluster.nodes_registered(last)
+
+    try:
+        runner.retry(
+            c,
+            argv,
+            waiting_for="the nodes to register (Ready=False is expected until the CNI runs)",
+            deadline=deadline,
+            interval=interval,
+            attempt_timeout=30,
+            accept=registered,
+        )
+    except UserError as error:
+        seen = ", ".join(f"{s.name} Ready={'Unknown' if s.ready is None else s.ready}" for s in last)
+        raise UserError(*error.lines, f"  nodes seen: {seen or 'none'}") from None
+
+
+def ensure_namespaces(c: Any, paths: Paths) -> list[str]:
+    """Create the namespace of every ``kubernetes/apps/*`` directory that does not exist yet.
+    Returns the ones created."""
+    wanted = cluster.app_namespaces(paths.kubernetes / "apps")
+    argv = ["kubectl", "get", "namespaces", "--output=jsonpath={.items[*].metadata.name}"]
+    existing = set(runner.run(c, argv).stdout.split())
+    missing = [name for name in wanted if name not in existing]
+    for name in missing:
+        runner.run(c, ["kubectl", "create", "namespace", name])
+        print(f"namespace {name}: created")
+    if not missing:
+        print(f"namespaces: all {len(wanted)} exist")
+    return missing
+
+
+def apply_secrets(c: Any, paths: Paths) -> list[str]:
+    """Decrypt each bootstrap secret in memory and apply it server-side through stdin,
+    skipping the ones ``kubectl diff`` shows are current. Returns the ones applied."""
+    applied = []
+    kubectl = ["kubectl", "--namespace", cluster.SECRETS_NAMESPACE]
+    for path in cluster.bootstrap_secret_files(paths.root):
+        label = paths.rel(path)
+        decrypt = sopsfile.decrypt_argv(label)
+        diff = runner.pipe(
+            c, decrypt, [*kubectl, "diff", *SERVER_SIDE, "-f", "-"], cwd=paths.root, check=False
+        )
+        if runner.is_dry(c) or diff.exited == 1:
+            runner.pipe(c, decrypt, [*kubectl, "apply", *SERVER_SIDE, "-f", "-"], cwd=paths.root)
+            if not runner.is_dry(c):
+                print(f"secret {label}: applied")
+            applied.append(label)
+        elif diff.exited == 0:
+            print(f"secret {label}: current")
+        else:
+            raise runner.CommandFailed(f"kubectl diff of {label}", diff.exited, tail(diff.stderr))
+    return applied
+
+
+def apply_crds(c: Any, paths: Paths, helmfile: Path) -> bool:
+    """Render the CRD helmfile, keep only its CustomResourceDefinition documents and apply
+    them server-side through stdin unless ``kubectl diff`` shows they are current."""
+    render = ["helmfile", "--file", paths.rel(helmfile), "template"]
+    diff = ["kubectl", "diff", *SERVER_SIDE, "-f", "-"]
+    apply = ["kubectl", "apply", *SERVER_SIDE, "-f", "-"]
+    if runner.is_dry(c):
+        runner.run(c, render, cwd=paths.root)
+        print("# keep only its CustomResourceDefinition documents, then feed them through stdin to:")
+        print(runner.command_line(diff))
+        print(runner.command_line(apply))
+        return True
+    rendered = runner.run(c, render, cwd=paths.root).stdout
+    crds = cluster.select_kind(rendered)
+    if not crds:
+        raise UserError(f"`{runner.command_line(render)}` rendered no CustomResourceDefinition")
+    stream = cluster.join_documents(crds)
+    result = runner.run(c, diff, stdin=stream, check=False)
+    if result.exited == 0:
+        print(f"CRDs: all {len(crds)} current")
+        return False
+    if result.exited != 1:
+        raise runner.CommandFailed(runner.command_line(diff), result.exited, tail(result.stderr))
+    runner.run(c, apply, stdin=stream)
+    print(f"CRDs: {len(crds)} applied")
+    return True
+
+
+@task(
+    help={
+        "deadline": "seconds to wait for the nodes to register (default 600)",
+        "interval": "seconds between checks (default 10)",
+    }
+)
+@friendly
+def apps(c, deadline=600.0, interval=10.0):
+    """Install the bootstrap apps (Cilium, CoreDNS, cert-manager, Flux) on the new cluster.
+
+    Waits for the nodes, creates the namespaces of kubernetes/apps, applies the bootstrap
+    secrets (decrypted in memory) and the CRDs server-side, then `helmfile sync`s
+    bootstrap/helmfile.d/01-apps.yaml. Safe to run again: what is current is skipped."""
+    paths = paths_for(c)
+    crds_file = paths.bootstrap / "helmfile.d" / "00-crds.yaml"
+    apps_file = paths.bootstrap / "helmfile.d" / "01-apps.yaml"
+    preflight(
+        c,
+        paths,
+        tools=["kubectl", "sops", "helmfile"],
+        files=[
+            (paths.kubeconfig, BOOTSTRAP_TALOS),
+            (paths.age_key, INIT),
+            (crds_file, CONFIGURE),
+            (apps_file, CONFIGURE),
+            (paths.kubernetes / "apps", CONFIGURE),
+        ],
+    )
+    if not cluster.app_namespaces(paths.kubernetes / "apps"):
+        raise UserError(f"{paths.rel(paths.kubernetes / 'apps')} has no namespace directories — {CONFIGURE}")
+    wait_for_nodes(c, float(deadline), float(interval))
+    changed = [f"namespace {name}" for name in ensure_namespaces(c, paths)]
+    changed += [f"secret {label}" for label in apply_secrets(c, paths)]
+    if apply_crds(c, paths, crds_file):
+        changed.append("CRDs")
+    runner.run(
+        c, ["helmfile", "--file", paths.rel(apps_file), "sync", "--hide-notes"], cwd=paths.root, stream=True
+    )
+    if runner.is_dry(c):
+        return
+    if changed:
+        print(f"done: applied {', '.join(changed)}; helmfile synced the releases")
+    else:
+        print(
+            "done: nothing changed — namespaces, bootstrap secrets and CRDs were already current "
+            "(helmfile sync re-applied the same releases)"
+        )

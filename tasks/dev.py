@@ -1,0 +1,304 @@
+"""Development tasks: validate and diff the Flux tree offline, test a branch on the cluster."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from invoke import task
+from invoke.context import Context
+from invoke.exceptions import Exit
+
+from .errors import UserError, friendly
+from .paths import paths_for
+from .runner import find_tool, is_dry, require, require_files, run, run_many
+
+FLUX_NS = "flux-system"
+ORIGINAL_REF = "home-ops.dev/original-ref"
+FLUXINSTANCE = "fluxinstances.fluxcd.controlplane.io"
+
+
+# Offline validation ------------------------------------------------------------------------
+def _validate_tree(path: Path) -> Any:
+    from .fluxtree import EntryNotFound, validate
+
+    try:
+        return validate(path)
+    except EntryNotFound as error:
+        raise UserError(str(error)) from None
+
+
+@task(
+    help={
+        "path": "Flux repository (or its cluster directory) to validate; default: this repository",
+        "json": "print the full result as JSON",
+        "helm": "also inflate HelmReleases with helm template and check schemas with kubeconform",
+    }
+)
+@friendly
+def validate(c: Context, path: str = "", json: bool = False, helm: bool = False) -> None:
+    """Validate the Flux tree offline: build every Kustomization as Flux would, report problems.
+
+    Starts at kubernetes/flux/cluster, follows nested Kustomizations (components, patches,
+    postBuild substitution), collects HelmReleases and their sources, and reports broken
+    YAML, missing files, unknown or cyclic dependsOn, missing chart sources, objects applied
+    twice, unencrypted *.sops.* files, substituteFrom without a creator and ${VARS} without a
+    value. Needs only kustomize (or kubectl). Exits 1 on any problem.
+    """
+    from .fluxtree import report
+
+    require(c, "kustomize" if find_tool("kustomize") else "kubectl")
+    target = Path(path).expanduser() if path else paths_for(c).root
+    tree = _validate_tree(target)
+    notes: list[str] = []
+    if helm:
+        notes = _helm(tree)
+    if json:
+        data = jsonlib.loads(report.as_json(tree))
+        data["notes"] += notes
+        print(jsonlib.dumps(data, indent=2))
+    else:
+        print(report.as_text(tree, notes))
+    if tree.problems:
+        raise Exit(code=1)
+
+
+def _helm(tree: Any) -> list[str]:
+    from .fluxtree.helm import inflate
+
+    return inflate(tree, helm=find_tool("helm"), kubeconform=find_tool("kubeconform"))
+
+
+# Diff --------------------------------------------------------------------------------------
+def _git(root: Path, *args: str) -> tuple[int, str]:
+    """Read-only git query (runs under --dry too: it changes nothing)."""
+    outcome = run_many([(["git", *args], None)], cwd=root)[0]
+    return outcome.returncode, outcome.stdout.decode("utf-8", "replace").strip()
+
+
+def default_branch(root: Path) -> str:
+    """origin/HEAD's branch when the remote told us, else main."""
+    code, ref = _git(root, "symbolic-ref", "--short", "-q", "refs/remotes/origin/HEAD")
+    return ref if code == 0 and ref else "main"
+
+
+@task(
+    help={
+        "base": "git ref to compare against; default: the default branch (origin/HEAD, else main)",
+        "output_file": "also write the markdown to this file",
+        "limit": "maximum size of the markdown in characters (default 60000)",
+    }
+)
+@friendly
+def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000) -> None:
+    """Diff the Flux tree of the working tree against a base ref, as a PR comment.
+
+    Renders both trees offline (the base from a temporary git worktree, always removed) and
+    prints object-level unified diffs of Kustomizations, HelmReleases and what they apply,
+    without noisy chart labels, versions and checksums, capped in size.
+    """
+    from .fluxtree.diff import markdown
+
+    root = paths_for(c).root
+    require(c, "git", "kustomize" if find_tool("kustomize") else "kubectl")
+    ref = base or default_branch(root)
+    code, _sha = _git(root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
+    if code != 0:
+        raise UserError(f"unknown git ref '{ref}': pass --base with a branch, tag or commit")
+    if is_dry(c):
+        print(
+            f"would build the Flux tree at {ref} (temporary git worktree) and the working tree, and diff them"
+        )
+        return
+    head = _validate_tree(root)
+    with tempfile.TemporaryDirectory(prefix="home-ops-diff-") as tmp:
+        worktree = Path(tmp) / "base"
+        code, _out = _git(root, "worktree", "add", "--detach", "--quiet", str(worktree), ref)
+        if code != 0:
+            raise UserError(f"could not check out {ref} into a temporary worktree")
+        try:
+            base_tree = _base_tree(worktree)
+        finally:
+            _git(root, "worktree", "remove", "--force", str(worktree))
+            _git(root, "worktree", "prune")
+    text = markdown(base_tree, head, base_label=ref, limit=limit)
+    if output_file:
+        Path(output_file).write_text(text, encoding="utf-8")
+        print(f"wrote {output_file}", file=sys.stderr)
+    print(text, end="")
+
+
+def _base_tree(worktree: Path) -> Any:
+    """The base's tree; an empty one when the base has no Flux tree yet (everything is new)."""
+    from .fluxtree import EntryNotFound, Tree, validate
+
+    try:
+        return validate(worktree)
+    except EntryNotFound:
+        return Tree(root=str(worktree), entry="")
+
+
+# Branch testing ----------------------------------------------------------------------------
+def current_branch(root: Path) -> str:
+    code, branch = _git(root, "symbolic-ref", "--short", "-q", "HEAD")
+    if code != 0 or not branch:
+        raise UserError("HEAD is detached: check out the branch you want Flux to follow")
+    return branch
+
+
+def ensure_pushed(root: Path, branch: str) -> None:
+    code, upstream = _git(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+    if code != 0 or not upstream:
+        raise UserError(f"branch '{branch}' is not pushed: run `git push -u origin {branch}` first")
+    code, ahead = _git(root, "rev-list", "--count", "@{upstream}..HEAD")
+    if code == 0 and ahead not in ("", "0"):
+        raise UserError(f"branch '{branch}' has {ahead} unpushed commit(s): run `git push` first")
+
+
+def _kubectl_json(c: Context, *args: str) -> Any:
+    outcome = run_many([(["kubectl", *args, "-o", "json"], None)], paths=paths_for(c))[0]
+    if not outcome.ok:
+        message = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise UserError(f"kubectl {' '.join(args)} failed", *(f"  {m}" for m in message[-3:]))
+    return jsonlib.loads(outcome.stdout or b"{}")
+
+
+def find_instance(c: Context) -> dict[str, Any]:
+    """The cluster's FluxInstance (the Flux operator's sync settings)."""
+    items = _kubectl_json(c, "get", FLUXINSTANCE, "--all-namespaces").get("items") or []
+    if not items:
+        raise UserError("no FluxInstance found in the cluster: is the Flux operator installed?")
+    return items[0]
+
+
+def _managing_release(instance: dict[str, Any]) -> tuple[str, str] | None:
+    """The HelmRelease that renders the FluxInstance (it would revert a patched ref)."""
+    labels = (instance.get("metadata") or {}).get("labels") or {}
+    name = labels.get("helm.toolkit.fluxcd.io/name")
+    namespace = labels.get("helm.toolkit.fluxcd.io/namespace") or FLUX_NS
+    return (namespace, name) if name else None
+
+
+def _release_suspended(c: Context, release: tuple[str, str]) -> bool:
+    body = _kubectl_json(
+        c, "--namespace", release[0], "get", "helmreleases.helm.toolkit.fluxcd.io", release[1]
+    )
+    return bool((body.get("spec") or {}).get("suspend"))
+
+
+def _preconditions(c: Context) -> None:
+    paths = paths_for(c)
+    require(c, "kubectl", "flux")
+    if not is_dry(c):
+        require_files(
+            (paths.kubeconfig, "point KUBECONFIG at the cluster or bootstrap it first"), paths=paths
+        )
+
+
+def _patch_instance(c: Context, instance: dict[str, Any], patch: dict[str, Any]) -> None:
+    metadata = instance["metadata"]
+    run(
+        c,
+        [
+            "kubectl",
+            "--namespace",
+            metadata.get("namespace", FLUX_NS),
+            "patch",
+            FLUXINSTANCE,
+            metadata["name"],
+            "--type",
+            "merge",
+            "--patch",
+            jsonlib.dumps(patch, separators=(",", ":")),
+        ],
+    )
+
+
+def reconcile_flux(c: Context) -> None:
+    run(
+        c,
+        ["flux", "--namespace", FLUX_NS, "reconcile", "kustomization", FLUX_NS, "--with-source"],
+        stream=True,
+    )
+
+
+@task
+@friendly
+def start(c: Context) -> None:
+    """Point the cluster's Flux at the current branch to test it live.
+
+    Refuses on the default branch, on a detached HEAD and on a branch that is not pushed.
+    Suspends the HelmRelease that manages the FluxInstance (it would revert the change),
+    patches the FluxInstance's sync ref, remembers the previous ref, and reconciles.
+    Does nothing it does not need to; `inv dev.stop` undoes it.
+    """
+    root = paths_for(c).root
+    branch = current_branch(root)
+    default = default_branch(root).split("/", 1)[-1]
+    if branch in {default, "main"}:
+        raise UserError(
+            f"on '{branch}', the default branch: Flux already follows it (dev.start is for other branches)"
+        )
+    ensure_pushed(root, branch)
+    _preconditions(c)
+    instance = find_instance(c)
+    wanted = f"refs/heads/{branch}"
+    current = str(((instance.get("spec") or {}).get("sync") or {}).get("ref") or "")
+    changed = []
+    release = _managing_release(instance)
+    if release and not _release_suspended(c, release):
+        run(c, ["flux", "--namespace", release[0], "suspend", "helmrelease", release[1]])
+        changed.append(f"suspended HelmRelease {release[0]}/{release[1]} (it would revert the sync ref)")
+    if current != wanted:
+        annotations = instance["metadata"].get("annotations") or {}
+        original = annotations.get(ORIGINAL_REF) or current
+        _patch_instance(
+            c,
+            instance,
+            {"metadata": {"annotations": {ORIGINAL_REF: original}}, "spec": {"sync": {"ref": wanted}}},
+        )
+        changed.append(
+            f"FluxInstance {instance['metadata']['name']}: sync ref {current or '(none)'} -> {wanted}"
+        )
+    for line in changed or [f"Flux already follows {wanted}: nothing to change"]:
+        print(line)
+    reconcile_flux(c)
+
+
+@task
+@friendly
+def stop(c: Context) -> None:
+    """Point the cluster's Flux back at the default branch after `inv dev.start`.
+
+    Restores the FluxInstance's sync ref (the one dev.start remembered, else the default
+    branch), resumes the HelmRelease that manages it, and reconciles. Idempotent.
+    """
+    root = paths_for(c).root
+    _preconditions(c)
+    instance = find_instance(c)
+    annotations = instance["metadata"].get("annotations") or {}
+    wanted = annotations.get(ORIGINAL_REF) or f"refs/heads/{default_branch(root).split('/', 1)[-1]}"
+    current = str(((instance.get("spec") or {}).get("sync") or {}).get("ref") or "")
+    changed = []
+    if current != wanted or ORIGINAL_REF in annotations:
+        _patch_instance(
+            c,
+            instance,
+            {"metadata": {"annotations": {ORIGINAL_REF: None}}, "spec": {"sync": {"ref": wanted}}},
+        )
+        changed.append(
+            f"FluxInstance {instance['metadata']['name']}: sync ref {current or '(none)'} -> {wanted}"
+        )
+    release = _managing_release(instance)
+    if release and _release_suspended(c, release):
+        run(c, ["flux", "--namespace", release[0], "resume", "helmrelease", release[1]], stream=True)
+        changed.append(f"resumed HelmRelease {release[0]}/{release[1]}")
+    for line in changed or [f"Flux already follows {wanted}: nothing to change"]:
+        print(line)
+    reconcile_flux(c)
+
+
+__all__ = ["diff", "start", "stop", "validate"]

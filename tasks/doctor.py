@@ -1,0 +1,108 @@
+"""``inv doctor``: what this machine has, what it lacks, and which tasks can run."""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from invoke import task
+from invoke.context import Context
+
+from .errors import UserError, friendly
+from .paths import Paths, paths_for
+from .runner import find_tool, run
+from .toolversions import MAIN_TASK, TASK_TOOLS, TOOLS, Tool, all_pins, compare, missing_for, parse_version
+
+
+@dataclass(frozen=True)
+class ToolRow:
+    tool: Tool
+    path: str | None
+    version: str | None
+    pinned: str | None
+
+    @property
+    def status(self) -> str:
+        if self.path is None:
+            return "missing"
+        verdict = compare(self.version, self.pinned)
+        return {"ok": "ok", "differs": "differs", "unknown": "found"}[verdict]
+
+
+@dataclass(frozen=True)
+class FileRow:
+    label: str
+    path: Path
+    secret: bool  # must be private (0600)
+    needed_for: str
+
+    def describe(self, paths: Paths) -> tuple[str, str]:
+        if not self.path.exists():
+            return "missing", self.needed_for
+        mode = stat.S_IMODE(self.path.stat().st_mode)
+        if self.secret and mode & 0o077:
+            return f"mode {mode:04o}", f"readable by others: chmod 600 {paths.rel(self.path)}"
+        return f"ok ({mode:04o})", ""
+
+
+def probe(c: Context, tool: Tool, pins: dict[str, str]) -> ToolRow:
+    """Find one tool and ask its version (a tool that hangs or fails shows no version)."""
+    path = find_tool(tool.name)
+    version = None
+    if path is not None:
+        try:
+            result = run(c, tool.argv(), check=False, timeout=15)
+            version = parse_version(f"{result.stdout}\n{result.stderr}")
+        except UserError:
+            version = None
+    return ToolRow(tool, path, version, pins.get(tool.mise_key))
+
+
+def operator_files(paths: Paths) -> list[FileRow]:
+    return [
+        FileRow("age key", paths.age_key, True, "run `inv init`"),
+        FileRow("deploy key", paths.deploy_key, True, "run `inv init`"),
+        FileRow("push token", paths.push_token, True, "run `inv init`"),
+        FileRow("kubeconfig", paths.kubeconfig, True, "made by `inv bootstrap.talos`"),
+        FileRow("talosconfig", paths.talosconfig, True, "made by `inv bootstrap.talos`"),
+    ]
+
+
+def table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    line = lambda cells: "  ".join(str(cell).ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(tuple("-" * w for w in widths)), *(line(row) for row in rows)])
+
+
+@task
+@friendly
+def doctor(c: Context) -> None:
+    """Check this machine: tools and versions against .mise.toml, operator files, what can run."""
+    paths = paths_for(c)
+    pins = all_pins(paths.root)
+    tools = [probe(c, tool, pins) for tool in TOOLS]
+    print(
+        table(
+            ("tool", "status", "version", "pinned", "used for"),
+            [(r.tool.name, r.status, r.version or "-", r.pinned or "-", r.tool.purpose) for r in tools],
+        )
+    )
+    print()
+    files = operator_files(paths)
+    file_rows = [(f.label, paths.rel(f.path), *f.describe(paths)) for f in files]
+    print(table(("operator file", "path", "status", "note"), file_rows))
+    print()
+    found = {r.tool.name for r in tools if r.path is not None}
+    # configure also needs the files `inv init` makes (the kubeconfig comes later).
+    init_missing = [f.label for f in files[:3] if not f.path.exists()]
+    task_rows = []
+    for name in TASK_TOOLS:
+        missing = missing_for(name, found)
+        if name == MAIN_TASK and init_missing:
+            missing += [f"{label} (inv init)" for label in init_missing]
+        task_rows.append((name, "ready" if not missing else "needs " + ", ".join(missing)))
+    print(table(("task", "can run"), task_rows))
+    main_missing = dict(task_rows)[MAIN_TASK]
+    if main_missing != "ready":
+        raise UserError(f"\n`inv {MAIN_TASK}` cannot run: it {main_missing}")

@@ -1,0 +1,78 @@
+"""Flux on the live cluster: reconcile from Git, and one readable status view."""
+
+from __future__ import annotations
+
+from invoke import task
+from invoke.context import Context
+
+from .errors import friendly
+from .paths import paths_for
+from .runner import is_dry, require, require_files, run
+
+FLUX_NS = "flux-system"
+
+#: (title, kubectl get arguments) of every section of `inv flux.status`.
+STATUS_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Nodes", ("nodes", "--output", "wide")),
+    ("Kustomizations", ("kustomizations.kustomize.toolkit.fluxcd.io", "--all-namespaces")),
+    ("HelmReleases", ("helmreleases.helm.toolkit.fluxcd.io", "--all-namespaces")),
+    (
+        "Sources",
+        (
+            "gitrepositories.source.toolkit.fluxcd.io,ocirepositories.source.toolkit.fluxcd.io,"
+            "helmrepositories.source.toolkit.fluxcd.io",
+            "--all-namespaces",
+        ),
+    ),
+    ("Certificates", ("certificates.cert-manager.io", "--all-namespaces")),
+    ("HTTPRoutes", ("httproutes.gateway.networking.k8s.io", "--all-namespaces")),
+    (
+        "Pods not running",
+        ("pods", "--all-namespaces", "--field-selector", "status.phase!=Running,status.phase!=Succeeded"),
+    ),
+)
+
+
+def _needs_cluster(c: Context, *tools: str) -> None:
+    paths = paths_for(c)
+    require(c, *tools)
+    if not is_dry(c):
+        require_files(
+            (paths.kubeconfig, "point KUBECONFIG at the cluster or bootstrap it first"), paths=paths
+        )
+
+
+@task
+@friendly
+def reconcile(c: Context) -> None:
+    """Make Flux pull the Git repository now and apply it (flux-system Kustomization)."""
+    _needs_cluster(c, "flux")
+    run(
+        c,
+        ["flux", "--namespace", FLUX_NS, "reconcile", "kustomization", FLUX_NS, "--with-source"],
+        stream=True,
+    )
+
+
+@task
+@friendly
+def status(c: Context) -> None:
+    """Show nodes, Kustomizations, HelmReleases, sources, certificates, routes and failing pods."""
+    _needs_cluster(c, "kubectl")
+    for title, args in STATUS_SECTIONS:
+        result = run(c, ["kubectl", "get", *args], check=False)
+        if is_dry(c):
+            continue
+        print(f"== {title}")
+        output = (result.stdout or "").rstrip()
+        if result.failed:
+            error = (result.stderr or "").strip().splitlines()
+            reason = (
+                "not installed in the cluster"
+                if "doesn't have a resource type" in " ".join(error)
+                else (error[-1] if error else f"exit {result.exited}")
+            )
+            print(f"  ({reason})")
+        else:
+            print(output or "  (none)")
+        print()

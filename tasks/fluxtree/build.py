@@ -1,0 +1,303 @@
+"""Running kustomize for many Flux Kustomizations at once.
+
+Each Flux Kustomization becomes a *build item*: a directory to build, either its path in the
+repository as it is, or -- when Flux would change it (targetNamespace, patches, components,
+images, no kustomization file, remote references to drop) -- a shadow of the repository in a
+temporary directory where the path's kustomization file is replaced by the one Flux would
+generate and everything else is a symlink to the real file. Relative references therefore
+resolve exactly as in the repository, and the repository itself is never written to.
+
+Items are built several to a kustomize process (one batch per core): the batch's
+kustomization lists the items separated by marker objects and keeps their order, so the
+output splits back per item. A batch that fails is split in halves until the failing items
+are alone. Kustomize fixes name references (to hashed generator names, prefixed names) across
+everything in one build, within a namespace: an item that renames objects therefore shares a
+batch only with items deploying to other target namespaces, and one using ``vars`` (resolved
+across the whole build) is built alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import yamlio
+from .kustfiles import is_remote, references
+
+MARKER = "fluxtree-marker-"
+ORIGIN = "config.kubernetes.io/origin"
+MAX_BATCH = 64
+_ORIGIN_PATH = re.compile(r"^(?:path|configuredIn): *(.+?) *$", re.MULTILINE)
+
+
+@dataclass
+class BuildItem:
+    """One directory to build for one Flux Kustomization."""
+
+    key: str
+    directory: Path
+    overrides: dict[Path, dict[str, Any]] = field(default_factory=dict)  # dir -> kustomization
+    materialize: set[Path] = field(default_factory=set)
+    alone: bool = False
+    renames: bool = False
+    namespace: str = ""  # the Flux Kustomization's targetNamespace, when set
+    dirs: frozenset[Path] = frozenset()  # every kustomization directory the build loads
+
+
+@dataclass
+class Doc:
+    """One built object: its YAML text, parsed body and the repository file it comes from."""
+
+    text: str
+    body: dict[str, Any]
+    file: str
+
+
+@dataclass
+class BuildResult:
+    key: str
+    ok: bool
+    docs: list[Doc] = field(default_factory=list)
+    error: str = ""
+
+
+def kustomize_argv(directory: str, tool: str) -> list[str]:
+    if tool == "kustomize":
+        return ["kustomize", "build", "--load-restrictor", "LoadRestrictionsNone", directory]
+    return ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", directory]
+
+
+def pick_tool() -> str:
+    """A standalone kustomize when installed, else kubectl's built-in one."""
+    from ..runner import find_tool
+
+    return "kustomize" if find_tool("kustomize") else "kubectl"
+
+
+def strip_origin(body: dict[str, Any]) -> str | None:
+    """Remove and return the origin annotation kustomize added."""
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    annotations = metadata.get("annotations")
+    if not isinstance(annotations, dict) or ORIGIN not in annotations:
+        return None
+    origin = annotations.pop(ORIGIN)
+    if not annotations:
+        del metadata["annotations"]
+    match = _ORIGIN_PATH.search(str(origin))
+    return match.group(1) if match else None
+
+
+@dataclass
+class _Group:
+    items: list[BuildItem] = field(default_factory=list)
+    dirs: dict[str, set[Path]] = field(default_factory=dict)  # namespace -> directories used
+    renaming: set[str] = field(default_factory=set)  # namespaces with a renaming item
+
+    def accepts(self, item: BuildItem) -> bool:
+        if len(self.items) >= MAX_BATCH:
+            return False
+        if item.renames and (item.namespace in self.dirs or "" in self.dirs):
+            return False
+        if item.namespace in self.renaming:
+            return False
+        if not item.namespace:
+            return not self.renaming and not any(item.dirs & used for used in self.dirs.values())
+        return not (item.dirs & (self.dirs.get(item.namespace, set()) | self.dirs.get("", set())))
+
+    def add(self, item: BuildItem) -> None:
+        self.items.append(item)
+        self.dirs.setdefault(item.namespace, set()).update(item.dirs)
+        if item.renames:
+            self.renaming.add(item.namespace)
+
+
+def plan_groups(items: Sequence[BuildItem], workers: int) -> list[list[BuildItem]]:
+    """Batches of items that cannot interfere, at least ``workers`` of them when possible.
+
+    Two items of one namespace that load the same directory (typically a component that
+    names its objects ``${APP}``) would produce the same object ids before substitution, so
+    they go to different batches; a renaming item shares a batch only with items of other
+    namespaces; an item using ``vars`` is alone.
+    """
+    single = [item for item in items if item.alone or (item.renames and not item.namespace)]
+    groups = [_Group() for _ in range(min(workers, len(items)))]
+    for item in items:
+        if item in single:
+            continue
+        candidates = [group for group in groups if group.accepts(item)]
+        if not candidates:
+            groups.append(_Group())
+            candidates = [groups[-1]]
+        min(candidates, key=lambda group: len(group.items)).add(item)
+    return [group.items for group in groups if group.items] + [[item] for item in single]
+
+
+class Builder:
+    """Builds items in parallel; owns a temporary directory removed by :meth:`close`."""
+
+    def __init__(self, root: Path, *, workers: int | None = None, tool: str | None = None) -> None:
+        self.root = root.resolve()
+        self.real_root = Path(os.path.realpath(self.root))
+        self.workers = workers or os.cpu_count() or 2
+        self.tool = tool or pick_tool()
+        self.tmp = Path(tempfile.mkdtemp(prefix="fluxtree-"))
+        self.real_tmp = Path(os.path.realpath(self.tmp))
+        self.processes = 0
+        self._counter = 0
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> Builder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _next(self, prefix: str) -> Path:
+        self._counter += 1
+        return self.tmp / f"{prefix}{self._counter}"
+
+    # Shadow trees -----------------------------------------------------------------------
+    def _links(self, rel: Path, data: dict[str, Any], real: set[Path]) -> set[Path]:
+        """The entries an overridden kustomization in ``rel`` reaches: for each reference,
+        the first path component below the deepest real directory on its way."""
+        links: set[Path] = set()
+        for ref in references(data):
+            if is_remote(ref):
+                continue
+            target = Path(os.path.normpath(rel / ref))
+            if target.parts[:1] == ("..",) or target in real:
+                continue
+            prefix = Path()
+            for part in target.parts:
+                if prefix / part not in real:
+                    links.add(prefix / part)
+                    break
+                prefix = prefix / part
+        return links
+
+    def _shadow(self, item: BuildItem) -> Path:
+        """A mirror of the repository where ``item.materialize``, the overridden directories
+        and their ancestors are real directories, ``item.overrides`` replace kustomization
+        files, and what those reference is a symlink to the real file or directory."""
+        shadow = self._next("s")
+        real: set[Path] = {Path()}
+        for directory in item.materialize | set(item.overrides):
+            try:
+                rel = directory.resolve().relative_to(self.root)
+            except ValueError:
+                continue
+            real.add(rel)
+            real.update(rel.parents)
+        overridden = {d.resolve().relative_to(self.root): data for d, data in item.overrides.items()}
+        materialized = {d.resolve().relative_to(self.root) for d in item.materialize}
+        links: set[Path] = set()
+        for rel, data in overridden.items():
+            links |= self._links(rel, data, real)
+        for rel in sorted(real, key=lambda p: len(p.parts)):
+            (shadow / rel).mkdir(parents=True, exist_ok=True)
+            if rel in materialized and rel not in overridden:
+                links |= {rel / name for name in os.listdir(self.root / rel)} - real
+            if rel in overridden:
+                text = yamlio.dump(overridden[rel])
+                (shadow / rel / "kustomization.yaml").write_text(text, encoding="utf-8")
+        for link in links:
+            if (self.root / link).exists() or (self.root / link).is_symlink():
+                (shadow / link).parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(self.root / link, shadow / link)
+        return shadow / item.directory.resolve().relative_to(self.root)
+
+    def _item_dir(self, item: BuildItem) -> Path:
+        if not item.overrides and not item.materialize:
+            return item.directory
+        return self._shadow(item)
+
+    # Batches ----------------------------------------------------------------------------
+    def _write_batch(self, group: list[BuildItem]) -> tuple[Path, list[str]]:
+        batch = self._next("b")
+        batch.mkdir()
+        resources: list[str] = []
+        for index, item in enumerate(group):
+            resources.append(os.path.relpath(self._item_dir(item), batch))
+            marker = f"m{index}.yaml"
+            (batch / marker).write_text(
+                f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {MARKER}{index}\n", encoding="utf-8"
+            )
+            resources.append(marker)
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "sortOptions": {"order": "fifo"},
+            "buildMetadata": ["originAnnotations"],
+            "resources": resources,
+        }
+        (batch / "kustomization.yaml").write_text(yamlio.dump(kustomization), encoding="utf-8")
+        return batch, [item.key for item in group]
+
+    def _repo_file(self, batch: Path, origin: str | None, fallback: str) -> str:
+        if not origin:
+            return fallback
+        real = Path(os.path.realpath(batch / origin))
+        for base in (self.real_root, self.root):
+            try:
+                return str(real.relative_to(base))
+            except ValueError:
+                pass
+        try:
+            rel = real.relative_to(self.real_tmp)
+            return str(Path(*rel.parts[1:])) if len(rel.parts) > 1 else fallback
+        except ValueError:
+            return fallback
+
+    def _split(self, batch: Path, group: list[BuildItem], stdout: str) -> list[BuildResult]:
+        results = [BuildResult(item.key, True) for item in group]
+        fallbacks = [str(item.directory.resolve().relative_to(self.root)) for item in group]
+        index = 0
+        for text in yamlio.split_documents(stdout):
+            body = yamlio.load(text)
+            if not isinstance(body, dict):
+                continue
+            name = str((body.get("metadata") or {}).get("name", ""))
+            if body.get("kind") == "ConfigMap" and name.startswith(MARKER):
+                index = int(name[len(MARKER) :]) + 1
+                continue
+            if index >= len(group):
+                continue
+            origin = strip_origin(body)
+            file = self._repo_file(batch, origin, fallbacks[index])
+            results[index].docs.append(Doc(text, body, file))
+        return results
+
+    def build(self, items: Sequence[BuildItem]) -> dict[str, BuildResult]:
+        """Build every item; failing batches are bisected so each failure is attributed."""
+        from ..runner import run_many
+
+        results: dict[str, BuildResult] = {}
+        pending = plan_groups(items, self.workers)
+        while pending:
+            written = [self._write_batch(group) for group in pending]
+            jobs = [(kustomize_argv(str(batch), self.tool), None) for batch, _keys in written]
+            outcomes = run_many(jobs, workers=self.workers)
+            self.processes += len(jobs)
+            retry: list[list[BuildItem]] = []
+            for group, (batch, _keys), outcome in zip(pending, written, outcomes, strict=True):
+                if outcome.ok:
+                    for result in self._split(batch, group, outcome.stdout.decode("utf-8", "replace")):
+                        results[result.key] = result
+                elif len(group) == 1:
+                    error = outcome.stderr.decode("utf-8", "replace").strip()
+                    results[group[0].key] = BuildResult(group[0].key, False, error=error)
+                else:
+                    half = len(group) // 2
+                    retry += [group[:half], group[half:]]
+            pending = retry
+        return results

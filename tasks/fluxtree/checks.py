@@ -1,0 +1,208 @@
+"""Cross-object checks over a built tree: dependencies, sources, duplicates, secrets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+
+from ..sopsfile import SECRET_ROOTS, is_encrypted, is_sops_name
+from .engine import Engine
+from .model import HR_GROUP, SOURCE_GROUP, SOURCE_KINDS, Obj, Ref, Tree
+
+SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".ruff_cache", ".pytest_cache"}
+
+
+def _hint(engine: Engine) -> str:
+    broken = sorted(engine.failed | {k for k, ks in engine.tree.kustomizations.items() if ks.skipped})
+    return f" (it may come from {', '.join(broken)}, which was not built)" if broken else ""
+
+
+def check_depends_on(engine: Engine) -> None:
+    tree = engine.tree
+    for ks in tree.kustomizations.values():
+        for dep in ks.depends_on():
+            if dep not in tree.kustomizations:
+                engine.problem(
+                    "depends-on-missing",
+                    ks.file,
+                    f"Kustomization {ks.id} depends on Kustomization {dep}, "
+                    f"which does not exist{_hint(engine)}",
+                    ks.id,
+                )
+    releases = {(o.namespace, o.name) for o in tree.helmreleases()}
+    for hr in tree.helmreleases():
+        for dep in hr.spec.get("dependsOn") or []:
+            if not isinstance(dep, dict) or not dep.get("name"):
+                continue
+            key = (str(dep.get("namespace") or hr.namespace), str(dep["name"]))
+            if key not in releases:
+                engine.problem(
+                    "depends-on-missing",
+                    hr.file,
+                    f"HelmRelease {hr.namespace}/{hr.name} depends on HelmRelease {key[0]}/{key[1]}, "
+                    f"which does not exist{_hint(engine)}",
+                    hr.owner,
+                )
+
+
+def find_cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Every elementary cycle found by depth-first search, each once (rotated to start at
+    its smallest member)."""
+    cycles: set[tuple[str, ...]] = set()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt) :]
+                start = cycle.index(min(cycle))
+                cycles.add(tuple(cycle[start:] + cycle[:start]))
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return [list(c) for c in sorted(cycles)]
+
+
+def check_cycles(engine: Engine) -> None:
+    tree = engine.tree
+    graph = {
+        k: [d for d in ks.depends_on() if d in tree.kustomizations] for k, ks in tree.kustomizations.items()
+    }
+    for cycle in find_cycles(graph):
+        first = tree.kustomizations[cycle[0]]
+        path = " -> ".join([*cycle, cycle[0]])
+        engine.problem("depends-on-cycle", first.file, f"dependsOn cycle: {path}", first.id)
+
+
+def _source_refs(tree: Tree) -> set[Ref]:
+    return {Ref(o.kind, o.namespace, o.name) for o in tree.sources()}
+
+
+def _chart_ref(hr: Obj) -> Ref | None:
+    spec = hr.spec
+    ref = spec.get("chartRef")
+    if not isinstance(ref, dict):
+        chart = spec.get("chart") or {}
+        ref = ((chart.get("spec") or {}) if isinstance(chart, dict) else {}).get("sourceRef")
+    if not isinstance(ref, dict) or not ref.get("name"):
+        return None
+    return Ref(str(ref.get("kind", "")), str(ref.get("namespace") or hr.namespace), str(ref["name"]))
+
+
+def check_sources(engine: Engine) -> None:
+    tree = engine.tree
+    known = _source_refs(tree) | engine.repo_sources
+    for hr in tree.helmreleases():
+        ref = _chart_ref(hr)
+        if ref is None:
+            engine.problem(
+                "chart-source-missing",
+                hr.file,
+                f"HelmRelease {hr.namespace}/{hr.name} names no chart source",
+                hr.owner,
+            )
+        elif ref not in known:
+            engine.problem(
+                "chart-source-missing",
+                hr.file,
+                f"HelmRelease {hr.namespace}/{hr.name}: chart source {ref} does not exist{_hint(engine)}",
+                hr.owner,
+            )
+    for ks in tree.kustomizations.values():
+        if not ks.synthetic and ks.source_ref() not in known:
+            engine.problem(
+                "source-missing",
+                ks.file,
+                f"Kustomization {ks.id}: source {ks.source_ref()} does not exist",
+                ks.id,
+            )
+
+
+def check_duplicates(engine: Engine) -> None:
+    owners: dict[tuple[str, str, str, str], list[Obj]] = defaultdict(list)
+    for obj in engine.tree.objects():
+        owners[(obj.group, obj.kind, obj.namespace, obj.name)].append(obj)
+    for (_group, kind, namespace, name), objs in sorted(owners.items()):
+        distinct = sorted({o.owner for o in objs})
+        if len(distinct) < 2:
+            continue
+        where = ", ".join(f"{o.owner} ({o.file})" for o in sorted(objs, key=lambda o: o.owner))
+        label = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+        last = sorted(objs, key=lambda o: o.owner)[-1]
+        message = f"{label} is applied by {len(distinct)} Kustomizations: {where}"
+        engine.problem("duplicate-object", last.file, message, last.owner)
+
+
+def check_substitute_from(engine: Engine) -> None:
+    for ks in engine.tree.kustomizations.values():
+        post = ks.spec.get("postBuild")
+        if not isinstance(post, dict):
+            continue
+        for ref in post.get("substituteFrom") or []:
+            if not isinstance(ref, dict) or ref.get("optional"):
+                continue
+            kind, name = str(ref.get("kind", "")), str(ref.get("name", ""))
+            if engine.registry.get(kind, ks.namespace, name) is None:
+                engine.problem(
+                    "substitute-from-missing",
+                    ks.file,
+                    f"Kustomization {ks.id}: substituteFrom {kind} {ks.namespace}/{name} "
+                    f"is created by nothing in the tree{_hint(engine)}",
+                    ks.id,
+                )
+
+
+def repository_files(root: Path) -> list[Path]:
+    """Files under bootstrap/, kubernetes/ and talos/ that git would commit (tracked and
+    untracked, not ignored); every file there when ``root`` is not a git repository."""
+    roots = [name for name in SECRET_ROOTS if (root / name).is_dir()]
+    if not roots:
+        return []
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *roots],
+            cwd=root,
+            capture_output=True,
+            check=True,
+        ).stdout
+        return [root / name for name in listed.decode("utf-8", "replace").split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        files = []
+        for name in roots:
+            for current, dirs, names in os.walk(root / name):
+                dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+                files += [Path(current) / n for n in names]
+        return files
+
+
+def check_sops(engine: Engine) -> None:
+    root = engine.root
+    for path in repository_files(root):
+        if path.name == ".sops.yaml" or not is_sops_name(path) or not path.is_file():
+            continue
+        if not is_encrypted(path):
+            engine.problem(
+                "sops-unencrypted", str(path.relative_to(root)), "named *.sops.* but not encrypted"
+            )
+
+
+def run_checks(engine: Engine) -> None:
+    check_depends_on(engine)
+    check_cycles(engine)
+    check_sources(engine)
+    check_duplicates(engine)
+    check_substitute_from(engine)
+    check_sops(engine)
+
+
+__all__ = ["HR_GROUP", "SOURCE_GROUP", "SOURCE_KINDS", "find_cycles", "run_checks"]

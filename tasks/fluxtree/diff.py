@@ -1,0 +1,125 @@
+"""Object-level diffs between two validated trees, as markdown for a pull request comment."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from . import yamlio
+from .model import Tree
+
+NOISY_LABELS = frozenset({"helm.sh/chart", "app.kubernetes.io/version", "chart", "heritage", "release"})
+NOISY_ANNOTATION_PREFIXES = ("checksum/", "config.kubernetes.io/")
+DEFAULT_LIMIT = 60_000
+REDACTED = "<redacted>"
+
+
+def normalize(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy without attributes that change on every render (chart labels, versions,
+    checksums) and with Secret values hidden (they are ciphertext that changes on every
+    re-encryption, or plaintext that must not land in a comment)."""
+    obj = copy.deepcopy(body)
+    obj.pop("sops", None)
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        for key, noisy in (("labels", _noisy_label), ("annotations", _noisy_annotation)):
+            values = metadata.get(key)
+            if isinstance(values, dict):
+                kept = {k: v for k, v in values.items() if not noisy(str(k))}
+                if kept:
+                    metadata[key] = kept
+                else:
+                    metadata.pop(key)
+    if obj.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            if isinstance(obj.get(field), dict):
+                obj[field] = dict.fromkeys(obj[field], REDACTED)
+    return obj
+
+
+def _noisy_label(key: str) -> bool:
+    return key in NOISY_LABELS
+
+
+def _noisy_annotation(key: str) -> bool:
+    return key.startswith(NOISY_ANNOTATION_PREFIXES)
+
+
+def snapshot(tree: Tree) -> dict[tuple[str, str], str]:
+    """(Flux Kustomization, object) -> normalised YAML, for every object the tree applies."""
+    out: dict[tuple[str, str], str] = {}
+    for obj in tree.objects():
+        label = f"{obj.kind} {obj.namespace}/{obj.name}" if obj.namespace else f"{obj.kind} {obj.name}"
+        out[(obj.owner, label)] = yamlio.dump(normalize(obj.body))
+    return out
+
+
+@dataclass
+class Change:
+    owner: str
+    label: str
+    status: str  # added | removed | changed
+    diff: str
+
+
+def changes(base: Tree, head: Tree, *, base_label: str, head_label: str) -> list[Change]:
+    before, after = snapshot(base), snapshot(head)
+    out = []
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key, ""), after.get(key, "")
+        if old == new:
+            continue
+        status = "added" if not old else "removed" if not new else "changed"
+        lines = difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), base_label, head_label, n=3
+        )
+        out.append(Change(key[0], key[1], status, "".join(lines)))
+    return out
+
+
+def markdown(
+    base: Tree, head: Tree, *, base_label: str, head_label: str = "working tree", limit: int = DEFAULT_LIMIT
+) -> str:
+    """The whole comment: a headline, then one collapsible diff per object, grouped by
+    Flux Kustomization, cut at ``limit`` characters."""
+    found = changes(base, head, base_label=base_label, head_label=head_label)
+    counts = {s: sum(1 for c in found if c.status == s) for s in ("changed", "added", "removed")}
+    owners = sorted({c.owner for c in found})
+    lines = [f"## Flux diff: `{base_label}` → {head_label}", ""]
+    if not found:
+        lines.append("No changes to Kustomizations, HelmReleases or the objects they apply.")
+    else:
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        lines.append(f"**{summary}** object(s) in {len(owners)} Flux Kustomization(s).")
+    if head.problems:
+        lines.append(
+            f"\n:warning: {len(head.problems)} validation problem(s) in {head_label}: run `inv dev.validate`."
+        )
+    body: list[str] = []
+    size = sum(len(line) + 1 for line in lines)
+    shown = 0
+    for owner in owners:
+        section = [f"\n### Kustomization `{owner}`"]
+        for change in (c for c in found if c.owner == owner):
+            block = [
+                f"<details><summary>{change.label} ({change.status})</summary>",
+                "",
+                "```diff",
+                change.diff.rstrip("\n"),
+                "```",
+                "</details>",
+            ]
+            cost = sum(len(line) + 1 for line in [*section, *block])
+            if size + cost > limit:
+                rest = len(found) - shown
+                body.append(
+                    f"\n… {rest} more object diff(s) not shown (comment limit of {limit} characters)."
+                )
+                return "\n".join([*lines, *body]) + "\n"
+            section += block
+            shown += 1
+        size += sum(len(line) + 1 for line in section)
+        body += section
+    return "\n".join([*lines, *body]) + "\n"

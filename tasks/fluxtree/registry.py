@@ -1,0 +1,107 @@
+"""Where ``substituteFrom`` values come from: ConfigMaps and Secrets the tree creates.
+
+A ConfigMap or plain Secret gives its values; a SOPS-encrypted Secret (or a SealedSecret)
+gives its keys with placeholder values; an ExternalSecret or a 1Password item creates a
+Secret whose keys are unknown offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import yamlio
+
+
+def placeholder(key: str) -> str:
+    return f"PLACEHOLDER_{key}"
+
+
+@dataclass
+class VarSource:
+    kind: str  # ConfigMap | Secret
+    namespace: str
+    name: str
+    file: str
+    values: dict[str, str] = field(default_factory=dict)
+    keys_known: bool = True
+
+
+def _decode(value: Any) -> str:
+    text = str(value)
+    if text.startswith("ENC["):
+        return text
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return text
+
+
+def _secret_values(body: dict[str, Any]) -> dict[str, str]:
+    encrypted = "sops" in body
+    values: dict[str, str] = {}
+    for key, value in (body.get("data") or {}).items():
+        decoded = _decode(value)
+        values[str(key)] = placeholder(str(key)) if encrypted or decoded.startswith("ENC[") else decoded
+    for key, value in (body.get("stringData") or {}).items():
+        text = str(value)
+        values[str(key)] = placeholder(str(key)) if encrypted or text.startswith("ENC[") else text
+    return values
+
+
+def sources_from(body: dict[str, Any], namespace: str, file: str) -> list[VarSource]:
+    """The ConfigMaps/Secrets one object creates (in the cluster) and what we know of them."""
+    kind = body.get("kind")
+    metadata = body.get("metadata") or {}
+    name = str(metadata.get("name", ""))
+    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+    if kind == "ConfigMap":
+        values = {str(k): str(v) for k, v in (body.get("data") or {}).items()}
+        return [VarSource("ConfigMap", namespace, name, file, values)]
+    if kind == "Secret":
+        return [VarSource("Secret", namespace, name, file, _secret_values(body))]
+    if kind == "ExternalSecret":
+        target = (spec.get("target") or {}).get("name") or name
+        return [VarSource("Secret", namespace, str(target), file, keys_known=False)]
+    if kind == "SealedSecret":
+        template = ((spec.get("template") or {}).get("metadata") or {}).get("name") or name
+        keys = {str(k): placeholder(str(k)) for k in (spec.get("encryptedData") or {})}
+        return [VarSource("Secret", namespace, str(template), file, keys)]
+    if kind == "OnePasswordItem":
+        return [VarSource("Secret", namespace, name, file, keys_known=False)]
+    return []
+
+
+class Registry:
+    """ConfigMaps and Secrets by (kind, namespace, name)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str, str], VarSource] = {}
+
+    def add(self, source: VarSource) -> None:
+        self.entries.setdefault((source.kind, source.namespace, source.name), source)
+
+    def add_object(self, body: dict[str, Any], namespace: str, file: str) -> None:
+        for source in sources_from(body, namespace, file):
+            self.add(source)
+
+    def get(self, kind: str, namespace: str, name: str) -> VarSource | None:
+        return self.entries.get((kind, namespace, name))
+
+    def add_bootstrap(self, root: Path) -> None:
+        """Secrets and ConfigMaps the bootstrap step applies before Flux runs."""
+        directory = root / "bootstrap"
+        if not directory.is_dir():
+            return
+        for path in sorted(directory.rglob("*.y*ml")):
+            try:
+                docs = yamlio.load_all(path.read_text(encoding="utf-8", errors="replace"))
+            except (yamlio.YAMLError, OSError):
+                continue
+            for body in docs:
+                if isinstance(body, dict) and body.get("kind") in ("Secret", "ConfigMap"):
+                    namespace = str((body.get("metadata") or {}).get("namespace") or "flux-system")
+                    self.add_object(body, namespace, str(path.relative_to(root)))

@@ -1,0 +1,221 @@
+"""The secret guard behind ``inv sops.check`` and its pre-commit hook.
+
+Two questions, answered without running any tool and without printing any secret:
+
+- Is every ``*.sops.*`` file actually encrypted? (A file whose name promises encryption
+  but holds plaintext is the classic way a secret reaches git.)
+- Does ``cluster.yaml`` or ``nodes.yaml`` hold something that looks like a secret? They are
+  committed in plaintext, so secrets belong in ``cluster.sops.yaml`` instead.
+
+Standard library only (plus :mod:`tasks.sopsfile`, itself standard library only), so the
+pre-commit hook can load it without installing the task library's dependencies.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .sopsfile import SECRET_ROOTS, is_encrypted_text, is_sops_name
+
+#: The plaintext configuration files that are committed and must stay secret-free.
+PLAINTEXT_CONFIGS = ("cluster.yaml", "nodes.yaml")
+
+#: Where the operator's secrets belong, and how to put them there.
+SECRETS_HOME = "move it into cluster.sops.yaml (`inv sops.edit cluster.sops.yaml`)"
+
+#: Key names whose value is a secret whatever it looks like.
+SECRET_KEY = re.compile(
+    r"(^|_)(token|secret|password|passwd|credentials?|private_?key|api_?key|tunnelsecret)$",
+    re.IGNORECASE,
+)
+#: Keys whose values are long identifiers by design, never secrets.
+NOT_SECRET_KEYS = frozenset({"schematic_id", "mac_addr", "disk", "repository_name", "cloudflare_domain"})
+
+AGE_SECRET = re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]{20,}")
+PRIVATE_KEY_BLOCK = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+#: Tokens with a well-known shape: GitHub, Slack, AWS, JWTs (1Password Connect tokens).
+KNOWN_TOKENS = re.compile(
+    r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}|xox[abprs]-[A-Za-z0-9-]{20,}"
+    r"|AKIA[0-9A-Z]{16}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
+)
+KEY_VALUE = re.compile(r"^\s*(?:-\s+)?(?P<key>[A-Za-z_][\w.-]*)\s*:(?:\s+(?P<value>.*?))?\s*$")
+TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_+/=.-]+$")
+HEX = re.compile(r"^[0-9a-fA-F]+$")
+
+#: Directories never searched for ``*.sops.*`` files: templates and test fixtures are not secrets.
+SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "templates", "tests", "__pycache__"})
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem, located by file and (when known) line; never carries the secret."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
+
+
+def entropy(text: str) -> float:
+    """Shannon entropy in bits per character."""
+    if not text:
+        return 0.0
+    counts = {ch: text.count(ch) for ch in set(text)}
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def looks_like_token(value: str) -> bool:
+    """A long, random-looking string without spaces: an API token, a password, a secret.
+
+    Addresses, CIDRs, paths, host names and plain words are never token-like; long hex
+    strings count only when they are not a known identifier (checked by the caller).
+    """
+    if len(value) < 24 or not TOKEN_CHARS.match(value):
+        return False
+    if HEX.match(value):
+        return len(value) >= 32
+    if value.startswith("/") or re.fullmatch(r"[a-z0-9.-]+", value):  # paths, host names
+        return False
+    classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
+    return classes >= 2 and entropy(value) >= 3.5
+
+
+def clean_value(raw: str | None) -> str:
+    """The scalar of a ``key: value`` line: comment and quotes removed."""
+    if not raw:
+        return ""
+    value = re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1]
+    return value
+
+
+def scan_line(key: str | None, value: str) -> str | None:
+    """Why one ``key: value`` holds a plaintext secret, or None."""
+    if key and SECRET_KEY.search(key) and value and value not in ("null", "~", "''", '""', "[]", "{}"):
+        return f"{key}: plaintext secret — {SECRETS_HOME}"
+    if key in NOT_SECRET_KEYS:
+        return None
+    if value and looks_like_token(value):
+        return f"{key or 'value'}: looks like a token or password — {SECRETS_HOME}"
+    return None
+
+
+def scan_config_text(text: str, label: str) -> list[Finding]:
+    """Plaintext secrets in one committed configuration file (``cluster.yaml``, ``nodes.yaml``)."""
+    findings: list[Finding] = []
+    block_key: str | None = None  # inside `key: |` the following lines belong to key
+    block_indent = -1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if AGE_SECRET.search(line):
+            findings.append(
+                Finding(label, number, f"age secret key — keep it only in age.key; {SECRETS_HOME}")
+            )
+            continue
+        if PRIVATE_KEY_BLOCK.search(line):
+            findings.append(Finding(label, number, f"private key block — {SECRETS_HOME}"))
+            continue
+        if KNOWN_TOKENS.search(line):
+            findings.append(Finding(label, number, f"token — {SECRETS_HOME}"))
+            continue
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if block_key is not None and indent > block_indent:
+            if (message := scan_line(block_key, stripped)) is not None:
+                findings.append(Finding(label, number, message))
+                block_key = None  # one finding per block is enough
+            continue
+        block_key = None
+        match = KEY_VALUE.match(line)
+        if match is None:
+            value = clean_value(stripped.removeprefix("- "))
+            if (message := scan_line(None, value)) is not None:
+                findings.append(Finding(label, number, message))
+            continue
+        key, value = match["key"], clean_value(match["value"])
+        if value in ("|", ">", "|-", ">-", "|+", ">+"):
+            block_key, block_indent = key, indent
+            continue
+        if (message := scan_line(key, value)) is not None:
+            findings.append(Finding(label, number, message))
+    return findings
+
+
+def check_sops_text(text: str, label: str) -> list[Finding]:
+    """A ``*.sops.*`` file that is not (or not fully) encrypted."""
+    if not text.strip():
+        return []
+    if not is_encrypted_text(text):
+        return [Finding(label, 0, "not encrypted — run `inv sops.encrypt " + label + "`")]
+    return []
+
+
+def sops_files(root: Path) -> Iterator[Path]:
+    """Every ``*.sops.*`` file of the repository: at its root and under the rendered trees."""
+    for path in sorted(root.iterdir()):
+        if path.is_file() and is_sops_name(path) and not path.name.endswith(".j2"):
+            yield path
+    for top in SECRET_ROOTS:
+        base = root / top
+        if not base.is_dir():
+            continue
+        for directory, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+            for name in sorted(filenames):
+                if is_sops_name(name) and not name.endswith(".j2"):
+                    yield Path(directory) / name
+
+
+def relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def check_files(paths: Iterable[Path], root: Path) -> list[Finding]:
+    """Check the given files: plaintext configs for secrets, ``*.sops.*`` for encryption.
+    Other files are ignored, so a pre-commit hook can pass whatever changed."""
+    findings: list[Finding] = []
+    for path in paths:
+        label = relative(path, root)
+        if not path.is_file() or label.endswith(".j2"):
+            continue
+        if is_sops_name(path):
+            findings.extend(check_sops_text(read(path), label))
+        elif label in PLAINTEXT_CONFIGS:
+            findings.extend(scan_config_text(read(path), label))
+    return sorted(findings)
+
+
+def check_repository(root: Path) -> list[Finding]:
+    """The whole repository: both plaintext configs and every ``*.sops.*`` file."""
+    return check_files([*(root / name for name in PLAINTEXT_CONFIGS), *sops_files(root)], root)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Pre-commit entry point: check the files named on the command line (the whole
+    repository when none are), print one line per finding, exit 1 if there is any."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    root = Path.cwd()
+    findings = check_files([Path(a) for a in args], root) if args else check_repository(root)
+    for finding in findings:
+        print(finding, file=sys.stderr)
+    return 1 if findings else 0

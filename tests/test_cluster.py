@@ -1,0 +1,368 @@
+"""Pure logic of the talos/bootstrap collections: no Invoke, no tools."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from tasks import cluster
+from tasks.errors import UserError
+
+NODES = [{"name": "k8s-0", "address": "192.168.1.10"}, {"name": "k8s-1", "address": "192.168.1.11"}]
+
+# --------------------------------------------------------------------------- --ip
+
+
+def test_check_node_ip_accepts_a_node_and_canonicalises() -> None:
+    assert cluster.check_node_ip(" 192.168.1.11 ", NODES) == "192.168.1.11"
+
+
+@pytest.mark.parametrize(
+    ("ip", "message"),
+    [
+        ("", "--ip is required"),
+        ("k8s-0", "is not an IPv4 address"),
+        ("192.168.1.300", "is not an IPv4 address"),
+        ("fe80::1", "is not an IPv4 address"),
+        ("192.168.1.0/24", "is not an IPv4 address"),
+        ("192.168.1.99", "is not a node in nodes.yaml (nodes: k8s-0 (192.168.1.10), k8s-1 (192.168.1.11))"),
+    ],
+)
+def test_check_node_ip_rejects(ip: str, message: str) -> None:
+    with pytest.raises(UserError) as error:
+        cluster.check_node_ip(ip, NODES)
+    assert message in str(error.value)
+    assert len(error.value.lines) == 1
+
+
+# --------------------------------------------------------------------------- talenv / talconfig
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_talenv_value(tmp_path: Path) -> None:
+    talenv = write(tmp_path / "talenv.yaml", "---\ntalosVersion: v1.13.0\nkubernetesVersion: v1.36.0\n")
+    assert cluster.talenv_value(talenv, "talosVersion") == "v1.13.0"
+    assert cluster.talenv_value(talenv, "kubernetesVersion") == "v1.36.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("talosVersion: v1\n", "kubernetesVersion is not set — run `inv configure`"),
+        ("kubernetesVersion: ''\n", "kubernetesVersion is not set"),
+        ("- a\n", "expected a mapping"),
+        ("a: [\n", "invalid YAML"),
+    ],
+)
+def test_talenv_value_problems(tmp_path: Path, text: str, message: str) -> None:
+    talenv = write(tmp_path / "talenv.yaml", text)
+    with pytest.raises(UserError) as error:
+        cluster.talenv_value(talenv, "kubernetesVersion", "talos/talenv.yaml")
+    assert message in str(error.value)
+    assert str(error.value).startswith("talos/talenv.yaml")
+
+
+def test_missing_talenv_names_the_task(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"talos/talenv.yaml not found — run `inv configure`"):
+        cluster.talenv_value(tmp_path / "nope.yaml", "talosVersion")
+
+
+TALCONFIG = """\
+clusterName: kubernetes
+talosVersion: "${talosVersion}"
+nodes:
+  - hostname: k8s-0
+    ipAddress: 192.168.1.10
+    controlPlane: true
+    talosImageURL: factory.talos.dev/installer/abc
+  - hostname: k8s-1
+    ipAddress: "192.168.1.11, 10.0.0.11"
+    talosImageURL: factory.talos.dev/installer-secureboot/def:v1.9.0
+  - hostname: k8s-2
+    ipAddress: 192.168.1.12
+"""
+
+
+def test_talconfig_nodes_and_installer_images(tmp_path: Path) -> None:
+    nodes = cluster.talconfig_nodes(write(tmp_path / "talconfig.yaml", TALCONFIG))
+    assert [(n.hostname, n.addresses, n.controller) for n in nodes] == [
+        ("k8s-0", ("192.168.1.10",), True),
+        ("k8s-1", ("192.168.1.11", "10.0.0.11"), False),
+        ("k8s-2", ("192.168.1.12",), False),
+    ]
+    assert cluster.node_by_address(nodes, "10.0.0.11") is nodes[1]
+    assert cluster.node_by_address(nodes, "10.0.0.99") is None
+    assert cluster.installer_image(nodes[0], "v1.13.0") == "factory.talos.dev/installer/abc:v1.13.0"
+    # a tag already on the URL is replaced, not doubled
+    assert (
+        cluster.installer_image(nodes[1], "v1.13.0") == "factory.talos.dev/installer-secureboot/def:v1.13.0"
+    )
+    with pytest.raises(UserError, match="node k8s-2 has no talosImageURL"):
+        cluster.installer_image(nodes[2], "v1.13.0")
+
+
+def test_installer_image_keeps_a_registry_port() -> None:
+    node = cluster.TalosNode("n", ("1.2.3.4",), True, "registry.lan:5000/installer/abc")
+    assert cluster.installer_image(node, "v1.13.0") == "registry.lan:5000/installer/abc:v1.13.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("clusterName: x\n", "no nodes defined"), ("nodes:\n  - hostname: a\n", "needs hostname and ipAddress")],
+)
+def test_talconfig_problems(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        cluster.talconfig_nodes(write(tmp_path / "talconfig.yaml", text))
+
+
+# --------------------------------------------------------------------------- gencommand
+
+
+def test_extra_flags() -> None:
+    assert cluster.extra_flags("--insecure") == "--extra-flags=--insecure"
+    assert cluster.extra_flags("..", "--force") == "--extra-flags=..,--force"
+    for bad in ("a,b", "has space", "quo'te", ""):
+        with pytest.raises(ValueError, match="cannot pass"):
+            cluster.extra_flags(bad)
+
+
+def test_parse_talhelper_output() -> None:
+    text = (
+        "talosctl apply-config --talosconfig=./clusterconfig/talosconfig --nodes=192.168.1.10 "
+        "--file=./clusterconfig/kubernetes-k8s-0.yaml --insecure;\n"
+        "talosctl apply-config --talosconfig=./clusterconfig/talosconfig --nodes=192.168.1.11 "
+        "--file='./clusterconfig/kubernetes k8s-1.yaml' --insecure;\n"
+    )
+    commands = cluster.parse_gencommand(text)
+    assert [c.node for c in commands] == ["192.168.1.10", "192.168.1.11"]
+    assert commands[1].argv[-2] == "--file=./clusterconfig/kubernetes k8s-1.yaml"
+    assert commands[0].line.startswith("talosctl apply-config --talosconfig=./clusterconfig/talosconfig")
+
+
+def test_command_node_forms() -> None:
+    assert cluster.command_node(["talosctl", "-n", "1.2.3.4", "reset"]) == "1.2.3.4"
+    assert cluster.command_node(["talosctl", "--nodes", "1.2.3.4"]) == "1.2.3.4"
+    assert cluster.command_node(["talosctl", "bootstrap", "--nodes=1.2.3.4"]) == "1.2.3.4"
+    assert cluster.command_node(["talosctl", "upgrade-k8s"]) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "talosctl apply-config --nodes=1.2.3.4 | sh",
+        "talosctl bootstrap && rm -rf /",
+        "talosctl bootstrap > /etc/passwd",
+        "talosctl bootstrap $(whoami)",
+        "talosctl bootstrap `id`",
+        "talosctl bootstrap 'unterminated",
+    ],
+)
+def test_parse_refuses_shell_syntax(text: str) -> None:
+    with pytest.raises(UserError):
+        cluster.parse_gencommand(text)
+
+
+def test_parse_refuses_other_programs() -> None:
+    with pytest.raises(UserError, match="something other than a talosctl command"):
+        cluster.parse_gencommand("rm -rf /;\n")
+
+
+def test_parse_keeps_operators_inside_quotes() -> None:
+    (command,) = cluster.parse_gencommand("talosctl x '--a=b|c;d' \"e && f\";")
+    assert command.argv == ("talosctl", "x", "--a=b|c;d", "e && f")
+
+
+ARG = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12)
+ARGV = st.lists(ARG, max_size=6).map(lambda rest: ["talosctl", *rest])
+
+
+@given(st.lists(ARGV, min_size=1, max_size=4), st.sampled_from([";\n", "\n", ";", "; "]))
+def test_parse_round_trips_shell_quoted_commands(commands: list[list[str]], separator: str) -> None:
+    text = separator.join(shlex.join(argv) for argv in commands) + separator
+    assert [list(c.argv) for c in cluster.parse_gencommand(text)] == commands
+
+
+@given(st.lists(st.ip_addresses(v=4).map(str), min_size=1, max_size=4))
+def test_parse_reports_each_node(addresses: list[str]) -> None:
+    text = "".join(f"talosctl reset --talosconfig=./t --nodes={a} --reboot;\n" for a in addresses)
+    assert [c.node for c in cluster.parse_gencommand(text)] == addresses
+
+
+# --------------------------------------------------------------------------- CRD filtering
+
+RENDER = """\
+---
+# Source: gateway-helm/crds/gatewayapi-crds.yaml
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gateways.gateway.networking.k8s.io
+spec:
+  description: |
+    kind: Deployment
+    ---
+    not a separator inside a block scalar
+---
+# Source: gateway-helm/templates/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: envoy-gateway
+---
+# an empty document (only a comment)
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: "CustomResourceDefinition"  # quoted, with a comment
+metadata:
+  name: dnsendpoints.externaldns.k8s.io
+...
+---
+{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+ "metadata": {"name": "json.x.io"}}
+---
+apiVersion: v1
+kind: ConfigMap
+data:
+  kind: CustomResourceDefinition
+"""
+
+
+def load_all(text: str) -> list[object]:
+    return [doc for doc in YAML(typ="safe", pure=True).load_all(text) if doc is not None]
+
+
+def test_select_crds_from_a_helm_render() -> None:
+    crds = cluster.select_kind(RENDER)
+    names = [load_all(doc)[0]["metadata"]["name"] for doc in crds]
+    assert names == ["gateways.gateway.networking.k8s.io", "dnsendpoints.externaldns.k8s.io", "json.x.io"]
+    # original text kept (comments included), and the joined stream parses back
+    assert crds[0].startswith("# Source: gateway-helm/crds/gatewayapi-crds.yaml")
+    assert [d["metadata"]["name"] for d in load_all(cluster.join_documents(crds))] == names
+
+
+def test_select_nothing() -> None:
+    assert cluster.select_kind("") == []
+    assert cluster.select_kind("---\n# just a comment\n---\n") == []
+
+
+KINDS = st.sampled_from(["CustomResourceDefinition", "Deployment", "Service", "ConfigMap", "Secret"])
+PIECES = st.sampled_from(
+    ["\n", "---", "...", "kind: ", "CustomResourceDefinition", " ", "#", "'", '"', ": ", "- "]
+)
+TEXT = st.lists(
+    st.text(st.characters(blacklist_categories=["Cs", "Cc"]), max_size=5) | PIECES, max_size=6
+).map("".join)
+SCALAR = st.one_of(TEXT, st.integers(), st.booleans(), st.none())
+VALUES = st.recursive(
+    SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3)
+)
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> dict[str, object]:
+    extra = draw(
+        st.dictionaries(st.sampled_from(["spec", "data", "description", "x-kind"]), VALUES, max_size=3)
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": draw(KINDS),
+        "metadata": {"name": draw(st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True))},
+        **extra,
+    }
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(manifests(), max_size=6), st.booleans())
+def test_select_kind_matches_a_real_parser(documents: list[dict[str, object]], explicit_start: bool) -> None:
+    """Whatever a YAML emitter produces, the text-level filter keeps exactly the CRDs."""
+    yaml = YAML(typ="safe", pure=True)
+    yaml.explicit_start = explicit_start
+    buffer = io.StringIO()
+    yaml.dump_all(documents, buffer)
+    try:  # the emitter occasionally writes YAML it cannot read back (e.g. {:0: null})
+        assume(load_all(buffer.getvalue()) == documents)
+    except YAMLError:
+        assume(False)
+    selected = cluster.select_kind(buffer.getvalue())
+    expected = [doc for doc in documents if doc["kind"] == cluster.CRD_KIND]
+    assert [load_all(doc)[0] for doc in selected] == expected
+    assert load_all(cluster.join_documents(selected)) == expected
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+def nodes_json(*conditions: tuple[str, str | None]) -> str:
+    items = []
+    for name, ready in conditions:
+        status = {"conditions": [{"type": "MemoryPressure", "status": "False"}]}
+        if ready is not None:
+            status["conditions"].append({"type": "Ready", "status": ready})
+        items.append({"metadata": {"name": name}, "status": status})
+    return json.dumps({"kind": "List", "items": items})
+
+
+def test_node_statuses() -> None:
+    statuses = cluster.node_statuses(nodes_json(("a", "True"), ("b", "False"), ("c", "Unknown"), ("d", None)))
+    assert [(s.name, s.ready) for s in statuses] == [("a", True), ("b", False), ("c", None), ("d", None)]
+
+
+@pytest.mark.parametrize(
+    ("text", "registered", "ready"),
+    [
+        (nodes_json(("a", "True"), ("b", "True")), True, True),
+        (nodes_json(("a", "True"), ("b", "False")), True, False),
+        (nodes_json(("a", "False")), True, False),
+        (nodes_json(("a", "Unknown")), False, False),
+        (nodes_json(), False, False),
+        ("", False, False),
+        ("not json", False, False),
+        ("[1, 2]", False, False),
+    ],
+)
+def test_node_readiness(text: str, registered: bool, ready: bool) -> None:
+    statuses = cluster.node_statuses(text)
+    assert cluster.nodes_registered(statuses) is registered
+    assert cluster.nodes_ready(statuses) is ready
+
+
+@given(st.lists(st.sampled_from(["True", "False", "Unknown", None]), max_size=5))
+def test_readiness_properties(readiness: list[str | None]) -> None:
+    statuses = cluster.node_statuses(nodes_json(*((f"n{i}", r) for i, r in enumerate(readiness))))
+    assert len(statuses) == len(readiness)
+    assert cluster.nodes_ready(statuses) == (bool(readiness) and all(r == "True" for r in readiness))
+    assert cluster.nodes_registered(statuses) == (
+        bool(readiness) and all(r in ("True", "False") for r in readiness)
+    )
+    if cluster.nodes_ready(statuses):
+        assert cluster.nodes_registered(statuses)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_app_namespaces_and_secret_files(tmp_path: Path) -> None:
+    for name in ("kube-system", "default", ".hidden", "Not_A_Label"):
+        (tmp_path / "kubernetes" / "apps" / name).mkdir(parents=True)
+    (tmp_path / "kubernetes" / "apps" / "kustomization.yaml").write_text("")
+    assert cluster.app_namespaces(tmp_path / "kubernetes" / "apps") == ["default", "kube-system"]
+    assert cluster.app_namespaces(tmp_path / "missing") == []
+    (tmp_path / "bootstrap").mkdir()
+    for name in ("sops-age.sops.yaml", "cluster-secrets.sops.yaml", "notes.yaml"):
+        (tmp_path / "bootstrap" / name).write_text("")
+    assert [p.name for p in cluster.bootstrap_secret_files(tmp_path)] == [
+        "cluster-secrets.sops.yaml",
+        "sops-age.sops.yaml",
+    ]

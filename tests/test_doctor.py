@@ -1,0 +1,125 @@
+"""inv doctor: fake tools that report versions, operator files with various modes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from invoke import Config, Context
+from invoke.exceptions import Exit
+
+from tasks import doctor as doctor_module
+from tasks.toolversions import compare, parse_version
+from tests.conftest import EXAMPLE_OPERATOR
+from tests.fakes import FakeTools, ok
+
+VERSIONS = {
+    "talhelper": "talhelper version 3.1.9",
+    "talosctl": "Client:\n\tTag:         v1.13.0\n\tSHA:         abc\n",
+    "flux": "flux: v2.8.6\n",
+    "helm": "v4.1.4+g1234567\n",
+    "helmfile": "helmfile version 1.4.0\n",  # differs from the pin
+    "kubectl": "Client Version: v1.36.0\nKustomize Version: v5.7.1\n",
+}
+
+
+@pytest.fixture
+def operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "operator"
+    shutil.copytree(EXAMPLE_OPERATOR, directory)
+    for path in directory.iterdir():
+        path.chmod(0o600)
+    monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(directory))
+    return directory
+
+
+@pytest.fixture
+def tools(fake_tools: FakeTools) -> FakeTools:
+    for name, output in VERSIONS.items():
+        fake_tools.script(name, (None, ok(output)))
+    return fake_tools
+
+
+def run_doctor(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    context = Context(config=Config(overrides={"home_ops": {"root": str(root)}}))
+    try:
+        doctor_module.doctor(context)
+        code = 0
+    except Exit as error:
+        code = error.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def row(output: str, first: str) -> list[str]:
+    return next(line.split() for line in output.splitlines() if line.split()[:1] == [first])
+
+
+def test_ready_machine(example_repo: Path, operator: Path, tools: FakeTools, capsys) -> None:
+    code, out, err = run_doctor(example_repo, capsys)
+    assert code == 0, err
+    assert row(out, "talhelper")[:4] == ["talhelper", "ok", "3.1.9", "3.1.9"]
+    assert row(out, "talosctl")[:3] == ["talosctl", "ok", "1.13.0"]
+    assert row(out, "helmfile")[:4] == ["helmfile", "differs", "1.4.0", "1.5.0"]
+    assert row(out, "configure")[1] == "ready"
+    assert row(out, "bootstrap.talos")[1] == "ready"
+    assert "age key" in out and "ok (0600)" in out
+
+
+def test_loose_permissions_are_flagged(example_repo: Path, operator: Path, tools: FakeTools, capsys) -> None:
+    (operator / "age.key").chmod(0o644)
+    code, out, _ = run_doctor(example_repo, capsys)
+    assert code == 0
+    assert "mode 0644" in out and "chmod 600" in out
+
+
+def test_missing_sops_fails(
+    example_repo: Path, operator: Path, tools: FakeTools, monkeypatch, capsys
+) -> None:
+    real = doctor_module.find_tool
+    monkeypatch.setattr(doctor_module, "find_tool", lambda name: None if name == "sops" else real(name))
+    code, out, err = run_doctor(example_repo, capsys)
+    assert code == 1
+    assert row(out, "sops")[1] == "missing"
+    assert "`inv configure` cannot run: it needs sops" in err
+
+
+def test_missing_operator_files_fail(
+    example_repo: Path, tools: FakeTools, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(tmp_path / "empty"))
+    code, out, err = run_doctor(example_repo, capsys)
+    assert code == 1
+    assert "run `inv init`" in out and "age key (inv init)" in err
+
+
+def test_cluster_tools_missing_do_not_fail(example_repo: Path, operator: Path, monkeypatch, capsys) -> None:
+    real = doctor_module.find_tool
+    cluster_tools = {"talhelper", "talosctl", "flux", "helm", "helmfile"}
+    monkeypatch.setattr(
+        doctor_module, "find_tool", lambda name: None if name in cluster_tools else real(name)
+    )
+    code, out, _ = run_doctor(example_repo, capsys)
+    assert code == 0
+    assert row(out, "bootstrap.talos")[1:] == ["needs", "talhelper,", "talosctl"]
+
+
+@pytest.mark.parametrize(
+    ("output", "version"),
+    [
+        ("sops 3.11.0", "3.11.0"),
+        ("v0.7.0", "0.7.0"),
+        ("cloudflared version 2026.3.0 (built x)", "2026.3.0"),
+        ("", None),
+    ],
+)
+def test_parse_version(output: str, version: str | None) -> None:
+    assert parse_version(output) == version
+
+
+def test_compare() -> None:
+    assert compare("1.13.0", "1.13.0") == "ok"
+    assert compare("3.11", "3.11.0") == "ok"
+    assert compare("3.11.0", "3.12.2") == "differs"
+    assert compare(None, "1.0.0") == "unknown"
