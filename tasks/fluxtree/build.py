@@ -18,11 +18,13 @@ across the whole build) is built alone.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,7 +153,7 @@ class Builder:
         self.tmp = Path(tempfile.mkdtemp(prefix="fluxtree-"))
         self.real_tmp = Path(os.path.realpath(self.tmp))
         self.processes = 0
-        self._counter = 0
+        self._counter = itertools.count(1)
 
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -163,8 +165,7 @@ class Builder:
         self.close()
 
     def _next(self, prefix: str) -> Path:
-        self._counter += 1
-        return self.tmp / f"{prefix}{self._counter}"
+        return self.tmp / f"{prefix}{next(self._counter)}"
 
     # Shadow trees -----------------------------------------------------------------------
     def _links(self, rel: Path, data: dict[str, Any], real: set[Path]) -> set[Path]:
@@ -246,17 +247,16 @@ class Builder:
     def _repo_file(self, batch: Path, origin: str | None, fallback: str) -> str:
         if not origin:
             return fallback
-        real = Path(os.path.realpath(batch / origin))
-        for base in (self.real_root, self.root):
-            try:
-                return str(real.relative_to(base))
-            except ValueError:
-                pass
-        try:
-            rel = real.relative_to(self.real_tmp)
-            return str(Path(*rel.parts[1:])) if len(rel.parts) > 1 else fallback
-        except ValueError:
-            return fallback
+        # Shadows mirror the repository path for path, so no symlink needs resolving.
+        path = Path(os.path.normpath(batch / origin))
+        for base in (self.root, self.real_root):
+            if path.is_relative_to(base):
+                return str(path.relative_to(base))
+        for base in (self.tmp, self.real_tmp):
+            if path.is_relative_to(base):
+                rel = path.relative_to(base)
+                return str(Path(*rel.parts[1:])) if len(rel.parts) > 1 else fallback
+        return fallback
 
     def _split(self, batch: Path, group: list[BuildItem], stdout: str) -> list[BuildResult]:
         results = [BuildResult(item.key, True) for item in group]
@@ -277,27 +277,32 @@ class Builder:
             results[index].docs.append(Doc(text, body, file))
         return results
 
-    def build(self, items: Sequence[BuildItem]) -> dict[str, BuildResult]:
-        """Build every item; failing batches are bisected so each failure is attributed."""
+    def _batch(self, group: list[BuildItem]) -> tuple[list[BuildResult], list[list[BuildItem]]]:
+        """Prepare, build and split one batch: (results, halves to retry)."""
         from ..runner import run_many
 
+        batch, _keys = self._write_batch(group)
+        outcome = run_many([(kustomize_argv(str(batch), self.tool), None)])[0]
+        if outcome.ok:
+            return self._split(batch, group, outcome.stdout.decode("utf-8", "replace")), []
+        if len(group) == 1:
+            error = outcome.stderr.decode("utf-8", "replace").strip()
+            return [BuildResult(group[0].key, False, error=error)], []
+        half = len(group) // 2
+        return [], [group[:half], group[half:]]
+
+    def build(self, items: Sequence[BuildItem]) -> dict[str, BuildResult]:
+        """Build every item. Each worker prepares, builds and parses whole batches, so the
+        Python work of one batch overlaps the kustomize run of another; a failing batch is
+        bisected until each failure is attributed to its item."""
         results: dict[str, BuildResult] = {}
-        pending = plan_groups(items, self.workers)
-        while pending:
-            written = [self._write_batch(group) for group in pending]
-            jobs = [(kustomize_argv(str(batch), self.tool), None) for batch, _keys in written]
-            outcomes = run_many(jobs, workers=self.workers)
-            self.processes += len(jobs)
-            retry: list[list[BuildItem]] = []
-            for group, (batch, _keys), outcome in zip(pending, written, outcomes, strict=True):
-                if outcome.ok:
-                    for result in self._split(batch, group, outcome.stdout.decode("utf-8", "replace")):
-                        results[result.key] = result
-                elif len(group) == 1:
-                    error = outcome.stderr.decode("utf-8", "replace").strip()
-                    results[group[0].key] = BuildResult(group[0].key, False, error=error)
-                else:
-                    half = len(group) // 2
-                    retry += [group[:half], group[half:]]
-            pending = retry
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            pending = {pool.submit(self._batch, group) for group in plan_groups(items, self.workers)}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    built, retry = future.result()
+                    self.processes += 1
+                    results.update((result.key, result) for result in built)
+                    pending |= {pool.submit(self._batch, half) for half in retry}
         return results
