@@ -111,7 +111,12 @@ def inv(repo: Path, env: dict[str, str], *args: str) -> None:
     check([sys.executable, "-m", "invoke", *args], repo, env)
 
 
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):5.2f}s (min {min(values):4.2f})"
+
+
 def measure_configure(label: str, nodes_yaml: str | None, runs: int, base: Path) -> dict[str, float]:
+    """Baseline and ours alternate, so background noise hits both alike."""
     env = environment()
     results: dict[str, list[float]] = {"baseline": [], "fresh": [], "rerun": []}
     for _ in range(runs):
@@ -123,8 +128,8 @@ def measure_configure(label: str, nodes_yaml: str | None, runs: int, base: Path)
         results["rerun"].append(timed(lambda repo=repo: inv(repo, env, "configure")))
     medians = {key: statistics.median(values) for key, values in results.items()}
     print(
-        f"{label:<16} baseline {medians['baseline']:6.2f}s   inv configure {medians['fresh']:6.2f}s "
-        f"({medians['baseline'] / medians['fresh']:4.1f}x faster)   no-change re-run {medians['rerun']:5.2f}s"
+        f"{label:<16} baseline {summary(results['baseline'])}   inv configure {summary(results['fresh'])}"
+        f"   {medians['baseline'] / medians['fresh']:3.1f}x faster   no-change re-run {summary(results['rerun'])}"
     )
     return medians
 
@@ -134,10 +139,14 @@ def measure_list(runs: int, base: Path) -> tuple[float, float]:
     empty = Path(tempfile.mkdtemp(dir=base))
     # Invoke refuses a module without tasks, so "empty" holds one no-op task.
     (empty / "tasks.py").write_text("from invoke import task\n\n\n@task\ndef noop(c):\n    pass\n")
-    ours = statistics.median(timed(lambda: inv(ROOT, env, "--list")) for _ in range(runs))
-    bare = statistics.median(timed(lambda: inv(empty, env, "--list")) for _ in range(runs))
-    print(f"inv --list       ours {ours:5.3f}s   empty tasks module {bare:5.3f}s   ratio {ours / bare:4.2f}x")
-    return ours, bare
+    ours: list[float] = []
+    bare: list[float] = []
+    for _ in range(runs):
+        ours.append(timed(lambda: inv(ROOT, env, "--list")))
+        bare.append(timed(lambda: inv(empty, env, "--list")))
+    ratio = statistics.median(ours) / statistics.median(bare)
+    print(f"inv --list       ours {summary(ours)}   empty tasks module {summary(bare)}   ratio {ratio:4.2f}x")
+    return statistics.median(ours), statistics.median(bare)
 
 
 def main() -> int:
@@ -152,7 +161,7 @@ def main() -> int:
         base = Path(scratch)
         example = measure_configure("bundled example", None, args.runs, base)
         twelve = measure_configure("12 nodes", twelve_nodes(), args.runs, base)
-        ours, bare = measure_list(max(args.runs, 10), base)
+        ours, bare = measure_list(max(args.runs * 4, 20), base)
     targets = [
         ("configure >= 3x faster (example)", example["baseline"] / example["fresh"] >= 3),
         ("configure >= 3x faster (12 nodes)", twelve["baseline"] / twelve["fresh"] >= 3),

