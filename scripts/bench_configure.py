@@ -127,9 +127,10 @@ def measure_configure(label: str, nodes_yaml: str | None, runs: int, base: Path)
         results["fresh"].append(timed(lambda repo=repo: inv(repo, env, "configure")))
         results["rerun"].append(timed(lambda repo=repo: inv(repo, env, "configure")))
     medians = {key: statistics.median(values) for key, values in results.items()}
+    ratio = medians["baseline"] / medians["fresh"]
     print(
         f"{label:<16} baseline {summary(results['baseline'])}   inv configure {summary(results['fresh'])}"
-        f"   {medians['baseline'] / medians['fresh']:3.1f}x faster   no-change re-run {summary(results['rerun'])}"
+        f"   {ratio:3.1f}x faster   no-change re-run {summary(results['rerun'])}"
     )
     return medians
 
