@@ -12,10 +12,8 @@ never printed.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from invoke import task
 
 from . import cluster, runner, sopsfile
 from .errors import UserError, friendly
+from .files import write_atomically
 from .paths import Paths, paths_for
 from .talos import CONFIGURE, INIT, generated, known_nodes, node_label, preflight, run_generated, talos_files
 
@@ -34,29 +33,7 @@ SERVER_SIDE = ["--server-side", "--force-conflicts", "--field-manager=home-ops"]
 ALREADY_BOOTSTRAPPED = ("AlreadyExists", "etcd data directory is not empty")
 
 
-def tail(text: str, lines: int = 10) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 # --------------------------------------------------------------------------- bootstrap.talos
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step: a temporary file in the same directory,
-    renamed over it. On any failure or Ctrl-C the temporary file is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp).chmod(0o644)
-        Path(temp).replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            Path(temp).unlink()
-        raise
 
 
 def talsecret_argvs(paths: Paths) -> tuple[list[str], list[str]]:
@@ -81,7 +58,7 @@ def ensure_talsecret(c: Any, paths: Paths) -> bool:
     ciphertext = runner.pipe(c, gensecret, encrypt, cwd=paths.root).stdout
     if not sopsfile.is_encrypted_text(ciphertext):
         raise UserError(f"sops did not return an encrypted document; {label} was not written")
-    write_atomic(paths.talsecret, ciphertext)
+    write_atomically(paths.talsecret, ciphertext)
     return True
 
 
@@ -231,7 +208,7 @@ def apply_secrets(c: Any, paths: Paths) -> list[str]:
         elif diff.exited == 0:
             print(f"secret {label}: current")
         else:
-            raise runner.CommandFailed(f"kubectl diff of {label}", diff.exited, tail(diff.stderr))
+            raise runner.CommandFailed(f"kubectl diff of {label}", diff.exited, runner.tail(diff.stderr))
     return applied
 
 
@@ -257,7 +234,7 @@ def apply_crds(c: Any, paths: Paths, helmfile: Path) -> bool:
         print(f"CRDs: all {len(crds)} current")
         return False
     if result.exited != 1:
-        raise runner.CommandFailed(runner.command_line(diff), result.exited, tail(result.stderr))
+        raise runner.CommandFailed(runner.command_line(diff), result.exited, runner.tail(result.stderr))
     runner.run(c, apply, stdin=stream)
     print(f"CRDs: {len(crds)} applied")
     return True

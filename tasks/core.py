@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from invoke import task
 from invoke.context import Context
 
 from .errors import UserError, friendly
+from .files import write_atomically
 from .paths import Paths, paths_for
 from .runner import is_dry, require, run
 from .sopsfile import decrypt_argv, encrypt_to_argv
@@ -32,17 +31,6 @@ onepassword_connect:
   credentials: '{"replace-me": true}'
   token: replace-me
 """
-
-
-def write_atomically(path: Path, content: str) -> None:
-    """Replace ``path`` in one step: a failure leaves the old file (or none) in place."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(content)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
 
 
 def create_operator_files(paths: Paths, dry: bool) -> list[str]:

@@ -164,7 +164,8 @@ def command_env(paths: Paths | None = None, extra: Mapping[str, str] | None = No
     return env
 
 
-def _tail(text: str, lines: int = 15) -> str:
+def tail(text: str, lines: int = 15) -> str:
+    """The last ``lines`` lines of a command's output, for error messages."""
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
@@ -285,7 +286,7 @@ def run(
         raise UserError(f"command produced no result: {line}")
     if check and result.failed:
         output = result.stderr or result.stdout
-        raise CommandFailed(redact(line, secrets), result.exited, redact(_tail(output), secrets))
+        raise CommandFailed(redact(line, secrets), result.exited, redact(tail(output), secrets))
     return result
 
 
@@ -313,7 +314,7 @@ def pipe(
     produced = run(c, producer, cwd=cwd, secrets=secrets, check=False)
     if produced.failed:
         raise CommandFailed(
-            redact(command_line(producer), secrets), produced.exited, redact(_tail(produced.stderr), secrets)
+            redact(command_line(producer), secrets), produced.exited, redact(tail(produced.stderr), secrets)
         )
     return run(c, consumer, stdin=produced.stdout, cwd=cwd, secrets=[*secrets, produced.stdout], check=check)
 
@@ -355,9 +356,9 @@ def retry(
                 print(f"{waiting_for}: done after {attempt} attempt(s)")
                 return result
             if result.ok:  # ran fine, but not yet what we wait for: its output is data, not an error
-                last_error = _tail(result.stderr, 5) or "succeeded, but not the awaited condition yet"
+                last_error = tail(result.stderr, 5) or "succeeded, but not the awaited condition yet"
             else:
-                last_error = _tail(result.stderr or result.stdout, 5) or f"exit {result.exited}"
+                last_error = tail(result.stderr or result.stdout, 5) or f"exit {result.exited}"
         elapsed = clock() - started
         if elapsed + interval > deadline:
             raise UserError(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from invoke import Collection, task
 from invoke.context import Context
 
 from .errors import UserError, friendly
+from .files import write_atomically
 from .paths import Paths, paths_for
 from .runner import command_env, command_line, find_tool, is_dry, require, run, run_many
 from .sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name, store_type
@@ -44,20 +44,6 @@ def resolve(paths: Paths, name: str) -> Path:
 
 def rel(paths: Paths, path: Path) -> str:
     return paths.rel(path)
-
-
-def write_atomically(path: Path, content: str) -> None:
-    """Replace ``path`` with ``content`` in one step, keeping its permissions."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def decrypt_stdin_argv(filename: str) -> list[str]:

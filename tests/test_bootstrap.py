@@ -240,18 +240,6 @@ def test_talos_preconditions_before_anything_runs(fresh: Path, monkeypatch, caps
     ]
 
 
-def test_write_atomic_removes_its_temp_file_on_failure(tmp_path: Path, monkeypatch) -> None:
-    target = tmp_path / "talos" / "talsecret.sops.yaml"
-
-    def boom(self: Path, other: Path) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Path, "replace", boom)
-    with pytest.raises(KeyboardInterrupt):
-        bootstrap.write_atomic(target, CIPHERTEXT)
-    assert list((tmp_path / "talos").iterdir()) == []
-
-
 # --------------------------------------------------------------------------- end to end
 
 
