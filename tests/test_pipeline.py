@@ -504,3 +504,28 @@ def test_dry_run_renders_and_validates_but_writes_nothing(repo: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "configure: would write kubernetes/apps/default/configmap.yaml" in result.stdout
     assert snapshot(repo) == before
+
+
+def test_talhelper_validates_the_staged_talconfig_when_installed(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes = FakeTools(tmp_path / "fakebin").install("talhelper")
+    fakes.script(
+        "talhelper", ("validate", {"exit": 1, "stdout": "", "stderr": "machine.install.disk: required"})
+    )
+    monkeypatch.setenv("PATH", fakes.path_env())
+    before = snapshot(repo)
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    assert (
+        "talos/talconfig.yaml: talhelper validate failed: machine.install.disk: required"
+        in raised.value.lines
+    )
+    assert snapshot(repo) == before
+    (call,) = fakes.calls("talhelper")
+    assert call.argv == ["validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml"]
+    assert Path(call.cwd).name == "talos" and not Path(call.cwd).is_relative_to(repo)
+    fakes.script("talhelper", ("validate", {"exit": 0, "stdout": "ok", "stderr": ""}))
+    lines: list[str] = []
+    pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
+    assert any(line.startswith("validated") and "talhelper" not in line for line in lines)

@@ -1,0 +1,59 @@
+"""Where tasks look: the repository root, whatever the working directory; the user's
+environment wins over the repository's defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from invoke import Config, Context
+
+from tasks import ns
+from tasks.paths import ROOT, paths_for, repo_paths, tool_env
+
+
+def test_defaults_point_into_the_repository() -> None:
+    env = tool_env(repo_paths())
+    assert env["KUBECONFIG"] == str(ROOT / "kubeconfig")
+    assert env["SOPS_AGE_KEY_FILE"] == str(ROOT / "age.key")
+    assert env["SOPS_CONFIG"] == str(ROOT / ".sops.yaml")
+    assert env["TALOSCONFIG"] == str(ROOT / "talos" / "clusterconfig" / "talosconfig")
+
+
+def test_the_users_environment_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kc"))
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(tmp_path / "key"))
+    monkeypatch.setenv("TALOSCONFIG", str(tmp_path / "tc"))
+    env = tool_env(repo_paths())
+    assert env["KUBECONFIG"] == str(tmp_path / "kc")
+    assert env["SOPS_AGE_KEY_FILE"] == str(tmp_path / "key")
+    assert env["TALOSCONFIG"] == str(tmp_path / "tc")
+
+
+def test_operator_dir_moves_the_operator_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(tmp_path))
+    paths = repo_paths()
+    assert paths.age_key == tmp_path / "age.key"
+    assert paths.deploy_key == tmp_path / "github-deploy.key"
+    assert paths.push_token == tmp_path / "github-push-token.txt"
+
+
+def test_sops_config_is_left_out_until_it_exists(tmp_path: Path) -> None:
+    assert "SOPS_CONFIG" not in tool_env(repo_paths(tmp_path))
+    (tmp_path / ".sops.yaml").write_text("creation_rules: []\n")
+    assert tool_env(repo_paths(tmp_path))["SOPS_CONFIG"] == str(tmp_path / ".sops.yaml")
+
+
+def test_tasks_resolve_the_root_from_config_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert paths_for(Context()).root == ROOT
+    other = Context(config=Config(overrides={"home_ops": {"root": str(tmp_path)}}))
+    assert paths_for(other).root == tmp_path.resolve()
+
+
+def test_namespace_sets_the_tool_environment_for_every_command() -> None:
+    env = ns.configuration()["run"]["env"]
+    assert set(env) >= {"KUBECONFIG", "SOPS_AGE_KEY_FILE", "TALOSCONFIG"}
+    assert env["KUBECONFIG"].startswith(str(ROOT))
