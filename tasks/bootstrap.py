@@ -23,9 +23,18 @@ from . import cluster, runner, sopsfile
 from .errors import UserError, friendly
 from .files import write_atomically
 from .paths import Paths, paths_for
-from .talos import CONFIGURE, INIT, generated, known_nodes, node_label, preflight, run_generated, talos_files
+from .talos import (
+    BOOTSTRAP_TALOS,
+    CONFIGURE,
+    INIT,
+    generated,
+    known_nodes,
+    node_label,
+    preflight,
+    run_generated,
+    talos_files,
+)
 
-BOOTSTRAP_TALOS = "run `inv bootstrap.talos`"
 #: How ``kubectl`` applies: server-side, owning the fields it sets even when something
 #: else (Flux, later) set them before.
 SERVER_SIDE = ["--server-side", "--force-conflicts", "--field-manager=home-ops"]
@@ -183,7 +192,8 @@ def ensure_namespaces(c: Any, paths: Paths) -> list[str]:
     missing = [name for name in wanted if name not in existing]
     for name in missing:
         runner.run(c, ["kubectl", "create", "namespace", name])
-        print(f"namespace {name}: created")
+        if not runner.is_dry(c):
+            print(f"namespace {name}: created")
     if not missing:
         print(f"namespaces: all {len(wanted)} exist")
     return missing

@@ -155,7 +155,11 @@ def decrypt(c: Context, path: str) -> None:
 @task(positional=["path"], help={"path": "the SOPS file to edit (created when it does not exist)"})
 @friendly
 def edit(c: Context, path: str) -> None:
-    """Edit a SOPS file in $EDITOR: decrypted in memory, re-encrypted on save."""
+    """Edit a SOPS file in $EDITOR; it is re-encrypted on save and never plaintext in the repo.
+
+    sops hands the editor a private temporary copy outside the repository and removes it
+    afterwards; the file in the tree only ever holds ciphertext.
+    """
     from .sopskeys import require_keys
 
     paths = paths_for(c)

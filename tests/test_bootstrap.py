@@ -456,6 +456,18 @@ def test_apps_preconditions(tree: Path, capsys) -> None:
     ]
 
 
+def test_apps_dry_run_before_the_cluster_exists(tree: Path, fake_tools: FakeTools, capsys) -> None:
+    """`inv --dry bootstrap.talos bootstrap.apps` can show the whole sequence on a fresh
+    checkout: the kubeconfig that bootstrap.talos would fetch is only a note."""
+    (tree / "kubeconfig").unlink()
+    bootstrap.apps(context(tree, dry=True))
+    assert fake_tools.calls() == []
+    captured = capsys.readouterr()
+    assert "note: kubeconfig does not exist yet — run `inv bootstrap.talos`" in captured.err
+    assert "helmfile --file bootstrap/helmfile.d/01-apps.yaml sync --hide-notes" in captured.out
+    assert ": created" not in captured.out and ": applied" not in captured.out
+
+
 # --------------------------------------------------------------------------- end to end
 
 
