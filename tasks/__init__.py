@@ -15,9 +15,12 @@ ns.add_task(core.configure)
 
 # Collections, one module each (registered by the modules' owners as they land).
 # COLLECTIONS-BEGIN
-from . import dev, flux  # noqa: E402
+from . import dev, flux, selftest  # noqa: E402
 
-ns.add_collection(Collection.from_module(dev))
+dev_tasks = Collection.from_module(dev)
+dev_tasks.add_task(selftest.e2e)
+dev_tasks.add_task(selftest.test)
+ns.add_collection(dev_tasks)
 ns.add_collection(Collection.from_module(flux))
 ns.add_task(flux.reconcile, name="reconcile")
 from . import doctor, lint, sops  # noqa: E402

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yaml"))
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"uses: (\S+) # v\d+(\.\d+)*\s*$")
-EXPECTED = {"lint", "validate", "e2e", "renovate", "label-sync", "labeler", "release"}
+EXPECTED = {"lint", "test", "validate", "e2e", "renovate", "label-sync", "labeler", "release"}
 
 
 def load(path: Path) -> dict:

@@ -1,0 +1,272 @@
+"""The repository testing itself: the test suite, and the operator's whole flow run on test
+configurations in a scratch copy of the repository (``inv dev.test``, ``inv dev.e2e``).
+
+``dev.e2e`` answers "does the main job work for a cluster that is not the bundled example?"
+without touching the work tree: each configuration gets its own temporary copy of the
+repository (every file git tracks or would track, as it is now, uncommitted changes
+included), its ``cluster.yaml`` and ``nodes.yaml`` are dropped in, and the same commands an
+operator runs are run there, as separate ``inv`` processes. The secrets are the repository's
+own ``cluster.sops.yaml``, the keys the operator's own files (or ``HOME_OPS_OPERATOR_DIR``).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from invoke import task
+from invoke.context import Context
+from invoke.exceptions import Exit
+
+from .errors import UserError, friendly
+from .paths import OPERATOR_DIR_ENV, Paths, paths_for
+from .runner import Outcome, is_dry, run, run_many
+
+#: Test configurations: one directory each, holding cluster.yaml and nodes.yaml.
+CONFIGS_DIR = Path("tests") / "fixtures" / "configs"
+CONFIG_FILES = ("cluster.yaml", "nodes.yaml")
+
+#: What an operator runs after changing the config, in order; a failing step ends that
+#: configuration's run. ``inv --dry`` never reaches a node or a cluster.
+STEPS: tuple[tuple[str, ...], ...] = (
+    ("configure",),
+    ("configure", "--check"),
+    ("sops.check",),
+    ("--dry", "bootstrap.talos"),
+    ("--dry", "bootstrap.apps"),
+)
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    name: str
+    directory: Path
+
+
+@dataclass
+class StepResult:
+    step: str
+    ok: bool
+    seconds: float
+    output: str = ""
+
+
+@dataclass
+class ConfigResult:
+    config: TestConfig
+    steps: list[StepResult] = field(default_factory=list)
+    kept: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return len(self.steps) == len(STEPS) and all(step.ok for step in self.steps)
+
+    @property
+    def seconds(self) -> float:
+        return sum(step.seconds for step in self.steps)
+
+
+def step_label(step: Sequence[str]) -> str:
+    return f"inv {shlex.join(step)}"
+
+
+# --------------------------------------------------------------------------- choosing configs
+
+
+def available(root: Path) -> list[TestConfig]:
+    """Every test configuration of the repository, by name."""
+    base = root / CONFIGS_DIR
+    if not base.is_dir():
+        return []
+    return [
+        TestConfig(d.name, d)
+        for d in sorted(base.iterdir())
+        if d.is_dir() and all((d / f).is_file() for f in CONFIG_FILES)
+    ]
+
+
+def resolve_configs(root: Path, wanted: Sequence[str]) -> list[TestConfig]:
+    """The configurations to run: each ``wanted`` entry is the name of a test configuration
+    or a directory holding cluster.yaml and nodes.yaml; none means all test configurations."""
+    known = {config.name: config for config in available(root)}
+    if not wanted:
+        if not known:
+            raise UserError(
+                f"no test configurations in {CONFIGS_DIR} (a directory each, with {', '.join(CONFIG_FILES)})"
+            )
+        return list(known.values())
+    chosen: list[TestConfig] = []
+    problems: list[str] = []
+    for entry in wanted:
+        directory = Path(entry).expanduser()
+        if entry in known:
+            chosen.append(known[entry])
+        elif directory.is_dir():
+            missing = [f for f in CONFIG_FILES if not (directory / f).is_file()]
+            if missing:
+                problems.append(f"{entry}: no {' or '.join(missing)} in this directory")
+            else:
+                chosen.append(TestConfig(directory.resolve().name, directory.resolve()))
+        else:
+            names = ", ".join(known) or "none"
+            problems.append(f"{entry}: not a test configuration (known: {names}) nor a directory")
+    if problems:
+        raise UserError(*problems)
+    return chosen
+
+
+# --------------------------------------------------------------------------- the scratch copy
+
+
+def worktree_files(root: Path) -> list[str]:
+    """Every file of the work tree that git tracks or would track (ignored files, such as
+    the operator's keys and kubeconfig, are left out), as it is on disk now."""
+    (outcome,) = run_many(
+        [(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], None)], cwd=root
+    )
+    if not outcome.ok:
+        raise UserError(f"{root}: not a git work tree — dev.e2e copies the files git knows about")
+    names = sorted({name for name in outcome.stdout.decode().split("\0") if name})
+    return [name for name in names if (root / name).is_file() or (root / name).is_symlink()]
+
+
+def copy_files(root: Path, names: Sequence[str], destination: Path) -> None:
+    for name in names:
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, target, follow_symlinks=False)
+
+
+def scratch_env(scratch: Path, paths: Paths) -> dict[str, str]:
+    """The scratch copy's own files for every tool (whatever the caller's environment points
+    at), the operator's keys by absolute path. KUBECONFIG and TALOSCONFIG name files that do
+    not exist in the copy, so nothing run there can reach a real cluster, even by mistake."""
+    return {
+        OPERATOR_DIR_ENV: str(paths.operator_dir.resolve()),
+        "SOPS_AGE_KEY_FILE": str(paths.age_key.resolve()),
+        "SOPS_CONFIG": str(scratch / ".sops.yaml"),
+        "KUBECONFIG": str(scratch / "kubeconfig"),
+        "TALOSCONFIG": str(scratch / "talos" / "clusterconfig" / "talosconfig"),
+        "NO_COLOR": "1",
+    }
+
+
+def run_config(
+    paths: Paths, files: Sequence[str], config: TestConfig, keep: bool, say: Callable[[str], None]
+) -> ConfigResult:
+    """Copy the repository, drop ``config`` in and run :data:`STEPS` there until one fails."""
+    result = ConfigResult(config)
+    scratch = Path(tempfile.mkdtemp(prefix=f"home-ops-e2e-{config.name}-"))
+    try:
+        copy_files(paths.root, files, scratch)
+        for name in CONFIG_FILES:
+            shutil.copy2(config.directory / name, scratch / name)
+        env = scratch_env(scratch, paths)
+        for step in STEPS:
+            started = time.monotonic()
+            (outcome,) = run_many([([sys.executable, "-m", "invoke", *step], None)], cwd=scratch, env=env)
+            output = text_of(outcome)
+            result.steps.append(StepResult(step_label(step), outcome.ok, time.monotonic() - started, output))
+            say(f"{config.name}: {progress_line(result.steps[-1])}")
+            if not outcome.ok:
+                say("\n".join(f"    {line}" for line in output.splitlines()[-40:]))
+                break
+    finally:
+        if keep:
+            result.kept = scratch
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def text_of(outcome: Outcome) -> str:
+    return (outcome.stdout + outcome.stderr).decode(errors="replace").strip()
+
+
+def progress_line(step: StepResult) -> str:
+    line = f"{step.step}: {'ok' if step.ok else 'FAILED'} ({step.seconds:.1f}s)"
+    done = [row for row in step.output.splitlines() if row.startswith("configure: done")]
+    return f"{line} — {done[-1].removeprefix('configure: done — ')}" if step.ok and done else line
+
+
+def report(results: Sequence[ConfigResult]) -> list[str]:
+    """One line per configuration, then the verdict."""
+    width = max(len(r.config.name) for r in results)
+    lines = []
+    for r in results:
+        if r.ok:
+            state = f"ok      {len(r.steps)} steps in {r.seconds:.1f}s"
+        else:
+            state = f"FAILED  at `{r.steps[-1].step}`" if r.steps else "FAILED  before the first step"
+        kept = f"  (kept: {r.kept})" if r.kept else ""
+        lines.append(f"  {r.config.name:<{width}}  {state}{kept}")
+    failed = [r for r in results if not r.ok]
+    verdict = f"{len(results) - len(failed)} of {len(results)} configurations passed"
+    return ["e2e:", *lines, f"e2e: {verdict}"]
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@task(
+    iterable=["config"],
+    help={
+        "config": "a test configuration's name (tests/fixtures/configs/NAME) or a directory with "
+        "cluster.yaml and nodes.yaml; repeat for several; default: every test configuration",
+        "keep": "keep each scratch copy and print where it is, to look at what was rendered",
+    },
+)
+@friendly
+def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None:
+    """Run configure and the bootstrap dry runs on test configurations, in scratch copies.
+
+    For each configuration: copy the repository (as it is on disk, uncommitted changes
+    included, git-ignored files left out) to a temporary directory, put its cluster.yaml and
+    nodes.yaml in, and run `inv configure`, `inv configure --check`, `inv sops.check`,
+    `inv --dry bootstrap.talos` and `inv --dry bootstrap.apps` there. Secrets come from this
+    repository's cluster.sops.yaml, keys from your operator files. The work tree is never
+    touched. Exits 1 when any configuration fails, after running all of them.
+    """
+    paths = paths_for(c)
+    chosen = resolve_configs(paths.root, config or [])
+    if not paths.age_key.exists():
+        missing = f"{paths.rel(paths.age_key)} not found — run `inv init` (or set {OPERATOR_DIR_ENV})"
+        if not is_dry(c):
+            raise UserError(missing)
+        print(f"note: {missing}", file=sys.stderr)
+    if is_dry(c):
+        names = ", ".join(f"{t.name} ({paths.rel(t.directory)})" for t in chosen)
+        print(f"would run, for each of {names}, in a scratch copy of the repository:")
+        for step in STEPS:
+            print(f"  {step_label(step)}")
+        return
+    files = worktree_files(paths.root)
+    print(f"e2e: {len(chosen)} configuration(s), {len(files)} files copied for each", flush=True)
+    results = [run_config(paths, files, t, keep, lambda line: print(line, flush=True)) for t in chosen]
+    for line in report(results):
+        print(line)
+    if not all(r.ok for r in results):
+        raise Exit(code=1)
+
+
+@task(
+    help={"workers": "pytest-xdist workers: a number, or auto (one per core; the default); 0 runs serially"}
+)
+@friendly
+def test(c: Context, workers: str = "auto") -> None:
+    """Run the test suite (pytest, in parallel); arguments after `--` go to pytest.
+
+    `inv dev.test -- -k configure -x` passes `-k configure -x` through. The suite needs
+    nothing but the project's Python dependencies: cluster tools are faked, and sops,
+    kubectl and yamlfmt are the pip-installed ones.
+    """
+    argv = [sys.executable, "-m", "pytest", "-n", workers, *shlex.split(c.remainder or "")]
+    result = run(c, argv, cwd=paths_for(c).root, stream=True, check=False)
+    if result.failed:
+        raise Exit(code=result.exited)
