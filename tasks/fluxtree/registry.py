@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,16 +93,63 @@ class Registry:
         return self.entries.get((kind, namespace, name))
 
     def add_bootstrap(self, root: Path) -> None:
-        """Secrets and ConfigMaps the bootstrap step applies before Flux runs."""
+        """Secrets and ConfigMaps the bootstrap step applies before Flux runs: the manifests
+        under ``bootstrap/`` (``*.yaml.j2`` too, when they parse), and any repository manifest a
+        bootstrap script names, e.g. ``kubernetes/components/common/sops/cluster-secrets.sops.yaml``
+        applied into ``flux-system`` by ``bootstrap/mod.just`` or ``scripts/bootstrap-apps.sh``."""
+        files: dict[Path, None] = {}
         directory = root / "bootstrap"
-        if not directory.is_dir():
-            return
-        for path in sorted(directory.rglob("*.y*ml")):
+        if directory.is_dir():
+            for pattern in ("*.y*ml", "*.y*ml.j2"):
+                files.update(dict.fromkeys(sorted(directory.rglob(pattern))))
+        files.update(dict.fromkeys(bootstrap_references(root)))
+        for path in files:
             try:
                 docs = yamlio.load_all(path.read_text(encoding="utf-8", errors="replace"))
-            except (yamlio.YAMLError, OSError):
+            except (yamlio.YAMLError, OSError, ValueError):
                 continue
             for body in docs:
                 if isinstance(body, dict) and body.get("kind") in ("Secret", "ConfigMap"):
                     namespace = str((body.get("metadata") or {}).get("namespace") or "flux-system")
                     self.add_object(body, namespace, str(path.relative_to(root)))
+
+
+#: Where bootstrap scripts live in repositories of this family (Taskfile, just, shell).
+SCRIPT_DIRS = ("bootstrap", "scripts", ".taskfiles", ".just")
+SCRIPT_FILES = ("Taskfile.yaml", "Taskfile.yml", "justfile", ".justfile", "Justfile")
+_PATH_TOKEN = re.compile(r"(?:[\w.-]+/)+[\w.-]+\.ya?ml\b")
+
+
+def _script_files(root: Path) -> list[Path]:
+    found = [root / name for name in SCRIPT_FILES if (root / name).is_file()]
+    for name in SCRIPT_DIRS:
+        directory = root / name
+        if directory.is_dir():
+            found += sorted(p for p in directory.rglob("*") if p.is_file() and p.stat().st_size < 512_000)
+    return found
+
+
+def bootstrap_references(root: Path) -> list[Path]:
+    """Manifests under ``kubernetes/`` or ``bootstrap/`` that a bootstrap script names by a
+    path, however the script spells the directory it starts from."""
+    tokens: set[str] = set()
+    for script in _script_files(root):
+        try:
+            text = script.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        tokens.update(re.sub(r"^(?:\.\.?/)+", "", m.group(0)) for m in _PATH_TOKEN.finditer(text))
+    if not tokens:
+        return []
+    out: list[Path] = []
+    for directory in ("kubernetes", "bootstrap"):
+        base = root / directory
+        if not base.is_dir():
+            continue
+        for path in sorted(base.rglob("*.y*ml")):
+            relative = path.relative_to(root).as_posix()
+            # The token may lack the path's head (``{{ kubernetes_dir }}/components/...``) or
+            # carry a variable's name before it (``$ROOT_DIR/kubernetes/...``).
+            if any(relative == t or relative.endswith("/" + t) or t.endswith("/" + relative) for t in tokens):
+                out.append(path)
+    return out
