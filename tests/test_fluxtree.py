@@ -16,6 +16,7 @@ from tasks.fluxtree.report import as_json, as_text
 FIXTURES = Path(__file__).parent / "fixtures" / "flux-repos"
 CLEAN = FIXTURES / "clean"
 PROBLEMS = FIXTURES / "problems"
+LAYOUTS = FIXTURES / "layouts"  # layouts of real repositories that must not be reported
 
 #: Problem fixture -> (kind reported, file it must name, text the message must contain).
 EXPECTED = {
@@ -61,14 +62,15 @@ EXPECTED = {
 }
 
 
-def make_repo(tmp_path: Path, problem: str | None = None) -> Path:
-    """The clean fixture, with a problem fixture's files laid over it. A ``*.fixture`` file
-    loses that suffix and ``.plain-sops.`` becomes ``.sops.`` (so the checkout itself holds
-    no unencrypted ``*.sops.*`` file)."""
+def make_repo(tmp_path: Path, problem: str | None = None, layout: str | None = None) -> Path:
+    """The clean fixture, with a problem fixture's files (then a layout's) laid over it. A
+    ``*.fixture`` file loses that suffix and ``.plain-sops.`` becomes ``.sops.`` (so the
+    checkout itself holds no unencrypted ``*.sops.*`` file)."""
     repo = tmp_path / "repo"
     shutil.copytree(CLEAN, repo)
-    if problem:
-        overlay = PROBLEMS / problem
+    overlays = [PROBLEMS / problem] if problem else []
+    overlays += [LAYOUTS / layout] if layout else []
+    for overlay in overlays:
         for source in overlay.rglob("*"):
             if source.is_file():
                 name = str(source.relative_to(overlay))
@@ -159,6 +161,31 @@ def test_each_problem_is_reported_with_its_file(problem: str, tmp_path: Path) ->
     assert found, f"{kind} not reported; got {[str(p) for p in tree.problems]}"
     assert any(p.file == file and text in p.message for p in found), [str(p) for p in found]
     assert {p.kind for p in tree.problems} == {kind}, [str(p) for p in tree.problems]
+
+
+@pytest.mark.parametrize(
+    "script, line",
+    [
+        ("bootstrap/mod.just", None),  # {{ kubernetes_dir }}/components/...
+        ("scripts/bootstrap-apps.sh", '"${ROOT_DIR}/kubernetes/components/common/vars/meta-settings.yaml"'),
+        ("Taskfile.yaml", "- kubectl apply -f ./kubernetes/components/common/vars/meta-settings.yaml"),
+    ],
+)
+def test_values_a_bootstrap_script_applies_are_known(tmp_path: Path, script: str, line: str | None) -> None:
+    # Like Diaoul/home-ops and the cluster template: the bootstrap applies a manifest kept under
+    # kubernetes/ into flux-system, and Flux Kustomizations there substitute from it.
+    repo = make_repo(tmp_path, "substitute-from-missing", layout="bootstrap-script")
+    if line is not None:
+        (repo / "bootstrap/mod.just").unlink()
+        (repo / script).parent.mkdir(parents=True, exist_ok=True)
+        (repo / script).write_text(f"apply {line}\n")
+    assert validate(repo).problems == []
+
+
+def test_a_manifest_no_bootstrap_script_names_is_not_a_source(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, "substitute-from-missing", layout="bootstrap-script")
+    (repo / "bootstrap/mod.just").write_text("resources:\n    kubectl apply -f other/settings.yaml\n")
+    assert [p.kind for p in validate(repo).problems] == ["substitute-from-missing"]
 
 
 def test_every_problem_fixture_has_an_expectation() -> None:
