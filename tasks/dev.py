@@ -13,10 +13,10 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 
 from .errors import UserError, friendly
+from .flux import FLUX_NS, reconcile_flux
 from .paths import paths_for
 from .runner import find_tool, is_dry, require, require_files, run, run_many
 
-FLUX_NS = "flux-system"
 ORIGINAL_REF = "home-ops.dev/original-ref"
 FLUXINSTANCE = "fluxinstances.fluxcd.controlplane.io"
 
@@ -214,14 +214,6 @@ def _patch_instance(c: Context, instance: dict[str, Any], patch: dict[str, Any])
             "--patch",
             jsonlib.dumps(patch, separators=(",", ":")),
         ],
-    )
-
-
-def reconcile_flux(c: Context) -> None:
-    run(
-        c,
-        ["flux", "--namespace", FLUX_NS, "reconcile", "kustomization", FLUX_NS, "--with-source"],
-        stream=True,
     )
 
 

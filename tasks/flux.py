@@ -33,6 +33,15 @@ STATUS_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+def reconcile_flux(c: Context) -> None:
+    """Have Flux fetch the repository and apply the root Kustomization now."""
+    run(
+        c,
+        ["flux", "--namespace", FLUX_NS, "reconcile", "kustomization", FLUX_NS, "--with-source"],
+        stream=True,
+    )
+
+
 def _needs_cluster(c: Context, *tools: str) -> None:
     paths = paths_for(c)
     require(c, *tools)
@@ -47,11 +56,7 @@ def _needs_cluster(c: Context, *tools: str) -> None:
 def reconcile(c: Context) -> None:
     """Make Flux pull the Git repository now and apply it (flux-system Kustomization)."""
     _needs_cluster(c, "flux")
-    run(
-        c,
-        ["flux", "--namespace", FLUX_NS, "reconcile", "kustomization", FLUX_NS, "--with-source"],
-        stream=True,
-    )
+    reconcile_flux(c)
 
 
 @task
