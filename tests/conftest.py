@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from invoke import Config, Context
+from invoke import Config, Context, Result
+from invoke.exceptions import Exit
 
 from tests.fakes import FakeTools
 
@@ -103,3 +104,15 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTools:
     )
     monkeypatch.setenv("PATH", fakes.path_env())
     return fakes
+
+
+def gen(*commands: str) -> Result:
+    """What ``talhelper gencommand`` prints: one talosctl command per line, ``;``-terminated."""
+    return Result(stdout="".join(f"{command};\n" for command in commands))
+
+
+def exit_code(call: object) -> int:
+    """The exit code a task ends with (through ``@friendly``)."""
+    with pytest.raises(Exit) as error:
+        call()  # type: ignore[operator]
+    return error.value.code

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 from invoke import Config, Context, MockContext, Result
-from invoke.exceptions import Exit
 
 from tasks import bootstrap, runner
-from tests.conftest import EXAMPLE_OPERATOR
+from tests.conftest import EXAMPLE_OPERATOR, exit_code, gen
 from tests.fakes import (
     EXAMPLE_AGE_KEY,
     FakeTools,
@@ -114,16 +113,6 @@ def stdin_of(c: MockContext, command: str) -> list[str]:
         for call in c.run.call_args_list
         if call.args[0] == command and call.kwargs.get("in_stream")
     ]
-
-
-def gen(*commands: str) -> Result:
-    return Result(stdout="".join(f"{command};\n" for command in commands))
-
-
-def exit_code(call: object) -> int:
-    with pytest.raises(Exit) as error:
-        call()  # type: ignore[operator]
-    return error.value.code
 
 
 def files_containing(root: Path, *needles: str) -> list[Path]:

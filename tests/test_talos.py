@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 from invoke import Config, Context, MockContext, Result
-from invoke.exceptions import Exit
 
 from tasks import talos
-from tests.conftest import EXAMPLE_OPERATOR
+from tests.conftest import EXAMPLE_OPERATOR, exit_code, gen
 from tests.fakes import KUBERNETES_VERSION, TALOS_VERSION, FakeTools, fail, ok, write_cluster_tree
 
 TALOSCONFIG = "--talosconfig=./clusterconfig/talosconfig"
@@ -34,17 +33,6 @@ def context(tree: Path, dry: bool = False) -> Context:
 
 def ran(c: MockContext) -> list[str]:
     return [call.args[0] for call in c.run.call_args_list]
-
-
-def gen(*commands: str) -> Result:
-    """What ``talhelper gencommand`` prints: one talosctl command per line, ``;``-terminated."""
-    return Result(stdout="".join(f"{command};\n" for command in commands))
-
-
-def exit_code(call: object) -> int:
-    with pytest.raises(Exit) as error:
-        call()  # type: ignore[operator]
-    return error.value.code
 
 
 # --------------------------------------------------------------------------- generate-config

@@ -27,8 +27,8 @@ from ruamel.yaml import YAML
 
 from tasks.context import build_context
 from tasks.paths import repo_paths
+from tasks.pipeline import sops_decrypt
 from tasks.render import render
-from tasks.runner import command_env
 from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo
 
 BIN = Path(sys.executable).parent
@@ -117,15 +117,7 @@ def render_config(
         paths = repo_paths(repo)
         context = build_context(
             paths,
-            lambda f: (
-                subprocess.run(
-                    [tool("sops"), "--decrypt", str(f)],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    env=command_env(paths),
-                ).stdout
-            ),
+            sops_decrypt(paths),
         )
         files = render(paths, context, out)
     return Rendered(out, files, context.data, context.secret_values)
@@ -229,15 +221,7 @@ def test_render_is_deterministic(example_repo: Path, example: Rendered, tmp_path
     paths = repo_paths(example_repo)
     context = build_context(
         paths,
-        lambda f: (
-            subprocess.run(
-                [tool("sops"), "--decrypt", str(f)],
-                capture_output=True,
-                text=True,
-                check=True,
-                env=command_env(paths),
-            ).stdout
-        ),
+        sops_decrypt(paths),
     )
     files = render(paths, context, tmp_path / "again")
     assert files == example.files

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,8 +16,8 @@ from makejinja.plugin import Data, Filters, Functions
 
 from tasks.context import RenderContext, build_context
 from tasks.paths import repo_paths
+from tasks.pipeline import sops_decrypt
 from tasks.render import active_context
-from tasks.runner import command_env, find_tool
 
 
 def nthhost(cidr: str, index: int) -> str:
@@ -42,16 +41,10 @@ def tojson_compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _decrypt_with_sops(path: Any) -> str:
-    sops = find_tool("sops") or "sops"
-    return subprocess.run(
-        [sops, "--decrypt", str(path)], capture_output=True, text=True, check=True, env=command_env()
-    ).stdout
-
-
 class Plugin:
     def __init__(self, data: Data, config: Any) -> None:
-        self._context: RenderContext = active_context() or build_context(repo_paths(), _decrypt_with_sops)
+        paths = repo_paths()
+        self._context: RenderContext = active_context() or build_context(paths, sops_decrypt(paths))
 
     def data(self) -> Mapping[str, Any]:
         return self._context.data
