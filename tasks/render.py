@@ -8,6 +8,7 @@ the context we already validated, so nothing is loaded or decrypted twice.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -34,6 +35,25 @@ def activated(context: RenderContext) -> Iterator[None]:
         yield
     finally:
         _ACTIVE.reset(token)
+
+
+def bytecode_cache() -> Any:
+    """Compiled templates kept in the user's cache directory, so a render compiles only the
+    templates that changed since the last one. Entries are keyed by template name alone
+    (Jinja still checks each one against its source), so copies of the repository share."""
+    from jinja2 import FileSystemBytecodeCache
+
+    class ByName(FileSystemBytecodeCache):
+        def get_cache_key(self, name: str, filename: str | None = None) -> str:
+            return super().get_cache_key(name)
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    directory = base / "home-ops" / "jinja"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # a read-only home: compile every time
+    return ByName(str(directory))
 
 
 def read_settings(paths: Paths) -> dict[str, Any]:

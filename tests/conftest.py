@@ -38,12 +38,18 @@ REPO_ITEMS = (
 )
 
 
+@pytest.fixture(scope="session")
+def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, _cache_home: Path) -> None:
     """No test sees the developer's own kubeconfig, age key or talosconfig, and the tools
     installed next to this Python (sops, kubectl, yamlfmt) are found without activation."""
     for name in ("KUBECONFIG", "SOPS_AGE_KEY_FILE", "SOPS_CONFIG", "TALOSCONFIG", "HOME_OPS_OPERATOR_DIR"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_cache_home))  # compiled templates: not in ~/.cache
     scripts = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     if scripts not in path.split(os.pathsep):

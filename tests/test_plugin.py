@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jinja2 import Environment
 
 from tasks.config import ClusterConfig
 from tasks.context import RenderContext
@@ -78,9 +79,11 @@ def test_tojson_compact_is_a_valid_yaml_scalar_and_not_html_escaped() -> None:
 def test_plugin_serves_the_active_context_and_registers_its_filters() -> None:
     data = {"node_cidr": "192.168.1.0/24", "nodes": []}
     context = RenderContext(ClusterConfig({"node_cidr": "192.168.1.0/24"}, []), data, (), ())
+    env = Environment()
     with activated(context):
-        instance = plugin.Plugin({}, None)
+        instance = plugin.Plugin(env, {}, None)
     assert instance.data() is data
+    assert env.bytecode_cache is not None  # compiled templates are reused across renders
     names = {f.__name__ for f in instance.filters()}
     assert names == {"nthhost", "prefixlen", "is_device_path", "tojson_compact"}
     assert list(instance.functions()) == []

@@ -12,12 +12,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from jinja2 import Environment
 from makejinja.plugin import Data, Filters, Functions
 
 from tasks.context import RenderContext, build_context
 from tasks.paths import repo_paths
 from tasks.pipeline import sops_decrypt
-from tasks.render import active_context
+from tasks.render import active_context, bytecode_cache
 
 
 def nthhost(cidr: str, index: int) -> str:
@@ -42,7 +43,8 @@ def tojson_compact(value: Any) -> str:
 
 
 class Plugin:
-    def __init__(self, data: Data, config: Any) -> None:
+    def __init__(self, env: Environment, data: Data, config: Any) -> None:
+        env.bytecode_cache = bytecode_cache()
         paths = repo_paths()
         self._context: RenderContext = active_context() or build_context(paths, sops_decrypt(paths))
 
