@@ -6,33 +6,27 @@ dependencies inside task bodies, so ``inv --list`` costs little more than Invoke
 
 from invoke import Collection
 
-from . import core
+from . import bootstrap, core, dev, doctor, flux, lint, selftest, sops, talos
 from .paths import repo_paths, tool_env
 
 ns = Collection()
+
+# Root tasks: the main job, the machine check, and the shortcut the Taskfile had.
 ns.add_task(core.init)
 ns.add_task(core.configure)
+ns.add_task(doctor.doctor)
+ns.add_task(flux.reconcile, name="reconcile")
 
-# Collections, one module each (registered by the modules' owners as they land).
-# COLLECTIONS-BEGIN
-from . import dev, flux, selftest  # noqa: E402
-
+# One collection per module, in bootstrap order.
+ns.add_collection(Collection.from_module(talos))
+ns.add_collection(Collection.from_module(bootstrap))
+ns.add_collection(Collection.from_module(flux))
 dev_tasks = Collection.from_module(dev)
 dev_tasks.add_task(selftest.e2e)
 dev_tasks.add_task(selftest.test)
 ns.add_collection(dev_tasks)
-ns.add_collection(Collection.from_module(flux))
-ns.add_task(flux.reconcile, name="reconcile")
-from . import doctor, lint, sops  # noqa: E402
-
 ns.add_collection(lint.ns)
 ns.add_collection(sops.ns)
-ns.add_task(doctor.doctor)
-from . import bootstrap, talos  # noqa: E402
-
-ns.add_collection(Collection.from_module(talos))
-ns.add_collection(Collection.from_module(bootstrap))
-# COLLECTIONS-END
 
 ns.configure(
     {
