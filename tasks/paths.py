@@ -18,6 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 OPERATOR_DIR_ENV = "HOME_OPS_OPERATOR_DIR"
 
 
+def env_path(name: str) -> Path | None:
+    """A path the user set in the environment, made absolute (against the directory ``inv``
+    was started in), so commands run in other directories still find it. A list of paths
+    (KUBECONFIG may hold several) is passed on as it is."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    return Path(value) if os.pathsep in value else Path(value).absolute()
+
+
 @dataclass(frozen=True)
 class Paths:
     """Every path the tasks touch, derived from one repository root."""
@@ -81,11 +91,11 @@ class Paths:
     # Operator files: local, git-ignored, created by `inv init`.
     @property
     def operator_dir(self) -> Path:
-        return Path(os.environ.get(OPERATOR_DIR_ENV) or self.root)
+        return env_path(OPERATOR_DIR_ENV) or self.root
 
     @property
     def age_key(self) -> Path:
-        return Path(os.environ.get("SOPS_AGE_KEY_FILE") or self.operator_dir / "age.key")
+        return env_path("SOPS_AGE_KEY_FILE") or self.operator_dir / "age.key"
 
     @property
     def deploy_key(self) -> Path:
@@ -101,15 +111,15 @@ class Paths:
 
     @property
     def sops_config(self) -> Path:
-        return Path(os.environ.get("SOPS_CONFIG") or self.root / ".sops.yaml")
+        return env_path("SOPS_CONFIG") or self.root / ".sops.yaml"
 
     @property
     def kubeconfig(self) -> Path:
-        return Path(os.environ.get("KUBECONFIG") or self.root / "kubeconfig")
+        return env_path("KUBECONFIG") or self.root / "kubeconfig"
 
     @property
     def talosconfig(self) -> Path:
-        return Path(os.environ.get("TALOSCONFIG") or self.talos / "clusterconfig" / "talosconfig")
+        return env_path("TALOSCONFIG") or self.talos / "clusterconfig" / "talosconfig"
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the root when it lies inside it, for messages."""

@@ -57,3 +57,20 @@ def test_namespace_sets_the_tool_environment_for_every_command() -> None:
     env = ns.configuration()["run"]["env"]
     assert set(env) >= {"KUBECONFIG", "SOPS_AGE_KEY_FILE", "TALOSCONFIG"}
     assert env["KUBECONFIG"].startswith(str(ROOT))
+
+
+def test_relative_paths_from_the_environment_become_absolute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", "operator")
+    monkeypatch.setenv("KUBECONFIG", "kc")
+    paths = repo_paths()
+    assert paths.age_key == tmp_path / "operator" / "age.key"
+    assert tool_env(paths)["SOPS_AGE_KEY_FILE"] == str(tmp_path / "operator" / "age.key")
+    assert tool_env(paths)["KUBECONFIG"] == str(tmp_path / "kc")
+
+
+def test_a_kubeconfig_list_is_passed_on_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/a/config:/b/config")
+    assert tool_env(repo_paths())["KUBECONFIG"] == "/a/config:/b/config"
