@@ -250,14 +250,31 @@ def apply_crds(c: Any, paths: Paths, helmfile: Path) -> bool:
     return True
 
 
+def sync_releases(c: Any, paths: Paths, helmfile: Path, force: bool) -> list[str]:
+    """``helmfile sync`` the bootstrap releases, unless every one is already deployed at
+    its pinned chart version (a re-run then leaves the cluster, and helm's history, alone).
+    Returns the releases synced."""
+    releases = cluster.helmfile_releases(helmfile, paths.rel(helmfile))
+    listing = runner.run(c, ["helm", "list", "--all-namespaces", "--output", "json"])
+    pending = releases if runner.is_dry(c) else cluster.undeployed_releases(releases, listing.stdout)
+    if not pending and not force:
+        print(f"releases: all {len(releases)} deployed at their pinned versions (--sync re-syncs them)")
+        return []
+    runner.run(
+        c, ["helmfile", "--file", paths.rel(helmfile), "sync", "--hide-notes"], cwd=paths.root, stream=True
+    )
+    return [str(release) for release in (releases if force else pending)]
+
+
 @task(
     help={
         "deadline": "seconds to wait for the nodes to register (default 600)",
         "interval": "seconds between checks (default 10)",
+        "sync": "run `helmfile sync` even when every release is already deployed",
     }
 )
 @friendly
-def apps(c, deadline=600.0, interval=10.0):
+def apps(c, deadline=600.0, interval=10.0, sync=False):
     """Install the bootstrap apps (Cilium, CoreDNS, cert-manager, Flux) on the new cluster.
 
     Waits for the nodes, creates the namespaces of kubernetes/apps, applies the bootstrap
@@ -269,7 +286,7 @@ def apps(c, deadline=600.0, interval=10.0):
     preflight(
         c,
         paths,
-        tools=["kubectl", "sops", "helmfile"],
+        tools=["kubectl", "sops", "helmfile", "helm"],
         files=[
             (paths.kubeconfig, BOOTSTRAP_TALOS),
             (paths.age_key, INIT),
@@ -285,15 +302,10 @@ def apps(c, deadline=600.0, interval=10.0):
     changed += [f"secret {label}" for label in apply_secrets(c, paths)]
     if apply_crds(c, paths, crds_file):
         changed.append("CRDs")
-    runner.run(
-        c, ["helmfile", "--file", paths.rel(apps_file), "sync", "--hide-notes"], cwd=paths.root, stream=True
-    )
+    changed += [f"release {name}" for name in sync_releases(c, paths, apps_file, bool(sync))]
     if runner.is_dry(c):
         return
     if changed:
-        print(f"done: applied {', '.join(changed)}; helmfile synced the releases")
+        print(f"done: {', '.join(changed)}")
     else:
-        print(
-            "done: nothing changed — namespaces, bootstrap secrets and CRDs were already current "
-            "(helmfile sync re-applied the same releases)"
-        )
+        print("done: nothing changed — namespaces, bootstrap secrets, CRDs and releases were already current")

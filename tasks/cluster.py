@@ -338,3 +338,56 @@ def bootstrap_secret_files(root: Path) -> list[Path]:
     """The encrypted secrets applied before Flux starts (deploy key, sops-age,
     cluster-secrets): every ``bootstrap/*.sops.yaml``, sorted."""
     return sorted((root / "bootstrap").glob("*.sops.yaml"))
+
+
+# --------------------------------------------------------------------------- helm releases
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release of a helmfile: where it goes and the chart version it pins."""
+
+    name: str
+    namespace: str
+    version: str | None
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def helmfile_releases(path: Path, label: str) -> list[Release]:
+    """The releases a rendered helmfile declares (name, namespace, pinned version)."""
+    data = read_mapping(path, label)
+    entries = data.get("releases") or []
+    if not isinstance(entries, list):
+        raise UserError(f"{label}: releases must be a list — run `inv configure`")
+    releases = []
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("name"):
+            version = entry.get("version")
+            releases.append(
+                Release(
+                    str(entry["name"]), str(entry.get("namespace") or "default"), version and str(version)
+                )
+            )
+    return releases
+
+
+def undeployed_releases(releases: Sequence[Release], helm_list_json: str) -> list[Release]:
+    """The releases that ``helm list --all-namespaces --output json`` does not show deployed
+    at their pinned chart version (helm names a chart ``NAME-VERSION``)."""
+    try:
+        listed = json.loads(helm_list_json or "[]")
+    except ValueError:
+        listed = []
+    deployed = {
+        (str(item.get("namespace")), str(item.get("name"))): str(item.get("chart", ""))
+        for item in listed
+        if isinstance(item, dict) and item.get("status") == "deployed"
+    }
+    pending = []
+    for release in releases:
+        chart = deployed.get((release.namespace, release.name))
+        if chart is None or (release.version and not chart.endswith(f"-{release.version}")):
+            pending.append(release)
+    return pending

@@ -186,9 +186,34 @@ def _tree_files(nodes: tuple[tuple[str, str, bool, str], ...]) -> dict[str, str]
             f'kubernetesVersion: "${{kubernetesVersion}}"\nnodes:\n{talos_nodes}'
         ),
         "bootstrap/helmfile.d/00-crds.yaml": "releases: []\n",
-        "bootstrap/helmfile.d/01-apps.yaml": "releases: []\n",
+        "bootstrap/helmfile.d/01-apps.yaml": APPS_HELMFILE,
         **{f"kubernetes/apps/{ns}/namespace.yaml": namespace_manifest(ns) for ns in TREE_NAMESPACES},
     }
+
+
+#: The bootstrap helmfile of the minimal tree, and what `helm list` shows once it is synced.
+APPS_HELMFILE = """releases:
+  - name: cilium
+    namespace: kube-system
+    chart: oci://charts.example/cilium
+    version: 1.19.3
+  - name: flux-operator
+    namespace: flux-system
+    chart: oci://charts.example/flux-operator
+    version: 0.45.0
+    needs: [kube-system/cilium]
+"""
+APPS_DEPLOYED = json.dumps(
+    [
+        {"name": "cilium", "namespace": "kube-system", "status": "deployed", "chart": "cilium-1.19.3"},
+        {
+            "name": "flux-operator",
+            "namespace": "flux-system",
+            "status": "deployed",
+            "chart": "flux-operator-0.45.0",
+        },
+    ]
+)
 
 
 def write_cluster_tree(

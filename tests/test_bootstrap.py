@@ -19,6 +19,7 @@ from invoke import Config, Context, MockContext, Result
 from tasks import bootstrap, runner
 from tests.conftest import EXAMPLE_OPERATOR, exit_code, gen
 from tests.fakes import (
+    APPS_DEPLOYED,
     EXAMPLE_AGE_KEY,
     FakeTools,
     encrypt_into,
@@ -367,6 +368,7 @@ SECRET_APPLY = f"kubectl --namespace flux-system apply {SSA} -f -"
 RENDER_CRDS = "helmfile --file bootstrap/helmfile.d/00-crds.yaml template"
 CRD_DIFF = f"kubectl diff {SSA} -f -"
 CRD_APPLY = f"kubectl apply {SSA} -f -"
+HELM_LIST = "helm list --all-namespaces --output json"
 SYNC = "helmfile --file bootstrap/helmfile.d/01-apps.yaml sync --hide-notes"
 
 
@@ -386,6 +388,7 @@ def test_apps_command_lines(tree: Path, capsys: pytest.CaptureFixture[str]) -> N
             RENDER_CRDS: Result(stdout=RENDER),
             CRD_DIFF: Result(exited=1),
             CRD_APPLY: Result(),
+            HELM_LIST: Result(stdout="[]"),
             SYNC: Result(),
         },
     )
@@ -403,6 +406,7 @@ def test_apps_command_lines(tree: Path, capsys: pytest.CaptureFixture[str]) -> N
         RENDER_CRDS,
         CRD_DIFF,
         CRD_APPLY,
+        HELM_LIST,
         SYNC,
     ]
     assert stdin_of(c, SECRET_APPLY) == ["deploy-plain"]
@@ -491,6 +495,7 @@ def test_apps_end_to_end_then_nothing_changes(secrets: Path, fake_tools: FakeToo
         "helmfile --file bootstrap/helmfile.d/00-crds.yaml template",
         f"kubectl diff {SSA} -f -",
         f"kubectl apply {SSA} -f -",
+        HELM_LIST,
         "helmfile --file bootstrap/helmfile.d/01-apps.yaml sync --hide-notes",
     ]
     # decrypted secrets reached kubectl through stdin only, in sorted file order
@@ -514,13 +519,17 @@ def test_apps_end_to_end_then_nothing_changes(secrets: Path, fake_tools: FakeToo
         ("get namespaces", ok("default flux-system kube-system")),
         ("diff", ok()),
     )
+    fake_tools.script("helm", ("list", ok(APPS_DEPLOYED)))
+    fake_tools.script("helmfile", ("template", ok(RENDER)))
     bootstrap.apps(context(tree), **fast())
     lines = fake_tools.lines()
     assert not any(" apply " in line or "create namespace" in line for line in lines)
-    assert lines[-1] == "helmfile --file bootstrap/helmfile.d/01-apps.yaml sync --hide-notes"
+    assert not any(" sync " in line for line in lines)
+    assert lines[-1] == HELM_LIST
     out = capsys.readouterr().out
     assert "namespaces: all 3 exist" in out
     assert "CRDs: all 2 current" in out
+    assert "releases: all 2 deployed at their pinned versions" in out
     assert "done: nothing changed" in out
 
 

@@ -366,3 +366,22 @@ def test_app_namespaces_and_secret_files(tmp_path: Path) -> None:
         "cluster-secrets.sops.yaml",
         "sops-age.sops.yaml",
     ]
+
+
+# --------------------------------------------------------------------------- helm releases
+
+
+def test_helmfile_releases_and_what_is_not_deployed(tmp_path: Path) -> None:
+    from tests.fakes import APPS_DEPLOYED, APPS_HELMFILE
+
+    helmfile = tmp_path / "01-apps.yaml"
+    helmfile.write_text(APPS_HELMFILE)
+    releases = cluster.helmfile_releases(helmfile, "01-apps.yaml")
+    assert [str(r) for r in releases] == ["kube-system/cilium", "flux-system/flux-operator"]
+    assert cluster.undeployed_releases(releases, APPS_DEPLOYED) == []
+    assert cluster.undeployed_releases(releases, "") == releases
+    assert cluster.undeployed_releases(releases, "not json") == releases
+    older = APPS_DEPLOYED.replace("cilium-1.19.3", "cilium-1.18.0")
+    assert [r.name for r in cluster.undeployed_releases(releases, older)] == ["cilium"]
+    failed = APPS_DEPLOYED.replace('"deployed", "chart": "flux-operator', '"failed", "chart": "flux-operator')
+    assert [r.name for r in cluster.undeployed_releases(releases, failed)] == ["flux-operator"]
