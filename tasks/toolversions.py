@@ -49,7 +49,7 @@ TASK_TOOLS: dict[str, tuple[str, ...]] = {
     "sops.*": ("sops",),
     "lint": ("pre-commit",),
     "bootstrap.talos": ("talhelper", "talosctl", "sops"),
-    "bootstrap.apps": ("kubectl", "helmfile", "sops"),
+    "bootstrap.apps": ("kubectl", "helmfile", "helm", "sops"),
     "talos.*": ("talhelper", "talosctl"),
     "flux.* / reconcile": ("flux",),
     "dev.validate": ("kubectl|kustomize",),
