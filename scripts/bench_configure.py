@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.runner import find_tool  # noqa: E402
+from tasks.lib.tools.runner import find_tool  # noqa: E402
 
 OPERATOR = ROOT / "tests" / "fixtures" / "example-operator"
 SCRIPTS = Path(sys.executable).parent

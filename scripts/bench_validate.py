@@ -267,7 +267,7 @@ def measured(func: Callable[[], object]) -> tuple[float, float]:
 
 
 def ours(root: Path) -> Callable[[], object]:
-    from tasks.fluxtree import validate
+    from tasks.lib.fluxtree import validate
 
     def run() -> None:
         tree = validate(root)

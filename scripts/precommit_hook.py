@@ -28,11 +28,11 @@ def main() -> int:
     load_tasks_package()
     command, *args = sys.argv[1:] or ["help"]
     if command == "secrets":
-        from tasks.secretscan import main as secrets_main
+        from tasks.lib.secrets.scan import main as secrets_main
 
         return secrets_main(args)
     if command == "whitespace":
-        from tasks.hygiene import main as whitespace_main
+        from tasks.lib.hygiene import main as whitespace_main
 
         return whitespace_main(args)
     print("usage: precommit_hook.py secrets|whitespace [--fix] FILE...", file=sys.stderr)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tasks import ns  # noqa: E402
-from tasks.catalog import stale_files, update_files  # noqa: E402
+from tasks.lib.catalog import stale_files, update_files  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

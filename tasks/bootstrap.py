@@ -17,13 +17,13 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from invoke import task
+from invoke import Collection, task
 
-from . import cluster, runner, sopsfile
-from .errors import UserError, friendly
-from .files import write_atomically
-from .paths import Paths, paths_for
-from .talos import (
+from tasks.lib.errors import UserError, friendly
+from tasks.lib.files import write_atomically
+from tasks.lib.paths import Paths, paths_for
+from tasks.lib.provision import plan
+from tasks.lib.provision.steps import (
     BOOTSTRAP_TALOS,
     CONFIGURE,
     INIT,
@@ -34,6 +34,8 @@ from .talos import (
     run_generated,
     talos_files,
 )
+from tasks.lib.secrets import sopsfile
+from tasks.lib.tools import runner
 
 #: How ``kubectl`` applies: server-side, owning the fields it sets even when something
 #: else (Flux, later) set them before.
@@ -126,7 +128,7 @@ def talos(c, deadline=600.0, interval=10.0, attempt_timeout=120.0):
     ensure_talsecret(c, paths)
     runner.run(c, ["talhelper", "genconfig"], cwd=paths.talos, stream=True)
     nodes = known_nodes(paths)
-    args = ["apply", cluster.extra_flags("--insecure")]
+    args = ["apply", plan.extra_flags("--insecure")]
     run_generated(c, paths, args, action="applying config (insecure, maintenance mode)", nodes=nodes)
     timing = {
         "deadline": float(deadline),
@@ -141,7 +143,7 @@ def talos(c, deadline=600.0, interval=10.0, attempt_timeout=120.0):
     retry_generated(
         c,
         paths,
-        ["kubeconfig", cluster.extra_flags(root, "--force")],
+        ["kubeconfig", plan.extra_flags(root, "--force")],
         waiting_for="the kubeconfig",
         **timing,
     )
@@ -158,15 +160,15 @@ def wait_for_nodes(c: Any, deadline: float, interval: float) -> None:
     argv = ["kubectl", "get", "nodes", "--output=json"]
     if not runner.is_dry(c):
         probe = runner.run(c, argv, check=False, timeout=30)
-        statuses = cluster.node_statuses(probe.stdout) if probe.ok else []
-        if cluster.nodes_ready(statuses):
+        statuses = plan.node_statuses(probe.stdout) if probe.ok else []
+        if plan.nodes_ready(statuses):
             print(f"nodes: all {len(statuses)} Ready, not waiting")
             return
-    last: list[cluster.NodeStatus] = []
+    last: list[plan.NodeStatus] = []
 
     def registered(result: Any) -> bool:
-        last[:] = cluster.node_statuses(result.stdout)
-        return cluster.nodes_registered(last)
+        last[:] = plan.node_statuses(result.stdout)
+        return plan.nodes_registered(last)
 
     try:
         runner.retry(
@@ -186,7 +188,7 @@ def wait_for_nodes(c: Any, deadline: float, interval: float) -> None:
 def ensure_namespaces(c: Any, paths: Paths) -> list[str]:
     """Create the namespace of every ``kubernetes/apps/*`` directory that does not exist yet.
     Returns the ones created."""
-    wanted = cluster.app_namespaces(paths.kubernetes / "apps")
+    wanted = plan.app_namespaces(paths.kubernetes / "apps")
     argv = ["kubectl", "get", "namespaces", "--output=jsonpath={.items[*].metadata.name}"]
     existing = set(runner.run(c, argv).stdout.split())
     missing = [name for name in wanted if name not in existing]
@@ -203,8 +205,8 @@ def apply_secrets(c: Any, paths: Paths) -> list[str]:
     """Decrypt each bootstrap secret in memory and apply it server-side through stdin,
     skipping the ones ``kubectl diff`` shows are current. Returns the ones applied."""
     applied = []
-    kubectl = ["kubectl", "--namespace", cluster.SECRETS_NAMESPACE]
-    for path in cluster.bootstrap_secret_files(paths.root):
+    kubectl = ["kubectl", "--namespace", plan.SECRETS_NAMESPACE]
+    for path in plan.bootstrap_secret_files(paths.root):
         label = paths.rel(path)
         decrypt = sopsfile.decrypt_argv(label)
         diff = runner.pipe(
@@ -235,10 +237,10 @@ def apply_crds(c: Any, paths: Paths, helmfile: Path) -> bool:
         print(runner.command_line(apply))
         return True
     rendered = runner.run(c, render, cwd=paths.root).stdout
-    crds = cluster.select_kind(rendered)
+    crds = plan.select_kind(rendered)
     if not crds:
         raise UserError(f"`{runner.command_line(render)}` rendered no CustomResourceDefinition")
-    stream = cluster.join_documents(crds)
+    stream = plan.join_documents(crds)
     result = runner.run(c, diff, stdin=stream, check=False)
     if result.exited == 0:
         print(f"CRDs: all {len(crds)} current")
@@ -254,9 +256,9 @@ def sync_releases(c: Any, paths: Paths, helmfile: Path, force: bool) -> list[str
     """``helmfile sync`` the bootstrap releases, unless every one is already deployed at
     its pinned chart version (a re-run then leaves the cluster, and helm's history, alone).
     Returns the releases synced."""
-    releases = cluster.helmfile_releases(helmfile, paths.rel(helmfile))
+    releases = plan.helmfile_releases(helmfile, paths.rel(helmfile))
     listing = runner.run(c, ["helm", "list", "--all-namespaces", "--output", "json"])
-    pending = releases if runner.is_dry(c) else cluster.undeployed_releases(releases, listing.stdout)
+    pending = releases if runner.is_dry(c) else plan.undeployed_releases(releases, listing.stdout)
     if not pending and not force:
         print(f"releases: all {len(releases)} deployed at their pinned versions (--sync re-syncs them)")
         return []
@@ -295,7 +297,7 @@ def apps(c, deadline=600.0, interval=10.0, sync=False):
             (paths.kubernetes / "apps", CONFIGURE),
         ],
     )
-    if not cluster.app_namespaces(paths.kubernetes / "apps"):
+    if not plan.app_namespaces(paths.kubernetes / "apps"):
         raise UserError(f"{paths.rel(paths.kubernetes / 'apps')} has no namespace directories — {CONFIGURE}")
     wait_for_nodes(c, float(deadline), float(interval))
     changed = [f"namespace {name}" for name in ensure_namespaces(c, paths)]
@@ -309,3 +311,8 @@ def apps(c, deadline=600.0, interval=10.0, sync=False):
         print(f"done: {', '.join(changed)}")
     else:
         print("done: nothing changed — namespaces, bootstrap secrets, CRDs and releases were already current")
+
+
+ns = Collection("bootstrap")
+for _task in (talos, apps):
+    ns.add_task(_task)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json as jsonlib
+import shlex
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from invoke import task
+from invoke import Collection, task
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from .errors import UserError, friendly
-from .flux import FLUX_NS, reconcile_flux
-from .paths import paths_for
-from .runner import find_tool, is_dry, require, require_files, run, run_many
+from tasks.lib.errors import UserError, friendly
+from tasks.lib.flux_live import FLUX_NS, reconcile_flux
+from tasks.lib.paths import OPERATOR_DIR_ENV, paths_for
+from tasks.lib.selftest import STEPS, report, resolve_configs, run_config, step_label, worktree_files
+from tasks.lib.tools.runner import find_tool, is_dry, require, require_files, run, run_many
 
 ORIGINAL_REF = "home-ops.dev/original-ref"
 FLUXINSTANCE = "fluxinstances.fluxcd.controlplane.io"
@@ -23,7 +25,7 @@ FLUXINSTANCE = "fluxinstances.fluxcd.controlplane.io"
 
 # Offline validation ------------------------------------------------------------------------
 def _validate_tree(path: Path) -> Any:
-    from .fluxtree import EntryNotFound, validate
+    from tasks.lib.fluxtree import EntryNotFound, validate
 
     try:
         return validate(path)
@@ -48,7 +50,7 @@ def validate(c: Context, path: str = "", json: bool = False, helm: bool = False)
     twice, unencrypted *.sops.* files, substituteFrom without a creator and ${VARS} without a
     value. Needs only kustomize (or kubectl). Exits 1 on any problem.
     """
-    from .fluxtree import report
+    from tasks.lib.fluxtree import report
 
     require(c, "kustomize" if find_tool("kustomize") else "kubectl")
     target = Path(path).expanduser() if path else paths_for(c).root
@@ -67,7 +69,7 @@ def validate(c: Context, path: str = "", json: bool = False, helm: bool = False)
 
 
 def _helm(tree: Any) -> list[str]:
-    from .fluxtree.helm import inflate
+    from tasks.lib.fluxtree.helm import inflate
 
     return inflate(tree, helm=find_tool("helm"), kubeconform=find_tool("kubeconform"))
 
@@ -100,7 +102,7 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
     prints object-level unified diffs of Kustomizations, HelmReleases and what they apply,
     without noisy chart labels, versions and checksums, capped in size.
     """
-    from .fluxtree.diff import markdown
+    from tasks.lib.fluxtree.diff import markdown
 
     root = paths_for(c).root
     require(c, "git", "kustomize" if find_tool("kustomize") else "kubectl")
@@ -133,7 +135,7 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
 
 def _base_tree(worktree: Path) -> Any:
     """The base's tree; an empty one when the base has no Flux tree yet (everything is new)."""
-    from .fluxtree import EntryNotFound, Tree, validate
+    from tasks.lib.fluxtree import EntryNotFound, Tree, validate
 
     try:
         return validate(worktree)
@@ -294,3 +296,69 @@ def stop(c: Context) -> None:
 
 
 __all__ = ["diff", "start", "stop", "validate"]
+
+
+# --------------------------------------------------------------------------- the repository testing itself
+
+
+@task(
+    iterable=["config"],
+    help={
+        "config": "a test configuration's name (tests/fixtures/configs/NAME) or a directory with "
+        "cluster.yaml and nodes.yaml; repeat for several; default: every test configuration",
+        "keep": "keep each scratch copy and print where it is, to look at what was rendered",
+    },
+)
+@friendly
+def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None:
+    """Run configure and the bootstrap dry runs on test configurations, in scratch copies.
+
+    For each configuration: copy the repository (as it is on disk, uncommitted changes
+    included, git-ignored files left out) to a temporary directory, put its cluster.yaml and
+    nodes.yaml in, and run `inv configure`, `inv configure --check`, `inv sops.check`,
+    `inv --dry bootstrap.talos` and `inv --dry bootstrap.apps` there. Secrets come from this
+    repository's cluster.sops.yaml, keys from your operator files. The work tree is never
+    touched. Exits 1 when any configuration fails, after running all of them.
+    """
+    paths = paths_for(c)
+    chosen = resolve_configs(paths.root, config or [])
+    if not paths.age_key.exists():
+        missing = f"{paths.rel(paths.age_key)} not found — run `inv init` (or set {OPERATOR_DIR_ENV})"
+        if not is_dry(c):
+            raise UserError(missing)
+        print(f"note: {missing}", file=sys.stderr)
+    if is_dry(c):
+        names = ", ".join(f"{t.name} ({paths.rel(t.directory)})" for t in chosen)
+        print(f"would run, for each of {names}, in a scratch copy of the repository:")
+        for step in STEPS:
+            print(f"  {step_label(step)}")
+        return
+    files = worktree_files(paths.root)
+    print(f"e2e: {len(chosen)} configuration(s), {len(files)} files copied for each", flush=True)
+    results = [run_config(paths, files, t, keep, lambda line: print(line, flush=True)) for t in chosen]
+    for line in report(results):
+        print(line)
+    if not all(r.ok for r in results):
+        raise Exit(code=1)
+
+
+@task(
+    help={"workers": "pytest-xdist workers: a number, or auto (one per core; the default); 0 runs serially"}
+)
+@friendly
+def test(c: Context, workers: str = "auto") -> None:
+    """Run the test suite (pytest, in parallel); arguments after `--` go to pytest.
+
+    `inv dev.test -- -k configure -x` passes `-k configure -x` through. The suite needs
+    nothing but the project's Python dependencies: cluster tools are faked, and sops,
+    kubectl and yamlfmt are the pip-installed ones.
+    """
+    argv = [sys.executable, "-m", "pytest", "-n", workers, *shlex.split(c.remainder or "")]
+    result = run(c, argv, cwd=paths_for(c).root, stream=True, check=False)
+    if result.failed:
+        raise Exit(code=result.exited)
+
+
+ns = Collection("dev")
+for _task in (validate, diff, start, stop, e2e, test):
+    ns.add_task(_task)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from invoke import task
+from invoke import Collection, task
 from invoke.context import Context
 
-from .errors import friendly
-from .paths import paths_for
-from .runner import is_dry, require, require_files, run
-
-FLUX_NS = "flux-system"
+from tasks.lib.errors import friendly
+from tasks.lib.flux_live import needs_cluster, reconcile_flux
+from tasks.lib.tools.runner import is_dry, run
 
 #: (title, kubectl get arguments) of every section of `inv flux.status`.
 STATUS_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -33,29 +31,11 @@ STATUS_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def reconcile_flux(c: Context) -> None:
-    """Have Flux fetch the repository and apply the root Kustomization now."""
-    run(
-        c,
-        ["flux", "--namespace", FLUX_NS, "reconcile", "kustomization", FLUX_NS, "--with-source"],
-        stream=True,
-    )
-
-
-def _needs_cluster(c: Context, *tools: str) -> None:
-    paths = paths_for(c)
-    require(c, *tools)
-    if not is_dry(c):
-        require_files(
-            (paths.kubeconfig, "point KUBECONFIG at the cluster or bootstrap it first"), paths=paths
-        )
-
-
 @task
 @friendly
 def reconcile(c: Context) -> None:
     """Make Flux pull the Git repository now and apply it (flux-system Kustomization)."""
-    _needs_cluster(c, "flux")
+    needs_cluster(c, "flux")
     reconcile_flux(c)
 
 
@@ -63,7 +43,7 @@ def reconcile(c: Context) -> None:
 @friendly
 def status(c: Context) -> None:
     """Show nodes, Kustomizations, HelmReleases, sources, certificates, routes and failing pods."""
-    _needs_cluster(c, "kubectl")
+    needs_cluster(c, "kubectl")
     for title, args in STATUS_SECTIONS:
         result = run(c, ["kubectl", "get", *args], check=False)
         if is_dry(c):
@@ -81,3 +61,8 @@ def status(c: Context) -> None:
         else:
             print(output or "  (none)")
         print()
+
+
+ns = Collection("flux")
+for _task in (reconcile, status):
+    ns.add_task(_task)

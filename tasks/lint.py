@@ -11,9 +11,9 @@ from __future__ import annotations
 from invoke import Collection, task
 from invoke.context import Context
 
-from .errors import UserError, friendly
-from .paths import Paths, paths_for
-from .runner import find_tool, is_dry, require, run
+from tasks.lib.errors import UserError, friendly
+from tasks.lib.paths import Paths, paths_for
+from tasks.lib.tools.runner import find_tool, is_dry, require, run
 
 CHECK_STAGE = "manual"
 FIX_HOOKS = ("yamlfmt", "mdformat", "whitespace")

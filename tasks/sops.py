@@ -17,11 +17,11 @@ from pathlib import Path
 from invoke import Collection, task
 from invoke.context import Context
 
-from .errors import UserError, friendly
-from .files import write_atomically
-from .paths import Paths, paths_for
-from .runner import command_env, command_line, find_tool, is_dry, require, run, run_many
-from .sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name, store_type
+from tasks.lib.errors import UserError, friendly
+from tasks.lib.files import write_atomically
+from tasks.lib.paths import Paths, paths_for
+from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name, store_type
+from tasks.lib.tools.runner import command_env, command_line, find_tool, is_dry, require, run, run_many
 
 #: ``sops edit`` exits with this code when the file was saved without changes.
 SOPS_UNCHANGED = 200
@@ -55,7 +55,7 @@ def decrypt_stdin_argv(filename: str) -> list[str]:
 def sops_targets(paths: Paths, given: Sequence[str]) -> list[Path]:
     """The files named on the command line (each must exist and be a ``*.sops.*`` file),
     or every ``*.sops.*`` file of the repository when none are."""
-    from .secretscan import sops_files
+    from tasks.lib.secrets.scan import sops_files
 
     if not given:
         return list(sops_files(paths.root))
@@ -84,7 +84,7 @@ def run_sops_batch(
 ) -> list[str]:
     """Run sops jobs in parallel from the repository root; returns their stdout in order,
     or stops with one line per failure (what to do, never sops' wall of text)."""
-    from .sopskeys import explain_sops_error
+    from tasks.lib.secrets.recipients import explain_sops_error
 
     env = {"SOPS_AGE_KEY": extra_key} if extra_key else None
     outcomes = run_many(jobs, cwd=paths.root, paths=paths, env=env)
@@ -135,7 +135,7 @@ def encrypt(c: Context, path: list[str] | None = None) -> None:
 @friendly
 def decrypt(c: Context, path: str) -> None:
     """Print the decrypted content of a SOPS file to stdout (never to a file)."""
-    from .sopskeys import explain_sops_error, require_keys
+    from tasks.lib.secrets.recipients import explain_sops_error, require_keys
 
     paths = paths_for(c)
     target = resolve(paths, path)
@@ -160,7 +160,7 @@ def edit(c: Context, path: str) -> None:
     sops hands the editor a private temporary copy outside the repository and removes it
     afterwards; the file in the tree only ever holds ciphertext.
     """
-    from .sopskeys import require_keys
+    from tasks.lib.secrets.recipients import require_keys
 
     paths = paths_for(c)
     target = resolve(paths, path)
@@ -193,7 +193,7 @@ def edit(c: Context, path: str) -> None:
 @friendly
 def check(c: Context) -> None:
     """Fail if any *.sops.* file is unencrypted or cluster.yaml/nodes.yaml holds a secret."""
-    from .secretscan import PLAINTEXT_CONFIGS, check_repository, sops_files
+    from tasks.lib.secrets.scan import PLAINTEXT_CONFIGS, check_repository, sops_files
 
     paths = paths_for(c)
     findings = check_repository(paths.root)
@@ -216,8 +216,8 @@ def rotate(c: Context, old_key: str | None = None) -> None:
     change), re-encrypted following .sops.yaml, decrypted again with the current key alone
     and compared; only when every file passes is anything written.
     """
-    from .secretscan import sops_files
-    from .sopskeys import available_identities, creation_rule_recipients, key_problem
+    from tasks.lib.secrets.recipients import available_identities, creation_rule_recipients, key_problem
+    from tasks.lib.secrets.scan import sops_files
 
     paths = paths_for(c)
     require_sops_config(paths)

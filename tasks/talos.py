@@ -9,156 +9,28 @@ even ``talhelper gencommand``.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from invoke import task
+from invoke import Collection, task
 
-from . import cluster, runner
-from .errors import UserError, friendly
-from .paths import Paths, paths_for
-
-CONFIGURE = "run `inv configure`"
-INIT = "run `inv init`"
-TALOSCONFIG = "run `inv bootstrap.talos` (or `inv talos.generate-config`)"
-BOOTSTRAP_TALOS = "run `inv bootstrap.talos`"
-#: Hints of files that a bootstrap step creates (kubeconfig, talosconfig, Talos secrets).
-CREATED_BY_BOOTSTRAP = frozenset({BOOTSTRAP_TALOS, TALOSCONFIG})
-TALSECRET = "run `inv bootstrap.talos`, which creates it"
-
-#: How long ``talosctl upgrade`` may take before it gives up (talosctl's own --timeout).
-UPGRADE_TIMEOUT = "10m"
-#: How long a node may take to answer the "is it up" probe, in seconds.
-PROBE_TIMEOUT = 30.0
-
-# --------------------------------------------------------------------------- preconditions
-
-
-def preflight(c: Any, paths: Paths, *, tools: Sequence[str], files: Sequence[tuple[Path, str]]) -> None:
-    """Stop before anything runs, listing every missing tool and file on its own line."""
-    lines: list[str] = []
-    try:
-        runner.require(c, *tools)
-    except UserError as error:
-        lines += error.lines
-    if runner.is_dry(c):
-        # What an earlier bootstrap step creates need not exist yet: a dry run may show the
-        # whole sequence (`inv --dry bootstrap.talos bootstrap.apps`) on a fresh checkout.
-        later = [(path, hint) for path, hint in files if hint in CREATED_BY_BOOTSTRAP]
-        for path, hint in later:
-            if not path.exists():
-                print(f"note: {paths.rel(path)} does not exist yet — {hint}", file=sys.stderr)
-        files = [entry for entry in files if entry not in later]
-    try:
-        runner.require_files(*files, paths=paths)
-    except UserError as error:
-        lines += error.lines
-    if lines:
-        raise UserError(*lines)
-
-
-def talos_files(paths: Paths) -> list[tuple[Path, str]]:
-    """What every talhelper run needs: the rendered talconfig/talenv and the SOPS setup."""
-    return [
-        (paths.talconfig, CONFIGURE),
-        (paths.talenv, CONFIGURE),
-        (paths.sops_config, CONFIGURE),
-        (paths.age_key, INIT),
-    ]
-
-
-def talosconfig(paths: Paths) -> tuple[Path, str]:
-    return (paths.talosconfig, TALOSCONFIG)
-
-
-def node_address(paths: Paths, ip: str) -> str:
-    """``ip`` checked against nodes.yaml (an IPv4 address of a configured node)."""
-    from .config import load_config
-
-    if ip and cluster.ipv4(ip) is not None:  # only a well-formed address needs the config read
-        nodes = load_config(paths.cluster_config, paths.nodes_config, paths.root).nodes
-    else:
-        nodes = []
-    return cluster.check_node_ip(ip, nodes, paths.rel(paths.nodes_config))
-
-
-def check_mode(mode: str) -> str:
-    if mode not in cluster.APPLY_MODES:
-        raise UserError(f"--mode {mode!r} is not one of {', '.join(cluster.APPLY_MODES)}")
-    return mode
-
-
-# --------------------------------------------------------------------------- generated commands
-
-
-def node_label(nodes: Sequence[cluster.TalosNode], address: str | None) -> str:
-    """``k8s-0 (192.168.1.10)`` for an address talconfig.yaml knows, else the address."""
-    if address is None:
-        return "the cluster"
-    node = cluster.node_by_address(nodes, address)
-    return f"{node.hostname} ({address})" if node else address
-
-
-def generated(c: Any, paths: Paths, args: Sequence[str], *, then: str) -> list[cluster.GeneratedCommand]:
-    """Run ``talhelper gencommand ARGS`` in talos/ and parse the talosctl commands it prints.
-
-    Under ``--dry`` the gencommand line is printed with a comment on what would follow
-    (``then``), nothing runs, and the list is empty."""
-    argv = ["talhelper", "gencommand", *args]
-    if runner.is_dry(c):
-        runner.run(c, argv, cwd=paths.talos)
-        print(f"# then {then}")
-        return []
-    commands = cluster.parse_gencommand(runner.run(c, argv, cwd=paths.talos).stdout)
-    if not commands:
-        raise UserError(f"`{runner.command_line(argv)}` printed no talosctl command")
-    return commands
-
-
-def run_generated(
-    c: Any,
-    paths: Paths,
-    args: Sequence[str],
-    *,
-    action: str,
-    nodes: Sequence[cluster.TalosNode] = (),
-) -> int:
-    """``talhelper gencommand ARGS`` and then each talosctl command it printed, one after the
-    other, output shown live. Returns how many commands ran."""
-    commands = generated(c, paths, args, then=f"run each talosctl command it prints (no shell), {action}")
-    for command in commands:
-        print(f"{action}: {node_label(nodes, command.node)}")
-        print(f"  {command.line}")
-        runner.run(c, command.argv, cwd=paths.talos, stream=True)
-    return len(commands)
-
-
-def known_nodes(paths: Paths) -> list[cluster.TalosNode]:
-    """talconfig.yaml's nodes, for naming them in messages (empty when unreadable)."""
-    try:
-        return cluster.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
-    except UserError:
-        return []
-
-
-def confirm(question: str, *, stdin: TextIO | None = None) -> None:
-    """Ask on the terminal; anything but ``yes`` cancels. Without a terminal, refuse."""
-    stream = stdin or sys.stdin
-    if not (hasattr(stream, "isatty") and stream.isatty()):
-        raise UserError(
-            "refusing to continue without confirmation: there is no terminal to ask on",
-            "pass --yes to confirm non-interactively",
-        )
-    print(question)
-    try:
-        answer = input("Type 'yes' to continue: ")
-    except EOFError:
-        answer = ""
-    if answer.strip().lower() != "yes":
-        raise UserError("cancelled: nothing was changed")
-
+from tasks.lib.errors import UserError, friendly
+from tasks.lib.paths import Paths, paths_for
+from tasks.lib.provision import plan
+from tasks.lib.provision.steps import (
+    CONFIGURE,
+    PROBE_TIMEOUT,
+    TALSECRET,
+    UPGRADE_TIMEOUT,
+    check_mode,
+    confirm,
+    known_nodes,
+    node_address,
+    preflight,
+    run_generated,
+    talos_files,
+    talosconfig,
+)
+from tasks.lib.tools import runner
 
 # --------------------------------------------------------------------------- tasks
 
@@ -175,7 +47,7 @@ def generate_config(c):
 @task(
     help={
         "ip": "address of the node (one of nodes.yaml)",
-        "mode": f"talosctl apply mode: {', '.join(cluster.APPLY_MODES)} (default auto)",
+        "mode": f"talosctl apply mode: {', '.join(plan.APPLY_MODES)} (default auto)",
     }
 )
 @friendly
@@ -188,7 +60,7 @@ def apply_node(c, ip="", mode="auto"):
         c, paths, tools=["talhelper", "talosctl"], files=[(paths.talconfig, CONFIGURE), talosconfig(paths)]
     )
     probe(c, paths, address)
-    args = ["apply", "--node", address, cluster.extra_flags(f"--mode={mode}")]
+    args = ["apply", "--node", address, plan.extra_flags(f"--mode={mode}")]
     run_generated(c, paths, args, action=f"applying config (mode {mode})", nodes=known_nodes(paths))
 
 
@@ -225,7 +97,7 @@ def upgrade_node(c, ip=""):
         "upgrade",
         "--node",
         address,
-        cluster.extra_flags(f"--image={image}", f"--timeout={UPGRADE_TIMEOUT}"),
+        plan.extra_flags(f"--image={image}", f"--timeout={UPGRADE_TIMEOUT}"),
     ]
     run_generated(c, paths, args, action="upgrading Talos", nodes=known_nodes(paths))
 
@@ -233,11 +105,11 @@ def upgrade_node(c, ip=""):
 def node_image(paths: Paths, address: str) -> str:
     """The installer image ``address`` upgrades to: talconfig's talosImageURL + talosVersion."""
     label = paths.rel(paths.talconfig)
-    node = cluster.node_by_address(cluster.talconfig_nodes(paths.talconfig, label), address)
+    node = plan.node_by_address(plan.talconfig_nodes(paths.talconfig, label), address)
     if node is None:
         raise UserError(f"{label} has no node with ipAddress {address} — {CONFIGURE}")
-    version = cluster.talenv_value(paths.talenv, "talosVersion", paths.rel(paths.talenv))
-    return cluster.installer_image(node, version, label)
+    version = plan.talenv_value(paths.talenv, "talosVersion", paths.rel(paths.talenv))
+    return plan.installer_image(node, version, label)
 
 
 @task
@@ -251,9 +123,9 @@ def upgrade_k8s(c):
         tools=["talhelper", "talosctl"],
         files=[(paths.talconfig, CONFIGURE), (paths.talenv, CONFIGURE), talosconfig(paths)],
     )
-    version = cluster.talenv_value(paths.talenv, "kubernetesVersion", paths.rel(paths.talenv))
+    version = plan.talenv_value(paths.talenv, "kubernetesVersion", paths.rel(paths.talenv))
     print(f"upgrading Kubernetes to {version}")
-    args = ["upgrade-k8s", cluster.extra_flags(f"--to={version}")]
+    args = ["upgrade-k8s", plan.extra_flags(f"--to={version}")]
     run_generated(c, paths, args, action="upgrading Kubernetes", nodes=known_nodes(paths))
 
 
@@ -277,7 +149,7 @@ def reset(c, yes=False, wipe_disk=False):
     preflight(
         c, paths, tools=["talhelper", "talosctl"], files=[(paths.talconfig, CONFIGURE), talosconfig(paths)]
     )
-    nodes = cluster.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
+    nodes = plan.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
     names = ", ".join(node.describe() for node in nodes)
     if not (yes or runner.is_dry(c)):
         wiped = "whole system disk" if wipe_disk else "STATE and EPHEMERAL partitions"
@@ -286,5 +158,10 @@ def reset(c, yes=False, wipe_disk=False):
             f"(their {wiped} wiped, no drain)."
         )
     run_generated(
-        c, paths, ["reset", cluster.extra_flags(*reset_flags(wipe_disk))], action="resetting", nodes=nodes
+        c, paths, ["reset", plan.extra_flags(*reset_flags(wipe_disk))], action="resetting", nodes=nodes
     )
+
+
+ns = Collection("talos")
+for _task in (generate_config, apply_node, upgrade_node, upgrade_k8s, reset):
+    ns.add_task(_task)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from invoke import Config, Context, MockContext, Result
 
-from tasks import bootstrap, runner
+from tasks import bootstrap
+from tasks.lib.tools import runner
 from tests.conftest import EXAMPLE_OPERATOR, exit_code, gen
 from tests.fakes import (
     APPS_DEPLOYED,

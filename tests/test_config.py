@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from tasks.config import CLUSTER_DEFAULTS, load_config
-from tasks.errors import UserError
+from tasks.lib.config.schema import CLUSTER_DEFAULTS, load_config
+from tasks.lib.errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from tasks import ns
-from tasks.catalog import ROOT_GROUP, entries, groups, section_names, stale_files
+from tasks.lib.catalog import ROOT_GROUP, entries, groups, section_names, stale_files
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

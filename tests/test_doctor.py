@@ -9,8 +9,9 @@ import pytest
 from invoke import Config, Context
 from invoke.exceptions import Exit
 
-from tasks import doctor as doctor_module
-from tasks.toolversions import compare, parse_version
+from tasks import root as root_tasks
+from tasks.lib.tools import doctor as doctor_module
+from tasks.lib.tools.pins import compare, parse_version
 from tests.conftest import EXAMPLE_OPERATOR
 from tests.fakes import FakeTools, ok
 
@@ -44,7 +45,7 @@ def tools(fake_tools: FakeTools) -> FakeTools:
 def run_doctor(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     context = Context(config=Config(overrides={"home_ops": {"root": str(root)}}))
     try:
-        doctor_module.doctor(context)
+        root_tasks.doctor(context)
         code = 0
     except Exit as error:
         code = error.code

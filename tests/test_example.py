@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks import pipeline
-from tasks.manifest import Manifest
-from tasks.paths import repo_paths
-from tasks.sopsfile import is_encrypted, is_sops_name
+from tasks.lib.config import configure as pipeline
+from tasks.lib.config.manifest import Manifest
+from tasks.lib.paths import repo_paths
+from tasks.lib.secrets.sopsfile import is_encrypted, is_sops_name
 from tests.conftest import EXAMPLE_OPERATOR, ROOT
 
 

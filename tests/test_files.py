@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.files import write_atomically
+from tasks.lib.files import write_atomically
 
 
 def test_creates_parents_and_new_files_are_0644(tmp_path: Path) -> None:

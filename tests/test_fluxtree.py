@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks.fluxtree import EntryNotFound, locate, validate
-from tasks.fluxtree.build import BuildItem, plan_groups
-from tasks.fluxtree.checks import find_cycles
-from tasks.fluxtree.report import as_json, as_text
+from tasks.lib.fluxtree import EntryNotFound, locate, validate
+from tasks.lib.fluxtree.build import BuildItem, plan_groups
+from tasks.lib.fluxtree.checks import find_cycles
+from tasks.lib.fluxtree.report import as_json, as_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flux-repos"
 CLEAN = FIXTURES / "clean"
@@ -259,7 +259,7 @@ def test_reports(clean_tree) -> None:
 def test_helm_inflation_with_fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_tree) -> None:
     import copy
 
-    from tasks.fluxtree.helm import inflate
+    from tasks.lib.fluxtree.helm import inflate
     from tests.fakes import FakeTools, fail, ok
 
     clean_tree = copy.deepcopy(clean_tree)
@@ -287,7 +287,7 @@ def test_helm_inflation_with_fake_tools(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_helm_skipped_without_tools(clean_tree) -> None:
-    from tasks.fluxtree.helm import inflate
+    from tasks.lib.fluxtree.helm import inflate
 
     notes = inflate(clean_tree, helm=None, kubeconform=None)
     assert notes == [

@@ -10,8 +10,8 @@ import pytest
 from invoke import Config, Context
 
 from tasks import dev
-from tasks.fluxtree import validate
-from tasks.fluxtree.diff import markdown, normalize
+from tasks.lib.fluxtree import validate
+from tasks.lib.fluxtree.diff import markdown, normalize
 from tests.conftest import git
 
 CLEAN = Path(__file__).parent / "fixtures" / "flux-repos" / "clean"

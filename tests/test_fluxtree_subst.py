@@ -7,7 +7,7 @@ import string
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tasks.fluxtree.subst import is_disabled, references, substitute
+from tasks.lib.fluxtree.subst import is_disabled, references, substitute
 
 NAMES = st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True)
 VALUES = st.text(alphabet=string.ascii_letters + string.digits + " ./:-", max_size=12)

@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
 from invoke import Config, Context
 
-from tasks import core, keys
-from tasks.context import read_age_identity
-from tasks.keys import age_recipients_of
+from tasks import root
+from tasks.lib.config.template_context import read_age_identity
+from tasks.lib.secrets import keys
+from tasks.lib.secrets.keys import age_recipients_of
 from tests.conftest import EXAMPLE_OPERATOR, git
 
 OPERATOR_FILES = ("age.key", "github-deploy.key", "github-deploy.key.pub", "github-push-token.txt")
@@ -34,7 +35,7 @@ def root_of(c: Context) -> Path:
 
 
 def test_init_creates_private_files_in_the_expected_formats(newcomer: Context) -> None:
-    core.init(newcomer)
+    root.init(newcomer)
     repo = root_of(newcomer)
     for name in OPERATOR_FILES:
         mode = stat.S_IMODE((repo / name).stat().st_mode)
@@ -56,7 +57,7 @@ def test_init_adopts_the_bundled_example_secrets(newcomer: Context) -> None:
     repo = root_of(newcomer)
     example_public = read_age_identity(EXAMPLE_OPERATOR / "age.key", "example")[1]
     assert age_recipients_of(repo / "cluster.sops.yaml") == [example_public]
-    core.init(newcomer)
+    root.init(newcomer)
     own_public = read_age_identity(repo / "age.key", "age.key")[1]
     assert age_recipients_of(repo / "cluster.sops.yaml") == [own_public]
     plain = subprocess.run(
@@ -71,11 +72,11 @@ def test_init_adopts_the_bundled_example_secrets(newcomer: Context) -> None:
 
 
 def test_init_twice_changes_nothing(newcomer: Context, capsys: pytest.CaptureFixture[str]) -> None:
-    core.init(newcomer)
+    root.init(newcomer)
     repo = root_of(newcomer)
     before = {name: (repo / name).read_bytes() for name in (*OPERATOR_FILES, "cluster.sops.yaml")}
     capsys.readouterr()
-    core.init(newcomer)
+    root.init(newcomer)
     assert "nothing to do" in capsys.readouterr().out
     assert {name: (repo / name).read_bytes() for name in before} == before
 
@@ -83,7 +84,7 @@ def test_init_twice_changes_nothing(newcomer: Context, capsys: pytest.CaptureFix
 def test_init_never_overwrites_and_fills_only_gaps(newcomer: Context) -> None:
     repo = root_of(newcomer)
     (repo / "github-push-token.txt").write_text("my-own-token\n")
-    core.init(newcomer)
+    root.init(newcomer)
     assert (repo / "github-push-token.txt").read_text() == "my-own-token\n"
     assert (repo / "age.key").exists()
 
@@ -91,7 +92,7 @@ def test_init_never_overwrites_and_fills_only_gaps(newcomer: Context) -> None:
 def test_init_writes_placeholder_secrets_when_none_exist(newcomer: Context) -> None:
     repo = root_of(newcomer)
     (repo / "cluster.sops.yaml").unlink()
-    core.init(newcomer)
+    root.init(newcomer)
     text = (repo / "cluster.sops.yaml").read_text()
     assert "ENC[AES256_GCM" in text and "replace-me" not in text
     own_public = read_age_identity(repo / "age.key", "age.key")[1]
@@ -102,7 +103,7 @@ def test_dry_init_creates_nothing(newcomer: Context, capsys: pytest.CaptureFixtu
     newcomer.config.run.dry = True
     repo = root_of(newcomer)
     before = sorted(p.name for p in repo.iterdir())
-    core.init(newcomer)
+    root.init(newcomer)
     assert sorted(p.name for p in repo.iterdir()) == before
     out = capsys.readouterr().out
     assert "would create age.key" in out

@@ -21,9 +21,11 @@ LINT_FILES = (
     ".pre-commit-config.yaml",
     ".yamlfmt.yaml",
     "scripts/precommit_hook.py",
-    "tasks/secretscan.py",
-    "tasks/sopsfile.py",
-    "tasks/hygiene.py",
+    "tasks/lib/__init__.py",
+    "tasks/lib/secrets/__init__.py",
+    "tasks/lib/secrets/scan.py",
+    "tasks/lib/secrets/sopsfile.py",
+    "tasks/lib/hygiene.py",
     ".github/workflows/lint.yaml",
 )
 

@@ -9,7 +9,7 @@ import pytest
 from invoke import Config, Context
 
 from tasks import ns
-from tasks.paths import ROOT, paths_for, repo_paths, tool_env
+from tasks.lib.paths import ROOT, paths_for, repo_paths, tool_env
 
 
 def test_defaults_point_into_the_repository() -> None:

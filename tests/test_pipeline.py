@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks import pipeline
-from tasks.errors import UserError
-from tasks.paths import repo_paths
-from tasks.sopsfile import encrypt_argv
+from tasks.lib.config import configure as pipeline
+from tasks.lib.errors import UserError
+from tasks.lib.paths import repo_paths
+from tasks.lib.secrets.sopsfile import encrypt_argv
 from tests.conftest import EXAMPLE_OPERATOR, git
 from tests.fakes import FakeTools
 
@@ -422,7 +422,7 @@ def test_config_problems_stop_before_anything_is_rendered(repo: Path) -> None:
 def test_wrong_age_key_is_one_clear_line(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     operator = tmp_path / "other-operator"
     shutil.copytree(EXAMPLE_OPERATOR, operator)
-    from tasks import keys
+    from tasks.lib.secrets import keys
 
     (operator / "age.key").unlink()
     keys.write_private(operator / "age.key", keys.age_key_file()[0])

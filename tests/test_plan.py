@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks import manifest as mf
-from tasks.pipeline import make_plan
+from tasks.lib.config import manifest as mf
+from tasks.lib.config.configure import make_plan
 
 NAMES = st.sampled_from([f"kubernetes/apps/f{i}.yaml" for i in range(6)] + ["talos/talenv.yaml"])
 CONTENT = st.sampled_from([b"a\n", b"b\n", b"c\n"])

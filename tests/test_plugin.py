@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from jinja2 import Environment
 
-from tasks.config import ClusterConfig
-from tasks.context import RenderContext
-from tasks.render import activated
+from tasks.lib.config.render import activated
+from tasks.lib.config.schema import ClusterConfig
+from tasks.lib.config.template_context import RenderContext
 
 PLUGIN = Path(__file__).resolve().parent.parent / "templates" / "scripts" / "plugin.py"
 _spec = importlib.util.spec_from_file_location("home_ops_template_plugin", PLUGIN)

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tasks import selftest
-from tasks.config import GATEWAY_KEYS, load_config
-from tasks.errors import UserError
-from tasks.paths import repo_paths
+from tasks.lib import selftest
+from tasks.lib.config.schema import GATEWAY_KEYS, load_config
+from tasks.lib.errors import UserError
+from tasks.lib.paths import repo_paths
 from tests.conftest import ROOT, git
 
 CONFIGS = ROOT / selftest.CONFIGS_DIR
@@ -154,7 +154,7 @@ def test_the_copy_leaves_out_ignored_files_and_keeps_uncommitted_changes(repo_wi
     files = selftest.worktree_files(repo_with_configs)
     assert "age.key" not in files
     assert "notes.txt" in files
-    assert "tasks/selftest.py" in files
+    assert "tasks/lib/selftest.py" in files
 
 
 def test_dry_run_shows_the_steps_and_runs_nothing() -> None:

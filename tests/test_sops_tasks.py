@@ -10,9 +10,9 @@ from invoke import Config, Context
 from invoke.exceptions import Exit
 
 from tasks import sops
-from tasks.keys import age_key_file, age_recipients_of
-from tasks.secretscan import check_repository, scan_config_text
-from tasks.sopsfile import is_encrypted
+from tasks.lib.secrets.keys import age_key_file, age_recipients_of
+from tasks.lib.secrets.scan import check_repository, scan_config_text
+from tasks.lib.secrets.sopsfile import is_encrypted
 from tests.conftest import EXAMPLE_OPERATOR
 
 EXAMPLE_PUBLIC = "age1k44wzccydq23zv58mkx3w5h0pzp4qmhka8dht50cdvyf3zk98pjqtsdvsz"

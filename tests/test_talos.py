@@ -59,7 +59,7 @@ def test_generate_config_needs_the_talsecret(tree: Path, capsys: pytest.CaptureF
 
 def test_missing_tool_is_one_line(tree: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     (Path(str(tree.parent / "fakebin")) / "talhelper").unlink()
-    monkeypatch.setattr("tasks.runner.search_path", lambda: str(tree.parent / "fakebin"))
+    monkeypatch.setattr("tasks.lib.tools.runner.search_path", lambda: str(tree.parent / "fakebin"))
     c = mock(tree)
     assert exit_code(lambda: talos.generate_config(c)) == 1
     (line,) = capsys.readouterr().err.splitlines()

@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from tasks.context import build_context
-from tasks.paths import repo_paths
-from tasks.pipeline import sops_decrypt
-from tasks.render import render
+from tasks.lib.config.configure import sops_decrypt
+from tasks.lib.config.render import render
+from tasks.lib.config.template_context import build_context
+from tasks.lib.paths import repo_paths
 from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo
 
 BIN = Path(sys.executable).parent

@@ -52,7 +52,7 @@ def template_argv(hr: Obj, source: Obj, chart: str) -> list[str] | None:
 
 def inflate(tree: Tree, *, helm: str | None, kubeconform: str | None) -> list[str]:
     """Run the optional tools; add problems to the tree; return notes on what was skipped."""
-    from ..runner import run_many
+    from tasks.lib.tools.runner import run_many
 
     notes: list[str] = []
     releases = tree.helmreleases()

@@ -77,7 +77,7 @@ def kustomize_argv(directory: str, tool: str) -> list[str]:
 
 def pick_tool() -> str:
     """A standalone kustomize when installed, else kubectl's built-in one."""
-    from ..runner import find_tool
+    from tasks.lib.tools.runner import find_tool
 
     return "kustomize" if find_tool("kustomize") else "kubectl"
 
@@ -279,7 +279,7 @@ class Builder:
 
     def _batch(self, group: list[BuildItem]) -> tuple[list[BuildResult], list[list[BuildItem]]]:
         """Prepare, build and split one batch: (results, halves to retry)."""
-        from ..runner import run_many
+        from tasks.lib.tools.runner import run_many
 
         batch, _keys = self._write_batch(group)
         outcome = run_many([(kustomize_argv(str(batch), self.tool), None)])[0]

@@ -7,7 +7,8 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
-from ..sopsfile import SECRET_ROOTS, is_encrypted, is_sops_name
+from tasks.lib.secrets.sopsfile import SECRET_ROOTS, is_encrypted, is_sops_name
+
 from .engine import Engine
 from .model import HR_GROUP, SOURCE_GROUP, SOURCE_KINDS, Obj, Ref, Tree
 

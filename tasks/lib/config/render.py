@@ -16,9 +16,9 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from .context import RenderContext
-from .errors import UserError
-from .paths import Paths
+from tasks.lib.config.template_context import RenderContext
+from tasks.lib.errors import UserError
+from tasks.lib.paths import Paths
 
 _ACTIVE: ContextVar[RenderContext | None] = ContextVar("home_ops_render_context", default=None)
 

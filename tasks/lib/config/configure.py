@@ -22,19 +22,24 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.lib.config.schema import load_config
+from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
+from tasks.lib.errors import UserError
+from tasks.lib.paths import Paths
+from tasks.lib.secrets.keys import age_recipients_of
+from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
+from tasks.lib.tools.runner import Outcome, find_tool, redact, run_many
+
 from . import manifest as mf
-from .config import load_config
-from .context import OperatorFiles, RenderContext, build_context, read_operator_files
-from .errors import UserError
-from .keys import age_recipients_of
-from .paths import Paths
-from .runner import Outcome, find_tool, redact, run_many
-from .sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
 
 #: Files whose bytes decide what a render produces (besides templates/ and the operator's
 #: key material, which are added separately).
 RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makejinja.toml")
-RENDER_CODE = ("tasks/config.py", "tasks/context.py", "tasks/render.py")
+RENDER_CODE = (
+    "tasks/lib/config/schema.py",
+    "tasks/lib/config/template_context.py",
+    "tasks/lib/config/render.py",
+)
 
 Say = Callable[[str], None]
 
@@ -454,7 +459,7 @@ def stage(
     first and encrypted (by sops, on the other core) while the rest renders and the tree is
     validated: kustomize builds the same objects from a secret's plaintext as from its
     ciphertext, so nothing waits. Plaintext becomes ciphertext only in staging."""
-    from .render import render
+    from tasks.lib.config.render import render
 
     render(paths, context, out, part="secrets")
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from tasks.lib.errors import UserError
 
 CRD_KIND = "CustomResourceDefinition"
 #: Namespace the bootstrap secrets (deploy key, sops-age, cluster-secrets) go into unless

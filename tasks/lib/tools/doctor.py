@@ -1,4 +1,4 @@
-"""``inv doctor``: what this machine has, what it lacks, and which tasks can run."""
+"""The machine check behind ``inv doctor``: what this machine has, what it lacks, and which tasks can run."""
 
 from __future__ import annotations
 
@@ -6,13 +6,21 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoke import task
 from invoke.context import Context
 
-from .errors import UserError, friendly
-from .paths import Paths, paths_for
-from .runner import find_tool, run
-from .toolversions import MAIN_TASK, TASK_TOOLS, TOOLS, Tool, all_pins, compare, missing_for, parse_version
+from tasks.lib.errors import UserError
+from tasks.lib.paths import Paths
+from tasks.lib.tools.pins import (
+    MAIN_TASK,
+    TASK_TOOLS,
+    TOOLS,
+    Tool,
+    all_pins,
+    compare,
+    missing_for,
+    parse_version,
+)
+from tasks.lib.tools.runner import find_tool, run
 
 
 @dataclass(frozen=True)
@@ -75,11 +83,8 @@ def table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join([line(headers), line(tuple("-" * w for w in widths)), *(line(row) for row in rows)])
 
 
-@task
-@friendly
-def doctor(c: Context) -> None:
-    """Check this machine: tools and versions against .mise.toml, operator files, what can run."""
-    paths = paths_for(c)
+def report(c: Context, paths: Paths) -> None:
+    """Print the tools, operator files and runnable tasks; raise when configure cannot run."""
     pins = all_pins(paths.root)
     tools = [probe(c, tool, pins) for tool in TOOLS]
     print(

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
-from .keys import age_recipients_of
-from .paths import Paths
+from tasks.lib.errors import UserError
+from tasks.lib.paths import Paths
+from tasks.lib.secrets.keys import age_recipients_of
 
 #: Fragments of sops' stderr that mean "none of your keys fits".
 WRONG_KEY_HINTS = (

@@ -1,18 +1,15 @@
-"""Root tasks: ``inv init`` and ``inv configure``."""
+"""The operator's own files: age key, deploy key pair, push token and ``cluster.sops.yaml``."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from invoke import task
 from invoke.context import Context
 
-from .errors import UserError, friendly
-from .files import write_atomically
-from .paths import Paths, paths_for
-from .runner import is_dry, require, run
-from .sopsfile import decrypt_argv, encrypt_to_argv
+from tasks.lib.files import write_atomically
+from tasks.lib.paths import Paths
+from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_to_argv
+from tasks.lib.tools.runner import is_dry, require, run
 
 #: The bundled example's test-only key set (public on purpose, see its README).
 EXAMPLE_OPERATOR = Path("tests/fixtures/example-operator")
@@ -35,7 +32,7 @@ onepassword_connect:
 
 def create_operator_files(paths: Paths, dry: bool) -> list[str]:
     """Make the age key, deploy key pair and push token that do not exist yet."""
-    from . import keys
+    from tasks.lib.secrets import keys
 
     made: list[str] = []
 
@@ -56,7 +53,7 @@ def create_operator_files(paths: Paths, dry: bool) -> list[str]:
 
 
 def public_key(paths: Paths, dry: bool) -> str:
-    from .context import read_age_identity
+    from tasks.lib.config.template_context import read_age_identity
 
     if dry and not paths.age_key.exists():
         return "<new age public key>"
@@ -66,7 +63,7 @@ def public_key(paths: Paths, dry: bool) -> str:
 def seed_secrets(c: Context, paths: Paths) -> str | None:
     """Create cluster.sops.yaml with placeholders, or adopt the bundled example's copy by
     re-encrypting it to the operator's key. Returns what was done, if anything."""
-    from .keys import age_recipients_of
+    from tasks.lib.secrets.keys import age_recipients_of
 
     label = paths.rel(paths.secrets_config)
     recipient = public_key(paths, is_dry(c))
@@ -79,7 +76,7 @@ def seed_secrets(c: Context, paths: Paths) -> str | None:
     example = paths.root / EXAMPLE_OPERATOR / "age.key"
     if not example.exists() or age_recipients_of(paths.secrets_config) == [recipient]:
         return None
-    from .context import read_age_identity
+    from tasks.lib.config.template_context import read_age_identity
 
     example_public = read_age_identity(example, paths.rel(example))[1]
     if age_recipients_of(paths.secrets_config) != [example_public]:
@@ -96,66 +93,3 @@ def seed_secrets(c: Context, paths: Paths) -> str | None:
     if not is_dry(c):
         write_atomically(paths.secrets_config, result.stdout)
     return f"{label} (the bundled example's secrets, re-encrypted to your age key)"
-
-
-@task
-@friendly
-def init(c: Context) -> None:
-    """Create the operator's local files: age key, deploy key pair, push token.
-
-    Never overwrites an existing file; files are mode 0600 and git-ignored. Also creates
-    cluster.sops.yaml (encrypted, with placeholders) when missing, and re-encrypts the
-    bundled example's cluster.sops.yaml to your new key so the example renders. Running it
-    twice changes nothing.
-    """
-    paths = paths_for(c)
-    dry = is_dry(c)
-    made = create_operator_files(paths, dry)
-    seeded = seed_secrets(c, paths)
-    verb = "would create" if dry else "created"
-    for name in made:
-        print(f"{verb} {name}")
-    if seeded:
-        print(f"{'would write' if dry else 'wrote'} {seeded}")
-    if not made and not seeded:
-        print("nothing to do: every operator file already exists")
-        return
-    if paths.deploy_key_pub.exists():
-        print(f"next: add {paths.rel(paths.deploy_key_pub)} as a deploy key of your repository,")
-    print("      edit cluster.yaml, nodes.yaml and (`inv sops.edit cluster.sops.yaml`) the secrets,")
-    print("      then run `inv configure`. Back up age.key: without it the secrets cannot be decrypted.")
-
-
-@task(
-    help={
-        "force": "Overwrite generated files that were edited by hand since configure wrote them.",
-        "check": "Write nothing; exit 1 and show a diff when the tree differs from a fresh render.",
-    }
-)
-@friendly
-def configure(c: Context, force: bool = False, check: bool = False) -> None:
-    """Render, encrypt and validate the cluster definition from cluster.yaml and nodes.yaml.
-
-    Validates the config (every problem reported at once), renders the templates into a
-    private staging directory, encrypts every *.sops.* file (unchanged secrets keep their
-    ciphertext), builds every kustomization and validates the Talos config, and only then
-    swaps the generated files into the tree; files the templates no longer produce are
-    removed, files edited by hand are protected. A failure leaves the tree as it was.
-    """
-    from . import pipeline
-
-    paths = paths_for(c)
-    if not paths.cluster_config.exists():
-        raise UserError("cluster.yaml not found — did you run `inv init`? (see README: Quick start)")
-    require(c, "sops")
-    if not pipeline.find_tool("kustomize"):
-        require(c, "kubectl")
-    options = pipeline.Options(
-        force=force, check=check, dry=is_dry(c), say=lambda line: print(f"configure: {line}")
-    )
-    summary = pipeline.configure(paths, options)
-    if check:
-        print("configure --check: the tree is exactly what configure produces")
-    elif not options.dry:
-        print(f"configure: done — {pipeline.describe(summary)}")
-    sys.stdout.flush()

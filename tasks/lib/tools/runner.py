@@ -34,8 +34,8 @@ from invoke.context import Context
 from invoke.exceptions import CommandTimedOut
 from invoke.runners import Local, Result
 
-from .errors import UserError
-from .paths import Paths, paths_for, repo_paths, tool_env
+from tasks.lib.errors import UserError
+from tasks.lib.paths import Paths, paths_for, repo_paths, tool_env
 
 #: Executable name -> the tool's key in .mise.toml (the part after the backend prefix).
 MISE_KEYS: dict[str, str] = {

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sopsfile import SECRET_ROOTS, is_encrypted_text, is_sops_name
+from tasks.lib.secrets.sopsfile import SECRET_ROOTS, is_encrypted_text, is_sops_name
 
 #: The plaintext configuration files that are committed and must stay secret-free.
 PLAINTEXT_CONFIGS = ("cluster.yaml", "nodes.yaml")

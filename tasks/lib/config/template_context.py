@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ClusterConfig, Document, Problem, is_set, key_position, load_config, plain
-from .errors import UserError
-from .paths import Paths
+from tasks.lib.config.schema import ClusterConfig, Document, Problem, is_set, key_position, load_config, plain
+from tasks.lib.errors import UserError
+from tasks.lib.paths import Paths
 
 #: Values that ``inv init`` puts in a new cluster.sops.yaml; configure warns while they stay.
 PLACEHOLDER_MARK = "replace-me"
@@ -184,7 +184,7 @@ def load_secrets(paths: Paths, decrypted_text: str) -> dict[str, Any]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from .config import read_yaml
+    from tasks.lib.config.schema import read_yaml
 
     label = paths.rel(paths.secrets_config)
     encrypted = read_yaml(paths.secrets_config, label)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: Environment variable that moves the operator's local files (age key, deploy key, push
 #: token) out of the repository root, e.g. to the test-only example key set in CI.

@@ -20,13 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from invoke import task
-from invoke.context import Context
-from invoke.exceptions import Exit
-
-from .errors import UserError, friendly
-from .paths import OPERATOR_DIR_ENV, Paths, paths_for
-from .runner import Outcome, is_dry, run, run_many
+from tasks.lib.errors import UserError
+from tasks.lib.paths import OPERATOR_DIR_ENV, Paths
+from tasks.lib.tools.runner import Outcome, run_many
 
 #: Test configurations: one directory each, holding cluster.yaml and nodes.yaml.
 CONFIGS_DIR = Path("tests") / "fixtures" / "configs"
@@ -209,64 +205,3 @@ def report(results: Sequence[ConfigResult]) -> list[str]:
     failed = [r for r in results if not r.ok]
     verdict = f"{len(results) - len(failed)} of {len(results)} configurations passed"
     return ["e2e:", *lines, f"e2e: {verdict}"]
-
-
-# --------------------------------------------------------------------------- tasks
-
-
-@task(
-    iterable=["config"],
-    help={
-        "config": "a test configuration's name (tests/fixtures/configs/NAME) or a directory with "
-        "cluster.yaml and nodes.yaml; repeat for several; default: every test configuration",
-        "keep": "keep each scratch copy and print where it is, to look at what was rendered",
-    },
-)
-@friendly
-def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None:
-    """Run configure and the bootstrap dry runs on test configurations, in scratch copies.
-
-    For each configuration: copy the repository (as it is on disk, uncommitted changes
-    included, git-ignored files left out) to a temporary directory, put its cluster.yaml and
-    nodes.yaml in, and run `inv configure`, `inv configure --check`, `inv sops.check`,
-    `inv --dry bootstrap.talos` and `inv --dry bootstrap.apps` there. Secrets come from this
-    repository's cluster.sops.yaml, keys from your operator files. The work tree is never
-    touched. Exits 1 when any configuration fails, after running all of them.
-    """
-    paths = paths_for(c)
-    chosen = resolve_configs(paths.root, config or [])
-    if not paths.age_key.exists():
-        missing = f"{paths.rel(paths.age_key)} not found — run `inv init` (or set {OPERATOR_DIR_ENV})"
-        if not is_dry(c):
-            raise UserError(missing)
-        print(f"note: {missing}", file=sys.stderr)
-    if is_dry(c):
-        names = ", ".join(f"{t.name} ({paths.rel(t.directory)})" for t in chosen)
-        print(f"would run, for each of {names}, in a scratch copy of the repository:")
-        for step in STEPS:
-            print(f"  {step_label(step)}")
-        return
-    files = worktree_files(paths.root)
-    print(f"e2e: {len(chosen)} configuration(s), {len(files)} files copied for each", flush=True)
-    results = [run_config(paths, files, t, keep, lambda line: print(line, flush=True)) for t in chosen]
-    for line in report(results):
-        print(line)
-    if not all(r.ok for r in results):
-        raise Exit(code=1)
-
-
-@task(
-    help={"workers": "pytest-xdist workers: a number, or auto (one per core; the default); 0 runs serially"}
-)
-@friendly
-def test(c: Context, workers: str = "auto") -> None:
-    """Run the test suite (pytest, in parallel); arguments after `--` go to pytest.
-
-    `inv dev.test -- -k configure -x` passes `-k configure -x` through. The suite needs
-    nothing but the project's Python dependencies: cluster tools are faked, and sops,
-    kubectl and yamlfmt are the pip-installed ones.
-    """
-    argv = [sys.executable, "-m", "pytest", "-n", workers, *shlex.split(c.remainder or "")]
-    result = run(c, argv, cwd=paths_for(c).root, stream=True, check=False)
-    if result.failed:
-        raise Exit(code=result.exited)

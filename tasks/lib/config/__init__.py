@@ -1,0 +1,1 @@
+"""Configuration: schema and defaults, the template context, rendering, the configure pipeline."""

@@ -1,0 +1,1 @@
+"""Talos and bootstrap planning: parsing talhelper/talosctl/kubectl output, choosing what to run."""

@@ -1,0 +1,155 @@
+"""Steps shared by ``talos.*`` and ``bootstrap.*``: preconditions, talhelper's generated
+talosctl commands, node names for messages, and the confirmation prompt."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from invoke.context import Context
+
+from tasks.lib.errors import UserError
+from tasks.lib.paths import Paths
+from tasks.lib.provision import plan
+from tasks.lib.tools import runner
+
+CONFIGURE = "run `inv configure`"
+INIT = "run `inv init`"
+TALOSCONFIG = "run `inv bootstrap.talos` (or `inv talos.generate-config`)"
+BOOTSTRAP_TALOS = "run `inv bootstrap.talos`"
+#: Hints of files that a bootstrap step creates (kubeconfig, talosconfig, Talos secrets).
+CREATED_BY_BOOTSTRAP = frozenset({BOOTSTRAP_TALOS, TALOSCONFIG})
+TALSECRET = "run `inv bootstrap.talos`, which creates it"
+
+#: How long ``talosctl upgrade`` may take before it gives up (talosctl's own --timeout).
+UPGRADE_TIMEOUT = "10m"
+#: How long a node may take to answer the "is it up" probe, in seconds.
+PROBE_TIMEOUT = 30.0
+
+# --------------------------------------------------------------------------- preconditions
+
+
+def preflight(c: Context, paths: Paths, *, tools: Sequence[str], files: Sequence[tuple[Path, str]]) -> None:
+    """Stop before anything runs, listing every missing tool and file on its own line."""
+    lines: list[str] = []
+    try:
+        runner.require(c, *tools)
+    except UserError as error:
+        lines += error.lines
+    if runner.is_dry(c):
+        # What an earlier bootstrap step creates need not exist yet: a dry run may show the
+        # whole sequence (`inv --dry bootstrap.talos bootstrap.apps`) on a fresh checkout.
+        later = [(path, hint) for path, hint in files if hint in CREATED_BY_BOOTSTRAP]
+        for path, hint in later:
+            if not path.exists():
+                print(f"note: {paths.rel(path)} does not exist yet — {hint}", file=sys.stderr)
+        files = [entry for entry in files if entry not in later]
+    try:
+        runner.require_files(*files, paths=paths)
+    except UserError as error:
+        lines += error.lines
+    if lines:
+        raise UserError(*lines)
+
+
+def talos_files(paths: Paths) -> list[tuple[Path, str]]:
+    """What every talhelper run needs: the rendered talconfig/talenv and the SOPS setup."""
+    return [
+        (paths.talconfig, CONFIGURE),
+        (paths.talenv, CONFIGURE),
+        (paths.sops_config, CONFIGURE),
+        (paths.age_key, INIT),
+    ]
+
+
+def talosconfig(paths: Paths) -> tuple[Path, str]:
+    return (paths.talosconfig, TALOSCONFIG)
+
+
+def node_address(paths: Paths, ip: str) -> str:
+    """``ip`` checked against nodes.yaml (an IPv4 address of a configured node)."""
+    from tasks.lib.config.schema import load_config
+
+    if ip and plan.ipv4(ip) is not None:  # only a well-formed address needs the config read
+        nodes = load_config(paths.cluster_config, paths.nodes_config, paths.root).nodes
+    else:
+        nodes = []
+    return plan.check_node_ip(ip, nodes, paths.rel(paths.nodes_config))
+
+
+def check_mode(mode: str) -> str:
+    if mode not in plan.APPLY_MODES:
+        raise UserError(f"--mode {mode!r} is not one of {', '.join(plan.APPLY_MODES)}")
+    return mode
+
+
+# --------------------------------------------------------------------------- generated commands
+
+
+def node_label(nodes: Sequence[plan.TalosNode], address: str | None) -> str:
+    """``k8s-0 (192.168.1.10)`` for an address talconfig.yaml knows, else the address."""
+    if address is None:
+        return "the cluster"
+    node = plan.node_by_address(nodes, address)
+    return f"{node.hostname} ({address})" if node else address
+
+
+def generated(c: Context, paths: Paths, args: Sequence[str], *, then: str) -> list[plan.GeneratedCommand]:
+    """Run ``talhelper gencommand ARGS`` in talos/ and parse the talosctl commands it prints.
+
+    Under ``--dry`` the gencommand line is printed with a comment on what would follow
+    (``then``), nothing runs, and the list is empty."""
+    argv = ["talhelper", "gencommand", *args]
+    if runner.is_dry(c):
+        runner.run(c, argv, cwd=paths.talos)
+        print(f"# then {then}")
+        return []
+    commands = plan.parse_gencommand(runner.run(c, argv, cwd=paths.talos).stdout)
+    if not commands:
+        raise UserError(f"`{runner.command_line(argv)}` printed no talosctl command")
+    return commands
+
+
+def run_generated(
+    c: Context,
+    paths: Paths,
+    args: Sequence[str],
+    *,
+    action: str,
+    nodes: Sequence[plan.TalosNode] = (),
+) -> int:
+    """``talhelper gencommand ARGS`` and then each talosctl command it printed, one after the
+    other, output shown live. Returns how many commands ran."""
+    commands = generated(c, paths, args, then=f"run each talosctl command it prints (no shell), {action}")
+    for command in commands:
+        print(f"{action}: {node_label(nodes, command.node)}")
+        print(f"  {command.line}")
+        runner.run(c, command.argv, cwd=paths.talos, stream=True)
+    return len(commands)
+
+
+def known_nodes(paths: Paths) -> list[plan.TalosNode]:
+    """talconfig.yaml's nodes, for naming them in messages (empty when unreadable)."""
+    try:
+        return plan.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
+    except UserError:
+        return []
+
+
+def confirm(question: str, *, stdin: TextIO | None = None) -> None:
+    """Ask on the terminal; anything but ``yes`` cancels. Without a terminal, refuse."""
+    stream = stdin or sys.stdin
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        raise UserError(
+            "refusing to continue without confirmation: there is no terminal to ask on",
+            "pass --yes to confirm non-interactively",
+        )
+    print(question)
+    try:
+        answer = input("Type 'yes' to continue: ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() != "yes":
+        raise UserError("cancelled: nothing was changed")

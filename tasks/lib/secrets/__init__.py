@@ -1,0 +1,1 @@
+"""Secrets: operator keys, SOPS files and recipients, the plaintext-secret scanner."""

@@ -1,0 +1,1 @@
+"""External tools: the one command runner, version pins, and the machine check."""

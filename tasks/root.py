@@ -1,0 +1,88 @@
+"""Root tasks: ``inv init``, ``inv configure`` and ``inv doctor``.
+
+(The root ``inv reconcile``, the Taskfile's shortcut, is ``flux.reconcile`` registered twice
+in ``tasks/__init__.py``.)"""
+
+from __future__ import annotations
+
+import sys
+
+from invoke import task
+from invoke.context import Context
+
+from tasks.lib.errors import UserError, friendly
+from tasks.lib.paths import paths_for
+from tasks.lib.secrets.operator import create_operator_files, seed_secrets
+from tasks.lib.tools.runner import is_dry, require
+
+
+@task
+@friendly
+def init(c: Context) -> None:
+    """Create the operator's local files: age key, deploy key pair, push token.
+
+    Never overwrites an existing file; files are mode 0600 and git-ignored. Also creates
+    cluster.sops.yaml (encrypted, with placeholders) when missing, and re-encrypts the
+    bundled example's cluster.sops.yaml to your new key so the example renders. Running it
+    twice changes nothing.
+    """
+    paths = paths_for(c)
+    dry = is_dry(c)
+    made = create_operator_files(paths, dry)
+    seeded = seed_secrets(c, paths)
+    verb = "would create" if dry else "created"
+    for name in made:
+        print(f"{verb} {name}")
+    if seeded:
+        print(f"{'would write' if dry else 'wrote'} {seeded}")
+    if not made and not seeded:
+        print("nothing to do: every operator file already exists")
+        return
+    if paths.deploy_key_pub.exists():
+        print(f"next: add {paths.rel(paths.deploy_key_pub)} as a deploy key of your repository,")
+    print("      edit cluster.yaml, nodes.yaml and (`inv sops.edit cluster.sops.yaml`) the secrets,")
+    print("      then run `inv configure`. Back up age.key: without it the secrets cannot be decrypted.")
+
+
+@task(
+    help={
+        "force": "Overwrite generated files that were edited by hand since configure wrote them.",
+        "check": "Write nothing; exit 1 and show a diff when the tree differs from a fresh render.",
+    }
+)
+@friendly
+def configure(c: Context, force: bool = False, check: bool = False) -> None:
+    """Render, encrypt and validate the cluster definition from cluster.yaml and nodes.yaml.
+
+    Validates the config (every problem reported at once), renders the templates into a
+    private staging directory, encrypts every *.sops.* file (unchanged secrets keep their
+    ciphertext), builds every kustomization and validates the Talos config, and only then
+    swaps the generated files into the tree; files the templates no longer produce are
+    removed, files edited by hand are protected. A failure leaves the tree as it was.
+    """
+    from tasks.lib.config import configure as pipeline
+
+    paths = paths_for(c)
+    if not paths.cluster_config.exists():
+        raise UserError("cluster.yaml not found — did you run `inv init`? (see README: Quick start)")
+    require(c, "sops")
+    if not pipeline.find_tool("kustomize"):
+        require(c, "kubectl")
+    options = pipeline.Options(
+        force=force, check=check, dry=is_dry(c), say=lambda line: print(f"configure: {line}")
+    )
+    summary = pipeline.configure(paths, options)
+    if check:
+        print("configure --check: the tree is exactly what configure produces")
+    elif not options.dry:
+        print(f"configure: done — {pipeline.describe(summary)}")
+    sys.stdout.flush()
+
+
+@task
+@friendly
+def doctor(c: Context) -> None:
+    """Check this machine: tools and versions against .mise.toml, operator files, what can run."""
+    from tasks.lib.tools.doctor import report
+
+    report(c, paths_for(c))
