@@ -87,7 +87,8 @@ def kustomize_error(error: str, root: Path, temporaries: Sequence[Path]) -> tupl
     the repository names the file, the innermost text the reason. Paths in our temporary
     shadow trees are mapped back to the repository file they mirror.
     """
-    text = " ".join(line.strip() for line in error.strip().splitlines()[:3])
+    lines = [line.strip() for line in error.strip().splitlines() if not line.startswith("# Warning:")]
+    text = " ".join(line for line in lines[:3] if line)
     text = re.sub(r"^(Error|error): ", "", text)
     found: str | None = None
     for quoted in _QUOTED.findall(text):

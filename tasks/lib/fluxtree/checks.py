@@ -37,9 +37,11 @@ def _folder_text(directory: Path) -> str:
 def _hint(engine: Engine, kind: str, name: str) -> str:
     """Name the Kustomizations that were not built and whose folder does declare a ``kind``
     named ``name``: only a real link, never a guess."""
+    kind_re, name_re = re.escape(kind), re.escape(name)
     pattern = re.compile(
-        rf"(?ms)^kind:\s*['\"]?{re.escape(kind)}['\"]?\s*$.*?^\s+name:\s*['\"]?{re.escape(name)}['\"]?\s*$"
-        rf"|(?ms)^\s+name:\s*['\"]?{re.escape(name)}['\"]?\s*$.*?^kind:\s*['\"]?{re.escape(kind)}['\"]?\s*$"
+        rf"^kind:\s*['\"]?{kind_re}['\"]?\s*$.*?^\s+name:\s*['\"]?{name_re}['\"]?\s*$"
+        rf"|^\s+name:\s*['\"]?{name_re}['\"]?\s*$.*?^kind:\s*['\"]?{kind_re}['\"]?\s*$",
+        re.MULTILINE | re.DOTALL,
     )
     broken = []
     for key, ks in sorted(engine.tree.kustomizations.items()):

@@ -129,9 +129,8 @@ class Engine:
                 "kind": "Kustomization",
                 "resources": resources,
             }
-        for key in ("resources", "components"):
-            if kdir.remote and key in data:
-                data[key] = [r for r in data[key] if not (isinstance(r, str) and kustfiles.is_remote(r))]
+        if kdir.remote:
+            data = kustfiles.without_remote(data)
         spec = ks.spec
         if spec.get("targetNamespace"):
             data["namespace"] = spec["targetNamespace"]
@@ -197,16 +196,10 @@ class Engine:
             item.overrides[directory] = self._flux_kustomization(ks, kdir, directory)
         for d in remote:
             if d.path != directory:
-                data = {
-                    **d.data,
-                    **{
-                        k: [r for r in d.data.get(k) or [] if not kustfiles.is_remote(str(r))]
-                        for k in ("resources", "components")
-                        if k in d.data
-                    },
-                }
-                item.overrides[d.path] = data
-        if len(item.overrides) > 1:
+                item.overrides[d.path] = kustfiles.without_remote(d.data)
+        if any(path != directory for path in item.overrides):
+            # An overridden folder below the path: every folder on the way must be a real
+            # folder of the shadow, holding links to its own files.
             item.materialize = {d.path for d in closure}
         return item
 

@@ -61,13 +61,16 @@ def _git_toplevel(path: Path) -> Path | None:
     return Path(text).resolve() if outcome.ok and text else None
 
 
-def sync_paths(directory: Path) -> list[str]:
-    """Repository-relative paths a FluxInstance (also one rendered by a HelmRelease's
-    values) or a ``flux-system`` Kustomization (``flux bootstrap``'s gotk-sync) syncs."""
-    out: list[str] = []
+def sync_paths(directory: Path, root: Path) -> tuple[list[str], list[str]]:
+    """Repository-relative sync paths: (those a FluxInstance -- also one rendered by a
+    HelmRelease's values -- or a ``flux-system`` Kustomization (``flux bootstrap``'s
+    gotk-sync) names; those of a Kustomization managing the folder it sits in, the
+    ``flux/config/cluster.yaml`` layout, when no other Kustomization applies it)."""
+    named: list[str] = []
+    kustomizations: list[tuple[Path, Path]] = []  # (file, target folder)
     for file in _yaml_files(directory):
         text = _read(file)
-        if "FluxInstance" not in text and "flux-system" not in text and "instance:" not in text:
+        if "FluxInstance" not in text and "instance:" not in text and not _FLUX_KS.search(text):
             continue
         try:
             docs = yamlio.load_all(text)
@@ -83,15 +86,24 @@ def sync_paths(directory: Path) -> list[str]:
             elif kind == "HelmRelease" and isinstance(spec.get("values"), dict):
                 instance = spec["values"].get("instance")
                 sync = instance.get("sync") if isinstance(instance, dict) else None
-            elif (
-                kind == "Kustomization"
-                and str(doc.get("apiVersion", "")).startswith("kustomize.toolkit.fluxcd.io/")
-                and (doc.get("metadata") or {}).get("name") == "flux-system"
+            elif kind == "Kustomization" and str(doc.get("apiVersion", "")).startswith(
+                "kustomize.toolkit.fluxcd.io/"
             ):
-                sync = spec
+                path = str(spec.get("path") or "").strip().removeprefix("./").strip("/")
+                if (doc.get("metadata") or {}).get("name") == "flux-system":
+                    sync = spec
+                elif path and "${" not in path:
+                    kustomizations.append((file, (root / path).resolve()))
             if isinstance(sync, dict) and isinstance(sync.get("path"), str) and "${" not in sync["path"]:
-                out.append(sync["path"].strip().removeprefix("./").strip("/"))
-    return out
+                named.append(sync["path"].strip().removeprefix("./").strip("/"))
+    roots = [
+        target
+        for file, target in kustomizations
+        if target.is_dir()
+        and file.is_relative_to(target)
+        and not any(other != file and file.is_relative_to(t) for other, t in kustomizations if t != target)
+    ]
+    return named, [os.path.relpath(t, root) for t in roots]
 
 
 def _root_for(entry: Path, start: Path) -> Path:
@@ -111,7 +123,8 @@ def _root_for(entry: Path, start: Path) -> Path:
 def _clusters(path: Path, root: Path) -> list[Path]:
     """Cluster entry folders found below ``path``."""
     found: dict[Path, None] = {}
-    for sync in sync_paths(path):
+    named, self_managed = sync_paths(path, root)
+    for sync in named:
         for base in (root, path):
             if sync and (base / sync).is_dir():
                 found[(base / sync).resolve()] = None
@@ -120,7 +133,10 @@ def _clusters(path: Path, root: Path) -> list[Path]:
         parent = file.parent
         if parent.name == "cluster" and parent.parent.name == "flux":
             found[parent.resolve()] = None
-    return sorted(found)
+    if not found:
+        found = dict.fromkeys((root / p).resolve() for p in self_managed)
+    # A cluster folder inside another one is part of it (a root managing its own folder).
+    return sorted(c for c in found if not any(c != o and c.is_relative_to(o) for o in found))
 
 
 def locate(path: Path) -> tuple[Path, Path]:

@@ -73,6 +73,27 @@ def _construct_int(loader: Any, node: yaml.ScalarNode) -> int:
 Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
+class _RedefiningLoader(yaml.SafeLoader):
+    """The pure-Python twin of :class:`Loader` for the rare text that defines an anchor twice:
+    Go's YAML lets the later definition win, libyaml's composer refuses."""
+
+    yaml_implicit_resolvers = Loader.yaml_implicit_resolvers
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None and not isinstance(event, yaml.AliasEvent):
+            self.anchors.pop(anchor, None)
+        return super().compose_node(parent, index)
+
+
+_RedefiningLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def _redefined_anchor(error: yaml.YAMLError) -> bool:
+    return isinstance(error, yaml.composer.ComposerError) and "duplicate anchor" in str(error)
+
+
 class Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
     """The safe dumper, also quoting strings only Go's YAML reads as numbers (``0o17``)."""
 
@@ -81,12 +102,22 @@ Dumper.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:0o[0-7_]+
 
 
 def load(text: str) -> Any:
-    return yaml.load(text, Loader=Loader)
+    try:
+        return yaml.load(text, Loader=Loader)
+    except yaml.YAMLError as error:
+        if not _redefined_anchor(error):
+            raise
+        return yaml.load(text, Loader=_RedefiningLoader)
 
 
 def load_all(text: str) -> list[Any]:
     """Every non-empty document of a multi-document YAML text."""
-    return [doc for doc in yaml.load_all(text, Loader=Loader) if doc is not None]
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=Loader) if doc is not None]
+    except yaml.YAMLError as error:
+        if not _redefined_anchor(error):
+            raise
+        return [doc for doc in yaml.load_all(text, Loader=_RedefiningLoader) if doc is not None]
 
 
 def split_documents(text: str) -> list[str]:
