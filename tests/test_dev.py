@@ -165,4 +165,4 @@ def test_validate_task_exit_codes(tmp_path: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["summary"]["problems"] == 0
     with pytest.raises(Exit):
         dev.validate(c, path=str(tmp_path))
-    assert "no Flux cluster Kustomization" in capsys.readouterr().err
+    assert "no Flux tree under" in capsys.readouterr().err
