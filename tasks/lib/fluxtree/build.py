@@ -76,29 +76,26 @@ def kustomize_argv(directory: str, tool: str) -> list[str]:
     return ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", directory]
 
 
-_QUOTED = re.compile(r"['\"]([^'\"]+)['\"]")
+_ABSOLUTE = re.compile(r"(/[^'\"\s:]+)")
 
 
 def kustomize_error(error: str, root: Path, temporaries: Sequence[Path]) -> tuple[str | None, str]:
     """(repository file kustomize choked on, or None; one-line reason) from its stderr.
 
     Kustomize nests its errors (``accumulating resources: accumulation err='accumulating
-    resources from 'x.yaml': ...': file is not directory``); the innermost path that lies in
-    the repository names the file, the innermost text the reason. Paths in our temporary
-    shadow trees are mapped back to the repository file they mirror.
+    resources from 'x': ...': file is not directory``); the innermost path that lies in the
+    repository names the file, the innermost text the reason. Paths in our temporary shadow
+    trees are mapped back to the repository file they mirror.
     """
     lines = [line.strip() for line in error.strip().splitlines() if not line.startswith("# Warning:")]
-    text = " ".join(line for line in lines[:3] if line)
-    text = re.sub(r"^(Error|error): ", "", text)
+    text = re.sub(r"^(Error|error): ", "", " ".join(line for line in lines[:3] if line))
     found: str | None = None
-    for quoted in _QUOTED.findall(text):
-        candidate = Path(quoted)
+    for match in _ABSOLUTE.findall(text):
+        candidate = Path(match)
         for base in temporaries:
             if candidate.is_relative_to(base):
                 parts = candidate.relative_to(base).parts
                 candidate = root.joinpath(*parts[1:]) if len(parts) > 1 else root
-        if not candidate.is_absolute():
-            continue
         if candidate.is_relative_to(root) and candidate.exists() and candidate != root:
             if candidate.is_dir():
                 from .kustfiles import kustomization_file
@@ -108,9 +105,9 @@ def kustomize_error(error: str, root: Path, temporaries: Sequence[Path]) -> tupl
     for base in temporaries:
         text = text.replace(str(base), "<tmp>")
     text = text.replace(str(root) + "/", "")
-    if "accumulation err=" in text:  # keep kustomize's innermost reason
+    if "accumulation err=" in text or "': " in text:  # keep kustomize's innermost reason
         text = text.rsplit("': ", 1)[-1]
-    return found, (text[:400] or "kustomize build failed")
+    return found, (text.strip("'\" ")[:400] or "kustomize build failed")
 
 
 def pick_tool() -> str:

@@ -122,10 +122,6 @@ def check_cycles(engine: Engine) -> None:
         )
 
 
-def _source_refs(tree: Tree) -> set[Ref]:
-    return {Ref(o.kind, o.namespace, o.name) for o in tree.sources()}
-
-
 def _chart_ref(hr: Obj) -> Ref | None:
     spec = hr.spec
     ref = spec.get("chartRef")
@@ -139,7 +135,7 @@ def _chart_ref(hr: Obj) -> Ref | None:
 
 def check_sources(engine: Engine) -> None:
     tree = engine.tree
-    known = _source_refs(tree) | engine.bootstrap_sources
+    known = set(engine.source_objects()) | engine.bootstrap_sources
     for hr in tree.helmreleases():
         ref = _chart_ref(hr)
         subject = ("HelmRelease", hr.name)

@@ -93,11 +93,16 @@ class Engine:
 
     # Sources ------------------------------------------------------------------------------
     def source_objects(self) -> dict[Ref, Obj]:
-        return {
-            o.ref: o
-            for o in self.tree.objects()
-            if o.kind in SOURCE_KINDS and o.group == SOURCE_GROUP
-        }
+        """Every source the tree creates, ExternalArtifacts of ArtifactGenerators included."""
+        out: dict[Ref, Obj] = {}
+        for o in self.tree.objects():
+            if o.kind in SOURCE_KINDS and o.group == SOURCE_GROUP:
+                out[o.ref] = o
+            elif o.kind == "ArtifactGenerator":
+                for artifact in o.spec.get("artifacts") or []:
+                    if isinstance(artifact, dict) and artifact.get("name"):
+                        out[Ref("ExternalArtifact", o.namespace, str(artifact["name"]))] = o
+        return out
 
     def source_state(self, ks: FluxKustomization) -> str:
         """"repo" when ``ks`` is built from this repository, "external" when its source is
@@ -110,6 +115,10 @@ class Engine:
             return "unknown"
         url = str(found.spec.get("url", ""))
         if found.kind == "GitRepository" and sources.same_repository(url, self.remote):
+            return "repo"
+        if found.kind == "GitRepository" and not self.remote and (self.root / ks.path).is_dir():
+            # No git remote to compare with (an extracted archive): a Git source whose path
+            # exists here is taken to be this repository.
             return "repo"
         return "external"
 

@@ -1,0 +1,123 @@
+"""The validator on a corpus of small hand-written Flux repositories, one per class of real
+repository it must handle (tests/fixtures/flux-repos/cases/NAME), each with its exact
+expected report in ``expected.json``. Every case is copied to a temporary folder without
+``.git``, so the entry discovery works as on an extracted archive."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tasks.lib.fluxtree import EntryNotFound, validate
+from tasks.lib.fluxtree.report import summary
+
+CASES = Path(__file__).parent / "fixtures" / "flux-repos" / "cases"
+REPORTED = [p.parent.name for p in sorted(CASES.glob("*/expected.json"))]
+
+
+def copy_case(name: str, tmp_path: Path) -> Path:
+    target = tmp_path / name
+    shutil.copytree(CASES / name, target, ignore=shutil.ignore_patterns("expected.json"))
+    return target
+
+
+def report(name: str, tmp_path: Path) -> dict:
+    """What the validator says about a case, in the shape of its expected.json."""
+    expected = json.loads((CASES / name / "expected.json").read_text())
+    tree = validate(copy_case(name, tmp_path) / expected.get("path", "."))
+    info = summary(tree)
+    return {
+        **({"path": expected["path"]} if "path" in expected else {}),
+        "entry": info["entry"],
+        "kustomizations": info["kustomizations"],
+        "built": info["built"],
+        "helmreleases": info["helmreleases"],
+        "objects": info["objects"],
+        "skipped": info["skipped"],
+        "problems": [str(p) for p in tree.problems],
+    }
+
+
+@pytest.mark.parametrize("name", REPORTED)
+def test_case_report_is_exactly_as_expected(name: str, tmp_path: Path) -> None:
+    expected = json.loads((CASES / name / "expected.json").read_text())
+    assert report(name, tmp_path) == expected
+
+
+def test_go_yaml_scalars_stay_strings(tmp_path: Path) -> None:
+    tree = validate(copy_case("go-yaml-scalars", tmp_path))
+    (config,) = [o for o in tree.objects() if o.kind == "AlertmanagerConfig"]
+    assert config.spec["route"]["matchers"][0]["matchType"] == "="
+    assert config.spec["route"]["groupBy"] == ["<<"]
+    # As kustomize itself writes them: go-yaml reads 0755 as octal and a date as a timestamp.
+    assert config.spec["labels"] == {"on": "y", "off": "n", "since": "2024-01-01T00:00:00Z", "mode": 493}
+    (matchers,) = [o for o in tree.objects() if o.name == "matchers"]
+    assert matchers.body["data"] == {
+        "op": "=",
+        "merge": "<<",
+        "yes": "y",
+        "no": "n",
+        "date": "2024-01-01",
+        "mode": "0755",
+        "clock": "1:20",
+    }
+
+
+def test_empty_substitute_leaves_variables_alone(tmp_path: Path) -> None:
+    tree = validate(copy_case("empty-substitute", tmp_path))
+    (dashboard,) = [o for o in tree.objects() if o.name == "node-dashboard"]
+    assert "${DS_PROMETHEUS}" in dashboard.body["data"]["node.json"]
+
+
+def test_bootstrap_folder_is_built_with_its_namespace(tmp_path: Path) -> None:
+    tree = validate(copy_case("bootstrap-namespace", tmp_path))
+    (config,) = [o for o in tree.objects() if o.name == "tunnel" and o.kind == "ConfigMap"]
+    assert config.body["data"]["tunnel"] == "00000000-0000-0000-0000-000000000000"
+
+
+def test_variables_given_by_the_user(tmp_path: Path) -> None:
+    repo = copy_case("kustomize-error", tmp_path)
+    tree = validate(repo, variables={"A": "7"})
+    (config,) = [o for o in tree.objects() if o.name == "other" and o.kind == "ConfigMap"]
+    assert config.body["data"]["a"] == "7"
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("multi-cluster", "holds 2 Flux clusters (kubernetes/home/flux/cluster, kubernetes/lab/flux/cluster)"),
+        ("not-flux", "no Flux tree under"),
+    ],
+)
+def test_no_single_entry_is_one_clear_line(name: str, text: str, tmp_path: Path) -> None:
+    with pytest.raises(EntryNotFound) as error:
+        validate(copy_case(name, tmp_path))
+    assert text in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_one_cluster_of_many_by_its_folder(tmp_path: Path) -> None:
+    tree = validate(copy_case("multi-cluster", tmp_path) / "kubernetes/lab/flux/cluster")
+    assert [o.name for o in tree.objects() if o.kind == "ConfigMap"] == ["lab"]
+
+
+def test_a_bug_in_one_kustomization_is_reported_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.lib.fluxtree import engine
+
+    original = engine.Engine.objects
+
+    def faulty(self, ks, *, report):  # noqa: ANN001, ANN202
+        if ks.name == "blog":
+            raise RuntimeError("injected")
+        return original(self, ks, report=report)
+
+    monkeypatch.setattr(engine.Engine, "objects", faulty)
+    tree = validate(copy_case("features", tmp_path))
+    assert [(p.kind, p.kustomization) for p in tree.problems] == [("internal-error", "web/blog")]
+    assert "RuntimeError: injected" in tree.problems[0].message
+    assert tree.kustomizations["db/postgres"].built
