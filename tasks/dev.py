@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import os
 import shlex
@@ -18,7 +19,7 @@ from tasks.lib.errors import UserError, friendly
 from tasks.lib.flux_live import FLUX_NS, reconcile_flux
 from tasks.lib.paths import OPERATOR_DIR_ENV, paths_for
 from tasks.lib.selftest import STEPS, report, resolve_configs, run_config, step_label, worktree_files
-from tasks.lib.tools.runner import find_tool, is_dry, require, require_files, run, run_many
+from tasks.lib.tools.runner import Command, find_tool, is_dry, observe, require, require_files, run, run_many
 
 ORIGINAL_REF = "home-ops.dev/original-ref"
 FLUXINSTANCE = "fluxinstances.fluxcd.controlplane.io"
@@ -39,6 +40,12 @@ def _validate_tree(path: Path, variables: dict[str, str] | None = None, progress
 
 def _progress_line(done: int, total: int, what: str) -> None:
     print(f"\r\033[Kbuilding {done} of {total} Kustomizations ({what})", end="", file=sys.stderr, flush=True)
+
+
+def _dry_echo(command: Command) -> None:
+    """Under --dry the validator still runs (it only reads, building in temporary folders);
+    each command it runs is shown on stderr."""
+    print(f"ran (read-only): {command.line}", file=sys.stderr)
 
 
 def _variables(var: list[str], vars_file: str) -> dict[str, str]:
@@ -96,14 +103,17 @@ def validate(
     variables = _variables(var or [], vars_file)
     target = Path(path).expanduser() if path else paths_for(c).root
     try:
-        tree = _validate_tree(target, variables, progress=sys.stderr.isatty() and not json)
+        with observe(_dry_echo) if is_dry(c) else contextlib.nullcontext():
+            tree = _validate_tree(
+                target, variables, progress=sys.stderr.isatty() and not json and not is_dry(c)
+            )
         notes = _helm(tree) if helm else []
         text = report.as_json(tree, notes) if json else report.as_text(tree, notes)
     except UserError as error:
         if json:
             _emit(jsonlib.dumps({"error": " ".join(error.lines)}, indent=2))
         raise
-    except Exception as error:  # noqa: BLE001 - no traceback reaches the user
+    except Exception as error:
         message = f"dev.validate failed unexpectedly ({type(error).__name__}: {error}); this is a bug"
         if json:
             _emit(jsonlib.dumps({"error": message}, indent=2))

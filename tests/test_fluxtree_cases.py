@@ -90,7 +90,10 @@ def test_variables_given_by_the_user(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name, text",
     [
-        ("multi-cluster", "holds 2 Flux clusters (kubernetes/home/flux/cluster, kubernetes/lab/flux/cluster)"),
+        (
+            "multi-cluster",
+            "holds 2 Flux clusters (kubernetes/home/flux/cluster, kubernetes/lab/flux/cluster)",
+        ),
         ("not-flux", "no Flux tree under"),
     ],
 )
@@ -113,7 +116,7 @@ def test_a_bug_in_one_kustomization_is_reported_and_the_run_goes_on(
 
     original = engine.Engine.objects
 
-    def faulty(self, ks, *, report):  # noqa: ANN001, ANN202
+    def faulty(self, ks, *, report):
         if ks.name == "blog":
             raise RuntimeError("injected")
         return original(self, ks, report=report)
@@ -123,3 +126,67 @@ def test_a_bug_in_one_kustomization_is_reported_and_the_run_goes_on(
     assert [(p.kind, p.kustomization) for p in tree.problems] == [("internal-error", "web/blog")]
     assert "RuntimeError: injected" in tree.problems[0].message
     assert tree.kustomizations["db/postgres"].built
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/Example/Home-Ops.git",
+        "ssh://git@github.com/example/home-ops",
+        "git@github.com:example/home-ops.git",
+        "https://github.com/example/home-ops/",
+    ],
+)
+def test_git_urls_of_one_repository_match(url: str) -> None:
+    from tasks.lib.fluxtree.sources import normalize_url, same_repository
+
+    assert same_repository(url, {normalize_url("https://github.com/example/home-ops")})
+    assert not same_repository(url, {"github.com/example/other"})
+
+
+def test_kustomize_error_names_the_innermost_repository_file(tmp_path: Path) -> None:
+    from tasks.lib.fluxtree.build import kustomize_error
+
+    (tmp_path / "app/base").mkdir(parents=True)
+    (tmp_path / "app/base/settings.yaml").write_text("kind: ConfigMap\n")
+    shadow = tmp_path / "shadow"
+    error = (
+        "# Warning: 'patchesStrategicMerge' is deprecated.\n"
+        f"Error: accumulating resources: accumulation err='accumulating resources from './base': "
+        f"'{shadow}/s3/app/base' must resolve to a file': recursed accumulation of path "
+        f"'{shadow}/s3/app/base': accumulating components: loader.New \"must build at directory: "
+        f"'{tmp_path}/app/base/settings.yaml': file is not directory\""
+    )
+    assert kustomize_error(error, tmp_path, [shadow]) == ("app/base/settings.yaml", "file is not directory")
+
+
+def test_vars_file_formats(tmp_path: Path) -> None:
+    from tasks.lib.errors import UserError
+    from tasks.lib.fluxtree.varsfile import parse_assignments, read_vars_file
+
+    cases = {
+        "env": "# comment\nexport DOMAIN='example.com'\nTZ=UTC\n",
+        "yaml": "DOMAIN: example.com\nTZ: UTC\n",
+        "secret": "apiVersion: v1\nkind: Secret\ndata:\n  DOMAIN: ZXhhbXBsZS5jb20=\nstringData:\n  TZ: UTC\n",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        assert read_vars_file(tmp_path / name) == {"DOMAIN": "example.com", "TZ": "UTC"}, name
+    assert parse_assignments(["A=b=c", "B="]) == {"A": "b=c", "B": ""}
+    with pytest.raises(UserError):
+        parse_assignments(["1A=b"])
+
+
+def test_commands_are_seen_through_the_runner() -> None:
+    import sys
+
+    from tasks.lib.tools.runner import Command, observe, run_commands
+
+    seen: list[str] = []
+    with observe(lambda command: seen.append(command.line)):
+        outcomes = run_commands(
+            [Command((sys.executable, "-c", "print(1)")), Command((sys.executable, "-V"))]
+        )
+    assert [o.ok for o in outcomes] == [True, True]
+    assert outcomes[0].stdout.strip() == b"1"
+    assert len(seen) == 2

@@ -322,7 +322,7 @@ class Builder:
             if outcome.ok:
                 return self._split(batch, group, outcome.stdout.decode("utf-8", "replace")), []
             error, internal = outcome.stderr.decode("utf-8", "replace").strip(), False
-        except Exception as exc:  # noqa: BLE001 - one item's bug must not stop the run
+        except Exception as exc:
             error, internal = f"{type(exc).__name__}: {exc}", True
         if len(group) == 1:
             return [BuildResult(group[0].key, False, error=error, internal=internal)], []

@@ -10,10 +10,9 @@ tree creates, so ``substituteFrom`` sees ConfigMaps/Secrets from any level.
 from __future__ import annotations
 
 import os
-import re
 import time
-from pathlib import Path
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from . import kustfiles, sources, yamlio
@@ -105,7 +104,7 @@ class Engine:
         return out
 
     def source_state(self, ks: FluxKustomization) -> str:
-        """"repo" when ``ks`` is built from this repository, "external" when its source is
+        """ "repo" when ``ks`` is built from this repository, "external" when its source is
         another repository or artifact, "unknown" when no such source exists (yet)."""
         ref = ks.source_ref()
         if ks.synthetic or ref in self.bootstrap_sources:
@@ -306,7 +305,8 @@ class Engine:
                 self.problem(
                     "unresolved-variable",
                     file,
-                    f"{listed}: {why} (postBuild of {ks.id}; pass --var NAME=VALUE if it lives in the cluster)",
+                    f"{listed}: {why} (postBuild of {ks.id}; "
+                    "pass --var NAME=VALUE if it lives in the cluster)",
                     ks.id,
                 )
         _common_metadata(ks, out)
@@ -348,14 +348,16 @@ class Engine:
                 ks.skipped = f"source {ks.source_ref()} does not exist"
         return ready
 
-    def _level(self, builder: Builder, level: list[FluxKustomization], done: int, total: int) -> list[FluxKustomization]:
+    def _level(
+        self, builder: Builder, level: list[FluxKustomization], done: int, total: int
+    ) -> list[FluxKustomization]:
         """Build one level; return the Kustomizations found in what it applies."""
         items: list[BuildItem] = []
         for ks in level:
             try:
                 if (item := self.plan(ks)) is not None:
                     items.append(item)
-            except Exception as error:  # noqa: BLE001 - one Kustomization's bug must not stop the run
+            except Exception as error:
                 self.internal_error(ks, error)
         counter = [done]
 
@@ -377,7 +379,7 @@ class Engine:
                 self.raw[ks.id] = result.docs
                 self._register(ks, result.docs)
                 ks.built = True
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 self.internal_error(ks, error)
         for ks in level:
             if not ks.built:
@@ -386,7 +388,7 @@ class Engine:
                 self.vars_used[ks.id] = self.variables(ks)[0]
                 ks.objects = self.objects(ks, report=False)
                 found += self._children(ks, ks.objects)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 ks.built = False
                 self.internal_error(ks, error)
         return found
@@ -422,7 +424,7 @@ class Engine:
             if ks.built:
                 try:
                     ks.objects = self.objects(ks, report=True)
-                except Exception as error:  # noqa: BLE001
+                except Exception as error:
                     self.internal_error(ks, error)
         self.tree.seconds = time.perf_counter() - started
         return self.tree
@@ -454,7 +456,9 @@ class Engine:
         self.registry.add_object(body, namespace, file)
         kind = str(body.get("kind", ""))
         if kind in SOURCE_KINDS and str(body.get("apiVersion", "")).startswith(SOURCE_GROUP):
-            self.bootstrap_sources.add(Ref(kind, namespace, str((body.get("metadata") or {}).get("name", ""))))
+            self.bootstrap_sources.add(
+                Ref(kind, namespace, str((body.get("metadata") or {}).get("name", "")))
+            )
 
     # Results ------------------------------------------------------------------------------
     def chain(self, ks_id: str) -> tuple[str, ...]:

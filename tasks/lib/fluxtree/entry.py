@@ -109,7 +109,9 @@ def sync_paths(directory: Path, root: Path) -> tuple[list[str], list[str]]:
 def _root_for(entry: Path, start: Path) -> Path:
     """The repository root for ``entry``: the nearest folder from which the entry's
     ``spec.path`` values exist, else git's top level, else ``start``."""
-    paths = [m.group(1) for f in _flux_files(_yaml_files(entry, 3))[:20] for m in _SPEC_PATH.finditer(_read(f))]
+    paths = [
+        m.group(1) for f in _flux_files(_yaml_files(entry, 3))[:20] for m in _SPEC_PATH.finditer(_read(f))
+    ]
     paths = [p for p in paths if p and "${" not in p]
     for candidate in [entry, *entry.parents]:
         if paths and any((candidate / p).is_dir() for p in paths):

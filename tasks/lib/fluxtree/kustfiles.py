@@ -104,7 +104,9 @@ def without_remote(data: dict[str, Any]) -> dict[str, Any]:
             if isinstance(gen, dict) and gen.get("files"):
                 gen = {
                     **gen,
-                    "files": [f for f in gen["files"] if not (isinstance(f, str) and is_remote(f.split("=", 1)[-1]))],
+                    "files": [
+                        f for f in gen["files"] if not (isinstance(f, str) and is_remote(f.split("=", 1)[-1]))
+                    ],
                 }
             generators.append(gen)
         out[key] = generators

@@ -126,7 +126,9 @@ class Registry:
             for pattern in ("*.y*ml", "*.y*ml.j2"):
                 files.update(
                     dict.fromkeys(
-                        p for p in sorted(directory.rglob(pattern)) if not any(p.is_relative_to(b) for b in built)
+                        p
+                        for p in sorted(directory.rglob(pattern))
+                        if not any(p.is_relative_to(b) for b in built)
                     )
                 )
         files.update(dict.fromkeys(bootstrap_references(root)))

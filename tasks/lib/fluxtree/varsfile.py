@@ -41,7 +41,10 @@ def read_vars_file(path: Path) -> dict[str, str]:
         data = None
     if isinstance(data, dict):
         if data.get("kind") in ("ConfigMap", "Secret"):
-            values = {str(k): _secret(v) if data["kind"] == "Secret" else str(v) for k, v in (data.get("data") or {}).items()}
+            values = {
+                str(k): _secret(v) if data["kind"] == "Secret" else str(v)
+                for k, v in (data.get("data") or {}).items()
+            }
             values.update({str(k): str(v) for k, v in (data.get("stringData") or {}).items()})
             return values
         if all(not isinstance(v, (dict, list)) for v in data.values()):

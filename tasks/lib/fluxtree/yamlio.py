@@ -98,16 +98,18 @@ class Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
     """The safe dumper, also quoting strings only Go's YAML reads as numbers (``0o17``)."""
 
 
-Dumper.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:0o[0-7_]+|[-+]?0[0-9_]+)$"), list("0-+"))
+Dumper.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:0o[0-7_]+|[-+]?0[0-9_]+)$"), list("0-+")
+)
 
 
 def load(text: str) -> Any:
     try:
-        return yaml.load(text, Loader=Loader)
+        return yaml.load(text, Loader=Loader)  # noqa: S506 - a safe loader (CSafeLoader subclass)
     except yaml.YAMLError as error:
         if not _redefined_anchor(error):
             raise
-        return yaml.load(text, Loader=_RedefiningLoader)
+        return yaml.load(text, Loader=_RedefiningLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def load_all(text: str) -> list[Any]:
