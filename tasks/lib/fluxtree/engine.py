@@ -19,7 +19,7 @@ from . import kustfiles, sources, yamlio
 from .build import Builder, BuildItem, BuildResult, Doc, kustomize_error
 from .model import KS_GROUP, SOURCE_GROUP, SOURCE_KINDS, FluxKustomization, Obj, Problem, Ref, Tree
 from .registry import Registry
-from .subst import is_disabled, substitute
+from .subst import DISABLED_KEY, is_disabled, substitute
 
 FLUX_FIELDS = (
     "targetNamespace",
@@ -283,6 +283,18 @@ class Engine:
             if variables and "${" in doc.text and not is_disabled(body):
                 result = substitute(doc.text, variables)
                 names = result.unresolved
+                if result.error and report:
+                    self.problem(
+                        "substitution-failed",
+                        doc.file,
+                        f"Flux's postBuild substitution stops here: {result.error} (escape it as $${{...}} "
+                        f"or annotate the object {DISABLED_KEY}: disabled)",
+                        ks.id,
+                        subject=(
+                            str(body.get("kind", "")),
+                            str((body.get("metadata") or {}).get("name", "")),
+                        ),
+                    )
                 try:
                     parsed = yamlio.load(result.text)
                 except yamlio.YAMLError as error:

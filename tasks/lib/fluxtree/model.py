@@ -25,6 +25,7 @@ PROBLEM_KINDS = (
     "sops-unencrypted",
     "substitute-from-missing",
     "unresolved-variable",
+    "substitution-failed",
     "helm-template-failed",
     "schema-invalid",
     "internal-error",
