@@ -19,7 +19,6 @@ CLUSTER_DIR = Path("kubernetes/flux/cluster")
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".terraform", ".github"})
 MAX_DEPTH = 7
 _FLUX_KS = re.compile(r"^apiVersion:\s*['\"]?kustomize\.toolkit\.fluxcd\.io/", re.MULTILINE)
-_SPEC_PATH = re.compile(r"^\s+path:\s*['\"]?\.?/?([^'\"\s#]+)", re.MULTILINE)
 LOOKED_FOR = (
     f"{CLUSTER_DIR}/, a FluxInstance or flux-system Kustomization naming its sync path, "
     "or Flux Kustomization manifests (kustomize.toolkit.fluxcd.io)"
@@ -106,17 +105,38 @@ def sync_paths(directory: Path, root: Path) -> tuple[list[str], list[str]]:
     return named, [os.path.relpath(t, root) for t in roots]
 
 
+def _spec_paths(files: list[Path]) -> list[str]:
+    """``spec.path`` of the Flux Kustomizations in ``files``."""
+    out: list[str] = []
+    for file in files:
+        try:
+            docs = yamlio.load_all(_read(file))
+        except (yamlio.YAMLError, ValueError):
+            continue
+        for doc in docs:
+            if (
+                isinstance(doc, dict)
+                and doc.get("kind") == "Kustomization"
+                and str(doc.get("apiVersion", "")).startswith("kustomize.toolkit.fluxcd.io/")
+                and isinstance(doc.get("spec"), dict)
+            ):
+                path = str(doc["spec"].get("path") or "").strip().removeprefix("./").strip("/")
+                if path and "${" not in path:
+                    out.append(path)
+    return out
+
+
 def _root_for(entry: Path, start: Path) -> Path:
-    """The repository root for ``entry``: the nearest folder from which the entry's
-    ``spec.path`` values exist, else git's top level, else ``start``."""
-    paths = [
-        m.group(1) for f in _flux_files(_yaml_files(entry, 3))[:20] for m in _SPEC_PATH.finditer(_read(f))
-    ]
-    paths = [p for p in paths if p and "${" not in p]
-    for candidate in [entry, *entry.parents]:
-        if paths and any((candidate / p).is_dir() for p in paths):
-            return candidate
+    """The repository root for ``entry``: of git's top level and the entry's ancestors, the
+    one from which most of the entry's ``spec.path`` values exist (git's top level, then the
+    nearest, on a tie), else git's top level, else ``start``."""
+    paths = _spec_paths(_flux_files(_yaml_files(entry, 3))[:40])
     top = _git_toplevel(entry)
+    candidates = [c for c in [top, entry, *entry.parents] if c is not None and entry.is_relative_to(c)]
+    scores = [(sum((c / p).is_dir() for p in paths), -index, c) for index, c in enumerate(candidates)]
+    best = max(scores, default=None, key=lambda score: score[:2])
+    if best is not None and best[0] > 0:
+        return best[2]
     if top is not None and entry.is_relative_to(top):
         return top
     return start if entry.is_relative_to(start) else entry
