@@ -5,11 +5,10 @@ Collections live in ``tasks/*.py``, one module per namespace; the code they call
 task bodies, so ``inv --list`` costs little more than Invoke itself.
 """
 
-from invoke import Collection
+from invoke.collection import Collection
 
 from tasks import bootstrap, dev, flux, lint, root, sops, talos
 from tasks.lib.paths import repo_paths, tool_env
-from tasks.lib.taskflags import reserve_help_flag
 
 ns = Collection()
 
@@ -21,9 +20,6 @@ ns.add_task(flux.reconcile, name="reconcile")
 # One collection per module, in bootstrap order.
 for module in (talos, bootstrap, flux, dev, lint, sops):
     ns.add_collection(module.ns)
-
-# Invoke's automatic short flags must never take -h (help) from a task: --helm would.
-reserve_help_flag(ns)
 
 ns.configure(
     {

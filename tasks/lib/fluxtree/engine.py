@@ -311,8 +311,8 @@ class Engine:
                     unresolved.setdefault(doc.file, set()).update(names)
             out.append(Obj(body=body, owner=ks.id, file=doc.file))
         if report:
-            for file, names in sorted(unresolved.items()):
-                listed = ", ".join(f"${{{n}}}" for n in sorted(names))
+            for file, missing in sorted(unresolved.items()):
+                listed = ", ".join(f"${{{n}}}" for n in sorted(missing))
                 why = "no value and no default: Flux replaces it with an empty string"
                 self.problem(
                     "unresolved-variable",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from . import yamlio
 
@@ -78,7 +79,8 @@ def sync_paths(directory: Path, root: Path) -> tuple[list[str], list[str]]:
         for doc in docs:
             if not isinstance(doc, dict):
                 continue
-            kind, spec = doc.get("kind"), doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+            kind = doc.get("kind")
+            spec: dict[str, Any] = doc["spec"] if isinstance(doc.get("spec"), dict) else {}
             sync = None
             if kind == "FluxInstance":
                 sync = spec.get("sync")

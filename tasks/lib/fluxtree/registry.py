@@ -59,7 +59,7 @@ def sources_from(body: dict[str, Any], namespace: str, file: str) -> list[VarSou
     kind = body.get("kind")
     metadata = body.get("metadata") or {}
     name = str(metadata.get("name", ""))
-    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+    spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}
     if kind == "ConfigMap":
         values = {str(k): str(v) for k, v in (body.get("data") or {}).items()}
         return [VarSource("ConfigMap", namespace, name, file, values)]
@@ -71,7 +71,9 @@ def sources_from(body: dict[str, Any], namespace: str, file: str) -> list[VarSou
     if kind == "ClusterExternalSecret":
         # One ExternalSecret (so one Secret) in every namespace its selectors pick: which
         # ones is known only in the cluster, so any namespace counts.
-        inner = spec.get("externalSecretSpec") if isinstance(spec.get("externalSecretSpec"), dict) else {}
+        inner: dict[str, Any] = (
+            spec["externalSecretSpec"] if isinstance(spec.get("externalSecretSpec"), dict) else {}
+        )
         target = (inner.get("target") or {}).get("name") or spec.get("externalSecretName") or name
         return [VarSource("Secret", ANY_NAMESPACE, str(target), file, keys_known=False)]
     if kind == "SealedSecret":

@@ -66,21 +66,14 @@ def _operate(value: str, rest: str) -> str | None:
     if match:
         start = int(match.group(1))
         return value[start : start + int(match.group(2))] if match.group(2) else value[start:]
-    for op, apply in (
-        ("//", lambda v, a, b: v.replace(a, b)),
-        ("/", lambda v, a, b: v.replace(a, b, 1)),
-    ):
+    for op, count in (("//", -1), ("/", 1)):
         if rest.startswith(op):
             pattern, _, replacement = rest[len(op) :].partition("/")
-            return apply(value, pattern, replacement)
-    cases = {
-        "^^": str.upper,
-        ",,": str.lower,
-        "^": lambda v: v[:1].upper() + v[1:],
-        ",": lambda v: v[:1].lower() + v[1:],
-    }
-    if rest in cases:
-        return cases[rest](value)
+            return value.replace(pattern, replacement, count)
+    if rest in ("^^", ",,"):
+        return value.upper() if rest == "^^" else value.lower()
+    if rest in ("^", ","):
+        return (value[:1].upper() if rest == "^" else value[:1].lower()) + value[1:]
     for op in ("##", "#"):
         if rest.startswith(op):
             return value.removeprefix(rest[len(op) :])

@@ -57,7 +57,7 @@ def _core_resolvers() -> dict[str | None, list[tuple[str, re.Pattern[str]]]]:
     return table
 
 
-class Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+class Loader(_BaseLoader):
     """libyaml's parser with Go YAML's (YAML 1.2 core) scalar resolution."""
 
     yaml_implicit_resolvers = _core_resolvers()
@@ -80,7 +80,7 @@ class _RedefiningLoader(yaml.SafeLoader):
     yaml_implicit_resolvers = Loader.yaml_implicit_resolvers
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         anchor = getattr(event, "anchor", None)
         if anchor is not None and not isinstance(event, yaml.AliasEvent):
             self.anchors.pop(anchor, None)
@@ -94,7 +94,7 @@ def _redefined_anchor(error: yaml.YAMLError) -> bool:
     return isinstance(error, yaml.composer.ComposerError) and "duplicate anchor" in str(error)
 
 
-class Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
+class Dumper(_BaseDumper):
     """The safe dumper, also quoting strings only Go's YAML reads as numbers (``0o17``)."""
 
 
