@@ -278,6 +278,7 @@ class Engine:
         variables, complete = self.variables(ks)
         out: list[Obj] = []
         unresolved: dict[str, set[str]] = {}
+        subjects: dict[str, tuple[str, str]] = {}  # file -> its first object with one
         for doc in self.raw.get(ks.id, []):
             body = doc.body
             if variables and "${" in doc.text and not is_disabled(body):
@@ -309,6 +310,8 @@ class Engine:
                     body = parsed
                 if complete and names:
                     unresolved.setdefault(doc.file, set()).update(names)
+                    meta = doc.body.get("metadata") or {}
+                    subjects.setdefault(doc.file, (str(doc.body.get("kind", "")), str(meta.get("name", ""))))
             out.append(Obj(body=body, owner=ks.id, file=doc.file))
         if report:
             for file, missing in sorted(unresolved.items()):
@@ -320,6 +323,7 @@ class Engine:
                     f"{listed}: {why} (postBuild of {ks.id}; "
                     "pass --var NAME=VALUE if it lives in the cluster)",
                     ks.id,
+                    subject=subjects.get(file),
                 )
         _common_metadata(ks, out)
         return out
