@@ -174,15 +174,8 @@ def check_sources(engine: Engine) -> None:
 
 def check_duplicates(engine: Engine) -> None:
     owners: dict[tuple[str, str, str, str], list[Obj]] = defaultdict(list)
-    synthetic = {k for k, ks in engine.tree.kustomizations.items() if ks.synthetic}
     for obj in engine.tree.objects():
         owners[(obj.group, obj.kind, obj.namespace, obj.name)].append(obj)
-    for key, objs in owners.items():
-        # The entry folder is applied by the bootstrap; when a real Kustomization manages that
-        # folder too (the flux/config/cluster.yaml layout), it owns what is in it.
-        real = [o for o in objs if o.owner not in synthetic]
-        if real and len(real) < len(objs):
-            owners[key] = real
     for (_group, kind, namespace, name), objs in sorted(owners.items()):
         distinct = sorted({o.owner for o in objs})
         if len(distinct) < 2:

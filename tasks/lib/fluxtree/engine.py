@@ -442,8 +442,20 @@ class Engine:
                     ks.objects = self.objects(ks, report=True)
                 except Exception as error:
                     self.internal_error(ks, error)
+        self._hand_over(root)
         self.tree.seconds = time.perf_counter() - started
         return self.tree
+
+    def _hand_over(self, root: FluxKustomization) -> None:
+        """The entry folder is applied by the bootstrap; when a real Kustomization applies an
+        object of it too (a root managing its own folder), that Kustomization owns it."""
+        real = {
+            (o.group, o.kind, o.namespace, o.name)
+            for ks in self.tree.kustomizations.values()
+            if not ks.synthetic
+            for o in ks.objects
+        }
+        root.objects = [o for o in root.objects if (o.group, o.kind, o.namespace, o.name) not in real]
 
     def _bootstrap(self, builder: Builder) -> None:
         """Register what the bootstrap step applies before Flux runs: each bootstrap folder
