@@ -369,12 +369,20 @@ def show(label: str, name: str, m: Measure, reference: Measure | None) -> None:
 
 
 def bench(
-    label: str, path: Path, root: Path, apps: int | None, rows: list[tuple[str, int | None, float]]
+    label: str,
+    path: Path,
+    root: Path,
+    apps: int | None,
+    rows: list[tuple[str, int | None, float]],
+    slow: bool = True,
 ) -> None:
     mine = measured(ours(path, strict=apps is not None))
     rows.append((label, apps, mine.wall))
     show(label, "ours", mine, None)
     show("", "kustomize", measured(baseline(root)), mine)
+    if not slow:
+        print(f"{'':>16}  flux build / flux-local  not run (--slow-max-apps)")
+        return
     loop = flux_builds(path)
     if loop is None:
         print(f"{'':>16}  flux build  not run: flux not installed")
@@ -391,6 +399,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--repo", type=Path, action="append", default=[], help="a real Flux repository (or cluster folder)"
+    )
+    parser.add_argument(
+        "--slow-max-apps",
+        type=int,
+        default=None,
+        help="run the flux build loop and flux-local only on generated trees up to this size",
     )
     args = parser.parse_args()
     print(f"{os.cpu_count()} core(s); kustomize: {' '.join(kustomize_argv(Path('DIR'))[:-1])}")
@@ -412,7 +426,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
         for apps in args.sizes:
             root = generate(Path(tmp) / f"r{apps}", apps)
-            bench(f"{apps} apps", root, root, apps, rows)
+            slow = args.slow_max_apps is None or apps <= args.slow_max_apps
+            bench(f"{apps} apps", root, root, apps, rows, slow=slow)
     sized = [(apps, wall) for _label, apps, wall in rows if apps]
     if len(sized) >= 2:
         (small, t_small), (large, t_large) = sized[0], sized[-1]
