@@ -348,14 +348,33 @@ def flux_local_unavailable() -> str | None:
     return None
 
 
-def flux_local(path: Path) -> Callable[[], object]:
+def flux_local(entry: Path) -> Callable[[], object]:
+    """``flux-local get ks`` and ``get hr`` from the cluster folder (flux-local finds the
+    repository root with git, so generated trees are made git repositories first)."""
+    if (
+        not (entry / ".git").exists()
+        and subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=entry, capture_output=True, check=False
+        ).returncode
+    ):
+        root = entry.parents[2] if entry.match("kubernetes/flux/cluster") else entry
+        for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+            subprocess.run(
+                ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *argv[1:]],
+                cwd=root,
+                capture_output=True,
+                check=True,
+            )
+
     def run() -> None:
         for what in ("ks", "hr"):
-            subprocess.run(
-                ["flux-local", "get", what, "--all-namespaces", "--path", str(path)],
+            done = subprocess.run(
+                ["flux-local", "get", what, "--all-namespaces", "--path", str(entry)],
                 capture_output=True,
                 check=False,
             )
+            if done.returncode != 0:
+                raise SystemExit(done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:])
 
     return run
 
@@ -389,7 +408,9 @@ def bench(
     else:
         show("", f"flux x{loop[1]}", measured(loop[0]), mine)
     if flux_local_unavailable() is None:
-        show("", "flux-local", measured(flux_local(path)), mine)
+        from tasks.lib.fluxtree import locate
+
+        show("", "flux-local", measured(flux_local(locate(path)[1])), mine)
 
 
 def main() -> int:

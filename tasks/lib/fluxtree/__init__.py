@@ -32,9 +32,14 @@ def validate(
 
     root, entry = locate(path)
     engine = Engine(root, entry, workers=workers, variables=variables, progress=progress)
-    engine.run()
-    run_checks(engine)
-    engine.finish()
+    from .build import wait_cleanup
+
+    try:
+        engine.run()
+        run_checks(engine)
+        engine.finish()
+    finally:
+        wait_cleanup()  # the temporary build folders are removed while the checks run
     return engine.tree
 
 

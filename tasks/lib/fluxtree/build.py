@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -68,6 +69,15 @@ class BuildResult:
     docs: list[Doc] = field(default_factory=list)
     error: str = ""
     internal: bool = False  # the failure is ours (a bug), not kustomize's
+
+
+_CLEANUPS: list[threading.Thread] = []
+
+
+def wait_cleanup() -> None:
+    """Wait until every temporary folder of finished builds is gone."""
+    while _CLEANUPS:
+        _CLEANUPS.pop().join()
 
 
 def kustomize_argv(directory: str, tool: str) -> list[str]:
@@ -191,7 +201,11 @@ class Builder:
         self._counter = itertools.count(1)
 
     def close(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        """Remove the temporary folder, in the background: nothing reads it any more, and a
+        big tree's thousands of links take a while to delete. :func:`wait_cleanup` joins."""
+        thread = threading.Thread(target=shutil.rmtree, args=(self.tmp,), kwargs={"ignore_errors": True})
+        thread.start()
+        _CLEANUPS.append(thread)
 
     def __enter__(self) -> Builder:
         return self

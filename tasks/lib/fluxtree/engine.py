@@ -30,6 +30,7 @@ FLUX_FIELDS = (
     "components",
 )
 REPO_KINDS = ("GitRepository", "OCIRepository", "Bucket")
+BOOTSTRAP_KEY = "bootstrap:"  # build keys of bootstrap folders (Kustomization ids have no colon)
 
 
 def rel(root: Path, path: Path) -> str:
@@ -365,9 +366,15 @@ class Engine:
         return ready
 
     def _level(
-        self, builder: Builder, level: list[FluxKustomization], done: int, total: int
+        self,
+        builder: Builder,
+        level: list[FluxKustomization],
+        done: int,
+        total: int,
+        bootstrap: list[BuildItem] | None = None,
     ) -> list[FluxKustomization]:
-        """Build one level; return the Kustomizations found in what it applies."""
+        """Build one level (with the first, the bootstrap folders, in the same processes);
+        return the Kustomizations found in what it applies."""
         items: list[BuildItem] = []
         for ks in level:
             try:
@@ -382,7 +389,9 @@ class Engine:
             if self.progress is not None:
                 self.progress(counter[0], total, level[0].path if len(level) == 1 else f"{len(items)} paths")
 
-        results = builder.build(items, advance)
+        results = builder.build([*items, *(bootstrap or [])], advance)
+        if bootstrap is not None:
+            self._bootstrap(bootstrap, results)
         found: list[FluxKustomization] = []
         for ks in level:
             result = results.get(ks.id)
@@ -422,7 +431,7 @@ class Engine:
         pending = [root]
         done = 0
         with Builder(self.root, workers=self.workers) as builder:
-            self._bootstrap(builder)
+            bootstrap: list[BuildItem] | None = self._bootstrap_items()
             final = False
             while pending:
                 level = self._ready(pending, final)
@@ -433,7 +442,8 @@ class Engine:
                     continue
                 final = False
                 total = done + len(level) + len(pending)
-                pending += self._level(builder, level, done, total)
+                pending += self._level(builder, level, done, total, bootstrap)
+                bootstrap = None
                 done += len(level)
             self.tree.builds = builder.processes
         for ks in self.tree.kustomizations.values():
@@ -457,20 +467,23 @@ class Engine:
         }
         root.objects = [o for o in root.objects if (o.group, o.kind, o.namespace, o.name) not in real]
 
-    def _bootstrap(self, builder: Builder) -> None:
-        """Register what the bootstrap step applies before Flux runs: each bootstrap folder
-        with a kustomization is built (namespace and generators as kustomize makes them),
-        loose manifests and those a bootstrap script names are read as they are."""
-        built = [
-            d
+    def _bootstrap_items(self) -> list[BuildItem]:
+        """What the bootstrap step applies before Flux runs, to build with the first level:
+        each bootstrap folder with a kustomization (namespace and generators as kustomize
+        makes them)."""
+        return [
+            BuildItem(key=f"{BOOTSTRAP_KEY}{d}", directory=d)
             for d in self.registry.bootstrap_dirs(self.root)
             if not any(k.remote or k.error or k.missing for k in self.cache.closure(d))
         ]
-        items = [BuildItem(key=str(d), directory=d) for d in built]
-        results = builder.build(items) if items else {}
+
+    def _bootstrap(self, items: list[BuildItem], results: dict[str, BuildResult]) -> None:
+        """Register what the bootstrap applies: the built folders' objects; loose manifests
+        and those a bootstrap script names as they are."""
+        built = [item.directory for item in items]
         covered: list[Path] = []
         for directory in built:
-            result = results.get(str(directory))
+            result = results.get(f"{BOOTSTRAP_KEY}{directory}")
             if result is None or not result.ok:
                 continue  # a bootstrap folder kustomize cannot build is read file by file
             covered.append(directory)
