@@ -9,8 +9,6 @@ even ``talhelper gencommand``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from invoke import Collection, task
 
 from tasks.lib.errors import UserError, friendly
@@ -18,7 +16,6 @@ from tasks.lib.paths import Paths, paths_for
 from tasks.lib.provision import plan
 from tasks.lib.provision.steps import (
     CONFIGURE,
-    PROBE_TIMEOUT,
     TALSECRET,
     UPGRADE_TIMEOUT,
     check_mode,
@@ -26,6 +23,7 @@ from tasks.lib.provision.steps import (
     known_nodes,
     node_address,
     preflight,
+    probe_node,
     run_generated,
     talos_files,
     talosconfig,
@@ -59,27 +57,15 @@ def apply_node(c, ip="", mode="auto"):
     preflight(
         c, paths, tools=["talhelper", "talosctl"], files=[(paths.talconfig, CONFIGURE), talosconfig(paths)]
     )
-    probe(c, paths, address)
+    probe_node(c, paths, address)
     args = ["apply", "--node", address, plan.extra_flags(f"--mode={mode}")]
     run_generated(c, paths, args, action=f"applying config (mode {mode})", nodes=known_nodes(paths))
-
-
-def probe(c: Any, paths: Paths, address: str) -> None:
-    """Fail early, with a readable message, when the node does not answer the Talos API."""
-    argv = ["talosctl", "--nodes", address, "get", "machineconfig"]
-    result = runner.run(c, argv, cwd=paths.talos, check=False, timeout=PROBE_TIMEOUT)
-    if result.failed:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise UserError(
-            f"node {address} does not answer on the Talos API (`{runner.command_line(argv)}` failed)",
-            *(f"  {line}" for line in detail[-3:]),
-        )
 
 
 @task(help={"ip": "address of the node to upgrade (one of nodes.yaml)"})
 @friendly
 def upgrade_node(c, ip=""):
-    """Upgrade Talos on one node to talenv.yaml's talosVersion.
+    """Upgrade Talos on one node to talenv.yaml's talosVersion (checks the node answers first).
 
     The installer image is the node's talosImageURL in talconfig.yaml; talosctl gives up
     after 10 minutes."""
@@ -92,6 +78,7 @@ def upgrade_node(c, ip=""):
         files=[(paths.talconfig, CONFIGURE), (paths.talenv, CONFIGURE), talosconfig(paths)],
     )
     image = node_image(paths, address)
+    probe_node(c, paths, address)
     print(f"upgrading {address} to {image}")
     args = [
         "upgrade",
