@@ -50,6 +50,24 @@ def deploy_key_pair(comment: str = "home-ops deploy key") -> tuple[str, str]:
     return private, f"{public.decode()} {comment}\n"
 
 
+def openssh_public_key(private: str, label: str) -> str:
+    """``TYPE BASE64`` of an unencrypted OpenSSH private key, or a one-line UserError."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+
+    from tasks.lib.errors import UserError
+
+    try:
+        key = load_ssh_private_key(private.encode(), password=None)
+    except TypeError:
+        raise UserError(f"{label}: has a passphrase — Flux needs a deploy key without one") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise UserError(f"{label}: not an OpenSSH private key") from None
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return public.decode()
+
+
 def push_token() -> str:
     """A random token for the Flux webhook receiver (256 bits, hex)."""
     return secrets.token_hex(32) + "\n"
