@@ -285,6 +285,9 @@ def read_config(source: Source, out: Import) -> tuple[str, str]:
     errors: list[str] = []
     documents = []
     for path in (source.cluster, source.nodes):
+        if not path.is_file():
+            errors.append(f"{source.label(path)} not found — the template keeps the nodes there")
+            continue
         try:
             documents.append(read_yaml(path, source.label(path)))
         except UserError as error:
