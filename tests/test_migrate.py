@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from invoke import Config, Context
 from ruamel.yaml import YAML
 
 from tasks import root
+from tasks import sops as sops_tasks
 from tasks.lib.config import migrate
 from tasks.lib.config.template_context import read_age_identity
 from tasks.lib.secrets import keys
@@ -278,6 +281,7 @@ def test_import_then_configure_renders_with_the_same_keys(
     ).read_bytes()
     assert decrypt(repo / "talos" / "talsecret.sops.yaml", key)
     assert plaintext_hits(repo, checkout) == []
+    sops_tasks.check(c)  # the repository's own secret scan agrees
     git(repo, "add", "-A")
     staged = git(repo, "diff", "--cached", "--name-only").split()
     assert not set(OPERATOR_FILES) & set(staged)
@@ -639,3 +643,59 @@ def test_inv_command_line(repo: Path, tmp_path: Path) -> None:
     assert "cluster.yaml: exists and differs" in refused.stderr
     assert run("--from", str(checkout.path), "--force").returncode == 0
     assert load(repo / "cluster.yaml")["cluster_api_addr"] == "10.10.10.250"  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------- properties (no tools)
+
+ERAS = {
+    "cluster_gateway_addr": ["cluster_gateway_addr", "cluster_ingress_addr"],
+    "cloudflare_gateway_addr": ["cloudflare_gateway_addr", "cloudflare_ingress_addr"],
+    "cluster_dns_gateway_addr": ["cluster_dns_gateway_addr", "cloudflare_dns_gateway_addr"],
+}
+OPTIONAL = sorted(set(PUBLIC) - set(PRIVATE))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    optional=st.lists(st.sampled_from(OPTIONAL), unique=True),
+    names=st.fixed_dictionaries({key: st.sampled_from(old) for key, old in ERAS.items()}),
+    order=st.randoms(use_true_random=False),
+)
+def test_any_mix_of_old_key_names_and_optional_keys_maps_onto_ours(
+    tmp_path_factory: pytest.TempPathFactory, optional: list[str], names: dict[str, str], order
+) -> None:
+    """Whatever subset of the public config a user set, in whatever order, with the key
+    names of any template era: the imported cluster.yaml holds exactly those settings under
+    our names (numbers as numbers), and nothing needs a tool to decide it."""
+    chosen = {**PRIVATE, **{key: PUBLIC[key] for key in optional}}
+    if "cilium_bgp_router_addr" in chosen or any(key.startswith("cilium_bgp") for key in optional):
+        chosen.update({key: PUBLIC[key] for key in PUBLIC if key.startswith("cilium_bgp")})
+    items = [(names.get(key, key), value) for key, value in chosen.items()]
+    order.shuffle(items)
+    folder = tmp_path_factory.mktemp("checkout")
+    (folder / "cluster.yaml").write_text(template_cluster_yaml(dict(items), "token-value"))
+    (folder / "nodes.yaml").write_text(yaml_text({"nodes": NODES}))
+    out = migrate.Import()
+    cluster_text, nodes_text = migrate.read_config(migrate.locate(str(folder)), out)
+    expected = {
+        key: int(value) if key in migrate.INTEGER_SETTINGS else value for key, value in chosen.items()
+    }
+    assert YAML(typ="safe", pure=True).load(cluster_text) == expected
+    assert YAML(typ="safe", pure=True).load(nodes_text) == {"nodes": NODES}
+    assert out.secrets == {"cloudflare_token": "token-value"}
+    renamed = {old for key, old in names.items() if old != key}
+    assert {
+        line.split(": ")[2].split(" → ")[0] for line in out.notes if line.startswith("renamed")
+    } == renamed
+
+
+@given(st.text(max_size=300))
+def test_openssh_cipher_never_raises(text: str) -> None:
+    cipher = keys.openssh_cipher(text)  # any text: an answer, never an exception
+    assert cipher is None or isinstance(cipher, str)
+
+
+def test_openssh_cipher_of_a_new_key_is_none() -> None:
+    private, _ = keys.deploy_key_pair()
+    assert keys.openssh_cipher(private) == "none"
+    assert keys.openssh_cipher(private.replace("OPENSSH", "RSA")) is None
