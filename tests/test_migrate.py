@@ -524,7 +524,10 @@ def no_token(checkout: Checkout) -> None:
             break_file("cluster.yaml", None),
             "{src}/cluster.yaml not found — is {src} a checkout of the Taskfile template?",
         ),
-        (break_file("nodes.yaml", None), "{src}/nodes.yaml not found — the template keeps the nodes there"),
+        (
+            break_file("nodes.yaml", None),
+            "{src}/nodes.yaml not found — `task init` of the template creates it",
+        ),
         (
             break_file("cloudflare-tunnel.json", None),
             "{src}/cloudflare-tunnel.json not found — create it with",

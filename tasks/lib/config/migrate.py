@@ -121,6 +121,7 @@ class Import:
     notes: list[str] = field(default_factory=list)  # what could not be mapped, renames, hints
     secrets: dict[str, Any] = field(default_factory=dict)  # plaintext, memory only
     recipient: str = ""
+    kept: list[str] = field(default_factory=list)  # operator files of this repository left alone
 
 
 # --------------------------------------------------------------------------- finding the files
@@ -208,6 +209,7 @@ def translate_cluster(doc: Document, out: Import) -> list[Problem]:
         elif target is not None:
             if target in data:
                 problems.append(doc.problem(data, key, name, f"both {name} and {target} are set — keep one"))
+                data.pop(key)
                 continue
             rename_key(data, name, target)
             out.notes.append(f"renamed: {where(doc, data, target)}: {name} → {target}")
@@ -286,7 +288,7 @@ def read_config(source: Source, out: Import) -> tuple[str, str]:
     documents = []
     for path in (source.cluster, source.nodes):
         if not path.is_file():
-            errors.append(f"{source.label(path)} not found — the template keeps the nodes there")
+            errors.append(f"{source.label(path)} not found — `task init` of the template creates it")
             continue
         try:
             documents.append(read_yaml(path, source.label(path)))
@@ -498,7 +500,9 @@ def plan_import(source: Source, paths: Paths, sops: SopsRun, dry: bool) -> Impor
             f"your age key ({out.recipient}): what is encrypted to it stays readable",
         )
     )
-    out.files += key_files(paths, shown, deploy, token)
+    key_planned, kept = key_files(paths, shown, deploy, token)
+    out.files += key_planned
+    out.kept += kept
     out.files.append(
         Planned(
             paths.cluster_config,
@@ -537,26 +541,38 @@ def plan_import(source: Source, paths: Paths, sops: SopsRun, dry: bool) -> Impor
     return out
 
 
-def key_files(paths: Paths, shown: str, deploy: tuple[str, str] | None, token: str | None) -> list[Planned]:
-    """The deploy key pair and the push token: the checkout's, or new ones when it has none
-    (a new one never replaces one that already exists here)."""
+def key_files(
+    paths: Paths, shown: str, deploy: tuple[str, str] | None, token: str | None
+) -> tuple[list[Planned], list[str]]:
+    """The deploy key pair and the push token: the checkout's, or new ones when it has
+    none, unless this repository already has its own (kept, with a line saying so)."""
     from tasks.lib.secrets.keys import deploy_key_pair, push_token
 
-    if deploy is None:
-        private, public = deploy_key_pair()
-        note = f"{shown} has none — add the .pub as a deploy key of your repository"
-    else:
-        private, public = deploy
+    files: list[Planned] = []
+    kept: list[str] = []
+    pair = (paths.deploy_key, paths.deploy_key_pub)
+    if deploy is not None:
         note = "the deploy key your repository already trusts"
-    files = [
-        Planned(paths.deploy_key, private.encode(), PRIVATE, note, deploy is None),
-        Planned(paths.deploy_key_pub, public.encode(), PRIVATE, note, deploy is None),
-    ]
-    if token is None:
+        files += [
+            Planned(path, text.encode(), PRIVATE, note) for path, text in zip(pair, deploy, strict=True)
+        ]
+    elif any(path.exists() for path in pair):
+        kept += [f"kept {paths.rel(path)}: the one here ({shown} has none)" for path in pair if path.exists()]
+    else:
+        note = f"{shown} has none — add the .pub as a deploy key of your repository"
+        files += [
+            Planned(p, t.encode(), PRIVATE, note, True) for p, t in zip(pair, deploy_key_pair(), strict=True)
+        ]
+    if token is not None:
+        files.append(
+            Planned(paths.push_token, token.encode(), PRIVATE, "the token your GitHub webhook sends")
+        )
+    elif paths.push_token.exists():
+        kept.append(f"kept {paths.rel(paths.push_token)}: the one here ({shown} has none)")
+    else:
         note = f"{shown} has none: a new token for the Flux webhook receiver"
-        return [*files, Planned(paths.push_token, push_token().encode(), PRIVATE, note, True)]
-    note = "the token your GitHub webhook already sends"
-    return [*files, Planned(paths.push_token, token.encode(), PRIVATE, note)]
+        files.append(Planned(paths.push_token, push_token().encode(), PRIVATE, note, True))
+    return files, kept
 
 
 def talsecret_problems(source: Source, path: Path, recipient: str) -> list[str]:
@@ -628,12 +644,10 @@ def sort_out(paths: Paths, out: Import, force: bool) -> tuple[list[Planned], lis
         if is_bundled_example(paths)
         else set()
     )
-    write, same, conflicts = [], [], []
+    write, same, conflicts = [], list(out.kept), []
     for planned in out.files:
         target = planned.target
-        if target.exists() and planned.created:
-            same.append(f"kept {paths.rel(target)}: the one here (the checkout has none)")
-        elif target.exists() and target.read_bytes() == planned.content:
+        if target.exists() and target.read_bytes() == planned.content:
             same.append(f"unchanged {paths.rel(target)}: already what the import would write")
         elif target.exists() and target not in replaceable and not force:
             conflicts.append(paths.rel(target))
@@ -680,13 +694,15 @@ def write_all(files: list[Planned]) -> None:
 
 
 def put_back(originals: list[tuple[Path, bytes | None, int]]) -> None:
+    """Undo the renames done so far: new files go, replaced ones return with their mode."""
     for target, content, mode in reversed(originals):
         if content is None:
             target.unlink(missing_ok=True)
         else:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
+            os.chmod(target, mode)
 
 
 def verb(planned: Planned, dry: bool) -> str:
