@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import sys
 
-from invoke import task
 from invoke.context import Context
 
-from tasks.lib.errors import UserError, friendly
+from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.secrets.operator import create_operator_files, seed_secrets
-from tasks.lib.tools.runner import is_dry, require
+from tasks.lib.taskdef import task
+from tasks.lib.tools.runner import find_tool, is_dry, require
 
 
 @task(
@@ -22,7 +22,6 @@ from tasks.lib.tools.runner import is_dry, require
         "force": "with --from: replace existing operator and config files that differ from the import",
     }
 )
-@friendly
 def init(c: Context, from_: str = "", force: bool = False) -> None:
     """Create the operator's local files: age key, deploy key pair, push token.
 
@@ -84,7 +83,6 @@ def import_template(c: Context, paths: Paths, source: str, force: bool) -> None:
         "check": "Write nothing; exit 1 and show a diff when the tree differs from a fresh render.",
     }
 )
-@friendly
 def configure(c: Context, force: bool = False, check: bool = False) -> None:
     """Render, encrypt and validate the cluster definition from cluster.yaml and nodes.yaml.
 
@@ -100,7 +98,7 @@ def configure(c: Context, force: bool = False, check: bool = False) -> None:
     if not paths.cluster_config.exists():
         raise UserError("cluster.yaml not found — did you run `inv init`? (see README: Quick start)")
     require(c, "sops")
-    if not pipeline.find_tool("kustomize"):
+    if not find_tool("kustomize"):
         require(c, "kubectl")
     options = pipeline.Options(
         force=force, check=check, dry=is_dry(c), say=lambda line: print(f"configure: {line}")
@@ -114,7 +112,6 @@ def configure(c: Context, force: bool = False, check: bool = False) -> None:
 
 
 @task
-@friendly
 def doctor(c: Context) -> None:
     """Check this machine: tools and versions against .mise.toml, operator files, what can run."""
     from tasks.lib.tools.doctor import report

@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.lib.config.schema import (
     CLUSTER_KEYS,
@@ -39,6 +39,9 @@ from tasks.lib.config.schema import (
 )
 from tasks.lib.errors import Problem, UserError
 from tasks.lib.paths import Paths
+
+if TYPE_CHECKING:
+    from tasks.lib.tools.runner import Outcome
 
 #: Keys the template renamed: old name -> our name. ``cloudflare_ingress_addr`` changed
 #: meaning once and is resolved by :func:`rename_target`.
@@ -401,13 +404,13 @@ def secrets_text(secrets: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- sops
 
 
-SopsRun = Callable[[list[tuple[list[str], bytes | None]], dict[str, str]], list[Any]]
+SopsRun = Callable[[list[tuple[list[str], bytes | None]], dict[str, str]], list["Outcome"]]
 
 
 def sops_runner(paths: Paths) -> SopsRun:
     from tasks.lib.tools.runner import run_many
 
-    def run(jobs: list[tuple[list[str], bytes | None]], env: dict[str, str]) -> list[Any]:
+    def run(jobs: list[tuple[list[str], bytes | None]], env: dict[str, str]) -> list[Outcome]:
         return run_many(jobs, cwd=paths.root, paths=paths, env=env)
 
     return run
@@ -416,7 +419,7 @@ def sops_runner(paths: Paths) -> SopsRun:
 DECRYPT_STDIN = ["sops", "--decrypt", "--input-type", "yaml", "--output-type", "yaml", "/dev/stdin"]
 
 
-def sops_error(outcome: Any) -> str:
+def sops_error(outcome: Outcome) -> str:
     lines = outcome.stderr.decode(errors="replace").strip().splitlines()
     return lines[-1] if lines else f"exit {outcome.returncode}"
 
@@ -456,7 +459,9 @@ def same_secrets(path: Path, out: Import, age_key_file: Path, sops: SopsRun) -> 
         return False
     (outcome,) = sops([(["sops", "--decrypt", str(path)], None)], {"SOPS_AGE_KEY_FILE": str(age_key_file)})
     try:
-        return outcome.ok and load_plain(outcome.stdout.decode()) == load_plain(secrets_text(out.secrets))
+        return outcome.ok and bool(
+            load_plain(outcome.stdout.decode()) == load_plain(secrets_text(out.secrets))
+        )
     except Exception:  # unparsable means "not the same"
         return False
 

@@ -409,7 +409,8 @@ def release_values(entry: dict[str, Any], base: Path) -> dict[str, Any] | None:
         if not isinstance(loaded, dict):
             return None
         merged = merge_values(merged, loaded)
-    return as_json(merged)
+    values: dict[str, Any] = as_json(merged)
+    return values
 
 
 def merge_values(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -440,7 +441,7 @@ def values_current(release: Release, helm_get_values_json: str) -> bool:
         deployed = json.loads(helm_get_values_json)
     except ValueError:
         return False
-    return (deployed or {}) == release.values
+    return bool((deployed or {}) == release.values)
 
 
 def helm_get_values_argv(release: Release) -> list[str]:
