@@ -26,17 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.lib.config.schema import (
-    CLUSTER_KEYS,
-    NODE_KEYS,
-    Document,
-    as_int,
-    is_set,
-    key_position,
-    plain,
-    read_yaml,
-    validate,
-)
+from tasks.lib.config.schema import CLUSTER_KEYS, NODE_KEYS, Document, key_position, read_yaml, validate
 from tasks.lib.errors import Problem, UserError
 from tasks.lib.paths import Paths
 
@@ -125,6 +115,25 @@ class Import:
     secrets: dict[str, Any] = field(default_factory=dict)  # plaintext, memory only
     recipient: str = ""
     kept: list[str] = field(default_factory=list)  # operator files of this repository left alone
+
+
+def is_set(value: Any) -> bool:
+    """The template's sample writes ``""`` for "use the default"."""
+    return value is not None and value != ""
+
+
+def plain(value: Any) -> Any:
+    """ruamel's round-trip types (CommentedMap, ScalarFloat, ...) as plain JSON values."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def as_int(value: Any) -> int | None:
+    """A whole number, also when the template kept it as a string ("64513")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 # --------------------------------------------------------------------------- finding the files
