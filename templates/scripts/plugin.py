@@ -15,10 +15,10 @@ from typing import Any
 from jinja2 import Environment
 from makejinja.plugin import Data, Filters, Functions
 
-from tasks.lib.config.template_context import RenderContext, build_context
-from tasks.lib.paths import repo_paths
 from tasks.lib.config.configure import sops_decrypt
 from tasks.lib.config.render import active_context, bytecode_cache
+from tasks.lib.config.template_context import RenderContext, build_context
+from tasks.lib.paths import repo_paths
 
 
 def nthhost(cidr: str, index: int) -> str:
