@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2 import Environment
@@ -84,7 +84,8 @@ class Plugin:
         return self._context.data
 
     def filters(self) -> Filters:
-        return [nthhost, prefixlen, is_device_path, tojson_compact, yaml]
+        found: list[Callable[..., Any]] = [nthhost, prefixlen, is_device_path, tojson_compact, yaml]
+        return found
 
     def functions(self) -> Functions:
         return []
