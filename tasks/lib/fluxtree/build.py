@@ -117,7 +117,8 @@ def kustomize_error(error: str, root: Path, temporaries: Sequence[Path]) -> tupl
     text = text.replace(str(root) + "/", "")
     if "accumulation err=" in text or "': " in text:  # keep kustomize's innermost reason
         text = text.rsplit("': ", 1)[-1]
-    return found, (text.strip("'\" ")[:400] or "kustomize build failed")
+    # kubectl's kustomize escapes the quotes of nested errors (\\"), kustomize does not
+    return found, (text.replace('\\"', '"').strip("'\" \\")[:400] or "kustomize build failed")
 
 
 def pick_tool() -> str:
