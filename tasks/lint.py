@@ -13,7 +13,7 @@ from invoke.context import Context
 
 from tasks.lib.errors import UserError, friendly
 from tasks.lib.paths import Paths, paths_for
-from tasks.lib.tools.runner import find_tool, is_dry, require, run
+from tasks.lib.tools.runner import find_tool, is_dry, pins, require, run
 
 CHECK_STAGE = "manual"
 FIX_HOOKS = ("yamlfmt", "mdformat", "whitespace")
@@ -109,6 +109,91 @@ def install(c: Context) -> None:
     run(c, ["pre-commit", "install", "--install-hooks"], cwd=paths.root, stream=True)
 
 
+@task(
+    help={"extract": "also run Renovate's offline extraction and fail when two managers claim one dependency"}
+)
+@friendly
+def renovate(c: Context, extract: bool = False) -> None:
+    """Validate .renovaterc.json5 with the Renovate version the Renovate workflow runs.
+
+    Installs that release from the npm registry once (into ~/.cache/home-ops/renovate; needs
+    npm) and runs its `renovate-config-validator --strict`. With --extract, also lists what
+    Renovate finds, offline, and fails on a dependency that two managers would update.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from tasks.lib import renovate as rv
+
+    paths = paths_for(c)
+    version = rv.workflow_version(paths.root)
+    if not rv.is_installed(version):
+        require(c, "npm")
+        _install_renovate(c, version)
+    _check_node(c, version)
+    print(f"renovate {version}: validating {rv.CONFIG}")
+    if not run(c, rv.validator_argv(version), cwd=paths.root, stream=True, check=False).ok:
+        raise UserError(f"Renovate {version} rejects {rv.CONFIG}: fix what it reports above")
+    if not extract:
+        return
+    with tempfile.TemporaryDirectory(prefix="home-ops-renovate-") as base:
+        result = run(c, rv.extract_argv(version), cwd=paths.root, env=rv.extract_env(Path(base)), check=False)
+    if is_dry(c):
+        return
+    lines = result.stdout.splitlines()
+    deps = rv.extracted(lines)
+    if result.failed or not deps:
+        raise UserError(
+            f"renovate {version}: extraction failed (exit {result.exited})",
+            *rv.log_problems(lines),
+        )
+    for line in rv.summary(deps):
+        print(line)
+    doubled = rv.duplicates(deps)
+    if doubled:
+        raise UserError(*doubled)
+    print(f"renovate: {len(deps)} dependencies, each found by one manager")
+
+
+def _check_node(c: Context, version: str) -> None:
+    """Renovate on an unsupported Node.js fails in ways that name neither (or, worse,
+    validates differently): check its ``engines`` first."""
+    from tasks.lib import renovate as rv
+
+    if is_dry(c):
+        return
+    require(c, "node")
+    found = run(c, ["node", "--version"]).stdout.strip()
+    engine = rv.node_engine(version)
+    if not rv.node_satisfies(found, engine):
+        pin = pins().get("node")
+        raise UserError(
+            f"Renovate {version} needs Node.js {engine}, found {found}: install Node.js"
+            + (f" {pin} (pinned in .mise.toml) with `mise install`" if pin else "")
+        )
+
+
+def _install_renovate(c: Context, version: str) -> None:
+    """npm install into a scratch directory beside the cache entry, then rename it into
+    place: an interrupted install never leaves a half-installed release behind."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tasks.lib import renovate as rv
+
+    target = rv.install_dir(version)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+    try:
+        print(f"renovate {version}: installing from the npm registry into {target}")
+        run(c, rv.install_argv(version, scratch), stream=True)
+        if not is_dry(c):
+            scratch.replace(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 ns = Collection("lint")
-for _task in (lint_all, fix, yaml, markdown, actions, install):
+for _task in (lint_all, fix, yaml, markdown, actions, renovate, install):
     ns.add_task(_task)
