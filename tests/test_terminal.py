@@ -120,9 +120,8 @@ def test_each_attempt_prints_elapsed_and_deadline_as_plain_lines_when_piped(
     ]
 
 
-@pytest.fixture
-def screen(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> Tty:
-    """stdout is a terminal."""
+def on_terminal(monkeypatch: pytest.MonkeyPatch) -> Tty:
+    """stdout is a terminal (called in the test body: pytest swaps stdout after setup)."""
     tty = Tty()
     monkeypatch.setattr(sys, "stdout", tty)
     return tty
@@ -131,7 +130,11 @@ def screen(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> Tty:
 REFUSED = Result(exited=1, stderr="connection refused")
 
 
-def test_on_a_terminal_the_status_line_rewrites_itself(tmp_path: Path, screen: Tty) -> None:
+@pytest.mark.usefixtures("clean_env")
+def test_on_a_terminal_the_status_line_rewrites_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = on_terminal(monkeypatch)
     wait(mock_context(tmp_path, [REFUSED, REFUSED, Result(stdout="ok")]))
     out = screen.getvalue()
     assert out.count(terminal.CLEAR_LINE) == 3  # two attempts, then cleared for the result
@@ -141,7 +144,11 @@ def test_on_a_terminal_the_status_line_rewrites_itself(tmp_path: Path, screen: T
     assert final == ["waiting for etcd (up to 60s, retrying every 10s)", "etcd: done after 3 attempt(s)", ""]
 
 
-def test_giving_up_ends_the_status_line_before_the_error(tmp_path: Path, screen: Tty) -> None:
+@pytest.mark.usefixtures("clean_env")
+def test_giving_up_ends_the_status_line_before_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = on_terminal(monkeypatch)
     with pytest.raises(UserError, match="gave up waiting for etcd after 30s"):
         wait(mock_context(tmp_path, [REFUSED] * 5), deadline=35)
     assert screen.getvalue().endswith("\n")
