@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from invoke import Collection, task
+from invoke.collection import Collection
 from invoke.context import Context
 
-from tasks.lib.errors import UserError, friendly
+from tasks.lib.errors import UserError
 from tasks.lib.paths import paths_for
+from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import run_many
 
 
@@ -20,7 +21,6 @@ from tasks.lib.tools.runner import run_many
         "output": "name of the step output set to true/false (default: changed)",
     },
 )
-@friendly
 def changed(c: Context, base: str, path: list[str] | None = None, output: str = "changed") -> None:
     """Say whether the changes since BASE touch any --path; sets a step output in Actions.
 
@@ -50,7 +50,6 @@ def changed(c: Context, base: str, path: list[str] | None = None, output: str = 
 
 
 @task(help={"file": "markdown file to show", "title": "heading written above it"})
-@friendly
 def summary(c: Context, file: str, title: str = "") -> None:
     """Show a markdown file on the workflow run's page (the job summary); prints it outside
     GitHub Actions. A missing or empty file is shown as a note, not an error."""
