@@ -14,9 +14,18 @@ from invoke.context import Context
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.taskdef import task
+from tasks.lib.terminal import color_enabled
 from tasks.lib.tools.runner import find_tool, is_dry, pins, require, run
 
 CHECK_STAGE = "manual"
+
+
+def colour() -> str:
+    """pre-commit's --color: the hooks' output reaches the user through a pipe (so its own
+    `auto` never colours); colour when our stdout is a terminal and NO_COLOR is unset."""
+    return "always" if color_enabled() else "never"
+
+
 FIX_HOOKS = ("yamlfmt", "mdformat", "whitespace")
 FIX_HINT = "run `inv lint.fix` to rewrite what can be fixed automatically"
 
@@ -26,7 +35,7 @@ def pre_commit(c: Context, paths: Paths, *selection: str, stage: str = CHECK_STA
     require(c, "pre-commit")
     if not (paths.root / ".pre-commit-config.yaml").exists():
         raise UserError(f"{paths.rel(paths.root / '.pre-commit-config.yaml')} not found")
-    argv = ["pre-commit", "run", *selection, "--all-files", "--hook-stage", stage, "--color", "auto"]
+    argv = ["pre-commit", "run", *selection, "--all-files", "--hook-stage", stage, "--color", colour()]
     return run(c, argv, cwd=paths.root, stream=True, check=False).ok
 
 
@@ -38,7 +47,8 @@ def actionlint(c: Context, paths: Paths) -> bool:
             ".mise.toml); zizmor still audited the workflows"
         )
         return True
-    ok = run(c, ["actionlint", "-color"], cwd=paths.root, stream=True, check=False).ok
+    argv = ["actionlint", "-color"] if color_enabled() else ["actionlint"]
+    ok = run(c, argv, cwd=paths.root, stream=True, check=False).ok
     if ok:
         print("actionlint: ok")
     return ok

@@ -169,3 +169,17 @@ def test_attempt_line_keeps_the_reason_short() -> None:
     assert line.startswith("waiting for nodes: attempt 4, 61s / 600s — xxx")
     assert line.endswith("...") and len(line) < 140
     assert runner.attempt_line("nodes", 1, 0, 600, "") == "waiting for nodes: attempt 1, 0s / 600s"
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_lint_tools_colour_like_our_own_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pre-commit and actionlint write through a pipe to us: we decide for them."""
+    from tasks import lint
+
+    on_terminal(monkeypatch)
+    assert lint.colour() == "always"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert lint.colour() == "never"
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert lint.colour() == "never"
