@@ -135,13 +135,17 @@ def renovate(c: Context, extract: bool = False) -> None:
         require(c, "npm")
         _install_renovate(c, version)
     _check_node(c, version)
+    env = rv.run_env(version)
+    if env and not is_dry(c):
+        print(f"renovate {version}: RE2 not built here, patterns are checked as JavaScript regexes")
     print(f"renovate {version}: validating {rv.CONFIG}")
-    if not run(c, rv.validator_argv(version), cwd=paths.root, stream=True, check=False).ok:
+    if not run(c, rv.validator_argv(version), cwd=paths.root, env=env, stream=True, check=False).ok:
         raise UserError(f"Renovate {version} rejects {rv.CONFIG}: fix what it reports above")
     if not extract:
         return
     with tempfile.TemporaryDirectory(prefix="home-ops-renovate-") as base:
-        result = run(c, rv.extract_argv(version), cwd=paths.root, env=rv.extract_env(Path(base)), check=False)
+        extract_env = {**env, **rv.extract_env(Path(base))}
+        result = run(c, rv.extract_argv(version), cwd=paths.root, env=extract_env, check=False)
     if is_dry(c):
         return
     lines = result.stdout.splitlines()

@@ -95,6 +95,19 @@ def node_satisfies(found: str, engine: str) -> bool:
     return any(have[0] == want[0] and have >= want for want in (parts(r[1:]) for r in ranges) if want)
 
 
+def has_re2(version: str) -> bool:
+    """Whether npm built Renovate's native RE2 module (an optional dependency that needs a
+    compiler or a prebuilt download; the workflow's container image always has it)."""
+    return (install_dir(version) / "node_modules" / "re2").is_dir()
+
+
+def run_env(version: str) -> dict[str, str]:
+    """Without RE2, Renovate warns with a stack trace on every start and falls back to
+    JavaScript regular expressions: say that once ourselves and keep its output readable
+    (tests/test_renovate.py keeps the config free of what only RE2 would reject)."""
+    return {} if has_re2(version) else {"RENOVATE_X_IGNORE_RE2": "true"}
+
+
 def install_argv(version: str, prefix: Path) -> list[str]:
     """npm's install of exactly ``renovate@version`` into ``prefix`` (no audit, no ads)."""
     return [
