@@ -156,3 +156,18 @@ def test_the_workflows_renovate_accepts_our_config_and_finds_each_dependency_onc
     assert ("github-actions", "ghcr.io/renovatebot/renovate") in names  # the pinned release itself
     assert ("github-actions", "astral-sh/uv") in names and ("regex", "uv") in names
     assert ("helmfile", "ghcr.io/home-operations/charts-mirror/cilium") in names
+
+
+def test_without_re2_renovate_is_told_to_skip_it_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rv, "cache_root", lambda: tmp_path)
+    assert rv.run_env("1.2.3") == {"RENOVATE_X_IGNORE_RE2": "true"}
+    (rv.install_dir("1.2.3") / "node_modules" / "re2").mkdir(parents=True)
+    assert rv.run_env("1.2.3") == {}
+
+
+def test_install_goes_exactly_to_the_version_asked(tmp_path: Path) -> None:
+    argv = rv.install_argv("44.121.2", tmp_path)
+    assert argv[:2] == ["npm", "install"] and argv[-1] == "renovate@44.121.2"
+    assert argv[argv.index("--prefix") + 1] == str(tmp_path)
