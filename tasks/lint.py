@@ -191,13 +191,15 @@ def _install_renovate(c: Context, version: str) -> None:
     from tasks.lib import renovate as rv
 
     target = rv.install_dir(version)
+    if is_dry(c):
+        run(c, rv.install_argv(version, target))
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
     try:
         print(f"renovate {version}: installing from the npm registry into {target}")
         run(c, rv.install_argv(version, scratch), stream=True)
-        if not is_dry(c):
-            scratch.replace(target)
+        scratch.replace(target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -171,3 +171,20 @@ def test_install_goes_exactly_to_the_version_asked(tmp_path: Path) -> None:
     argv = rv.install_argv("44.121.2", tmp_path)
     assert argv[:2] == ["npm", "install"] and argv[-1] == "renovate@44.121.2"
     assert argv[argv.index("--prefix") + 1] == str(tmp_path)
+
+
+def test_dry_run_shows_the_install_and_the_checks_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invoke import Config, Context
+
+    from tasks import lint
+
+    monkeypatch.setattr(rv, "cache_root", lambda: tmp_path / "cache")
+    c = Context(Config(overrides={"run": {"dry": True}, "home_ops": {"root": str(ROOT)}}))
+    lint.renovate(c, extract=True)
+    out = capsys.readouterr().out
+    assert f"npm install --no-audit --no-fund --loglevel=error --prefix {tmp_path}/cache/{VERSION}" in out
+    assert "renovate-config-validator --strict --no-global .renovaterc.json5" in out
+    assert "renovate --platform=local --dry-run=extract" in out
+    assert not (tmp_path / "cache").exists()
