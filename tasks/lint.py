@@ -15,7 +15,7 @@ from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.taskdef import task
 from tasks.lib.terminal import color_enabled
-from tasks.lib.tools.runner import find_tool, is_dry, pins, require, run
+from tasks.lib.tools.runner import find_tool, is_dry, require, run
 
 CHECK_STAGE = "manual"
 
@@ -132,7 +132,6 @@ def renovate(c: Context, extract: bool = False) -> None:
     paths = paths_for(c)
     version = rv.workflow_version(paths.root)
     if not rv.is_installed(version):
-        require(c, "npm")
         _install_renovate(c, version)
     _check_node(c, version)
     env = rv.run_env(version)
@@ -170,15 +169,20 @@ def _check_node(c: Context, version: str) -> None:
 
     if is_dry(c):
         return
-    require(c, "node")
-    found = run(c, ["node", "--version"]).stdout.strip()
+    found = run(c, ["node", "--version"]).stdout.strip() if find_tool("node") else "none"
     engine = rv.node_engine(version)
-    if not rv.node_satisfies(found, engine):
-        pin = pins().get("node")
+    if found == "none" or not rv.node_satisfies(found, engine):
         raise UserError(
-            f"Renovate {version} needs Node.js {engine}, found {found}: install Node.js"
-            + (f" {pin} (pinned in .mise.toml) with `mise install`" if pin else "")
+            f"Renovate {version} needs Node.js {engine or '(any)'}, found {found}: {_node_hint(c)}"
         )
+
+
+def _node_hint(c: Context) -> str:
+    """How to get the Node.js (with npm) that .mise.toml pins."""
+    from tasks.lib.tools.pins import mise_pins
+
+    pin = mise_pins(paths_for(c).mise_config).get("node")
+    return f"install Node.js {pin} (pinned in .mise.toml) with `mise install`" if pin else "install Node.js"
 
 
 def _install_renovate(c: Context, version: str) -> None:
@@ -190,6 +194,8 @@ def _install_renovate(c: Context, version: str) -> None:
 
     from tasks.lib import renovate as rv
 
+    if not (find_tool("npm") or is_dry(c)):
+        raise UserError(f"npm not found: it installs Renovate from the npm registry; {_node_hint(c)}")
     target = rv.install_dir(version)
     if is_dry(c):
         run(c, rv.install_argv(version, target))

@@ -188,3 +188,21 @@ def test_dry_run_shows_the_install_and_the_checks_and_creates_nothing(
     assert "renovate-config-validator --strict --no-global .renovaterc.json5" in out
     assert "renovate --platform=local --dry-run=extract" in out
     assert not (tmp_path / "cache").exists()
+
+
+def test_without_node_it_names_the_pinned_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invoke import Config, Context
+
+    from tasks import lint
+    from tests.conftest import exit_code
+
+    monkeypatch.setattr(rv, "cache_root", lambda: tmp_path / "cache")
+    monkeypatch.setattr(lint, "find_tool", lambda name: None)
+    c = Context(Config(overrides={"home_ops": {"root": str(ROOT)}}))
+    assert exit_code(lambda: lint.renovate(c)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npm not found: it installs Renovate from the npm registry; install Node.js ")
+    assert "(pinned in .mise.toml) with `mise install`" in err
+    assert not (tmp_path / "cache").exists()

@@ -36,7 +36,6 @@ from invoke.runners import Local, Result
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths, paths_for, repo_paths, tool_env
-from tasks.lib.terminal import StatusLine
 
 #: Executable name -> the tool's key in .mise.toml (the part after the backend prefix).
 MISE_KEYS: dict[str, str] = {
@@ -53,8 +52,6 @@ MISE_KEYS: dict[str, str] = {
     "cilium": "cilium-cli",
     "cloudflared": "cloudflared",
     "yamlfmt": "yamlfmt",
-    "npm": "node",
-    "node": "node",
 }
 
 #: Extra install hints for tools that ship as Python wheels.
@@ -342,6 +339,8 @@ def retry(
     bootstrapped"). Under ``--dry`` the command is printed once."""
     if is_dry(c):
         return run(c, argv, cwd=cwd, check=False)
+    from tasks.lib.terminal import StatusLine
+
     print(f"waiting for {waiting_for} (up to {deadline:g}s, retrying every {interval:g}s)")
     status = StatusLine()
     started = clock()
