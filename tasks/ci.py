@@ -51,8 +51,9 @@ def changed(c: Context, base: str, path: list[str] | None = None, output: str = 
 
 @task(help={"file": "markdown file to show", "title": "heading written above it"})
 def summary(c: Context, file: str, title: str = "") -> None:
-    """Show a markdown file on the workflow run's page (the job summary); prints it outside
-    GitHub Actions. A missing or empty file is shown as a note, not an error."""
+    """Show a markdown file in the job summary of a workflow run (printed outside Actions).
+
+    A missing or empty file is shown as a note, not an error."""
     from tasks.lib import ci
 
     source = Path(file)
