@@ -16,6 +16,7 @@ from "broken".
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -37,6 +38,7 @@ REFUSED = re.compile(r"403 Forbidden|404 Not Found|410 Gone|not available|unknow
 #: A proxy request in Go's error output: ``reading https://HOST/MODULE/@v/VERSION.info``.
 PROXY_URL = re.compile(r"reading \S+?://[^/\s]+/(\S+?)/@v/(\S+?)\.(?:info|mod|zip)")
 GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOWORK": "off"}
+GO_DEFAULT = "/usr/local/go/bin/go"
 STUB = "# Not bundled: generated from downloads by the tool's own release build.\n"
 
 
@@ -129,10 +131,9 @@ def has_replace(go_mod: Path) -> bool:
     return re.search(r"^\s*replace\b", text, re.MULTILINE) is not None
 
 
-def download(c: Context, go: GoBuild, pin: str, cwd: Path) -> tuple[dict[str, str], str]:
+def download(c: Context, go: GoBuild, pin: str, cwd: Path, exe: str = "go") -> tuple[dict[str, str], str]:
     """``go mod download -json MODULE@VERSION``: (its JSON, Go's error output or "")."""
-    argv = ["go", "mod", "download", "-json", f"{go.module}@{go.module_version(pin)}"]
-    result = run(c, argv, check=False, env=GO_ENV, cwd=cwd)
+    result = run(c, download_argv(go, pin, exe), check=False, env=GO_ENV, cwd=cwd)
     try:
         info = json.loads(result.stdout) if result.stdout.strip() else {}
     except ValueError:
@@ -141,15 +142,19 @@ def download(c: Context, go: GoBuild, pin: str, cwd: Path) -> tuple[dict[str, st
     return info, error
 
 
-def build_argv(go: GoBuild, pin: str, output: Path) -> list[str]:
+def download_argv(go: GoBuild, pin: str, exe: str = "go") -> list[str]:
+    return [exe, "mod", "download", "-json", f"{go.module}@{go.module_version(pin)}"]
+
+
+def build_argv(go: GoBuild, pin: str, output: Path, exe: str = "go") -> list[str]:
     """``go build`` inside the module: honours its ``replace`` directives."""
     flags = ["-ldflags", go.ldflags(pin)] if go.version_var else []
-    return ["go", "build", *flags, "-o", str(output), f"./{go.package}" if go.package else "."]
+    return [exe, "build", *flags, "-o", str(output), f"./{go.package}" if go.package else "."]
 
 
-def install_argv(go: GoBuild, pin: str) -> list[str]:
+def install_argv(go: GoBuild, pin: str, exe: str = "go") -> list[str]:
     flags = ["-ldflags", go.ldflags(pin)] if go.version_var else []
-    return ["go", "install", *flags, f"{go.package_path()}@{go.module_version(pin)}"]
+    return [exe, "install", *flags, f"{go.package_path()}@{go.module_version(pin)}"]
 
 
 def module_copy(source: Path, destination: Path, stubs: tuple[str, ...]) -> Path:
@@ -172,14 +177,14 @@ def failed(tool: Tool, pin: str, output: str, started: float) -> Outcome:
     return Outcome(tool.name, pin, state, reason, time.monotonic() - started)
 
 
-def build(c: Context, tool: Tool, pin: str, directory: Path) -> Outcome:
+def build(c: Context, tool: Tool, pin: str, directory: Path, exe: str = "go") -> Outcome:
     """Build ``tool`` at ``pin`` into ``directory`` (staged, then moved into place)."""
     go = tool.go
     assert go is not None
     started = time.monotonic()
     if is_dry(c):  # show the commands; touch nothing
-        run(c, ["go", "mod", "download", "-json", f"{go.module}@{go.module_version(pin)}"])
-        run(c, install_argv(go, pin), env={**GO_ENV, "GOBIN": str(directory)})
+        run(c, download_argv(go, pin, exe))
+        run(c, install_argv(go, pin, exe), env={**GO_ENV, "GOBIN": str(directory)})
         return Outcome(
             tool.name,
             pin,
@@ -191,20 +196,23 @@ def build(c: Context, tool: Tool, pin: str, directory: Path) -> Outcome:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        info, error = download(c, go, pin, staging)
+        info, error = download(c, go, pin, staging, exe)
         if error:
             return failed(tool, pin, error, started)
         binary = staging / tool.name
         module_dir = Path(info["Dir"])
         if go.stubs or has_replace(Path(info.get("GoMod", ""))):
             where = module_copy(module_dir, staging / "src", go.stubs) if go.stubs else module_dir
-            result = run(c, build_argv(go, pin, binary), check=False, env=GO_ENV, cwd=where)
+            result = run(c, build_argv(go, pin, binary, exe), check=False, env=GO_ENV, cwd=where)
             if result.failed:
                 return failed(tool, pin, result.stderr, started)
         else:
-            result = run(c, install_argv(go, pin), check=False, env={**GO_ENV, "GOBIN": str(staging)})
+            env = {**GO_ENV, "GOBIN": str(staging)}
+            result = run(c, install_argv(go, pin, exe), check=False, env=env)
             if result.failed:
                 return failed(tool, pin, result.stderr, started)
+        if not binary.exists():  # `go install` names it after the package: take what it made
+            binary = next(p for p in staging.iterdir() if p.is_file())
         binary.replace(directory / tool.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -228,6 +236,13 @@ def check_present(c: Context, tool: Tool, pin: str, directory: Path) -> Outcome 
     return None
 
 
+def find_go() -> str:
+    """``go`` on PATH, else where Go's official installer puts it (often not on PATH in
+    non-login shells, e.g. CI)."""
+    found = shutil.which("go") or (GO_DEFAULT if os.access(GO_DEFAULT, os.X_OK) else "")
+    return found
+
+
 def install_tools(
     c: Context,
     root: Path,
@@ -238,7 +253,7 @@ def install_tools(
     """Install every Go-built tool that is missing or not at its pin; one line per tool."""
     directory = tools_dir()
     pins = all_pins(root)
-    go = go if go is not None else (shutil.which("go") or "")
+    go = go if go is not None else find_go()
     wanted = [(tool, pins[tool.mise_key]) for tool in TOOLS if tool.go and tool.mise_key in pins]
     say(f"installing the tools pinned in .mise.toml into {directory} ({len(wanted)} Go-built tools)")
     outcomes: list[Outcome] = []
@@ -262,7 +277,7 @@ def install_tools(
     for index, (tool, pin) in enumerate(todo, 1):
         assert tool.go is not None
         say(f"[{index}/{len(todo)}] {tool.name} {pin}: building {tool.go.package_path()} (cold: minutes) ...")
-        outcome = build(c, tool, pin, directory)
+        outcome = build(c, tool, pin, directory, "go" if shutil.which("go") == go else go)
         say(outcome.line())
         outcomes.append(outcome)
         record[tool.name] = {"pin": pin, "state": outcome.state, "detail": outcome.detail, "at": time.time()}
