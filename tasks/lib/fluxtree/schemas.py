@@ -105,7 +105,7 @@ def self_contained(schema: dict[str, Any], definitions: dict[str, Any]) -> dict[
             continue
         needed.add(name)
         _refs(definitions[name], todo)
-    result = _local(schema)
+    result: dict[str, Any] = _local(schema)
     result["definitions"] = {name: _local(definitions[name]) for name in sorted(needed)}
     return result
 
