@@ -38,6 +38,11 @@ def release(suspended: bool) -> str:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A clone with a pushed feature branch checked out, and a kubeconfig."""
+    return pushed_clone(tmp_path)
+
+
+def pushed_clone(tmp_path: Path) -> Path:
+    """A clone with a pushed feature branch checked out, and a kubeconfig."""
     origin = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
     root = tmp_path / "repo"

@@ -529,3 +529,14 @@ def test_talhelper_validates_the_staged_talconfig_when_installed(
     lines: list[str] = []
     pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
     assert any(line.startswith("validated") and "talhelper" not in line for line in lines)
+
+
+def test_configure_says_when_talconfig_was_not_validated(repo: Path) -> None:
+    from tasks.lib.tools.runner import find_tool
+
+    assert find_tool("talhelper") is None  # the tests' PATH has no talhelper
+    lines: list[str] = []
+    pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
+    (validated,) = [line for line in lines if line.startswith("validated")]
+    assert "talos/talconfig.yaml NOT validated: talhelper is not installed" in validated
+    assert "`inv doctor --install`" in validated
