@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -233,9 +233,10 @@ def build_context(
         raise UserError(f"{label} not found — run `inv init` to create it, then `inv sops.edit {label}`")
     secrets = load_secrets(paths, decrypt(paths.secrets_config))
     secret_data = secret_template_data(secrets)
-    if config.cluster.get("cloudflare_token") and "cloudflare_token" in secrets:
+    if config.settings.cloudflare_token and "cloudflare_token" in secrets:
         # cluster.sops.yaml wins; the plaintext key is accepted only for compatibility.
-        config.cluster["cloudflare_token"] = secret_data["cloudflare_token"]
+        settings = replace(config.settings, cloudflare_token=secret_data["cloudflare_token"])
+        config = replace(config, settings=settings)
     data = {**config.template_data(), **secret_data, **operator.template_data()}
     hidden = (*secret_data.values(), operator.age_key, operator.deploy_key, operator.push_token)
     return RenderContext(config, data, tuple(v for v in hidden if v), tuple(placeholders(secrets)))
