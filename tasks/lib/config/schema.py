@@ -322,7 +322,6 @@ def git_ref_problem(name: str) -> str | None:
         return f"it may not contain {' '.join(repr(c) for c in bad)}"
     rules = (
         (name.startswith("-"), "it may not start with '-'"),
-        (name == "@", "it may not be '@'"),
         (name == "HEAD", "HEAD is not a branch"),
         ("@{" in name, "it may not contain '@{'"),
         (".." in name, "it may not contain '..'"),
@@ -626,15 +625,21 @@ def read_bounded(path: Path, label: str, limit: int = MAX_FILE_BYTES) -> str:
         ) from None
     except OSError as error:
         raise UserError(f"{label}: cannot read: {error.strerror or error}") from None
-    with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(handle.fileno()).st_mode
+    try:
+        mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a pipe, socket or device?)"
             raise UserError(f"{label}: is {kind} — expected a YAML file")
-        try:
-            data = handle.read(limit + 1)
-        except OSError as error:
-            raise UserError(f"{label}: cannot read: {error.strerror or error}") from None
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as error:
+        raise UserError(f"{label}: cannot read: {error.strerror or error}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     if len(data) > limit:
         raise UserError(f"{label}: larger than {limit // 1024} KiB — is this the right file?")
     try:
