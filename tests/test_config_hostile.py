@@ -384,3 +384,187 @@ def test_accepted_branches_are_plain_yaml_after_refs_heads(value: str) -> None:
     assume(GitBranch().check(value) is None)
     document = YAML(typ="safe", pure=True).load(f"ref: refs/heads/{value}\n")
     assert document == {"ref": f"refs/heads/{value}"}
+
+
+def test_a_rendered_file_that_does_not_parse_names_the_config_key(tmp_path: Path) -> None:
+    from tasks.lib.config.configure import yaml_problems
+
+    config = load_config(*write(tmp_path, nodes={"nodes": [node(disk="S4EWNX0R123456")]}), root=tmp_path)
+    out = tmp_path / "out"
+    (out / "talos").mkdir(parents=True)
+    (out / "talos" / "talconfig.yaml").write_text("nodes:\n  - serial: [S4EWNX0R123456\n    other: x\n")
+    (problem,) = yaml_problems(out, config)
+    assert problem.startswith("talos/talconfig.yaml:")
+    assert problem.endswith(" — from nodes.yaml:5:9: nodes[0].disk"), problem
+    assert yaml_problems(out) == [problem.split(" — from")[0]]  # without the config: as before
+
+
+# --------------------------------------------------------------------------- rendering property
+
+
+def template_environment() -> Any:
+    """The templates as makejinja loads them (delimiters, strict undefined, the plugin's
+    filters), without makejinja's file walking, so one example renders in milliseconds."""
+    import importlib.util
+    import tomllib
+
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    settings_ = tomllib.loads((ROOT / "makejinja.toml").read_text())["makejinja"]
+    delimiters = {f"{k}_string": v for k, v in settings_["delimiter"].items()}
+    env = Environment(
+        loader=FileSystemLoader(ROOT / "templates" / "config"), undefined=StrictUndefined, **delimiters
+    )
+    spec = importlib.util.spec_from_file_location(
+        "home_ops_plugin_for_tests", ROOT / "templates/scripts/plugin.py"
+    )
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    for name in dir(plugin):
+        function = getattr(plugin, name)
+        if callable(function) and getattr(function, "__module__", "") == plugin.__name__ and name.islower():
+            env.filters[name] = function
+    return env
+
+
+ENV: Any = None
+TEMPLATES = sorted(
+    str(p.relative_to(ROOT / "templates" / "config"))
+    for p in (ROOT / "templates" / "config").rglob("*.j2")
+    if not p.name.endswith(".partial.yaml.j2")
+)
+
+
+def fake_secrets() -> dict[str, Any]:
+    from tasks.lib.config.template_context import OperatorFiles, secret_template_data
+
+    secrets = {
+        "cloudflare_token": "t" * 40,
+        "cloudflare_tunnel": {
+            "AccountTag": "a" * 32,
+            "TunnelID": "12345678-1234-1234-1234-123456789012",
+            "TunnelSecret": "s" * 44,
+        },
+        "onepassword_connect": {"credentials": '{"a":1}', "token": "o" * 20},
+    }
+    operator = OperatorFiles(
+        "AGE-SECRET-KEY-1X", "age1x", "-----BEGIN KEY-----\nx\n-----END KEY-----\n", "ssh-ed25519 x", "p"
+    )
+    return {**secret_template_data(secrets), **operator.template_data()}
+
+
+def key_paths(value: Any, prefix: str = "") -> set[str]:
+    """Every mapping key of a YAML document as a path, list positions collapsed."""
+    if isinstance(value, dict):
+        paths = set()
+        for key, inner in value.items():
+            paths.add(f"{prefix}.{key}")
+            paths |= key_paths(inner, f"{prefix}.{key}")
+        return paths
+    if isinstance(value, list):
+        return set().union(*(key_paths(inner, f"{prefix}[]") for inner in value)) if value else set()
+    return set()
+
+
+def render_shape(data: dict[str, Any]) -> dict[str, list[set[str]]]:
+    """Each template's rendered documents as key paths; a parse failure fails the test."""
+    import yaml
+
+    global ENV
+    ENV = ENV or template_environment()
+    shapes = {}
+    for name in TEMPLATES:
+        text = ENV.get_template(name).render(data)
+        if name.endswith((".yaml.j2", ".yml.j2")):
+            documents = list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+            shapes[name] = [key_paths(d) for d in documents]
+    return shapes
+
+
+SHAPE_CLUSTER = {
+    **VALID_CLUSTER,
+    "node_vlan_tag": 20,
+    "cluster_api_tls_sans": ["k8s.example.com"],
+    "node_ntp_servers": ["time.example.com"],
+    "repository_branch": "main",
+}
+SHAPE_NODES = [
+    node(0, disk="/dev/sda", kernel_modules=["nvidia"]),
+    node(1, controller=False, disk="S4EWNX0R123456", kernel_modules=["zfs"]),
+]
+
+
+LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+HOSTS = st.lists(LABEL, min_size=1, max_size=4).map(".".join)
+DOMAINS = st.tuples(
+    st.lists(LABEL, min_size=1, max_size=3), st.from_regex(r"[a-z]{2,6}", fullmatch=True)
+).map(lambda parts: ".".join([*parts[0], parts[1]]))
+PART = r"[A-Za-z0-9._:+@-]{1,12}"
+DEVICES = st.from_regex(rf"/dev/{PART}(/{PART}){{0,3}}", fullmatch=True)
+SERIALS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,20}", fullmatch=True)
+REPOSITORIES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,10}/[A-Za-z0-9._-]{1,20}", fullmatch=True)
+BRANCHES = st.from_regex(r"[A-Za-z0-9._/#\"'!&*%@{},|>\[\]=+$`é-]{1,24}", fullmatch=True)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[*FUNCTION_SCOPED, HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(
+    name=LABEL,
+    module=st.from_regex(schema.KERNEL_MODULE, fullmatch=True),
+    device=DEVICES,
+    serial=SERIALS,
+    branch=BRANCHES,
+    repository=REPOSITORIES,
+    domain=DOMAINS,
+    host=HOSTS,
+)
+@example(
+    name="true",
+    module="null",
+    device="/dev/disk/by-id/x@y:1",
+    serial="1e5",
+    branch='a"b#c',
+    repository="a/b",
+    domain="no.yes",
+    host="null",
+)
+def test_any_accepted_value_renders_to_yaml_with_the_same_keys(
+    tmp_path: Path,
+    name: str,
+    module: str,
+    device: str,
+    serial: str,
+    branch: str,
+    repository: str,
+    domain: str,
+    host: str,
+) -> None:
+    cluster = {
+        **SHAPE_CLUSTER,
+        "repository_branch": branch,
+        "repository_name": repository,
+        "cloudflare_domain": domain,
+        "node_ntp_servers": [host],
+        "cluster_api_tls_sans": [host],
+    }
+    nodes = [
+        {**SHAPE_NODES[0], "name": name, "disk": device, "kernel_modules": [module]},
+        {**SHAPE_NODES[1], "disk": serial},
+    ]
+    try:
+        config = load_config(*write(tmp_path, cluster, {"nodes": nodes}), root=tmp_path)
+    except UserError:
+        assume(False)  # what validation refuses never reaches a template
+        return
+    (tmp_path / "base").mkdir(exist_ok=True)
+    baseline = load_config(
+        *write(tmp_path / "base", SHAPE_CLUSTER, {"nodes": SHAPE_NODES}), root=tmp_path / "base"
+    )
+    secrets = fake_secrets()
+    assert render_shape({**config.template_data(), **secrets}) == render_shape(
+        {**baseline.template_data(), **secrets}
+    )

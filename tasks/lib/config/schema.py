@@ -1073,6 +1073,19 @@ class ClusterConfig:
         return blame(self.origins, rendered_lines)
 
 
+def explain_rendered_error(config: ClusterConfig, text: str, line: int, first_line: int | None = None) -> str:
+    """For a rendered file that does not parse: `` — from FILE:LINE:COL: key`` naming the
+    config values on its lines ``first_line``..``line`` (1-based; the YAML error's context and
+    problem marks), or on the line before when those hold none; '' when no value is found.
+    Keys and positions only: a value (a secret, even) is never repeated."""
+    lines = text.splitlines()
+    start = max(1, min(first_line or line, line))
+    found = blame(config.origins, lines[start - 1 : line]) or blame(
+        config.origins, lines[max(0, start - 2) : start - 1]
+    )
+    return f" — from {', '.join(str(o) for o in found[:3])}" if found else ""
+
+
 def blame(candidates: Sequence[Origin], rendered_lines: Sequence[str]) -> list[Origin]:
     text = "\n".join(rendered_lines)
     found = [o for o in candidates if len(o.text) >= 2 and o.text in text]
