@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from tasks.lib.config import schema
-from tasks.lib.config.schema import GitBranch, git_ref_problem, load_config
+from tasks.lib.config.constraints import GitBranch, git_ref_problem
+from tasks.lib.config.schema import load_config
 from tasks.lib.errors import UserError
 from tests.test_config import VALID_CLUSTER, errors_of, node, with_cluster, write
 

@@ -37,6 +37,7 @@ from . import manifest as mf
 RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makejinja.toml")
 RENDER_CODE = (
     "tasks/lib/config/schema.py",
+    "tasks/lib/config/constraints.py",
     "tasks/lib/config/template_context.py",
     "tasks/lib/config/render.py",
 )

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tasks.lib.config.schema import ClusterConfig, Document, Problem, is_set, key_position, load_config, plain
+from tasks.lib.config.constraints import is_set, plain
+from tasks.lib.config.schema import ClusterConfig, Document, Problem, key_position, load_config
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 
