@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoke import Collection
+from invoke.collection import Collection
 
 ROOT_GROUP = "root"
 
