@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tasks.lib.config.constraints import (
     ASN,
@@ -482,7 +482,9 @@ def network_checks(cluster: Document, node_count: int) -> Iterator[Problem]:
             at, other, mine, theirs = (second, first, b, a) if second in c else (first, second, a, b)
             yield cluster.problem(c, at if at in c else None, at, f"{mine} overlaps {other} ({theirs})")
 
-    where = lambda key: key if key in c else None  # noqa: E731
+    def where(key: str) -> str | None:
+        return key if key in c else None
+
     svc = networks["cluster_svc_cidr"]
     if svc is not None:
         if svc.prefixlen < 32 - MAX_SVC_PREFIX_BITS:
@@ -701,8 +703,10 @@ def validate(cluster: Document, nodes: Document) -> list[Problem]:
 
 # --------------------------------------------------------------------------- the result
 
+Model = TypeVar("Model", ClusterSettings, NodeSettings)
 
-def build(model: type, raw: dict[str, Any], **computed: Any) -> Any:
+
+def build(model: type[Model], raw: dict[str, Any], **computed: Any) -> Model:
     """An instance of ``model`` from a validated mapping: set keys converted, defaults kept."""
     model_specs = specs(model)
     values = {key: model_specs[key].constraint.convert(value) for key, value in raw.items() if is_set(value)}
@@ -811,7 +815,10 @@ def blame(candidates: Sequence[Origin], rendered_lines: Sequence[str]) -> list[O
 def load_config(cluster_path: Path, nodes_path: Path, root: Path | None = None) -> ClusterConfig:
     """Read, validate and complete the configuration, or raise a :class:`UserError` listing
     every problem. Nothing is written."""
-    label = lambda path: str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)  # noqa: E731
+
+    def label(path: Path) -> str:
+        return str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
+
     errors: list[str] = []
     documents: list[Document] = []
     for path in (cluster_path, nodes_path):

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks.lib.config.constraints import is_set, plain
-from tasks.lib.config.schema import ClusterConfig, Document, Problem, key_position, load_config
-from tasks.lib.errors import UserError
+from tasks.lib.config.schema import ClusterConfig, Document, key_position, load_config
+from tasks.lib.errors import Problem, UserError
 from tasks.lib.paths import Paths
 
 #: Values that ``inv init`` puts in a new cluster.sops.yaml; configure warns while they stay.
