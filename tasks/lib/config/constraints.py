@@ -268,6 +268,7 @@ def git_ref_problem(name: str) -> str | None:
         (name.startswith("-"), "it may not start with '-'"),
         (name == "HEAD", "HEAD is not a branch"),
         ("@{" in name, "it may not contain '@{'"),
+        ("${" in name, "Flux would substitute the '${...}' in it"),  # stricter than git
         (".." in name, "it may not contain '..'"),
         (name.startswith("/") or name.endswith("/") or "//" in name, "slashes must separate parts"),
         (name.endswith("."), "it may not end with '.'"),
