@@ -625,3 +625,16 @@ def test_any_accepted_value_renders_to_yaml_with_the_same_keys(
     assert render_shape(template_data(config, tmp_path)) == render_shape(
         template_data(baseline, tmp_path / "base")
     )
+
+
+def test_the_render_digest_never_reads_a_fifo_or_a_device(tmp_path: Path) -> None:
+    """configure digests its inputs before validating them: that must not hang or eat memory."""
+    from tasks.lib.config.manifest import inputs_digest
+
+    fifo, zero, regular = tmp_path / "fifo", tmp_path / "zero", tmp_path / "regular"
+    os.mkfifo(fifo)
+    zero.symlink_to("/dev/zero")
+    regular.write_text("a: 1\n")
+    first = inputs_digest(b"k", [fifo, zero, regular, tmp_path / "missing"])
+    regular.write_text("a: 2\n")
+    assert inputs_digest(b"k", [fifo, zero, regular, tmp_path / "missing"]) != first
