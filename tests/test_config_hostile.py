@@ -638,3 +638,19 @@ def test_the_render_digest_never_reads_a_fifo_or_a_device(tmp_path: Path) -> Non
     first = inputs_digest(b"k", [fifo, zero, regular, tmp_path / "missing"])
     regular.write_text("a: 2\n")
     assert inputs_digest(b"k", [fifo, zero, regular, tmp_path / "missing"]) != first
+
+
+def test_sops_never_reads_a_secrets_file_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    from tasks.lib.config.template_context import OperatorFiles, build_context
+    from tasks.lib.paths import repo_paths
+
+    config = load_config(*write(tmp_path), root=tmp_path)
+    os.mkfifo(tmp_path / "cluster.sops.yaml")
+
+    def decrypt(path: Path) -> str:
+        raise AssertionError(f"sops would block on {path}")
+
+    operator = OperatorFiles("AGE-SECRET-KEY-1X", "age1x", "k", "ssh-ed25519 x", "p")
+    with pytest.raises(UserError) as raised:
+        build_context(repo_paths(tmp_path), decrypt, config, operator)
+    assert raised.value.lines == [f"cluster.sops.yaml: {NOT_REGULAR}"]

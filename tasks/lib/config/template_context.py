@@ -180,8 +180,9 @@ def read_operator_files(paths: Paths) -> OperatorFiles:
     )
 
 
-def load_secrets(paths: Paths, decrypted_text: str) -> dict[str, Any]:
-    """Parse and validate the decrypted ``cluster.sops.yaml``."""
+def load_secrets(paths: Paths, decrypt: Callable[[Path], str]) -> dict[str, Any]:
+    """Decrypt, parse and validate ``cluster.sops.yaml``. The encrypted file is read first
+    (a bounded, regular file), so sops never blocks on a pipe or reads a device."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -189,6 +190,7 @@ def load_secrets(paths: Paths, decrypted_text: str) -> dict[str, Any]:
 
     label = paths.rel(paths.secrets_config)
     encrypted = read_yaml(paths.secrets_config, label)
+    decrypted_text = decrypt(paths.secrets_config)
     try:
         decrypted = YAML(typ="safe", pure=True).load(decrypted_text)
     except YAMLError:
@@ -232,7 +234,7 @@ def build_context(
     label = paths.rel(paths.secrets_config)
     if not paths.secrets_config.exists():
         raise UserError(f"{label} not found — run `inv init` to create it, then `inv sops.edit {label}`")
-    secrets = load_secrets(paths, decrypt(paths.secrets_config))
+    secrets = load_secrets(paths, decrypt)
     secret_data = secret_template_data(secrets)
     if config.settings.cloudflare_token and "cloudflare_token" in secrets:
         # cluster.sops.yaml wins; the plaintext key is accepted only for compatibility.
