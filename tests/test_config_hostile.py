@@ -473,10 +473,8 @@ def template_environment() -> Any:
     assert spec is not None and spec.loader is not None
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
-    for name in dir(plugin):
-        function = getattr(plugin, name)
-        if callable(function) and getattr(function, "__module__", "") == plugin.__name__ and name.islower():
-            env.filters[name] = function
+    for function in plugin.Plugin.filters(None):  # the plugin's filter list (it needs no state)
+        env.filters[function.__name__] = function
     return env
 
 
