@@ -20,6 +20,7 @@ from tasks.lib.config.constraints import GitBranch, git_ref_problem
 from tasks.lib.config.schema import load_config
 from tasks.lib.errors import UserError
 from tests.test_config import VALID_CLUSTER, errors_of, node, with_cluster, write
+from tests.test_pipeline import MINIMAL_TEMPLATES, run, use_templates
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTION_SCOPED = [HealthCheck.function_scoped_fixture]
@@ -652,3 +653,41 @@ def test_sops_never_reads_a_secrets_file_that_is_not_a_regular_file(tmp_path: Pa
     with pytest.raises(UserError) as raised:
         build_context(repo_paths(tmp_path), decrypt, config, operator)
     assert raised.value.lines == [f"cluster.sops.yaml: {NOT_REGULAR}"]
+
+
+# --------------------------------------------------------------------------- through the pipeline
+
+
+def line_of(path: Path, text: str) -> int:
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if line.startswith(text))
+
+
+def test_configure_names_the_config_key_behind_a_rendered_file_that_does_not_parse(
+    example_repo: Path,
+) -> None:
+    use_templates(
+        example_repo,
+        {**MINIMAL_TEMPLATES, "talos/talenv.yaml.j2": "---\nrepository: [#{ repository_name }#\n"},
+    )
+    with pytest.raises(UserError) as raised:
+        run(example_repo)
+    (line,) = [line for line in raised.value.lines if "rendered YAML does not parse" in line]
+    assert line.startswith("talos/talenv.yaml:3:1:"), line
+    where = line_of(example_repo / "cluster.yaml", "repository_name:")
+    assert line.endswith(f" — from cluster.yaml:{where}:18: repository_name"), line
+
+
+def test_configure_refuses_a_service_network_too_small_for_coredns(example_repo: Path) -> None:
+    """The bundled templates take the 10th host of the service network (CoreDNS): a /29
+    used to crash the render with IndexError; now it is one line before anything renders."""
+    cluster = example_repo / "cluster.yaml"
+    cluster.write_text(
+        cluster.read_text().replace("# cluster_svc_cidr: 10.43.0.0/16", "cluster_svc_cidr: 10.43.0.0/29")
+    )
+    with pytest.raises(UserError) as raised:
+        run(example_repo)
+    where = line_of(cluster, "cluster_svc_cidr:")
+    assert raised.value.lines == [
+        f"cluster.yaml:{where}:19: cluster_svc_cidr: 10.43.0.0/29 has 8 addresses, but CoreDNS takes host 10 "
+        "of it — use a /28 or larger"
+    ]
