@@ -3,8 +3,9 @@
 Secrets never come from plaintext files in the repository:
 
 - ``cluster.sops.yaml`` (committed, SOPS-encrypted whole) holds the values the operator
-  brings: the Cloudflare API token, the Cloudflare tunnel credentials and the 1Password
-  Connect credentials. It is decrypted in memory (``sops --decrypt`` to a pipe).
+  brings: the Cloudflare API token, the Cloudflare tunnel credentials and, optionally, the
+  1Password Connect credentials (without them no Connect server and no ClusterSecretStore
+  are rendered). It is decrypted in memory (``sops --decrypt`` to a pipe).
 - The operator's local, git-ignored files made by ``inv init`` hold the rest: the age key,
   the deploy key and the push token.
 
@@ -30,7 +31,7 @@ PLACEHOLDER_MARK = "replace-me"
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-#: Keys of cluster.sops.yaml: name -> (required, check returning an error or None).
+#: Keys of cluster.sops.yaml: name -> check returning an error or None.
 SecretCheck = Callable[[Any], str | None]
 
 
@@ -73,6 +74,8 @@ SECRET_CHECKS: dict[str, SecretCheck] = {
     "cloudflare_tunnel": _tunnel,
     "onepassword_connect": _onepassword,
 }
+#: Keys of cluster.sops.yaml that may be left out (the feature is then not rendered).
+OPTIONAL_SECRETS = frozenset({"onepassword_connect"})
 
 
 def validate_secrets(decrypted: Any, encrypted: Document) -> list[Problem]:
@@ -93,7 +96,7 @@ def validate_secrets(decrypted: Any, encrypted: Document) -> list[Problem]:
             line, column = key_position(where, key)
             problems.append(Problem(label, line, column, str(key), message))
     for key in SECRET_CHECKS:
-        if key not in decrypted:
+        if key not in decrypted and key not in OPTIONAL_SECRETS:
             problems.append(
                 Problem(label, None, None, key, "required secret is missing — add it with `inv sops.edit`")
             )
@@ -202,10 +205,11 @@ def load_secrets(paths: Paths, decrypt: Callable[[Path], str]) -> dict[str, Any]
 
 
 def secret_template_data(secrets: dict[str, Any]) -> dict[str, str]:
+    connect = secrets.get("onepassword_connect")
     return {
         "cloudflare_token": str(secrets["cloudflare_token"]),
         **tunnel_values(secrets["cloudflare_tunnel"]),
-        **onepassword_values(secrets["onepassword_connect"]),
+        **(onepassword_values(connect) if connect is not None else {}),
     }
 
 
@@ -240,6 +244,11 @@ def build_context(
         # cluster.sops.yaml wins; the plaintext key is accepted only for compatibility.
         settings = replace(config.settings, cloudflare_token=secret_data["cloudflare_token"])
         config = replace(config, settings=settings)
-    data = {**config.template_data(), **secret_data, **operator.template_data()}
+    data = {
+        **config.template_data(),
+        **secret_data,
+        **operator.template_data(),
+        "onepassword_enabled": "onepassword_token" in secret_data,
+    }
     hidden = (*secret_data.values(), operator.age_key, operator.deploy_key, operator.push_token)
     return RenderContext(config, data, tuple(v for v in hidden if v), tuple(placeholders(secrets)))
