@@ -313,12 +313,14 @@ def test_random_yaml_text_never_crashes(tmp_path: Path, text: str) -> None:
 
 # --------------------------------------------------------------------------- the model and its docs
 
+CHECKOUT = Path(__file__).resolve().parent.parent  # read-only: the documentation under test
+
 
 def test_configuration_reference_is_generated_from_the_model() -> None:
     from tasks.lib.config import reference
 
-    assert not reference.stale(ROOT), "run `python scripts/update_catalog.py`"
-    text = (ROOT / reference.DOC).read_text()
+    assert not reference.stale(CHECKOUT), "run `python scripts/update_catalog.py`"
+    text = (CHECKOUT / reference.DOC).read_text()
     for key in (*schema.CLUSTER_SPECS, *schema.NODE_SPECS):
         assert f"| `{key}` " in text, key
 
@@ -327,7 +329,7 @@ def test_reference_goes_stale_when_the_model_changes(tmp_path: Path, monkeypatch
     from tasks.lib.config import reference
 
     (tmp_path / "docs").mkdir()
-    (tmp_path / reference.DOC).write_text((ROOT / reference.DOC).read_text())
+    (tmp_path / reference.DOC).write_text((CHECKOUT / reference.DOC).read_text())
     assert not reference.stale(tmp_path)
     spec = schema.CLUSTER_SPECS["node_cidr"]
     monkeypatch.setitem(reference.CLUSTER_SPECS, "node_cidr", schema.Spec(spec.constraint, "changed", None))

@@ -681,9 +681,8 @@ def test_configure_refuses_a_service_network_too_small_for_coredns(example_repo:
     """The bundled templates take the 10th host of the service network (CoreDNS): a /29
     used to crash the render with IndexError; now it is one line before anything renders."""
     cluster = example_repo / "cluster.yaml"
-    cluster.write_text(
-        cluster.read_text().replace("# cluster_svc_cidr: 10.43.0.0/16", "cluster_svc_cidr: 10.43.0.0/29")
-    )
+    text = re.sub(r"(?m)^#? ?cluster_svc_cidr:.*\n", "", cluster.read_text())
+    cluster.write_text(text + "cluster_svc_cidr: 10.43.0.0/29\n")
     with pytest.raises(UserError) as raised:
         run(example_repo)
     where = line_of(cluster, "cluster_svc_cidr:")
