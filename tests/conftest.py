@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from invoke import Config, Context, Result
 from invoke.exceptions import Exit
 
@@ -122,3 +123,9 @@ def exit_code(call: object) -> int:
     with pytest.raises(Exit) as error:
         call()  # type: ignore[operator]
     return error.value.code
+
+
+# Speed is measured by the benchmarks under scripts/, not by per-example deadlines, which
+# only turn a loaded CI machine into flaky failures.
+settings.register_profile("home-ops", deadline=None)
+settings.load_profile("home-ops")
