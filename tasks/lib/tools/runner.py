@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -399,6 +399,47 @@ class Outcome:
         return self.returncode == 0
 
 
+@dataclass(frozen=True)
+class Command:
+    """One command for :func:`run_commands`: its argv, what to feed its stdin, where to run."""
+
+    argv: tuple[str, ...]
+    stdin: bytes | None = None
+    cwd: Path | None = None
+
+    @property
+    def line(self) -> str:
+        return command_line(self.argv)
+
+
+#: Callbacks told of every command :func:`run_many` starts (see :func:`observe`).
+_observers: list[Callable[[Command], None]] = []
+
+
+@contextlib.contextmanager
+def observe(callback: Callable[[Command], None]) -> Iterator[None]:
+    """Tell ``callback`` of every command run in parallel while the block runs: ``--dry``
+    shows what a read-only task ran, tests see the exact commands."""
+    _observers.append(callback)
+    try:
+        yield
+    finally:
+        _observers.remove(callback)
+
+
+def run_commands(commands: Sequence[Command], *, workers: int | None = None) -> list[Outcome]:
+    """:func:`run_many` for :class:`Command` values, each with its own working directory."""
+    by_cwd: dict[Path | None, list[int]] = {}
+    for index, command in enumerate(commands):
+        by_cwd.setdefault(command.cwd, []).append(index)
+    outcomes: list[Outcome | None] = [None] * len(commands)
+    for cwd, indexes in by_cwd.items():
+        jobs = [(commands[i].argv, commands[i].stdin) for i in indexes]
+        for i, outcome in zip(indexes, run_many(jobs, cwd=cwd, workers=workers), strict=True):
+            outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]
+
+
 def run_many(
     jobs: Sequence[tuple[Sequence[str], bytes | None]],
     *,
@@ -415,6 +456,8 @@ def run_many(
 
     def one(job: tuple[Sequence[str], bytes | None]) -> Outcome:
         argv, stdin = job
+        for callback in list(_observers):
+            callback(Command(tuple(str(a) for a in argv), stdin, cwd))
         exe = find_tool(argv[0])
         if exe is None:
             raise UserError(missing_tool_message(argv[0]))
