@@ -10,6 +10,7 @@ is passed through mdformat, so ``inv lint`` and the generator never disagree.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,15 +85,20 @@ MARKERS = re.compile(
 )
 
 
-def update_text(text: str, ns: Collection) -> str:
-    """``text`` with every catalog section regenerated, formatted as mdformat would."""
+def fill_sections(text: str, render: Callable[[str], str]) -> str:
+    """``text`` with the body of every marked section replaced by ``render(name)``, formatted
+    as mdformat would (so ``inv lint`` and the generators never disagree)."""
     import mdformat
 
     def replace(match: re.Match[str]) -> str:
-        body = render_section(ns, match["name"])
-        return f"{match['begin']}\n{body}\n\n<!-- catalog:{match['name']}:end -->"
+        return f"{match['begin']}\n{render(match['name'])}\n\n<!-- catalog:{match['name']}:end -->"
 
     return mdformat.text(MARKERS.sub(replace, text), extensions={"gfm", "tables"})
+
+
+def update_text(text: str, ns: Collection) -> str:
+    """``text`` with every catalog section regenerated."""
+    return fill_sections(text, lambda name: render_section(ns, name))
 
 
 def section_names(text: str) -> list[str]:

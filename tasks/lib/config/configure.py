@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.lib.config.schema import load_config
+from tasks.lib.config.schema import ClusterConfig, explain_rendered_error, load_config
 from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
@@ -37,6 +37,7 @@ from . import manifest as mf
 RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makejinja.toml")
 RENDER_CODE = (
     "tasks/lib/config/schema.py",
+    "tasks/lib/config/constraints.py",
     "tasks/lib/config/template_context.py",
     "tasks/lib/config/render.py",
 )
@@ -277,8 +278,9 @@ def last_line(outcome: Outcome) -> str:
     return lines[-1] if lines else f"exit {outcome.returncode}"
 
 
-def yaml_problems(out: Path) -> list[str]:
-    """Every rendered YAML file must parse (libyaml's C parser: fast, with positions)."""
+def yaml_problems(out: Path, config: ClusterConfig | None = None) -> list[str]:
+    """Every rendered YAML file must parse (libyaml's C parser: fast, with positions).
+    With ``config``, a problem also names the cluster.yaml/nodes.yaml key behind it."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -290,19 +292,23 @@ def yaml_problems(out: Path) -> list[str]:
         except yaml.MarkedYAMLError as error:
             mark = error.problem_mark
             where = f"{path.relative_to(out)}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
-            problems.append(f"{where}: rendered YAML does not parse: {error.problem}")
+            cause = ""
+            if config is not None and mark is not None:
+                first = error.context_mark.line + 1 if error.context_mark else None
+                cause = explain_rendered_error(config, path.read_text(errors="replace"), mark.line + 1, first)
+            problems.append(f"{where}: rendered YAML does not parse: {error.problem}{cause}")
         except yaml.YAMLError as error:
             problems.append(f"{path.relative_to(out)}: rendered YAML does not parse: {error}")
     return problems
 
 
-def validate_staged(paths: Paths, out: Path, say: Say) -> None:
+def validate_staged(paths: Paths, out: Path, say: Say, config: ClusterConfig | None = None) -> None:
     """YAML-parse every file, build every kustomization and, when talhelper is installed,
     validate the Talos config. Every problem is reported, then we stop."""
     dirs = kustomization_dirs(out)
     with ThreadPoolExecutor(max_workers=1) as pool:
         building = pool.submit(kustomize_problems, paths, out, dirs)  # kustomize runs meanwhile
-        problems = yaml_problems(out)
+        problems = yaml_problems(out, config)
         problems += building.result()
     talos = out / "talos"
     note = ""
@@ -470,7 +476,7 @@ def stage(
         try:
             files = render(paths, context, out, part="rest")
             say(f"rendered {len(files)} files")
-            validate_staged(paths, out, say)
+            validate_staged(paths, out, say, context.config)
         finally:
             wait([encrypting])  # never leave the staging directory while sops still reads it
         encrypted = encrypting.result()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,15 +35,27 @@ def keyed_digest(key: bytes, data: bytes) -> str:
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
+def update_with_file(mac: hmac.HMAC, path: Path) -> None:
+    """Feed a regular file's bytes to ``mac`` in chunks; anything else (missing, a FIFO, a
+    device such as a link to /dev/zero) only by what it is, so digesting never blocks or
+    fills memory. Validation then refuses such an input with a clear message."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            mac.update(b"<not a regular file>")
+            return
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 16), b""):
+                mac.update(chunk)
+    except OSError:
+        mac.update(b"<missing>")
+
+
 def inputs_digest(key: bytes, paths: Iterable[Path], extra: Iterable[str] = ()) -> str:
     """Keyed digest of the files (names and bytes) and values a render depends on."""
     mac = hmac.new(key, digestmod=hashlib.sha256)
     for path in sorted(set(paths)):
         mac.update(str(path).encode() + b"\0")
-        try:
-            mac.update(path.read_bytes())
-        except OSError:
-            mac.update(b"<missing>")
+        update_with_file(mac, path)
         mac.update(b"\0")
     for value in extra:
         mac.update(value.encode() + b"\0")

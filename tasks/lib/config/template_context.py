@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tasks.lib.config.schema import ClusterConfig, Document, Problem, is_set, key_position, load_config, plain
-from tasks.lib.errors import UserError
+from tasks.lib.config.constraints import is_set, plain
+from tasks.lib.config.schema import ClusterConfig, Document, key_position, load_config
+from tasks.lib.errors import Problem, UserError
 from tasks.lib.paths import Paths
 
 #: Values that ``inv init`` puts in a new cluster.sops.yaml; configure warns while they stay.
@@ -182,8 +183,9 @@ def read_operator_files(paths: Paths) -> OperatorFiles:
     )
 
 
-def load_secrets(paths: Paths, decrypted_text: str) -> dict[str, Any]:
-    """Parse and validate the decrypted ``cluster.sops.yaml``."""
+def load_secrets(paths: Paths, decrypt: Callable[[Path], str]) -> dict[str, Any]:
+    """Decrypt, parse and validate ``cluster.sops.yaml``. The encrypted file is read first
+    (a bounded, regular file), so sops never blocks on a pipe or reads a device."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -191,6 +193,7 @@ def load_secrets(paths: Paths, decrypted_text: str) -> dict[str, Any]:
 
     label = paths.rel(paths.secrets_config)
     encrypted = read_yaml(paths.secrets_config, label)
+    decrypted_text = decrypt(paths.secrets_config)
     try:
         decrypted = YAML(typ="safe", pure=True).load(decrypted_text)
     except YAMLError:
@@ -235,11 +238,12 @@ def build_context(
     label = paths.rel(paths.secrets_config)
     if not paths.secrets_config.exists():
         raise UserError(f"{label} not found — run `inv init` to create it, then `inv sops.edit {label}`")
-    secrets = load_secrets(paths, decrypt(paths.secrets_config))
+    secrets = load_secrets(paths, decrypt)
     secret_data = secret_template_data(secrets)
-    if config.cluster.get("cloudflare_token") and "cloudflare_token" in secrets:
+    if config.settings.cloudflare_token and "cloudflare_token" in secrets:
         # cluster.sops.yaml wins; the plaintext key is accepted only for compatibility.
-        config.cluster["cloudflare_token"] = secret_data["cloudflare_token"]
+        settings = replace(config.settings, cloudflare_token=secret_data["cloudflare_token"])
+        config = replace(config, settings=settings)
     data = {
         **config.template_data(),
         **secret_data,
