@@ -8,7 +8,11 @@ task bodies, so ``inv --list`` costs little more than Invoke itself.
 from invoke import Collection
 
 from tasks import bootstrap, dev, flux, lint, root, sops, talos
+from tasks.lib.errors import guard_program
 from tasks.lib.paths import repo_paths, tool_env
+
+# Invoke's own command line gets the tasks' promise too: no traceback, one line.
+guard_program()
 
 ns = Collection()
 

@@ -21,7 +21,7 @@ from tasks.lib.errors import UserError, friendly
 from tasks.lib.files import write_atomically
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name, store_type
-from tasks.lib.tools.runner import command_env, command_line, find_tool, is_dry, require, run, run_many
+from tasks.lib.tools.runner import command_env, command_line, find_tool, is_dry, redact, require, run, run_many
 
 #: ``sops edit`` exits with this code when the file was saved without changes.
 SOPS_UNCHANGED = 200
@@ -89,7 +89,7 @@ def run_sops_batch(
     env = {"SOPS_AGE_KEY": extra_key} if extra_key else None
     outcomes = run_many(jobs, cwd=paths.root, paths=paths, env=env)
     failures = [
-        explain_sops_error(paths, label, outcome.stderr.decode(errors="replace"))
+        explain_sops_error(paths, label, outcome.error_text)
         for label, outcome in zip(labels, outcomes, strict=True)
         if not outcome.ok
     ]
@@ -148,7 +148,7 @@ def decrypt(c: Context, path: str) -> None:
     require(c, "sops")
     result = run(c, decrypt_argv(label), cwd=paths.root, check=False)
     if result.failed:
-        raise UserError(explain_sops_error(paths, label, result.stderr))
+        raise UserError(explain_sops_error(paths, label, redact(result.stderr)))
     sys.stdout.write(result.stdout)
 
 

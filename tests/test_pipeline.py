@@ -4,6 +4,7 @@ files, --check, and every failure path leaving the tree byte-for-byte as it was.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tasks.lib.config import configure as pipeline
+from tasks.lib.config import swap
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
 from tasks.lib.secrets.sopsfile import encrypt_argv
@@ -394,16 +396,20 @@ def test_a_failing_swap_restores_every_original(repo: Path, monkeypatch: pytest.
     calls = {"n": 0}
 
     def flaky_replace(src: str, dst: str) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError("disk full")
+        if str(src).endswith(".configure-new"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise PermissionError(errno.EACCES, "Permission denied")
         real_replace(src, dst)
 
-    monkeypatch.setattr(pipeline.os, "replace", flaky_replace)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(swap.os, "replace", flaky_replace)
+    with pytest.raises(UserError) as raised:
         run(repo)
+    (line,) = raised.value.lines
+    assert line.startswith("could not write the new tree, so nothing was changed: ")
+    assert line.endswith(": Permission denied") and ".configure" not in line
     assert snapshot(repo) == before
-    leftovers = [p for p in repo.rglob("*.configure") if ".git" not in p.parts]
+    leftovers = [p for p in repo.rglob(".*.configure*") if ".git" not in p.parts]
     assert leftovers == []
 
 

@@ -27,3 +27,39 @@ def write_atomically(path: Path, content: str | bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             Path(temporary).unlink()
         raise
+
+
+#: Inputs larger than this are refused: every file a task reads is small text.
+MAX_TEXT_BYTES = 4 * 1024 * 1024
+
+
+def read_text(path: Path, label: str | None = None, hint: str = "") -> str:
+    """A small UTF-8 text file, or one :class:`UserError` line saying what is wrong with it
+    (missing, a directory, not a regular file, unreadable, too big, not UTF-8)."""
+    import stat
+
+    from tasks.lib.errors import UserError
+
+    name = label or str(path)
+    suffix = f" — {hint}" if hint else ""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise UserError(f"{name}: not found{suffix}") from None
+    except OSError as error:
+        raise UserError(f"{name}: cannot read it: {error.strerror or error}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UserError(f"{name}: is a directory, not a file{suffix}")
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{name}: not a regular file{suffix}")
+    if info.st_size > MAX_TEXT_BYTES:
+        raise UserError(f"{name}: too big ({info.st_size} bytes) for a text file{suffix}")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UserError(f"{name}: cannot read it: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise UserError(f"{name}:{line}: not UTF-8 text (byte {error.start}){suffix}") from None

@@ -142,10 +142,29 @@ def require_files(*pairs: tuple[Path, str], paths: Paths | None = None) -> None:
         raise UserError(*lines)
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
+#: Secrets this process has seen (registered by the tasks that read them): masked in every
+#: line :func:`redact` cleans, so a tool that echoes its input never prints one.
+_KNOWN_SECRETS: set[str] = set()
+#: Shorter values are not masked on their own (they would garble ordinary words).
+MIN_SECRET_LENGTH = 6
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Remember secret values (and each long line of a multi-line one, such as a private
+    key) so every later :func:`redact` masks them."""
+    for value in values:
+        if not value:
+            continue
+        for part in (value, value.strip(), *value.splitlines()):
+            part = part.strip()
+            if len(part) >= MIN_SECRET_LENGTH and not part.startswith("-----"):
+                _KNOWN_SECRETS.add(part)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with the given and every registered secret masked, longest first."""
+    for secret in sorted({*(s for s in secrets if s), *_KNOWN_SECRETS}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
     return text
 
 
@@ -356,9 +375,9 @@ def retry(
                 print(f"{waiting_for}: done after {attempt} attempt(s)")
                 return result
             if result.ok:  # ran fine, but not yet what we wait for: its output is data, not an error
-                last_error = tail(result.stderr, 5) or "succeeded, but not the awaited condition yet"
+                last_error = redact(tail(result.stderr, 5)) or "succeeded, but not the awaited condition yet"
             else:
-                last_error = tail(result.stderr or result.stdout, 5) or f"exit {result.exited}"
+                last_error = redact(tail(result.stderr or result.stdout, 5)) or f"exit {result.exited}"
         elapsed = clock() - started
         if elapsed + interval > deadline:
             raise UserError(
@@ -381,6 +400,11 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+    @property
+    def error_text(self) -> str:
+        """stderr as text, every registered secret masked: the only form to print."""
+        return redact(self.stderr.decode(errors="replace"))
 
 
 def run_many(
