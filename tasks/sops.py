@@ -21,7 +21,16 @@ from tasks.lib.errors import UserError, friendly
 from tasks.lib.files import write_atomically
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name, store_type
-from tasks.lib.tools.runner import command_env, command_line, find_tool, is_dry, redact, require, run, run_many
+from tasks.lib.tools.runner import (
+    command_env,
+    command_line,
+    find_tool,
+    is_dry,
+    redact,
+    require,
+    run,
+    run_many,
+)
 
 #: ``sops edit`` exits with this code when the file was saved without changes.
 SOPS_UNCHANGED = 200
