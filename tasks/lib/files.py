@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -63,3 +65,39 @@ def read_text(path: Path, label: str | None = None, hint: str = "") -> str:
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise UserError(f"{name}:{line}: not UTF-8 text (byte {error.start}){suffix}") from None
+
+
+def memory_dir() -> str | None:
+    """A memory-backed temp directory when the system has one, else None (the default)."""
+    shm = Path("/dev/shm")  # noqa: S108 - only ever a private mkdtemp inside it, mode 0700
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def remove_stale_scratch(parent: Path, prefix: str) -> None:
+    """Scratch directories ``PREFIX<pid>-*`` whose process is gone (killed outright)."""
+    for path in parent.glob(f"{prefix}*"):
+        pid = path.name.removeprefix(prefix).split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
+@contextlib.contextmanager
+def private_scratch(prefix: str, parent: str | None = None) -> Iterator[Path]:
+    """A private (0700) directory ``PREFIX<pid>-XXXX`` under ``parent`` (the system temp
+    directory by default), removed when the block ends however it ends; the ones that
+    killed processes left behind are removed first."""
+    base = Path(parent or tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        remove_stale_scratch(base, prefix)
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base))
+    try:
+        path.chmod(0o700)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

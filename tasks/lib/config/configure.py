@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -28,6 +27,7 @@ from pathlib import Path
 from tasks.lib.config.schema import load_config
 from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
 from tasks.lib.errors import Interrupted, UserError
+from tasks.lib.files import memory_dir, private_scratch
 from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
@@ -100,38 +100,16 @@ def staging_parent() -> str | None:
     """A memory-backed temp directory when the system has one (the staging directory holds
     no secret, but it is scratch); else the system temp directory. Never inside the
     repository."""
-    shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp inside it, mode 0700
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return memory_dir()
 
 
 STAGING_PREFIX = "home-ops-configure-"
 
 
-def remove_stale_staging(parent: Path) -> None:
-    """Staging directories of runs that were killed outright (their pid is gone)."""
-    for path in parent.glob(f"{STAGING_PREFIX}*"):
-        pid = path.name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
-        if not pid.isdigit() or not path.is_dir():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            continue
-
-
 @contextlib.contextmanager
 def staging_dir() -> Iterator[Path]:
-    parent = staging_parent()
-    with contextlib.suppress(OSError):
-        remove_stale_staging(Path(parent or tempfile.gettempdir()))
-    path = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=parent))
-    try:
-        path.chmod(0o700)
+    with private_scratch(STAGING_PREFIX, staging_parent()) as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
