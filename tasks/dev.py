@@ -14,6 +14,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 
 from tasks.lib.errors import UserError, friendly
+from tasks.lib.files import write_output
 from tasks.lib.flux_live import FLUX_NS, reconcile_flux
 from tasks.lib.paths import OPERATOR_DIR_ENV, paths_for
 from tasks.lib.selftest import STEPS, report, resolve_configs, run_config, step_label, worktree_files
@@ -128,7 +129,7 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
             _git(root, "worktree", "prune")
     text = markdown(base_tree, head, base_label=ref, limit=limit)
     if output_file:
-        Path(output_file).write_text(text, encoding="utf-8")
+        write_output(Path(output_file), text)
         print(f"wrote {output_file}", file=sys.stderr)
     print(text, end="")
 

@@ -200,9 +200,14 @@ def guard_program() -> None:
         @functools.wraps(method)
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
-                return method(self, *args, **kwargs)
+                result = method(self, *args, **kwargs)
+                sys.stdout.flush()  # `inv --list | head`: the closed pipe shows here
+                return result
             except (Exit, ParseError, UnexpectedExit, KeyboardInterrupt):
                 raise
+            except BrokenPipeError:
+                silence_stdout()
+                raise Exit(code=141) from None
             except Exception as error:
                 if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                     raise

@@ -101,3 +101,18 @@ def private_scratch(prefix: str, parent: str | None = None) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a file the user asked for (``--output-file``), or stop with one line saying why
+    it cannot be written (missing folder, a directory in the way, no permission, ...)."""
+    from tasks.lib.errors import UserError
+
+    try:
+        path.write_text(text, encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: the folder {path.parent} does not exist — create it first") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory — name a file") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot write it: {error.strerror or error}") from None

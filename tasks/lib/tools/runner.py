@@ -222,21 +222,28 @@ class FeedingLocal(Local):
 
     def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
         self._interrupted = True
+        self._interrupt = interrupt
+        # SIGTERM/SIGHUP arrive here as Interrupted: the child gets the same signal.
+        signum = getattr(interrupt, "signum", signal.SIGINT)
         process = getattr(self, "process", None)
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signum)
 
     def _finish(self) -> Result:
         try:
             result = super()._finish()
         except Exception:
             if self._interrupted:
-                raise KeyboardInterrupt from None
+                raise self._received() from None
             raise
         if self._interrupted:
-            raise KeyboardInterrupt
+            raise self._received()
         return result
+
+    def _received(self) -> KeyboardInterrupt:
+        """The interrupt that stopped the command (Ctrl-C, or SIGTERM/SIGHUP as Interrupted)."""
+        return getattr(self, "_interrupt", None) or KeyboardInterrupt()
 
 
 def _use_feeding_runner(c: Context) -> None:
