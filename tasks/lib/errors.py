@@ -1,6 +1,7 @@
 """User-facing errors and the one guard every task runs in.
 
-- a :class:`UserError` is one line per problem and exit 1;
+- a :class:`UserError` is one line per problem and exit 1; so is an ``OSError`` that
+  escapes a task (a missing folder, no permission, a full disk): the path and the error;
 - anything else is a bug: one line saying so and how to see the traceback
   (``HOME_OPS_DEBUG=1``), exit 2;
 - Ctrl-C, SIGTERM and SIGHUP stop the task cleanly (every ``finally`` runs) with exit
@@ -136,6 +137,14 @@ def bug_line(error: BaseException) -> str:
     )
 
 
+def os_error_line(error: OSError) -> str:
+    where = str(error.filename) if error.filename is not None else ""
+    if len(where) > 120:
+        where = where[:60] + "…" + where[-40:]
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{where}: {reason}" if where else f"error: {reason}"
+
+
 def interrupted_line(error: KeyboardInterrupt) -> tuple[str, int]:
     if isinstance(error, Interrupted):
         return f"interrupted ({error.name}): {error.message or 'stopped'}", error.code
@@ -176,6 +185,13 @@ def friendly(func: F) -> F:
             raise Exit(code=141) from None  # what a shell reports for SIGPIPE
         except Exit:
             raise
+        except OSError as error:
+            # The environment said no (a missing folder, permissions, a full disk, a name too
+            # long): one line naming the path and the error, like any other user error.
+            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                raise
+            print(os_error_line(error), file=sys.stderr)
+            raise Exit(code=1) from None
         except Exception as error:
             if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                 raise

@@ -375,9 +375,13 @@ def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], li
     return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
 
 
-def import_renderer() -> None:
-    with contextlib.suppress(ImportError):
-        import makejinja.app  # noqa: F401
+def import_renderer(paths: Paths) -> None:
+    """Load makejinja ahead of time (in a background thread). A failure is left for the
+    render to report, in the main thread, as one line."""
+    from tasks.lib.config.render import makejinja_app
+
+    with contextlib.suppress(UserError):
+        makejinja_app(paths)
 
 
 def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
@@ -496,7 +500,10 @@ def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary
         # Same inputs as the last (validated) render, and the tree is what it wrote.
         say("nothing changed since the last configure: the tree is up to date")
         return Summary(unchanged=len(manifest.files), up_to_date=True)
-    warm = threading.Thread(target=import_renderer, daemon=True)
+    from tasks.lib.config.render import read_settings
+
+    read_settings(paths)  # a broken makejinja.toml: one line now, before anything loads it
+    warm = threading.Thread(target=import_renderer, args=(paths,), daemon=True)
     warm.start()  # makejinja loads while the config is validated and sops decrypts the secrets
     config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
     count = len(config.nodes)

@@ -112,12 +112,22 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def makejinja_app(paths: Paths) -> Any:
+    """``makejinja.app``. Importing makejinja reads ``makejinja.toml`` from the working
+    directory (its command line's defaults), so a broken file fails the import itself."""
+    try:
+        import makejinja.app
+    except Exception as error:
+        label = paths.rel(paths.makejinja_config)
+        raise UserError(f"{label}: invalid makejinja settings: {one_line(error)}") from None
+    return makejinja.app
+
+
 def render(paths: Paths, context: RenderContext, output: Path, part: Part = "all") -> list[Path]:
     """Render the templates (all, or one ``part``) into ``output``; returns every file now in
     it, relative to it."""
-    from makejinja.app import makejinja
-
     config = makejinja_config(paths, output, part)
+    makejinja = makejinja_app(paths).makejinja
     with template_errors(paths), import_paths(config), activated(context):
         makejinja(config)
     return sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file())
@@ -130,9 +140,8 @@ def render_secrets(paths: Paths, context: RenderContext) -> dict[str, str]:
 
     The same steps as makejinja's own render loop (environment, plugins, per-file data),
     applied to those templates only."""
-    from makejinja import app
-
     config = makejinja_config(paths, paths.root, "all")
+    app = makejinja_app(paths)
     rendered: dict[str, str] = {}
     with template_errors(paths), import_paths(config), activated(context):
         data = app.load_data(config)
