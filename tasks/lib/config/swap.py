@@ -180,8 +180,11 @@ def sync_dir(directory: Path) -> None:
 
 
 def drop_journal(root: Path) -> None:
+    """Remove the journal. Failing to is harmless: the next run finds it and finishes the
+    swap again, which changes nothing."""
     for name in (JOURNAL_NAME, f"{JOURNAL_NAME}.tmp"):
-        (root / name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            (root / name).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- recovery
@@ -217,9 +220,11 @@ def recover(root: Path, say: Say) -> None:
         say(f"finished the swap of an interrupted configure ({len(journal.write)} files): the tree is new")
     elif journal is not None:
         say("undid the unfinished swap of an interrupted configure: the tree is as it was before it")
+    clean = journal is None or cleanup(root, [*journal.write, *journal.remove])
     for path in stray_temporaries(root):
         path.unlink(missing_ok=True)
-    drop_journal(root)
+    if clean:
+        drop_journal(root)
 
 
 def pending(root: Path) -> bool:
@@ -295,11 +300,17 @@ def commit(root: Path, write: Sequence[str], remove: Sequence[str]) -> None:
         raise
 
 
-def cleanup(root: Path, names: Sequence[str]) -> None:
+def cleanup(root: Path, names: Sequence[str]) -> bool:
+    """Remove the swap's temporaries; False when one could not be removed (then the journal
+    stays, so the next run removes it)."""
+    clean = True
     for name in names:
         for path in (new_name(root / name), old_name(root / name)):
-            with contextlib.suppress(OSError):
+            try:
                 path.unlink(missing_ok=True)
+            except OSError:
+                clean = False
+    return clean
 
 
 def swap_in(root: Path, files: dict[str, bytes], write: Sequence[str], remove: Sequence[str]) -> None:
@@ -329,8 +340,8 @@ def swap_in(root: Path, files: dict[str, bytes], write: Sequence[str], remove: S
                 interrupt.message = "the swap had finished: the new tree is in place"
             raise
     except OSError as error:
-        cleanup(root, everything)
-        drop_journal(root)
+        if cleanup(root, everything):
+            drop_journal(root)
         path = Path(error.filename) if error.filename else root / JOURNAL_NAME
         raise UserError(
             f"could not write the new tree, so nothing was changed: {os_problem(root, path, error)}"
@@ -339,8 +350,8 @@ def swap_in(root: Path, files: dict[str, bytes], write: Sequence[str], remove: S
         if committed or journal.state != "committing":
             # Finished, or undone: the temporaries and the journal go. (Only a commit cut
             # short by something worse than an OSError keeps the journal for the next run.)
-            cleanup(root, everything)
-            drop_journal(root)
+            if cleanup(root, everything):
+                drop_journal(root)
     prune_empty_dirs(root, remove)
 
 
