@@ -27,6 +27,7 @@ import errno
 import os
 import pathlib
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -252,8 +253,21 @@ def configure_in_process(repo: Path, **options: bool) -> None:
 
 
 def generated(repo: Path) -> dict[str, bytes]:
-    skip = ("tests/", "tasks/", "templates/", ".git/")
-    return {name: data for name, data in read_tree(repo).items() if not name.startswith(skip)}
+    """What configure writes: the rendered trees, .sops.yaml and the manifest (without its
+    inputs digest, a cache key that names the repository's own path)."""
+    import json
+
+    files = {
+        name: data
+        for name, data in read_tree(repo).items()
+        if name.startswith(("kubernetes/", "talos/", "bootstrap/")) or name == ".sops.yaml"
+    }
+    manifest = repo / MANIFEST
+    if manifest.is_file():
+        data = json.loads(manifest.read_text())
+        data.pop("inputs", None)
+        files[MANIFEST] = json.dumps(data, sort_keys=True).encode()
+    return files
 
 
 @pytest.fixture(scope="module")
@@ -288,12 +302,19 @@ def states(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, by
 PLAINTEXT = (TOKEN.encode(),)
 
 
+#: Staging directories of the configure of older versions (``home-ops-configure-XXXXXXXX``,
+#: no pid), which other checkouts on the same machine may be running meanwhile; this
+#: version's are ``home-ops-configure-<pid>-XXXXXXXX`` and hold no plaintext.
+OTHER_VERSIONS = re.compile(r"^home-ops-configure-(?!\d+-)")
+
+
 def plaintext_files(*roots: Path, since: float = 0.0) -> list[str]:
     found = []
     for root in roots:
         if not root.is_dir():
             continue
-        for directory, _, files in os.walk(root):
+        for directory, dirnames, files in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not OTHER_VERSIONS.match(d)]
             for name in files:
                 path = Path(directory) / name
                 try:
@@ -406,11 +427,12 @@ def test_a_signal_at_any_moment_leaves_old_or_new_and_no_plaintext(
     since = time.time()
     run = Run(repo, tmpdir, wrapper, {"FAULT_SLOW_RENAME": "0.15"})
     assert run.started.wait(180), "configure printed nothing"
-    if during_swap:
+    if during_swap:  # once the renames have begun, somewhere among them (15+ x 0.15 s)
         deadline = time.monotonic() + 180
-        while not (repo / swap.JOURNAL_NAME).exists() and time.monotonic() < deadline:
+        while not committing(repo) and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(random.uniform(0.0, 1.5))  # somewhere among the slowed renames
+        assert committing(repo), "the swap never started"
+        time.sleep(random.uniform(0.0, 1.5))
     else:
         time.sleep(random.uniform(0.0, 3.0))
     if run.process.poll() is None:
@@ -422,7 +444,17 @@ def test_a_signal_at_any_moment_leaves_old_or_new_and_no_plaintext(
         assert err.strip().splitlines()[-1].startswith("interrupted ("), err
         assert not swap.pending(repo)  # handled signals always finish or undo the swap
     assert_no_plaintext_anywhere(repo, tmpdir, since)
-    settle_and_check(repo, old, new, err)
+    left = settle_and_check(repo, old, new, err)
+    if during_swap and signum == signal.SIGKILL:
+        assert left == "pending"  # killed mid-swap: the next configure finished it (checked above)
+    elif during_swap:
+        assert code == EXPECTED_CODE[signum] and left == "new"  # the renames were finished first
+        assert "the new tree is in place" in err
+
+
+def committing(repo: Path) -> bool:
+    journal = swap.Journal.load(repo / swap.JOURNAL_NAME)
+    return journal is not None and journal.state == "committing"
 
 
 def test_two_configures_at_once_never_blame_each_other(
