@@ -5,7 +5,7 @@ Collections live in ``tasks/*.py``, one module per namespace; the code they call
 task bodies, so ``inv --list`` costs little more than Invoke itself.
 """
 
-from invoke import Collection
+from invoke.collection import Collection
 
 from tasks import bootstrap, dev, flux, lint, root, sops, talos
 from tasks.lib.errors import guard_program

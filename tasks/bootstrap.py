@@ -17,9 +17,10 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from invoke import Collection, task
+from invoke.collection import Collection
+from invoke.context import Context
 
-from tasks.lib.errors import UserError, friendly
+from tasks.lib.errors import UserError
 from tasks.lib.files import write_atomically
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.provision import plan
@@ -35,6 +36,7 @@ from tasks.lib.provision.steps import (
     talos_files,
 )
 from tasks.lib.secrets import sopsfile
+from tasks.lib.taskdef import task
 from tasks.lib.tools import runner
 
 #: How ``kubectl`` applies: server-side, owning the fields it sets even when something
@@ -53,7 +55,7 @@ def talsecret_argvs(paths: Paths) -> tuple[list[str], list[str]]:
     return ["talhelper", "gensecret"], sopsfile.encrypt_argv(paths.rel(paths.talsecret))
 
 
-def ensure_talsecret(c: Any, paths: Paths) -> bool:
+def ensure_talsecret(c: Context, paths: Paths) -> bool:
     """Create ``talos/talsecret.sops.yaml`` unless it exists: ``talhelper gensecret`` piped
     in memory into ``sops --encrypt``; only ciphertext is ever written. True if created."""
     label = paths.rel(paths.talsecret)
@@ -74,7 +76,7 @@ def ensure_talsecret(c: Any, paths: Paths) -> bool:
 
 
 def retry_generated(
-    c: Any,
+    c: Context,
     paths: Paths,
     args: list[str],
     *,
@@ -116,8 +118,9 @@ def already_bootstrapped(result: Any) -> bool:
         "attempt-timeout": "seconds one attempt may hang before it counts as failed (default 120)",
     }
 )
-@friendly
-def talos(c, deadline=600.0, interval=10.0, attempt_timeout=120.0):
+def talos(
+    c: Context, deadline: float = 600.0, interval: float = 10.0, attempt_timeout: float = 120.0
+) -> None:
     """Bootstrap Talos on nodes in maintenance mode and fetch the kubeconfig.
 
     Creates talos/talsecret.sops.yaml if absent (encrypted in memory), generates the node
@@ -154,7 +157,7 @@ def talos(c, deadline=600.0, interval=10.0, attempt_timeout=120.0):
 # --------------------------------------------------------------------------- bootstrap.apps
 
 
-def wait_for_nodes(c: Any, deadline: float, interval: float) -> None:
+def wait_for_nodes(c: Context, deadline: float, interval: float) -> None:
     """Return at once when every node is Ready; otherwise wait until every node has
     registered (Ready=False is expected until the CNI runs), or fail at ``deadline``."""
     argv = ["kubectl", "get", "nodes", "--output=json"]
@@ -185,7 +188,7 @@ def wait_for_nodes(c: Any, deadline: float, interval: float) -> None:
         raise UserError(*error.lines, f"  nodes seen: {seen or 'none'}") from None
 
 
-def ensure_namespaces(c: Any, paths: Paths) -> list[str]:
+def ensure_namespaces(c: Context, paths: Paths) -> list[str]:
     """Create the namespace of every ``kubernetes/apps/*`` directory that does not exist yet.
     Returns the ones created."""
     wanted = plan.app_namespaces(paths.kubernetes / "apps")
@@ -201,7 +204,7 @@ def ensure_namespaces(c: Any, paths: Paths) -> list[str]:
     return missing
 
 
-def apply_secrets(c: Any, paths: Paths) -> list[str]:
+def apply_secrets(c: Context, paths: Paths) -> list[str]:
     """Decrypt each bootstrap secret in memory and apply it server-side through stdin,
     skipping the ones ``kubectl diff`` shows are current. Returns the ones applied."""
     applied = []
@@ -224,7 +227,7 @@ def apply_secrets(c: Any, paths: Paths) -> list[str]:
     return applied
 
 
-def apply_crds(c: Any, paths: Paths, helmfile: Path) -> bool:
+def apply_crds(c: Context, paths: Paths, helmfile: Path) -> bool:
     """Render the CRD helmfile, keep only its CustomResourceDefinition documents and apply
     them server-side through stdin unless ``kubectl diff`` shows they are current."""
     render = ["helmfile", "--file", paths.rel(helmfile), "template"]
@@ -252,7 +255,7 @@ def apply_crds(c: Any, paths: Paths, helmfile: Path) -> bool:
     return True
 
 
-def sync_releases(c: Any, paths: Paths, helmfile: Path, force: bool) -> list[str]:
+def sync_releases(c: Context, paths: Paths, helmfile: Path, force: bool) -> list[str]:
     """``helmfile sync`` the bootstrap releases, unless every one is already deployed at
     its pinned chart version (a re-run then leaves the cluster, and helm's history, alone).
     Returns the releases synced."""
@@ -275,8 +278,7 @@ def sync_releases(c: Any, paths: Paths, helmfile: Path, force: bool) -> list[str
         "sync": "run `helmfile sync` even when every release is already deployed",
     }
 )
-@friendly
-def apps(c, deadline=600.0, interval=10.0, sync=False):
+def apps(c: Context, deadline: float = 600.0, interval: float = 10.0, sync: bool = False) -> None:
     """Install the bootstrap apps (Cilium, CoreDNS, cert-manager, Flux) on the new cluster.
 
     Waits for the nodes, creates the namespaces of kubernetes/apps, applies the bootstrap

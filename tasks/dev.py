@@ -9,15 +9,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from invoke import Collection, task
+from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from tasks.lib.errors import UserError, friendly
+from tasks.lib.errors import UserError
 from tasks.lib.files import write_output
 from tasks.lib.flux_live import FLUX_NS, reconcile_flux
 from tasks.lib.paths import OPERATOR_DIR_ENV, paths_for
 from tasks.lib.selftest import STEPS, report, resolve_configs, run_config, step_label, worktree_files
+from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import find_tool, is_dry, require, require_files, run, run_many
 
 ORIGINAL_REF = "home-ops.dev/original-ref"
@@ -41,7 +42,6 @@ def _validate_tree(path: Path) -> Any:
         "helm": "also inflate HelmReleases with helm template and check schemas with kubeconform",
     }
 )
-@friendly
 def validate(c: Context, path: str = "", json: bool = False, helm: bool = False) -> None:
     """Validate the Flux tree offline: build every Kustomization as Flux would, report problems.
 
@@ -95,7 +95,6 @@ def default_branch(root: Path) -> str:
         "limit": "maximum size of the markdown in characters (default 60000)",
     }
 )
-@friendly
 def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000) -> None:
     """Diff the Flux tree of the working tree against a base ref, as a PR comment.
 
@@ -174,7 +173,8 @@ def find_instance(c: Context) -> dict[str, Any]:
     items = _kubectl_json(c, "get", FLUXINSTANCE, "--all-namespaces").get("items") or []
     if not items:
         raise UserError("no FluxInstance found in the cluster: is the Flux operator installed?")
-    return items[0]
+    instance: dict[str, Any] = items[0]
+    return instance
 
 
 def _managing_release(instance: dict[str, Any]) -> tuple[str, str] | None:
@@ -221,7 +221,6 @@ def _patch_instance(c: Context, instance: dict[str, Any], patch: dict[str, Any])
 
 
 @task
-@friendly
 def start(c: Context) -> None:
     """Point the cluster's Flux at the current branch to test it live.
 
@@ -264,7 +263,6 @@ def start(c: Context) -> None:
 
 
 @task
-@friendly
 def stop(c: Context) -> None:
     """Point the cluster's Flux back at the default branch after `inv dev.start`.
 
@@ -310,7 +308,6 @@ __all__ = ["diff", "start", "stop", "validate"]
         "keep": "keep each scratch copy and print where it is, to look at what was rendered",
     },
 )
-@friendly
 def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None:
     """Run configure and the bootstrap dry runs on test configurations, in scratch copies.
 
@@ -346,7 +343,6 @@ def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None
 @task(
     help={"workers": "pytest-xdist workers: a number, or auto (one per core; the default); 0 runs serially"}
 )
-@friendly
 def test(c: Context, workers: str = "auto") -> None:
     """Run the test suite (pytest, in parallel); arguments after `--` go to pytest.
 

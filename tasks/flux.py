@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from invoke import Collection, task
+from invoke.collection import Collection
 from invoke.context import Context
 
-from tasks.lib.errors import friendly
 from tasks.lib.flux_live import needs_cluster, reconcile_flux
+from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import is_dry, run
 
 #: (title, kubectl get arguments) of every section of `inv flux.status`.
@@ -32,7 +32,6 @@ STATUS_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 @task
-@friendly
 def reconcile(c: Context) -> None:
     """Make Flux pull the Git repository now and apply it (flux-system Kustomization)."""
     needs_cluster(c, "flux")
@@ -40,7 +39,6 @@ def reconcile(c: Context) -> None:
 
 
 @task
-@friendly
 def status(c: Context) -> None:
     """Show nodes, Kustomizations, HelmReleases, sources, certificates, routes and failing pods."""
     needs_cluster(c, "kubectl")

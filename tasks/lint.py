@@ -8,11 +8,12 @@ itself, they see the files git knows about: ``git add`` a new file to lint it.
 
 from __future__ import annotations
 
-from invoke import Collection, task
+from invoke.collection import Collection
 from invoke.context import Context
 
-from tasks.lib.errors import UserError, friendly
+from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths, paths_for
+from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import find_tool, is_dry, require, run
 
 CHECK_STAGE = "manual"
@@ -50,7 +51,6 @@ def finish(failed: list[str], hint: str = FIX_HINT) -> None:
 
 
 @task(name="all", default=True)
-@friendly
 def lint_all(c: Context) -> None:
     """Check everything (YAML, Markdown, whitespace, secrets, workflows); changes nothing."""
     paths = paths_for(c)
@@ -61,7 +61,6 @@ def lint_all(c: Context) -> None:
 
 
 @task
-@friendly
 def fix(c: Context) -> None:
     """Rewrite what can be fixed (yamlfmt, mdformat, whitespace), then check everything."""
     paths = paths_for(c)
@@ -74,7 +73,6 @@ def fix(c: Context) -> None:
 
 
 @task
-@friendly
 def yaml(c: Context) -> None:
     """Check YAML: yamlfmt formatting (.yamlfmt.yaml) and syntax."""
     paths = paths_for(c)
@@ -82,7 +80,6 @@ def yaml(c: Context) -> None:
 
 
 @task
-@friendly
 def markdown(c: Context) -> None:
     """Check Markdown formatting (mdformat with GFM tables)."""
     paths = paths_for(c)
@@ -90,7 +87,6 @@ def markdown(c: Context) -> None:
 
 
 @task
-@friendly
 def actions(c: Context) -> None:
     """Audit GitHub Actions workflows: zizmor always, actionlint when installed."""
     paths = paths_for(c)
@@ -101,7 +97,6 @@ def actions(c: Context) -> None:
 
 
 @task
-@friendly
 def install(c: Context) -> None:
     """Install the git hook: every commit is formatted and checked for plaintext secrets."""
     paths = paths_for(c)

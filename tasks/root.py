@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import sys
 
-from invoke import task
 from invoke.context import Context
 
-from tasks.lib.errors import UserError, friendly
+from tasks.lib.errors import UserError
 from tasks.lib.paths import paths_for
 from tasks.lib.secrets.operator import create_operator_files, seed_secrets
-from tasks.lib.tools.runner import is_dry, require
+from tasks.lib.taskdef import task
+from tasks.lib.tools.runner import find_tool, is_dry, require
 
 
 @task
-@friendly
 def init(c: Context) -> None:
     """Create the operator's local files: age key, deploy key pair, push token.
 
@@ -50,7 +49,6 @@ def init(c: Context) -> None:
         "check": "Write nothing; exit 1 and show a diff when the tree differs from a fresh render.",
     }
 )
-@friendly
 def configure(c: Context, force: bool = False, check: bool = False) -> None:
     """Render, encrypt and validate the cluster definition from cluster.yaml and nodes.yaml.
 
@@ -66,7 +64,7 @@ def configure(c: Context, force: bool = False, check: bool = False) -> None:
     if not paths.cluster_config.exists():
         raise UserError("cluster.yaml not found — did you run `inv init`? (see README: Quick start)")
     require(c, "sops")
-    if not pipeline.find_tool("kustomize"):
+    if not find_tool("kustomize"):
         require(c, "kubectl")
     options = pipeline.Options(
         force=force, check=check, dry=is_dry(c), say=lambda line: print(f"configure: {line}")
@@ -80,7 +78,6 @@ def configure(c: Context, force: bool = False, check: bool = False) -> None:
 
 
 @task
-@friendly
 def doctor(c: Context) -> None:
     """Check this machine: tools and versions against .mise.toml, operator files, what can run."""
     from tasks.lib.tools.doctor import report

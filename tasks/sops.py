@@ -14,13 +14,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from invoke import Collection, task
+from invoke.collection import Collection
 from invoke.context import Context
 
-from tasks.lib.errors import UserError, friendly
+from tasks.lib.errors import UserError
 from tasks.lib.files import memory_dir, private_scratch, read_text, write_atomically
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name, store_type
+from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import (
     command_env,
     command_line,
@@ -91,7 +92,7 @@ def require_sops_config(paths: Paths) -> None:
 
 
 def run_sops_batch(
-    paths: Paths, jobs: list[tuple[list[str], bytes | None]], labels: list[str], extra_key: str = ""
+    paths: Paths, jobs: Sequence[tuple[list[str], bytes | None]], labels: list[str], extra_key: str = ""
 ) -> list[str]:
     """Run sops jobs in parallel from the repository root; returns their stdout in order,
     or stops with one line per failure (what to do, never sops' wall of text)."""
@@ -116,7 +117,6 @@ def run_sops_batch(
     iterable=["path"],
     help={"path": "a *.sops.* file to encrypt (repeat for more); default: every one that is not encrypted"},
 )
-@friendly
 def encrypt(c: Context, path: list[str] | None = None) -> None:
     """Encrypt *.sops.* files in place, following the rules of .sops.yaml (idempotent)."""
     paths = paths_for(c)
@@ -143,7 +143,6 @@ def encrypt(c: Context, path: list[str] | None = None) -> None:
 
 
 @task(positional=["path"], help={"path": "the encrypted file to print, e.g. cluster.sops.yaml"})
-@friendly
 def decrypt(c: Context, path: str) -> None:
     """Print the decrypted content of a SOPS file to stdout (never to a file)."""
     from tasks.lib.secrets.recipients import explain_sops_error, require_keys
@@ -166,7 +165,6 @@ def decrypt(c: Context, path: str) -> None:
 
 
 @task(positional=["path"], help={"path": "the SOPS file to edit (created when it does not exist)"})
-@friendly
 def edit(c: Context, path: str) -> None:
     """Edit a SOPS file in $EDITOR; it is re-encrypted on save and never plaintext in the repo.
 
@@ -211,7 +209,6 @@ def edit(c: Context, path: str) -> None:
 
 
 @task
-@friendly
 def check(c: Context) -> None:
     """Fail on any plaintext secret in the repository, naming file and line.
 
@@ -240,7 +237,6 @@ def check(c: Context) -> None:
         "old_key": "an age key file that can still decrypt the files (e.g. the previous age.key)",
     }
 )
-@friendly
 def rotate(c: Context, old_key: str | None = None) -> None:
     """Re-encrypt every secret to the recipients of .sops.yaml, verified before and after.
 

@@ -9,11 +9,10 @@ even ``talhelper gencommand``.
 
 from __future__ import annotations
 
-from typing import Any
+from invoke.collection import Collection
+from invoke.context import Context
 
-from invoke import Collection, task
-
-from tasks.lib.errors import UserError, friendly
+from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.provision import plan
 from tasks.lib.provision.steps import (
@@ -30,14 +29,14 @@ from tasks.lib.provision.steps import (
     talos_files,
     talosconfig,
 )
+from tasks.lib.taskdef import task
 from tasks.lib.tools import runner
 
 # --------------------------------------------------------------------------- tasks
 
 
 @task
-@friendly
-def generate_config(c):
+def generate_config(c: Context) -> None:
     """Render the Talos machine configs (`talhelper genconfig` in talos/)."""
     paths = paths_for(c)
     preflight(c, paths, tools=["talhelper"], files=[*talos_files(paths), (paths.talsecret, TALSECRET)])
@@ -50,8 +49,7 @@ def generate_config(c):
         "mode": f"talosctl apply mode: {', '.join(plan.APPLY_MODES)} (default auto)",
     }
 )
-@friendly
-def apply_node(c, ip="", mode="auto"):
+def apply_node(c: Context, ip: str = "", mode: str = "auto") -> None:
     """Apply the node's generated Talos config (checks that the node answers first)."""
     paths = paths_for(c)
     mode = check_mode(mode)
@@ -64,7 +62,7 @@ def apply_node(c, ip="", mode="auto"):
     run_generated(c, paths, args, action=f"applying config (mode {mode})", nodes=known_nodes(paths))
 
 
-def probe(c: Any, paths: Paths, address: str) -> None:
+def probe(c: Context, paths: Paths, address: str) -> None:
     """Fail early, with a readable message, when the node does not answer the Talos API."""
     argv = ["talosctl", "--nodes", address, "get", "machineconfig"]
     result = runner.run(c, argv, cwd=paths.talos, check=False, timeout=PROBE_TIMEOUT)
@@ -77,8 +75,7 @@ def probe(c: Any, paths: Paths, address: str) -> None:
 
 
 @task(help={"ip": "address of the node to upgrade (one of nodes.yaml)"})
-@friendly
-def upgrade_node(c, ip=""):
+def upgrade_node(c: Context, ip: str = "") -> None:
     """Upgrade Talos on one node to talenv.yaml's talosVersion.
 
     The installer image is the node's talosImageURL in talconfig.yaml; talosctl gives up
@@ -113,8 +110,7 @@ def node_image(paths: Paths, address: str) -> str:
 
 
 @task
-@friendly
-def upgrade_k8s(c):
+def upgrade_k8s(c: Context) -> None:
     """Upgrade Kubernetes to talenv.yaml's kubernetesVersion."""
     paths = paths_for(c)
     preflight(
@@ -142,8 +138,7 @@ def reset_flags(wipe_disk: bool) -> list[str]:
         "wipe-disk": "wipe the whole system disk, not only the STATE and EPHEMERAL partitions",
     }
 )
-@friendly
-def reset(c, yes=False, wipe_disk=False):
+def reset(c: Context, yes: bool = False, wipe_disk: bool = False) -> None:
     """DESTROY the cluster: reset every node back to maintenance mode (asks first)."""
     paths = paths_for(c)
     preflight(

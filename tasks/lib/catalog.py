@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoke import Collection
+from invoke.collection import Collection
 
 ROOT_GROUP = "root"
 

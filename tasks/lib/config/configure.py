@@ -565,7 +565,7 @@ def only_inputs_differ(paths: Paths, new_manifest_text: bytes) -> bool:
         return False
     current.pop("inputs", None)
     new.pop("inputs", None)
-    return current == new
+    return bool(current == new)
 
 
 def report_check(paths: Paths, plan: Plan, files: dict[str, bytes], staged: Staged) -> None:

@@ -347,11 +347,10 @@ def swap_in(root: Path, files: dict[str, bytes], write: Sequence[str], remove: S
             f"could not write the new tree, so nothing was changed: {os_problem(root, path, error)}"
         ) from None
     finally:
-        if committed or journal.state != "committing":
-            # Finished, or undone: the temporaries and the journal go. (Only a commit cut
-            # short by something worse than an OSError keeps the journal for the next run.)
-            if cleanup(root, everything):
-                drop_journal(root)
+        # Finished, or undone: the temporaries and the journal go. (Only a commit cut short
+        # by something worse than an OSError keeps the journal, for the next run to finish.)
+        if (committed or journal.state != "committing") and cleanup(root, everything):
+            drop_journal(root)
     prune_empty_dirs(root, remove)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,10 +78,13 @@ def operator_files(paths: Paths) -> list[FileRow]:
     ]
 
 
-def table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    line = lambda cells: "  ".join(str(cell).ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()  # noqa: E731
-    return "\n".join([line(headers), line(tuple("-" * w for w in widths)), *(line(row) for row in rows)])
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(str(cell).ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)])
 
 
 def report(c: Context, paths: Paths) -> None:

@@ -93,9 +93,8 @@ def compare(found: str | None, pinned: str | None) -> str:
     """``ok`` / ``differs`` / ``unknown`` for a found version against its pin."""
     if found is None or pinned is None:
         return "unknown"
-    as_tuple = lambda v: tuple(int(p) for p in v.split("."))  # noqa: E731
     size = min(len(found.split(".")), len(pinned.split(".")))
-    return "ok" if as_tuple(found)[:size] == as_tuple(pinned)[:size] else "differs"
+    return "ok" if _numbers(found)[:size] == _numbers(pinned)[:size] else "differs"
 
 
 def satisfied(requirement: str, found: set[str]) -> bool:
@@ -104,3 +103,7 @@ def satisfied(requirement: str, found: set[str]) -> bool:
 
 def missing_for(task: str, found: set[str]) -> list[str]:
     return [req for req in TASK_TOOLS[task] if not satisfied(req, found)]
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))

@@ -1,0 +1,32 @@
+"""How every task is declared: Invoke's ``@task`` with the project's guard around the body.
+
+``@task`` / ``@task(help=...)`` here is ``invoke.task`` applied to ``friendly(body)``, so no
+task can forget the guard (one line per user error, exit 1; a clean exit on Ctrl-C), and the
+result is typed as an Invoke ``Task`` for the collections that register it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast, overload
+
+from invoke.tasks import Task
+from invoke.tasks import task as invoke_task
+
+from tasks.lib.errors import friendly
+
+Body = Callable[..., None]
+TaskDecorator = Callable[[Body], "Task[Any]"]
+
+
+@overload
+def task(body: Body, /) -> Task[Any]: ...
+@overload
+def task(**options: Any) -> TaskDecorator: ...
+def task(body: Body | None = None, /, **options: Any) -> Task[Any] | TaskDecorator:
+    """Declare a task: ``@task`` or ``@task(help={...}, iterable=[...], ...)`` (Invoke's options)."""
+
+    def declare(function: Body) -> Task[Any]:
+        return cast("Task[Any]", invoke_task(**options)(friendly(function)))
+
+    return declare(body) if body is not None else declare
