@@ -381,10 +381,13 @@ def wrapper(tmp_path: Path) -> Path:
     return path
 
 
-def fresh(states: tuple[Path, dict[str, bytes], dict[str, bytes]], tmp_path: Path) -> Path:
+def fresh(states: tuple[Path, dict[str, bytes], dict[str, bytes]], tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the repository with its pending change, and an empty ``$TMPDIR`` for the run."""
     repo = tmp_path / "repo"
     shutil.copytree(states[0], repo, symlinks=True)
-    return repo
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    return repo, tmpdir
 
 
 def settle_and_check(repo: Path, old: dict[str, bytes], new: dict[str, bytes], err: str) -> str:
@@ -421,9 +424,7 @@ def test_a_signal_at_any_moment_leaves_old_or_new_and_no_plaintext(
     during_swap: bool,
 ) -> None:
     _, old, new = states
-    repo = fresh(states, tmp_path)
-    tmpdir = tmp_path / "tmpdir"
-    tmpdir.mkdir()
+    repo, tmpdir = fresh(states, tmp_path)
     since = time.time()
     run = Run(repo, tmpdir, wrapper, {"FAULT_SLOW_RENAME": "0.15"})
     assert run.started.wait(180), "configure printed nothing"
@@ -461,9 +462,7 @@ def test_two_configures_at_once_never_blame_each_other(
     states: tuple[Path, dict[str, bytes], dict[str, bytes]], tmp_path: Path, wrapper: Path
 ) -> None:
     _, old, new = states
-    repo = fresh(states, tmp_path)
-    tmpdir = tmp_path / "tmpdir"
-    tmpdir.mkdir()
+    repo, tmpdir = fresh(states, tmp_path)
     runs = [Run(repo, tmpdir, wrapper, {"FAULT_SLOW_RENAME": "0.05"}) for _ in range(2)]
     results = [run.finish() for run in runs]
     codes = sorted(code for code, _ in results)
@@ -493,9 +492,7 @@ def test_a_full_or_read_only_target_leaves_the_old_tree(
     says: str,
 ) -> None:
     _, old, new = states
-    repo = fresh(states, tmp_path)
-    tmpdir = tmp_path / "tmpdir"
-    tmpdir.mkdir()
+    repo, tmpdir = fresh(states, tmp_path)
     code, err = Run(repo, tmpdir, wrapper, env).finish()
     assert code == 1, err
     assert "Traceback" not in err
