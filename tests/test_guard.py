@@ -77,8 +77,10 @@ def hostile_strings(scratch: Path) -> list[str]:
     ]
 
 
-def hostile_numbers() -> list[Any]:
-    return [0, -1, float("nan"), float("inf"), 10**18, "abc"]
+def hostile_numbers(default: float) -> list[Any]:
+    if isinstance(default, int):
+        return [0, -1, "abc"]
+    return [-1.0, float("nan"), float("inf"), "abc"]
 
 
 def calls_for(name: str, task: Task, scratch: Path) -> list[dict[str, Any]]:
@@ -91,7 +93,7 @@ def calls_for(name: str, task: Task, scratch: Path) -> list[dict[str, Any]]:
         if isinstance(default, bool):
             values: list[Any] = [True]
         elif isinstance(default, int | float):
-            values = hostile_numbers()
+            values = hostile_numbers(default)
         elif param.name in (task.iterable or []):
             values = [[value] for value in strings]
         else:

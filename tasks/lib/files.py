@@ -103,6 +103,16 @@ def private_scratch(prefix: str, parent: str | None = None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def check_output_path(path: Path) -> None:
+    """Stop with one line when ``path`` could not be written (missing folder, a directory)."""
+    from tasks.lib.errors import UserError
+
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory — name a file")
+    if not path.parent.is_dir():
+        raise UserError(f"{path}: the folder {path.parent} does not exist — create it first")
+
+
 def write_output(path: Path, text: str) -> None:
     """Write a file the user asked for (``--output-file``), or stop with one line saying why
     it cannot be written (missing folder, a directory in the way, no permission, ...)."""
