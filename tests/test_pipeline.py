@@ -535,3 +535,38 @@ def test_talhelper_validates_the_staged_talconfig_when_installed(
     lines: list[str] = []
     pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
     assert any(line.startswith("validated") and "talhelper" not in line for line in lines)
+
+
+def test_a_failing_tool_that_echoes_its_input_prints_no_secret(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(repo)
+    (repo / "templates/config/kubernetes/apps/default/secret.sops.yaml.j2").write_text(
+        MINIMAL_TEMPLATES["kubernetes/apps/default/secret.sops.yaml.j2"] + "  more: x\n"
+    )
+    real_sops = shutil.which("sops")
+    fakes = FakeTools(tmp_path / "fakebin").install("sops")
+    # Decrypt through the real sops; on encrypt, echo the plaintext it was fed and fail.
+    (tmp_path / "fakebin" / "sops").write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *--encrypt*) printf "bad input: " >&2; tr "\\n" " " >&2; exit 1;; esac\n'
+        f'exec {real_sops} "$@"\n'
+    )
+    monkeypatch.setenv("PATH", fakes.path_env())
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    text = "\n".join(raised.value.lines)
+    assert "sops could not encrypt it: bad input: " in text and "***" in text  # the echo, masked
+    assert TOKEN not in text
+    deploy_key = (EXAMPLE_OPERATOR / "github-deploy.key").read_text().splitlines()[1]
+    assert deploy_key not in text
+
+
+def test_registered_secrets_are_masked_in_every_tool_error() -> None:
+    from tasks.lib.tools.runner import register_secrets, run_many
+
+    secret = "s3cr3t-value-for-redaction-test"
+    register_secrets([f"multi\n{secret}\nline"])
+    (outcome,) = run_many([(["sh", "-c", f"echo 'leaked {secret}' >&2; exit 3"], None)])
+    assert secret not in outcome.error_text and secret.encode() not in outcome.stderr
+    assert "leaked ***" in outcome.error_text

@@ -310,6 +310,8 @@ def run(
         raise UserError(f"command timed out after {error.timeout:g}s: {redact(line, secrets)}") from None
     if result is None:  # pragma: no cover - Invoke returns None only for disown=True
         raise UserError(f"command produced no result: {line}")
+    # A tool's stderr is for messages: masked at the source, so nothing prints a secret from it.
+    result.stderr = redact(result.stderr or "", secrets)
     if check and result.failed:
         output = result.stderr or result.stdout
         raise CommandFailed(redact(line, secrets), result.exited, redact(tail(output), secrets))
@@ -436,7 +438,9 @@ def run_many(
         proc = subprocess.run(
             [exe, *argv[1:]], input=stdin, capture_output=True, cwd=cwd, env=full_env, check=False
         )
-        return Outcome(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        # stderr is for messages: masked at the source (stdout may be the data asked for).
+        stderr = redact(proc.stderr.decode(errors="replace")).encode() if _KNOWN_SECRETS else proc.stderr
+        return Outcome(tuple(argv), proc.returncode, proc.stdout, stderr)
 
     if len(jobs) <= 1:
         return [one(job) for job in jobs]
