@@ -316,42 +316,42 @@ def cleanup(root: Path, names: Sequence[str]) -> bool:
 def swap_in(root: Path, files: dict[str, bytes], write: Sequence[str], remove: Sequence[str]) -> None:
     """Write ``write`` (from ``files``) and delete ``remove`` under ``root``, all or nothing
     (see the module docstring). An OS error ends in the old tree and one line naming the
-    path and the error; Ctrl-C/SIGTERM/SIGHUP during the renames wait for them, and then
-    say that the new tree is in place."""
+    path and the error; Ctrl-C/SIGTERM/SIGHUP during the renames and the cleanup after them
+    wait for both, and then say that the new tree is in place."""
     journal = Journal(list(write), list(remove))
     everything = [*write, *remove]
     committed = False
     try:
         save_journal(root, journal)
         prepare(root, files, write, remove)
-        try:
-            with signals_deferred():
-                journal.state = "committing"
+        with signals_deferred():
+            save_journal(root, Journal(journal.write, journal.remove, "committing"))
+            journal.state = "committing"  # only once it is on disk: the commit point
+            try:
+                commit(root, write, remove)
+            except OSError:
+                journal.state = "preparing"  # everything was put back: the tree is old
                 save_journal(root, journal)
-                try:
-                    commit(root, write, remove)
-                except OSError:
-                    journal.state = "preparing"  # everything was put back: the tree is old
-                    save_journal(root, journal)
-                    raise
-                committed = True
-        except Interrupted as interrupt:
-            if committed:
-                interrupt.message = "the swap had finished: the new tree is in place"
-            raise
+                raise
+            committed = True
+            if cleanup(root, everything):  # else the next run removes what is left
+                drop_journal(root)
+            prune_empty_dirs(root, remove)
+    except Interrupted as interrupt:
+        if committed:
+            interrupt.message = "the swap had finished: the new tree is in place"
+        raise
     except OSError as error:
-        if cleanup(root, everything):
-            drop_journal(root)
         path = Path(error.filename) if error.filename else root / JOURNAL_NAME
         raise UserError(
             f"could not write the new tree, so nothing was changed: {os_problem(root, path, error)}"
         ) from None
     finally:
-        # Finished, or undone: the temporaries and the journal go. (Only a commit cut short
-        # by something worse than an OSError keeps the journal, for the next run to finish.)
-        if (committed or journal.state != "committing") and cleanup(root, everything):
+        # Undone (an error or a signal before the commit point): the temporaries and the
+        # journal go. A commit cut short by something worse than an OSError keeps the
+        # journal, for the next run to finish.
+        if not committed and journal.state != "committing" and cleanup(root, everything):
             drop_journal(root)
-    prune_empty_dirs(root, remove)
 
 
 def prune_empty_dirs(root: Path, removed: Sequence[str]) -> None:
