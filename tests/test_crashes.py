@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tasks.lib.config import swap
 from tests.conftest import EXAMPLE_OPERATOR, copy_repo, git
+from tests.test_pipeline import TOKEN
 
 
 def inv(repo: Path, *args: str, operator: Path = EXAMPLE_OPERATOR) -> subprocess.CompletedProcess[str]:
@@ -122,3 +125,37 @@ def test_a_second_configure_stops_while_one_runs(repo: Path) -> None:
         handle.flush()
         result = inv(repo, "configure")
     one_line_error(result, "another configure is running (pid 4242)")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_sops_edit_removes_its_plaintext_copy_on_a_signal(repo: Path, tmp_path: Path, signum: int) -> None:
+    """The editor's plaintext copy (the one file an editor needs) is gone after any signal."""
+    marker = tmp_path / "editing"
+    editor = tmp_path / "editor.sh"
+    editor.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {marker}\nsleep 120\n')
+    editor.chmod(0o755)
+    env = {**os.environ, "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR), "EDITOR": str(editor)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "sops.edit", "cluster.sops.yaml"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a terminal's Ctrl-C reaches the whole group: so does ours
+    )
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    plaintext = Path(marker.read_text())
+    assert plaintext.is_file() and TOKEN in plaintext.read_text()  # the editor had its copy
+    if signum == signal.SIGINT:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    assert not plaintext.exists() and not plaintext.parent.parent.exists()
+    unchanged = copy_repo(tmp_path / "again") / "cluster.sops.yaml"
+    assert (repo / "cluster.sops.yaml").read_bytes() == unchanged.read_bytes()
