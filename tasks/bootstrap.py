@@ -257,13 +257,17 @@ def apply_crds(c: Context, paths: Paths, helmfile: Path) -> bool:
 
 def sync_releases(c: Context, paths: Paths, helmfile: Path, force: bool) -> list[str]:
     """``helmfile sync`` the bootstrap releases, unless every one is already deployed at
-    its pinned chart version (a re-run then leaves the cluster, and helm's history, alone).
-    Returns the releases synced."""
+    its pinned chart version with exactly the values helmfile would give it (a re-run then
+    leaves the cluster, and helm's history, alone). Returns the releases synced."""
     releases = plan.helmfile_releases(helmfile, paths.rel(helmfile))
     listing = runner.run(c, ["helm", "list", "--all-namespaces", "--output", "json"])
-    pending = releases if runner.is_dry(c) else plan.undeployed_releases(releases, listing.stdout)
+    if runner.is_dry(c):
+        pending = releases
+    else:
+        pending = plan.undeployed_releases(releases, listing.stdout)
+        pending += [release for release in releases if release not in pending and values_changed(c, release)]
     if not pending and not force:
-        print(f"releases: all {len(releases)} deployed at their pinned versions (--sync re-syncs them)")
+        print(f"releases: all {len(releases)} deployed at their pinned versions and values (--sync re-syncs)")
         return []
     runner.run(
         c, ["helmfile", "--file", paths.rel(helmfile), "sync", "--hide-notes"], cwd=paths.root, stream=True
@@ -271,11 +275,23 @@ def sync_releases(c: Context, paths: Paths, helmfile: Path, force: bool) -> list
     return [str(release) for release in (releases if force else pending)]
 
 
+def values_changed(c: Any, release: plan.Release) -> bool:
+    """Whether a deployed release's values differ from what helmfile would apply now."""
+    if release.values is None:
+        print(f"release {release}: its values are only known when helmfile runs, will sync")
+        return True
+    result = runner.run(c, plan.helm_get_values_argv(release), check=False)
+    if plan.values_current(release, result.stdout if result.ok else ""):
+        return False
+    print(f"release {release}: values changed, will sync")
+    return True
+
+
 @task(
     help={
         "deadline": "seconds to wait for the nodes to register (default 600)",
         "interval": "seconds between checks (default 10)",
-        "sync": "run `helmfile sync` even when every release is already deployed",
+        "sync": "run `helmfile sync` even when every release is deployed with its version and values",
     }
 )
 def apps(c: Context, deadline: float = 600.0, interval: float = 10.0, sync: bool = False) -> None:
@@ -283,7 +299,8 @@ def apps(c: Context, deadline: float = 600.0, interval: float = 10.0, sync: bool
 
     Waits for the nodes, creates the namespaces of kubernetes/apps, applies the bootstrap
     secrets (decrypted in memory) and the CRDs server-side, then `helmfile sync`s
-    bootstrap/helmfile.d/01-apps.yaml. Safe to run again: what is current is skipped."""
+    bootstrap/helmfile.d/01-apps.yaml. Safe to run again: what is current is skipped (the
+    sync only when every release runs its pinned chart version with the helmfile's values)."""
     paths = paths_for(c)
     crds_file = paths.bootstrap / "helmfile.d" / "00-crds.yaml"
     apps_file = paths.bootstrap / "helmfile.d" / "01-apps.yaml"

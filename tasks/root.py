@@ -10,22 +10,38 @@ import sys
 from invoke.context import Context
 
 from tasks.lib.errors import UserError
-from tasks.lib.paths import paths_for
+from tasks.lib.paths import Paths, paths_for
 from tasks.lib.secrets.operator import create_operator_files, seed_secrets
 from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import find_tool, is_dry, require
 
 
-@task
-def init(c: Context) -> None:
+@task(
+    help={
+        "from": "import a checkout of the Taskfile cluster template at this path (see docs/configuration.md)",
+        "force": "with --from: replace existing operator and config files that differ from the import",
+    }
+)
+def init(c: Context, from_: str = "", force: bool = False) -> None:
     """Create the operator's local files: age key, deploy key pair, push token.
 
     Never overwrites an existing file; files are mode 0600 and git-ignored. Also creates
     cluster.sops.yaml (encrypted, with placeholders) when missing, and re-encrypts the
     bundled example's cluster.sops.yaml to your new key so the example renders. Running it
     twice changes nothing.
+
+    With --from PATH it moves over a checkout of the Taskfile template instead: the same age
+    key, deploy key and push token, the settings into cluster.yaml and nodes.yaml, the token
+    and tunnel credentials into cluster.sops.yaml (encrypted, never written in plaintext), the
+    Talos secrets as they are. It reports each import and each setting it could not map,
+    writes all files or none, and refuses to replace your own files unless --force.
     """
     paths = paths_for(c)
+    if from_:
+        import_template(c, paths, from_, force)
+        return
+    if force:
+        raise UserError("--force only applies to --from: `inv init` alone never overwrites a file")
     dry = is_dry(c)
     made = create_operator_files(paths, dry)
     seeded = seed_secrets(c, paths)
@@ -41,6 +57,24 @@ def init(c: Context) -> None:
         print(f"next: add {paths.rel(paths.deploy_key_pub)} as a deploy key of your repository,")
     print("      edit cluster.yaml, nodes.yaml and (`inv sops.edit cluster.sops.yaml`) the secrets,")
     print("      then run `inv configure`. Back up age.key: without it the secrets cannot be decrypted.")
+
+
+def import_template(c: Context, paths: Paths, source: str, force: bool) -> None:
+    """``inv init --from PATH``: one line per file imported and per note, then what is next."""
+    from tasks.lib.config.migrate import import_checkout
+
+    if not is_dry(c):
+        require(c, "sops")
+    report = import_checkout(source, paths, force=force, dry=is_dry(c))
+    for line in report.written:
+        print(line)
+    for line in report.unchanged:
+        print(line)
+    for line in report.notes:
+        print(line)
+    if not is_dry(c):
+        print("next: run `inv configure` (it renders the cluster for your settings and re-encrypts the")
+        print("      rendered secrets to your age key), review the diff, commit. Back up age.key.")
 
 
 @task(

@@ -17,7 +17,6 @@ from tasks.lib.paths import Paths, paths_for
 from tasks.lib.provision import plan
 from tasks.lib.provision.steps import (
     CONFIGURE,
-    PROBE_TIMEOUT,
     TALSECRET,
     UPGRADE_TIMEOUT,
     check_mode,
@@ -25,6 +24,7 @@ from tasks.lib.provision.steps import (
     known_nodes,
     node_address,
     preflight,
+    probe_node,
     run_generated,
     talos_files,
     talosconfig,
@@ -57,26 +57,14 @@ def apply_node(c: Context, ip: str = "", mode: str = "auto") -> None:
     preflight(
         c, paths, tools=["talhelper", "talosctl"], files=[(paths.talconfig, CONFIGURE), talosconfig(paths)]
     )
-    probe(c, paths, address)
+    probe_node(c, paths, address)
     args = ["apply", "--node", address, plan.extra_flags(f"--mode={mode}")]
     run_generated(c, paths, args, action=f"applying config (mode {mode})", nodes=known_nodes(paths))
 
 
-def probe(c: Context, paths: Paths, address: str) -> None:
-    """Fail early, with a readable message, when the node does not answer the Talos API."""
-    argv = ["talosctl", "--nodes", address, "get", "machineconfig"]
-    result = runner.run(c, argv, cwd=paths.talos, check=False, timeout=PROBE_TIMEOUT)
-    if result.failed:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        raise UserError(
-            f"node {address} does not answer on the Talos API (`{runner.command_line(argv)}` failed)",
-            *(f"  {line}" for line in detail[-3:]),
-        )
-
-
 @task(help={"ip": "address of the node to upgrade (one of nodes.yaml)"})
 def upgrade_node(c: Context, ip: str = "") -> None:
-    """Upgrade Talos on one node to talenv.yaml's talosVersion.
+    """Upgrade Talos on one node to talenv.yaml's talosVersion (checks the node answers first).
 
     The installer image is the node's talosImageURL in talconfig.yaml; talosctl gives up
     after 10 minutes."""
@@ -89,6 +77,7 @@ def upgrade_node(c: Context, ip: str = "") -> None:
         files=[(paths.talconfig, CONFIGURE), (paths.talenv, CONFIGURE), talosconfig(paths)],
     )
     image = node_image(paths, address)
+    probe_node(c, paths, address)
     print(f"upgrading {address} to {image}")
     args = [
         "upgrade",

@@ -190,6 +190,7 @@ def _tree_files(nodes: tuple[tuple[str, str, bool, str], ...]) -> dict[str, str]
         ),
         "bootstrap/helmfile.d/00-crds.yaml": "releases: []\n",
         "bootstrap/helmfile.d/01-apps.yaml": APPS_HELMFILE,
+        "kubernetes/apps/kube-system/cilium/app/helm/values.yaml": CILIUM_VALUES,
         **{f"kubernetes/apps/{ns}/namespace.yaml": namespace_manifest(ns) for ns in TREE_NAMESPACES},
     }
 
@@ -200,12 +201,22 @@ APPS_HELMFILE = """releases:
     namespace: kube-system
     chart: oci://charts.example/cilium
     version: 1.19.3
+    values:
+      - ../../kubernetes/apps/kube-system/cilium/app/helm/values.yaml
+      - operator: {replicas: 1}
   - name: flux-operator
     namespace: flux-system
     chart: oci://charts.example/flux-operator
     version: 0.45.0
     needs: [kube-system/cilium]
 """
+#: The values file of cilium in the minimal tree, and what `helm get values` shows for
+#: each release once the helmfile above is synced (file and inline values merged).
+CILIUM_VALUES = "ipam:\n  mode: kubernetes\noperator:\n  replicas: 2\n  rollOutPods: true\n"
+APPS_VALUES = {
+    "cilium": json.dumps({"ipam": {"mode": "kubernetes"}, "operator": {"replicas": 1, "rollOutPods": True}}),
+    "flux-operator": "null",
+}
 APPS_DEPLOYED = json.dumps(
     [
         {"name": "cilium", "namespace": "kube-system", "status": "deployed", "chart": "cilium-1.19.3"},

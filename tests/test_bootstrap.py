@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import functools
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -18,9 +19,12 @@ from invoke import Config, Context, MockContext, Result
 
 from tasks import bootstrap
 from tasks.lib.tools import runner
+from tasks.lib.tools.runner import find_tool
 from tests.conftest import EXAMPLE_OPERATOR, exit_code, gen
 from tests.fakes import (
     APPS_DEPLOYED,
+    APPS_HELMFILE,
+    APPS_VALUES,
     EXAMPLE_AGE_KEY,
     FakeTools,
     encrypt_into,
@@ -520,18 +524,113 @@ def test_apps_end_to_end_then_nothing_changes(secrets: Path, fake_tools: FakeToo
         ("get namespaces", ok("default flux-system kube-system")),
         ("diff", ok()),
     )
-    fake_tools.script("helm", ("list", ok(APPS_DEPLOYED)))
+    fake_tools.script("helm", *current_releases())
     fake_tools.script("helmfile", ("template", ok(RENDER)))
     bootstrap.apps(context(tree), **fast())
     lines = fake_tools.lines()
     assert not any(" apply " in line or "create namespace" in line for line in lines)
     assert not any(" sync " in line for line in lines)
-    assert lines[-1] == HELM_LIST
+    assert lines[-3:] == [HELM_LIST, GET_VALUES.format("cilium", "kube-system"), GET_VALUES.format(*FLUX_OP)]
     out = capsys.readouterr().out
     assert "namespaces: all 3 exist" in out
     assert "CRDs: all 2 current" in out
-    assert "releases: all 2 deployed at their pinned versions" in out
+    assert "releases: all 2 deployed at their pinned versions and values" in out
     assert "done: nothing changed" in out
+
+
+GET_VALUES = "helm get values {} --namespace {} --output json"
+
+
+def ready_cluster(fake_tools: FakeTools) -> None:
+    """Fake kubectl: nodes Ready, every namespace there, secrets and CRDs current."""
+    fake_tools.script(
+        "kubectl",
+        ("get nodes", ok(nodes_json("True", "True"))),
+        ("get namespaces", ok("default flux-system kube-system")),
+        ("diff", ok()),
+    )
+    fake_tools.script("helmfile", ("template", ok(RENDER)))
+
+
+FLUX_OP = ("flux-operator", "flux-system")
+
+
+def current_releases(**values: str) -> tuple[tuple[str, dict[str, object]], ...]:
+    """Fake helm rules: both releases deployed at their pinned versions, with the values
+    helmfile would apply unless ``values`` gives other JSON for a release."""
+    shown = {**APPS_VALUES, **values}
+    return (
+        ("list", ok(APPS_DEPLOYED)),
+        ("get values cilium ", ok(shown["cilium"])),
+        ("get values flux-operator ", ok(shown["flux-operator"])),
+    )
+
+
+@pytest.mark.parametrize(
+    ("cilium", "reason"),
+    [
+        (
+            json.dumps({"ipam": {"mode": "kubernetes"}, "operator": {"replicas": 2, "rollOutPods": True}}),
+            "value",
+        ),
+        (json.dumps({"ipam": {"mode": "kubernetes"}, "operator": {"replicas": 1}}), "added key"),
+        (
+            json.dumps(
+                {"ipam": {"mode": "kubernetes"}, "operator": {"replicas": 1, "rollOutPods": True}, "x": 1}
+            ),
+            "removed override",
+        ),
+        ("null", "no values at all"),
+    ],
+)
+def test_apps_end_to_end_changed_values_are_synced(
+    tree: Path, fake_tools: FakeTools, capsys, cilium: str, reason: str
+) -> None:
+    """A release at its pinned chart version whose values in the cluster are not what the
+    helmfile now says is synced (a changed value must reach the cluster on a re-run)."""
+    ready_cluster(fake_tools)
+    fake_tools.script("helm", *current_releases(cilium=cilium))
+    bootstrap.apps(context(tree), **fast())
+    assert fake_tools.lines("helmfile")[-1] == f"helmfile {SYNC.removeprefix('helmfile ')}", reason
+    out = capsys.readouterr().out
+    assert "release kube-system/cilium: values changed, will sync" in out
+    assert "flux-operator: values changed" not in out
+    assert "done: release kube-system/cilium" in out
+
+
+def test_apps_syncs_when_values_cannot_be_read(tree: Path, fake_tools: FakeTools, capsys) -> None:
+    """helm failing to show the values, or a release whose values only helmfile can
+    compute (a template), counts as changed: syncing is the safe side."""
+    helmfile = tree / "bootstrap" / "helmfile.d" / "01-apps.yaml"
+    helmfile.write_text(
+        helmfile.read_text().replace("    needs:", "    valuesTemplate: [a.gotmpl]\n    needs:")
+    )
+    ready_cluster(fake_tools)
+    fake_tools.script(
+        "helm", ("list", ok(APPS_DEPLOYED)), ("get values cilium ", fail("Error: release: not found"))
+    )
+    bootstrap.apps(context(tree), **fast())
+    assert fake_tools.lines("helm")[1:] == [GET_VALUES.format("cilium", "kube-system")]
+    assert " sync " in fake_tools.lines("helmfile")[-1]
+    out = capsys.readouterr().out
+    assert "release kube-system/cilium: values changed, will sync" in out
+    assert "release flux-system/flux-operator: its values are only known when helmfile runs" in out
+
+
+def test_apps_sync_decision_command_lines(tree: Path) -> None:
+    """MockContext: the exact helm argv, and no sync when versions and values match."""
+    responses = {
+        GET_NODES: Result(stdout=nodes_json("True", "True")),
+        GET_NAMESPACES: Result(stdout="default flux-system kube-system"),
+        RENDER_CRDS: Result(stdout=RENDER),
+        CRD_DIFF: Result(exited=0),
+        HELM_LIST: Result(stdout=APPS_DEPLOYED),
+        GET_VALUES.format("cilium", "kube-system"): Result(stdout=APPS_VALUES["cilium"]),
+        GET_VALUES.format(*FLUX_OP): Result(stdout="null\n"),
+    }
+    c = mock(tree, responses)
+    bootstrap.apps(c, **fast())
+    assert ran(c)[-3:] == [HELM_LIST, GET_VALUES.format("cilium", "kube-system"), GET_VALUES.format(*FLUX_OP)]
 
 
 def test_apps_end_to_end_nodes_never_register(tree: Path, fake_tools: FakeTools, capsys) -> None:
@@ -571,3 +670,37 @@ def test_apps_dry_run(secrets: Path, fake_tools: FakeTools, capsys) -> None:
     ):
         assert line in out
     assert not any(value in out for value in SECRET_VALUES.values())
+
+
+@pytest.mark.skipif(find_tool("helm") is None, reason="helm not installed")
+def test_helm_accepts_the_arguments_we_pass(tmp_path: Path) -> None:
+    """The real helm parses our argv: with no cluster it fails on the connection, never on
+    an unknown flag or a bad flag value."""
+    helmfile = tmp_path / "01-apps.yaml"
+    helmfile.write_text(APPS_HELMFILE)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+        "users: [{name: u, user: {}}]\n"
+    )
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_CACHE_HOME": str(tmp_path / "cache")}
+    release = bootstrap.plan.helmfile_releases(helmfile, "01-apps.yaml")[0]
+    for argv in (
+        bootstrap.plan.helm_get_values_argv(release),
+        ["helm", "list", "--all-namespaces", "--output", "json"],
+    ):
+        done = subprocess.run(
+            [find_tool("helm"), *argv[1:]], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode != 0
+        assert "unknown flag" not in done.stderr and "invalid argument" not in done.stderr, done.stderr
+        assert "127.0.0.1:1" in done.stderr, done.stderr
+    bad = subprocess.run(
+        [find_tool("helm"), *bootstrap.plan.helm_get_values_argv(release)[1:], "--no-such-flag"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "unknown flag" in bad.stderr  # the check above can fail

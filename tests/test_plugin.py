@@ -85,5 +85,39 @@ def test_plugin_serves_the_active_context_and_registers_its_filters() -> None:
     assert instance.data() is data
     assert env.bytecode_cache is not None  # compiled templates are reused across renders
     names = {f.__name__ for f in instance.filters()}
-    assert names == {"nthhost", "prefixlen", "is_device_path", "tojson_compact"}
+    assert names == {"nthhost", "prefixlen", "is_device_path", "tojson_compact", "yaml"}
     assert list(instance.functions()) == []
+
+
+#: Any text that can be written as UTF-8 (lone surrogates cannot).
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
+
+
+@given(value=TEXT)
+def test_yaml_filter_never_adds_structure(value: str) -> None:
+    """Whatever the value, as a mapping value (top level or nested), a list item or a flow
+    item, one scalar comes back unchanged and the next key is still the next key."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    scalar = plugin.yaml(value)
+    assert "\n" not in scalar
+    assert yaml.load(f"key: {scalar}\nnext: 1\n") == {"key": value, "next": 1}
+    assert yaml.load(f"outer:\n  key: {scalar}\n  next: 1\n") == {"outer": {"key": value, "next": 1}}
+    assert yaml.load(f"list:\n  - {scalar}\n  - x\n") == {"list": [value, "x"]}
+    assert yaml.load(f"flow: [{scalar}, x]\n") == {"flow": [value, "x"]}
+
+
+def test_yaml_filter_keeps_types_and_refuses_the_rest() -> None:
+    from ruamel.yaml import YAML
+
+    assert plugin.yaml(True) == "true" and plugin.yaml(False) == "false"
+    assert plugin.yaml(1500) == "1500"
+    for confusable in ("true", "null", "~", "1e3", "0x1F", "2026-01-01", "1_000", ""):
+        assert YAML(typ="safe", pure=True).load(f"k: {plugin.yaml(confusable)}") == {"k": confusable}
+    with pytest.raises(TypeError):
+        plugin.yaml(1.5)
+    with pytest.raises(TypeError):
+        plugin.yaml(None)
+    with pytest.raises(ValueError):
+        plugin.yaml("lone \ud800 surrogate")

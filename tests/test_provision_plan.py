@@ -383,3 +383,90 @@ def test_helmfile_releases_and_what_is_not_deployed(tmp_path: Path) -> None:
     assert [r.name for r in plan.undeployed_releases(releases, older)] == ["cilium"]
     failed = APPS_DEPLOYED.replace('"deployed", "chart": "flux-operator', '"failed", "chart": "flux-operator')
     assert [r.name for r in plan.undeployed_releases(releases, failed)] == ["flux-operator"]
+
+
+def write_helmfile(tmp_path: Path, release: str, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    helmfile = tmp_path / "helmfile.d" / "01-apps.yaml"
+    helmfile.parent.mkdir(parents=True, exist_ok=True)
+    helmfile.write_text(f"releases:\n  - name: app\n    namespace: apps\n    version: 1.0.0\n{release}")
+    return helmfile
+
+
+def test_release_values_merge_files_and_inline_maps_as_helm_does(tmp_path: Path) -> None:
+    helmfile = write_helmfile(
+        tmp_path,
+        "    values:\n      - ../values/base.yaml\n      - ../values/empty.yaml\n"
+        "      - {image: {tag: v2}, args: [--b], gone: null}\n",
+        {
+            "values/base.yaml": "image: {repository: r, tag: v1}\nargs: [--a, --c]\n1: one\ngone: here\n",
+            "values/empty.yaml": "# nothing set here\n",
+        },
+    )
+    (release,) = plan.helmfile_releases(helmfile, "01-apps.yaml")
+    # maps merge key by key; a list is replaced whole; null is kept (helm keeps it in the
+    # release's user values); keys become strings as in helm's JSON
+    assert release.values == {
+        "image": {"repository": "r", "tag": "v2"},
+        "args": ["--b"],
+        "1": "one",
+        "gone": None,
+    }
+    assert plan.values_current(release, json.dumps(release.values))
+    assert not plan.values_current(release, json.dumps({**release.values, "args": ["--a"]}))
+
+
+@pytest.mark.parametrize(
+    "release",
+    [
+        "    values: [../values/missing.yaml]\n",
+        "    values: [../values/list.yaml]\n",
+        "    values: [../values/app.yaml.gotmpl]\n",
+        "    values: ['{{ .Environment.Name }}.yaml']\n",
+        "    values: [../values/app.yaml]\n    set: [{name: a, value: b}]\n",
+        "    values: [../values/app.yaml]\n    valuesTemplate: [{a: '{{ .Release.Name }}'}]\n",
+        "    secrets: [../values/secret.sops.yaml]\n",
+    ],
+)
+def test_release_values_unknown_offline_means_sync(tmp_path: Path, release: str) -> None:
+    helmfile = write_helmfile(
+        tmp_path, release, {"values/app.yaml": "a: 1\n", "values/list.yaml": "- a\n", "values/bad.yaml": ":"}
+    )
+    (parsed,) = plan.helmfile_releases(helmfile, "01-apps.yaml")
+    assert parsed.values is None
+    assert not plan.values_current(parsed, "null")
+
+
+def test_values_current_reads_what_helm_get_values_prints(tmp_path: Path) -> None:
+    helmfile = write_helmfile(tmp_path, "", {})
+    (release,) = plan.helmfile_releases(helmfile, "01-apps.yaml")
+    assert release.values == {}
+    assert plan.values_current(release, "null\n")  # helm's answer for a release without values
+    assert plan.values_current(release, "{}")
+    assert not plan.values_current(release, "")
+    assert not plan.values_current(release, "Error: release: not found")
+    assert not plan.values_current(release, '{"a": 1}')
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+json_maps = st.dictionaries(st.text(max_size=3), json_values, max_size=4)
+
+
+@given(json_maps, json_maps)
+def test_merge_values_later_file_wins_and_nothing_else_is_lost(base: dict, override: dict) -> None:
+    merged = plan.merge_values(base, override)
+    assert set(merged) == set(base) | set(override)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            assert merged[key] == plan.merge_values(base[key], value)
+        else:
+            assert merged[key] == value
+    assert plan.merge_values(merged, override) == merged  # applying the same file twice changes nothing

@@ -144,6 +144,7 @@ def test_apply_node_needs_a_talosconfig(tree: Path, capsys) -> None:
 def test_upgrade_node(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     upgrade = f"talosctl upgrade {TALOSCONFIG} --nodes=192.168.1.10 --image={IMAGE0} --timeout=10m"
     responses = {
+        "talosctl --nodes 192.168.1.10 get machineconfig": Result(),
         f"talhelper gencommand upgrade --node 192.168.1.10 --extra-flags=--image={IMAGE0},--timeout=10m": gen(
             upgrade
         ),
@@ -155,6 +156,39 @@ def test_upgrade_node(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert f"upgrading 192.168.1.10 to {IMAGE0}" in out
     assert "upgrading Talos: k8s-0 (192.168.1.10)" in out
+
+
+def test_upgrade_node_stops_when_the_node_does_not_answer(tree: Path, capsys) -> None:
+    c = mock(
+        tree,
+        {"talosctl --nodes 192.168.1.10 get machineconfig": Result(stderr="i/o timeout", exited=1)},
+    )
+    assert exit_code(lambda: talos.upgrade_node(c, ip="192.168.1.10")) == 1
+    assert ran(c) == ["talosctl --nodes 192.168.1.10 get machineconfig"]
+    err = capsys.readouterr().err
+    assert "node 192.168.1.10 does not answer on the Talos API" in err
+    assert "i/o timeout" in err
+    assert "Traceback" not in err
+
+
+def test_upgrade_node_end_to_end_probes_first(tree: Path, fake_tools: FakeTools) -> None:
+    upgrade = f"talosctl upgrade {TALOSCONFIG} --nodes=192.168.1.10 --image={IMAGE0} --timeout=10m"
+    fake_tools.script("talhelper", ("gencommand upgrade", ok(f"{upgrade};\n")))
+    talos.upgrade_node(context(tree), ip="192.168.1.10")
+    assert [call.line for call in fake_tools.calls()] == [
+        "talosctl --nodes 192.168.1.10 get machineconfig",
+        f"talhelper gencommand upgrade --node 192.168.1.10 --extra-flags=--image={IMAGE0},--timeout=10m",
+        upgrade,
+    ]
+
+
+def test_upgrade_node_end_to_end_unreachable_node_is_not_upgraded(
+    tree: Path, fake_tools: FakeTools, capsys
+) -> None:
+    fake_tools.script("talosctl", ("get machineconfig", fail("dial tcp 192.168.1.10:50000: no route")))
+    assert exit_code(lambda: talos.upgrade_node(context(tree), ip="192.168.1.10")) == 1
+    assert [call.line for call in fake_tools.calls()] == ["talosctl --nodes 192.168.1.10 get machineconfig"]
+    assert "no route" in capsys.readouterr().err
 
 
 def test_upgrade_node_without_image_url(tree: Path, capsys) -> None:
@@ -323,6 +357,7 @@ def test_reset_end_to_end_refuses_without_yes(tree: Path, fake_tools: FakeTools,
         (
             lambda c: talos.upgrade_node(c, ip="192.168.1.10"),
             [
+                "talosctl --nodes 192.168.1.10 get machineconfig",
                 f"talhelper gencommand upgrade --node 192.168.1.10 --extra-flags=--image={IMAGE0}",
                 ",--timeout=10m",
                 "# then run each talosctl command it prints (no shell), upgrading Talos",

@@ -7,6 +7,8 @@ repository) and a BGP one.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import io
 import itertools
 import json
@@ -15,7 +17,8 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import ip_network
@@ -32,6 +35,7 @@ from tasks.lib.paths import repo_paths
 from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo, example_source
 
 BIN = Path(sys.executable).parent
+CONFIGS = ROOT / "tests" / "fixtures" / "configs"
 YAMLFMT_CONFIG = ROOT / ".yamlfmt.yaml"
 FLUX_SOURCE = {"kind": "GitRepository", "name": "flux-system", "namespace": "flux-system"}
 BOOTSTRAP_CHAIN = ["cilium", "coredns", "cert-manager", "flux-operator", "flux-instance"]
@@ -70,6 +74,19 @@ def yaml_docs(path: Path) -> list[Any]:
     return [doc for doc in YAML(typ="safe", pure=True).load_all(path.read_text()) if doc is not None]
 
 
+def scalars(value: Any) -> Iterator[str]:
+    """Every string in a parsed YAML tree, keys included."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from scalars(key)
+            yield from scalars(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from scalars(inner)
+    elif isinstance(value, str):
+        yield value
+
+
 def yaml_doc(path: Path) -> Any:
     (doc,) = yaml_docs(path)
     return doc
@@ -96,9 +113,19 @@ def render_config(
     base: Path,
     cluster: dict[str, Any] | None = None,
     nodes: list[dict[str, Any]] | None = None,
+    *,
+    config_dir: Path | None = None,
+    drop_secrets: tuple[str, ...] = (),
+    mutate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Rendered:
-    """Copy the repository to ``base``, apply overrides to cluster.yaml/nodes.yaml, render."""
+    """Copy the repository to ``base``, apply overrides to cluster.yaml/nodes.yaml (or take
+    both from ``config_dir``), drop keys of the decrypted cluster.sops.yaml, render.
+    ``mutate`` rewrites the template data after validation (to feed values the config
+    validation would refuse)."""
     repo = copy_repo(base / "repo")
+    if config_dir is not None:
+        for name in ("cluster.yaml", "nodes.yaml"):
+            shutil.copy(config_dir / name, repo / name)
     yaml = YAML()
     if cluster:
         document = yaml.load(repo / "cluster.yaml")
@@ -115,10 +142,19 @@ def render_config(
             patch.delenv(name, raising=False)
         patch.setenv("HOME_OPS_OPERATOR_DIR", str(EXAMPLE_OPERATOR))
         paths = repo_paths(repo)
-        context = build_context(
-            paths,
-            sops_decrypt(paths),
-        )
+        decrypt = sops_decrypt(paths)
+
+        def decrypt_without(path: Path) -> str:
+            secrets = YAML(typ="safe", pure=True).load(decrypt(path))
+            stream = io.StringIO()
+            YAML(typ="safe", pure=True).dump(
+                {k: v for k, v in secrets.items() if k not in drop_secrets}, stream
+            )
+            return stream.getvalue()
+
+        context = build_context(paths, decrypt_without if drop_secrets else decrypt)
+        if mutate is not None:
+            context = dataclasses.replace(context, data=mutate(context.data))
         files = render(paths, context, out)
     return Rendered(out, files, context.data, context.secret_values)
 
@@ -192,9 +228,34 @@ def bgp(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     return render_config(tmp_path_factory.mktemp("bgp"), BGP_CLUSTER)
 
 
-@pytest.fixture(params=["example", "multi", "bgp"])
+@pytest.fixture(scope="module")
+def public(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """The Taskfile template's own public test configuration (BGP, gateways in node_cidr)."""
+    return render_config(tmp_path_factory.mktemp("public"), config_dir=CONFIGS / "template-public")
+
+
+@pytest.fixture(scope="module")
+def no_onepassword(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """The example without 1Password Connect in cluster.sops.yaml."""
+    return render_config(tmp_path_factory.mktemp("no-1password"), drop_secrets=("onepassword_connect",))
+
+
+RENDERS = ["example", "multi", "bgp", "public", "no_onepassword"]
+
+
+@pytest.fixture(params=RENDERS)
 def rendered(request: pytest.FixtureRequest) -> Rendered:
     return request.getfixturevalue(request.param)
+
+
+def expected_apps(rendered: Rendered) -> dict[str, set[str]]:
+    """Namespace -> the apps (Flux Kustomizations) the configuration should render."""
+    expected = {ns: set(apps) for ns, apps in NAMESPACES.items()}
+    if rendered.data["spegel_enabled"]:
+        expected["kube-system"].add("spegel")
+    if not rendered.data["onepassword_enabled"]:
+        expected["external-secrets"].discard("onepassword")
+    return expected
 
 
 # --------------------------------------------------------------------------- every file
@@ -297,8 +358,9 @@ def kustomize_build(directory: Path) -> tuple[Path, subprocess.CompletedProcess[
 
 
 @pytest.fixture(scope="module")
-def builds(example: Rendered, multi: Rendered, bgp: Rendered) -> dict[Path, subprocess.CompletedProcess[str]]:
-    directories = [d for r in (example, multi, bgp) for d in kustomization_dirs(r)]
+def builds(request: pytest.FixtureRequest) -> dict[Path, subprocess.CompletedProcess[str]]:
+    renders = [request.getfixturevalue(name) for name in RENDERS]
+    directories = [d for r in renders for d in kustomization_dirs(r)]
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
         return dict(pool.map(kustomize_build, directories))
 
@@ -309,7 +371,7 @@ def built(builds: dict[Path, subprocess.CompletedProcess[str]], directory: Path)
 
 def test_every_kustomization_builds(rendered: Rendered, builds: dict[Path, Any]) -> None:
     directories = kustomization_dirs(rendered)
-    apps = sum(len(a) for a in NAMESPACES.values()) + rendered.data["spegel_enabled"]
+    apps = sum(len(a) for a in expected_apps(rendered).values())
     assert len(directories) == len(NAMESPACES) + apps + 1  # + components/sops
     failures = {
         str(d.relative_to(rendered.out)): builds[d].stderr for d in directories if builds[d].returncode
@@ -375,13 +437,12 @@ def test_helmreleases_and_sources_match(rendered: Rendered, builds: dict[Path, A
                 # the generated ConfigMap's hashed name, rewritten by kustomizeconfig.yaml
                 assert values["name"] in config_maps, values
                 assert re.fullmatch(r".+-values-[a-z0-9]{10}", values["name"])
-    expected = sum(len(apps) for apps in NAMESPACES.values()) + rendered.data["spegel_enabled"]
-    assert releases == expected
+    assert releases == sum(len(apps) for apps in expected_apps(rendered).values())
 
 
 def test_secret_files_are_stringdata_secrets(rendered: Rendered) -> None:
     secrets = [p for p in rendered.files if is_secret_file(p)]
-    assert len(secrets) >= 9
+    assert len(secrets) >= 8 + rendered.data["onepassword_enabled"]
     for relative in secrets:
         for document in rendered.docs(str(relative)):
             assert document["kind"] == "Secret", relative
@@ -414,12 +475,17 @@ def test_sops_config_matches_the_bundled_example(example: Rendered) -> None:
 def test_no_secret_outside_sops_files(rendered: Rendered) -> None:
     tunnel_id = rendered.data["cloudflare_tunnel_id"]  # public: it is in DNS as <id>.cfargotunnel.com
     secrets = {s.strip() for s in rendered.secrets if s.strip() and s != tunnel_id}
-    for key in ("cloudflare_token", "cloudflare_tunnel_secret", "onepassword_token", "age_key", "push_token"):
+    keys = ["cloudflare_token", "cloudflare_tunnel_secret", "age_key", "push_token"]
+    keys += ["onepassword_token"] if rendered.data["onepassword_enabled"] else []
+    for key in keys:
         assert rendered.data[key] in secrets, key
     found: dict[str, set[str]] = {secret: set() for secret in secrets}
     leaks = []
     for relative in rendered.files:
-        text = (rendered.out / relative).read_text()
+        # The text and every parsed scalar: the quoting filter escapes quotes and newlines.
+        text = "\n".join(
+            [(rendered.out / relative).read_text(), *scalars(yaml_docs(rendered.out / relative))]
+        )
         for secret in secrets:
             pieces = fragments(secret)
             assert pieces, "a secret with nothing to look for"
@@ -435,7 +501,12 @@ def test_no_secret_outside_sops_files(rendered: Rendered) -> None:
 
 def test_bootstrap_secrets(example: Rendered) -> None:
     age = example.doc("bootstrap/sops-age.sops.yaml")
-    assert age["metadata"] == {"name": "sops-age", "namespace": "flux-system"}
+    assert age["metadata"] == {
+        "name": "sops-age",
+        "namespace": "flux-system",
+        # Flux listed it in every namespace before: it must survive that list's pruning.
+        "annotations": {"kustomize.toolkit.fluxcd.io/prune": "disabled"},
+    }
     assert age["stringData"]["age.agekey"] == example.data["age_key"]
     deploy = example.doc("bootstrap/github-deploy-key.sops.yaml")
     assert deploy["metadata"] == {"name": "github-deploy-key", "namespace": "flux-system"}
@@ -476,11 +547,12 @@ def test_cluster_entrypoint_patches_every_child(example: Rendered) -> None:
     assert root["metadata"] == {"name": "cluster-apps", "namespace": "flux-system"}
     spec = root["spec"]
     assert spec["path"] == "./kubernetes/apps"
-    assert spec["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
+    # No key named: kustomize-controller's --sops-age-secret (the FluxInstance) decrypts.
+    assert spec["decryption"] == {"provider": "sops"}
     (patch,) = spec["patches"]
     assert patch["target"] == {"group": "kustomize.toolkit.fluxcd.io", "kind": "Kustomization"}
     child = yaml_docs_text(patch["patch"])["spec"]
-    assert child["decryption"]["secretRef"]["name"] == "sops-age"
+    assert child["decryption"] == {"provider": "sops"}
     assert child["postBuild"]["substituteFrom"] == [{"name": "cluster-secrets", "kind": "Secret"}]
     (release_patch,) = child["patches"]
     assert release_patch["target"]["kind"] == "HelmRelease"
@@ -495,9 +567,7 @@ def yaml_docs_text(text: str) -> Any:
 
 
 def test_namespaces_and_app_kustomizations(rendered: Rendered, builds: dict[Path, Any]) -> None:
-    expected = {ns: set(apps) for ns, apps in NAMESPACES.items()}
-    if rendered.data["spegel_enabled"]:
-        expected["kube-system"].add("spegel")
+    expected = expected_apps(rendered)
     names = {}
     for ns, apps in expected.items():
         documents = built(builds, rendered.out / "kubernetes/apps" / ns)
@@ -509,7 +579,7 @@ def test_namespaces_and_app_kustomizations(rendered: Rendered, builds: dict[Path
             by_kind["Namespace"][0]["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/prune"]
             == "disabled"
         )
-        assert sorted(d["metadata"]["name"] for d in by_kind["Secret"]) == ["cluster-secrets", "sops-age"]
+        assert sorted(d["metadata"]["name"] for d in by_kind["Secret"]) == ["cluster-secrets"]
         assert all(d["metadata"]["namespace"] == ns for d in documents if d["kind"] != "Namespace")
         flux = by_kind["Kustomization"]
         assert {k["metadata"]["name"] for k in flux} == apps
@@ -528,9 +598,10 @@ def test_namespaces_and_app_kustomizations(rendered: Rendered, builds: dict[Path
     for (name, _), depends in names.items():
         for dependency in depends:
             assert (dependency["name"], dependency["namespace"]) in names, (name, dependency)
-    assert names[("onepassword", "external-secrets")] == [
-        {"name": "external-secrets", "namespace": "external-secrets"}
-    ]
+    if rendered.data["onepassword_enabled"]:
+        assert names[("onepassword", "external-secrets")] == [
+            {"name": "external-secrets", "namespace": "external-secrets"}
+        ]
     assert {"name": "flux-operator", "namespace": "flux-system"} in names[("flux-instance", "flux-system")]
 
 
@@ -574,7 +645,11 @@ def oci_source(rendered: Rendered, namespace: str, app: str) -> dict[str, Any]:
 def test_bootstrap_helmfile_installs_the_chain_in_order(rendered: Rendered) -> None:
     helmfile = rendered.out / "bootstrap/helmfile.d/01-apps.yaml"
     releases = yaml_doc(helmfile)["releases"]
-    assert [r["name"] for r in releases] == BOOTSTRAP_CHAIN
+    chain = list(BOOTSTRAP_CHAIN)
+    if rendered.data["spegel_enabled"]:
+        # The other nodes pull the rest of the bootstrap images from the first one.
+        chain.insert(chain.index("cert-manager"), "spegel")
+    assert [r["name"] for r in releases] == chain
     assert "needs" not in releases[0]
     for previous, release in itertools.pairwise(releases):
         assert release["needs"] == [f"{previous['namespace']}/{previous['name']}"]
@@ -610,8 +685,8 @@ def test_versions_carry_renovate_annotations(example: Rendered) -> None:
     annotated = re.compile(r"# renovate: datasource=\S+ depName=(\S+)\n\s*(?:\w+): (\S+)")
     talenv = (example.out / "talos/talenv.yaml").read_text()
     assert dict(annotated.findall(talenv)) == {
-        "ghcr.io/siderolabs/installer": "v1.13.0",
-        "ghcr.io/siderolabs/kubelet": "v1.36.0",
+        "ghcr.io/siderolabs/installer": "v1.13.7",
+        "ghcr.io/siderolabs/kubelet": "v1.36.4",
     }
     for name in ("00-crds.yaml", "01-apps.yaml"):
         text = (example.out / "bootstrap/helmfile.d" / name).read_text()
@@ -651,7 +726,7 @@ def test_load_balancer_addresses(rendered: Rendered) -> None:
     assert coredns["service"]["clusterIP"] == str(ip_network(data["cluster_svc_cidr"])[10])
 
 
-def test_cilium_without_bgp_announces_over_l2(example: Rendered) -> None:
+def test_cilium_without_bgp_announces_over_l2_only(example: Rendered) -> None:
     kinds = example.kinds("kubernetes/apps/kube-system/cilium/app/networks.yaml")
     assert kinds == ["CiliumLoadBalancerIPPool", "CiliumL2AnnouncementPolicy"]
     values = example.doc("kubernetes/apps/kube-system/cilium/app/helm/values.yaml")
@@ -665,6 +740,7 @@ def test_cilium_with_bgp_peers_with_the_router(bgp: Rendered) -> None:
     documents = {d["kind"]: d for d in bgp.docs("kubernetes/apps/kube-system/cilium/app/networks.yaml")}
     assert set(documents) == {
         "CiliumLoadBalancerIPPool",
+        "CiliumL2AnnouncementPolicy",
         "CiliumBGPClusterConfig",
         "CiliumBGPPeerConfig",
         "CiliumBGPAdvertisement",
@@ -678,7 +754,9 @@ def test_cilium_with_bgp_peers_with_the_router(bgp: Rendered) -> None:
     assert selector.items() <= documents["CiliumBGPAdvertisement"]["metadata"]["labels"].items()
     values = bgp.doc("kubernetes/apps/kube-system/cilium/app/helm/values.yaml")
     assert values["bgpControlPlane"]["enabled"] is True
-    assert values["l2announcements"]["enabled"] is False
+    # Addresses inside node_cidr still need ARP answers on the LAN: L2 stays on with BGP.
+    assert values["l2announcements"]["enabled"] is True
+    assert documents["CiliumL2AnnouncementPolicy"]["spec"]["loadBalancerIPs"] is True
     assert values["loadBalancer"]["mode"] == "snat"
 
 
@@ -836,3 +914,511 @@ def test_render_config_applies_overrides(bgp: Rendered, multi: Rendered) -> None
     assert bgp.data["cluster_gateway_addr"] == "10.99.0.80"
     assert [n["name"] for n in multi.data["nodes"]] == [n["name"] for n in MULTI_NODES]
     assert multi.data["node_vlan_tag"] == 20
+
+
+# --------------------------------------------------------------------------- the age key
+
+
+def test_the_age_key_lives_only_in_flux_system(rendered: Rendered, builds: dict[Path, Any]) -> None:
+    """Built with kustomize, every namespace and the bootstrap: one sops-age, in flux-system."""
+    found: list[tuple[str, str]] = []
+    for directory in kustomization_dirs(rendered):
+        for document in built(builds, directory):
+            if document["kind"] == "Secret" and document["metadata"]["name"] == "sops-age":
+                found.append(
+                    (str(directory.relative_to(rendered.out)), document["metadata"].get("namespace"))
+                )
+    assert found == [], f"the age key is copied into {found}"
+    bootstrap = [
+        doc
+        for relative in rendered.files
+        if relative.parts[0] == "bootstrap"
+        for doc in rendered.docs(str(relative))
+        if isinstance(doc, dict) and doc.get("kind") == "Secret" and doc["metadata"]["name"] == "sops-age"
+    ]
+    assert [d["metadata"]["namespace"] for d in bootstrap] == ["flux-system"]
+    # Every Flux Kustomization decrypts without naming a key: the controller's global one.
+    for directory in kustomization_dirs(rendered):
+        for document in built(builds, directory):
+            if document["kind"] == "Kustomization" and "decryption" in document.get("spec", {}):
+                assert "secretRef" not in document["spec"]["decryption"], directory
+
+
+def flux_controllers_patched(rendered: Rendered, tmp_path: Path) -> dict[str, dict[str, Any]]:
+    """Apply the FluxInstance's kustomize patches with kustomize to stand-ins of the four
+    controller Deployments (as flux-operator does to the real ones); name -> Deployment."""
+    values = rendered.doc("kubernetes/apps/flux-system/flux-instance/app/helm/values.yaml")
+    resources = []
+    for name in ("source-controller", "kustomize-controller", "helm-controller", "notification-controller"):
+        deployment = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "flux-system"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [{"name": "manager", "args": ["--log-level=info"]}],
+                        "volumes": [{"name": "temp", "emptyDir": {}}],
+                    }
+                }
+            },
+        }
+        (tmp_path / f"{name}.yaml").write_text(json.dumps(deployment))
+        resources.append(f"{name}.yaml")
+    kustomization = {"resources": resources, "patches": values["instance"]["kustomize"]["patches"]}
+    (tmp_path / "kustomization.yaml").write_text(json.dumps(kustomization))
+    _, result = kustomize_build(tmp_path)
+    assert result.returncode == 0, result.stderr
+    return {d["metadata"]["name"]: d for d in yaml_docs_text_all(result.stdout)}
+
+
+def yaml_docs_text_all(text: str) -> list[Any]:
+    return [d for d in YAML(typ="safe", pure=True).load_all(text) if d]
+
+
+def test_flux_controllers_are_tuned_as_the_template_tunes_them(example: Rendered, tmp_path: Path) -> None:
+    deployments = flux_controllers_patched(example, tmp_path)
+
+    def args(name: str) -> list[str]:
+        return deployments[name]["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    def limit(name: str) -> str:
+        return deployments[name]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+
+    kustomize, helm, source = args("kustomize-controller"), args("helm-controller"), args("source-controller")
+    assert {"--concurrent=20", "--requeue-dependency=5s", "--sops-age-secret=sops-age"} <= set(kustomize)
+    assert "--feature-gates=CancelHealthCheckOnNewRevision=true" in kustomize
+    assert {"--concurrent=10", "--requeue-dependency=5s"} <= set(helm) & set(source)
+    assert {"--helm-cache-max-size=10", "--helm-cache-ttl=60m", "--helm-cache-purge-interval=5m"} <= set(
+        source
+    )
+    assert "--feature-gates=OOMWatch=true,DisableChartDigestTracking=true" in helm
+    assert {"--oom-watch-memory-threshold=95", "--oom-watch-interval=500ms"} <= set(helm)
+    for name in ("kustomize-controller", "helm-controller"):
+        assert "--watch-configs-label-selector=owner!=helm" in args(name)
+    # One value per flag: a repeated flag would silently keep only the last.
+    for name, deployment in deployments.items():
+        flags = [a.split("=")[0] for a in args(name)]
+        assert len(flags) == len(set(flags)), (name, flags)
+        assert deployment["metadata"]["namespace"] == "flux-system"
+    for name in ("kustomize-controller", "helm-controller", "source-controller"):
+        assert limit(name) == "1Gi"
+    assert (
+        "resources" not in deployments["notification-controller"]["spec"]["template"]["spec"]["containers"][0]
+    )
+    volumes = deployments["kustomize-controller"]["spec"]["template"]["spec"]["volumes"]
+    assert volumes[0] == {"name": "temp", "emptyDir": {"medium": "Memory"}}
+
+
+# --------------------------------------------------------------------------- gateway policies
+
+
+def test_envoy_traffic_policies(rendered: Rendered, builds: dict[Path, Any]) -> None:
+    documents = built(builds, rendered.out / "kubernetes/apps/network/envoy-gateway/app")
+    by_kind = {d["kind"]: d for d in documents}
+    every_gateway = [{"group": "gateway.networking.k8s.io", "kind": "Gateway"}]
+    backend = by_kind["BackendTrafficPolicy"]["spec"]
+    assert backend["targetSelectors"] == every_gateway
+    assert backend["timeout"]["http"]["requestTimeout"] == "0s"  # no cut at Envoy's default 15s
+    assert backend["retry"]["numRetries"] == 2
+    assert [c["type"] for c in backend["compressor"]] == ["Zstd", "Brotli", "Gzip"]
+    assert backend["tcpKeepalive"] == {}
+    client = by_kind["ClientTrafficPolicy"]["spec"]
+    assert client["targetSelectors"] == every_gateway
+    assert client["http3"] == {} and client["tcpKeepalive"] == {}
+    assert client["http2"]["onInvalidMessage"] == "TerminateStream"
+    assert client["clientIPDetection"]["xForwardedFor"]["trustedCIDRs"] == [rendered.data["cluster_pod_cidr"]]
+    assert client["tls"]["minVersion"] == "1.2"
+
+
+# --------------------------------------------------------------------------- L2 and BGP
+
+
+def test_l2_announcements_answer_with_and_without_bgp(rendered: Rendered, builds: dict[Path, Any]) -> None:
+    documents = built(builds, rendered.out / "kubernetes/apps/kube-system/cilium/app")
+    kinds = {d["kind"] for d in documents}
+    assert "CiliumL2AnnouncementPolicy" in kinds
+    bgp_kinds = {"CiliumBGPClusterConfig", "CiliumBGPPeerConfig", "CiliumBGPAdvertisement"}
+    assert (bgp_kinds <= kinds) is rendered.data["cilium_bgp_enabled"]
+    assert not (bgp_kinds & kinds) or rendered.data["cilium_bgp_enabled"]
+    (pool,) = [d for d in documents if d["kind"] == "CiliumLoadBalancerIPPool"]
+    blocks = {b["cidr"] for b in pool["spec"]["blocks"]}
+    for key in ("cluster_dns_gateway_addr", "cluster_gateway_addr", "cloudflare_gateway_addr"):
+        assert f"{rendered.data[key]}/32" in blocks
+    (config_map,) = [d for d in documents if d["kind"] == "ConfigMap"]
+    values = YAML(typ="safe", pure=True).load(config_map["data"]["values.yaml"])
+    assert values["l2announcements"]["enabled"] is True
+    assert values["bgpControlPlane"]["enabled"] is rendered.data["cilium_bgp_enabled"]
+    # The renamed key: `localRedirectPolicy` is silently ignored by Cilium 1.20's chart.
+    assert "localRedirectPolicy" not in values and values["localRedirectPolicies"] == {"enabled": True}
+
+
+def test_template_public_config_renders_l2_and_bgp_for_gateways_inside_node_cidr(public: Rendered) -> None:
+    node_network = ip_network(public.data["node_cidr"])
+    for key in ("cluster_dns_gateway_addr", "cluster_gateway_addr", "cloudflare_gateway_addr"):
+        assert ip_network(public.data[key]).subnet_of(node_network)  # ARP must answer for these
+    kinds = public.kinds("kubernetes/apps/kube-system/cilium/app/networks.yaml")
+    assert "CiliumL2AnnouncementPolicy" in kinds and "CiliumBGPClusterConfig" in kinds
+
+
+# --------------------------------------------------------------------------- 1Password optional
+
+
+def test_without_onepassword_no_connect_server_and_no_store(no_onepassword: Rendered) -> None:
+    names = {str(p) for p in no_onepassword.files}
+    assert not [n for n in names if "onepassword" in n]
+    for relative in no_onepassword.files:
+        for document in no_onepassword.docs(str(relative)):
+            if isinstance(document, dict):
+                assert document.get("kind") != "ClusterSecretStore", relative
+    # External Secrets stays (its CRDs and operator), ready for any other store.
+    assert "kubernetes/apps/external-secrets/external-secrets/ks.yaml" in names
+    assert "onepassword_credentials" not in no_onepassword.data
+
+
+def test_new_placeholder_secrets_need_no_onepassword() -> None:
+    from tasks.lib.secrets.operator import PLACEHOLDER_SECRETS
+
+    secrets = YAML(typ="safe", pure=True).load(PLACEHOLDER_SECRETS)
+    assert set(secrets) == {"cloudflare_token", "cloudflare_tunnel"}
+    assert "onepassword_connect:" in PLACEHOLDER_SECRETS  # shown, commented out
+
+
+def test_configure_check_and_validate_pass_without_onepassword(tmp_path: Path) -> None:
+    """The operator flow on a cluster.sops.yaml without onepassword_connect, as a user runs it."""
+    repo = copy_repo(tmp_path / "repo")
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("SOPS_AGE_KEY_FILE", "SOPS_CONFIG")},
+        "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR),
+        "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key"),
+    }
+    sops = tool("sops")
+    plain = subprocess.run(
+        [sops, "--decrypt", "cluster.sops.yaml"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    secrets = YAML(typ="safe", pure=True).load(plain)
+    del secrets["onepassword_connect"]
+    stream = io.StringIO()
+    YAML(typ="safe", pure=True).dump(secrets, stream)
+    encrypted = subprocess.run(
+        [sops, "--encrypt", "--filename-override", "cluster.sops.yaml", "/dev/stdin"],
+        cwd=repo,
+        env=env,
+        input=stream.getvalue(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (repo / "cluster.sops.yaml").write_text(encrypted)
+    inv = [sys.executable, "-m", "invoke"]
+    for args in (["configure"], ["configure", "--check"], ["dev.validate"]):
+        result = subprocess.run([*inv, *args], cwd=repo, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, (args, result.stdout[-2000:], result.stderr[-2000:])
+        assert "Traceback" not in result.stderr
+    assert not (repo / "kubernetes/apps/external-secrets/onepassword").exists()
+
+
+# --------------------------------------------------------------------------- Talos
+
+
+def test_talos_machine_config_carries_the_templates_tuning(rendered: Rendered) -> None:
+    sysctls = rendered.doc("talos/patches/global/machine-sysctls.yaml")["machine"]["sysctls"]
+    assert sysctls == {
+        "fs.inotify.max_user_instances": "8192",
+        "fs.inotify.max_user_watches": "1048576",
+        "net.core.rmem_max": "7500000",
+        "net.core.wmem_max": "7500000",
+        "net.ipv4.neigh.default.gc_thresh1": "4096",
+        "net.ipv4.neigh.default.gc_thresh2": "8192",
+        "net.ipv4.neigh.default.gc_thresh3": "16384",
+        "net.ipv4.tcp_slow_start_after_idle": "0",
+        "user.max_user_namespaces": "11255",
+    }
+    (cri,) = rendered.doc("talos/patches/global/machine-files.yaml")["machine"]["files"]
+    assert cri["path"] == "/etc/cri/conf.d/20-customization.part" and cri["op"] == "create"
+    content = tomllib.loads(cri["content"])
+    assert content["plugins"]["io.containerd.cri.v1.images"]["discard_unpacked_layers"] is False
+    assert (
+        content["plugins"]["io.containerd.cri.v1.runtime"]["device_ownership_from_security_context"] is True
+    )
+    kubelet = rendered.doc("talos/patches/global/machine-kubelet.yaml")["machine"]["kubelet"]["extraConfig"]
+    assert kubelet["serializeImagePulls"] is False and kubelet["maxParallelImagePulls"] == 3
+    assert kubelet["shutdownGracePeriod"] == "90s" and kubelet["shutdownGracePeriodCriticalPods"] == "60s"
+    cluster = rendered.doc("talos/patches/controller/cluster.yaml")["cluster"]
+    # Pod Security admission stays at Talos' default (baseline enforced, kube-system exempt) ...
+    assert "admissionControl" not in cluster["apiServer"]
+    (profile,) = cluster["scheduler"]["config"]["profiles"]
+    (spread,) = profile["pluginConfig"]
+    assert spread["name"] == "PodTopologySpread"
+    assert spread["args"]["defaultConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_privileged_system_namespace_says_so(rendered: Rendered, builds: dict[Path, Any]) -> None:
+    """... and the namespace of the privileged system workloads carries the privileged label,
+    the only one that does."""
+    for ns in NAMESPACES:
+        (namespace,) = [
+            d for d in built(builds, rendered.out / "kubernetes/apps" / ns) if d["kind"] == "Namespace"
+        ]
+        level = namespace["metadata"].get("labels", {}).get("pod-security.kubernetes.io/enforce")
+        assert level == ("privileged" if ns == "kube-system" else None), ns
+
+
+# --------------------------------------------------------------------------- versions
+
+
+#: The newest pins of the Taskfile-era template that ours must reach (issue: current versions).
+MINIMUM_CHARTS = {
+    "k8s-gateway": "3.7.2",
+    "spegel": "0.7.4",
+    "flux-operator": "0.58.1",
+    "flux-instance": "0.58.1",
+    "envoy-gateway": "1.9.0",
+    "cert-manager": "1.21.1",
+    "coredns": "1.47.0",
+    "reloader": "2.2.16",
+    "cloudflare-dns": "1.21.1",
+    "cilium": "1.20.1",
+    "metrics-server": "3.14.0",
+}
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.removeprefix("v").split("."))
+
+
+def test_charts_are_at_least_the_templates_newest(multi: Rendered) -> None:
+    found = {}
+    for relative in multi.files:
+        if relative.name == "ocirepository.yaml":
+            source = multi.doc(str(relative))
+            found[source["metadata"]["name"]] = str(source["spec"]["ref"]["tag"])
+    for name, minimum in MINIMUM_CHARTS.items():
+        assert version_tuple(found[name]) >= version_tuple(minimum), (name, found[name], minimum)
+    cloudflared = multi.doc("kubernetes/apps/network/cloudflared/app/helmrelease.yaml")
+    image = cloudflared["spec"]["values"]["controllers"]["cloudflared"]["containers"]["app"]["image"]
+    assert version_tuple(image["tag"]) >= version_tuple("2026.8.2")
+
+
+# --------------------------------------------------------------------------- editor schemas
+
+
+SCHEMA_LINE = re.compile(r"^# yaml-language-server: \$schema=(\S+)$", re.M)
+KUBERNETES_SCHEMAS = re.compile(
+    r"https://kubernetes-schemas\.pages\.dev/(?P<group>[a-z0-9.-]+)/(?P<kind>[a-z0-9]+)_(?P<version>v\w+)\.json"
+)
+CORE_SCHEMAS = re.compile(
+    r"https://raw\.githubusercontent\.com/yannh/kubernetes-json-schema/master/"
+    r"master-standalone-strict/(?P<kind>[a-z0-9]+)-(?P<version>v\w+)\.json"
+)
+KUSTOMIZE_SCHEMA = "https://json.schemastore.org/kustomization"
+HELMFILE_SCHEMA = "https://json.schemastore.org/helmfile.json"
+TALCONFIG_SCHEMA = (
+    "https://raw.githubusercontent.com/budimanjojo/talhelper/master/pkg/config/schemas/talconfig.json"
+)
+
+
+def schema_matches(url: str, document: dict[str, Any]) -> bool:
+    """Whether a schema URL is the one for this document's apiVersion and kind."""
+    group, _, version = str(document["apiVersion"]).rpartition("/")
+    kind = str(document["kind"]).lower()
+    if group == "kustomize.config.k8s.io":
+        return url == KUSTOMIZE_SCHEMA
+    match = (CORE_SCHEMAS if not group else KUBERNETES_SCHEMAS).fullmatch(url)
+    if match is None:
+        return False
+    return (match["kind"], match["version"]) == (kind, version) and match.groupdict().get(
+        "group", ""
+    ) == group
+
+
+def documents_with_text(path: Path) -> list[tuple[str, Any]]:
+    """(text, parsed) per document of a file split at its `---` lines."""
+    chunks = re.split(r"^---$", path.read_text(), flags=re.M)
+    return [(chunk, YAML(typ="safe", pure=True).load(chunk)) for chunk in chunks if chunk.strip()]
+
+
+def test_every_manifest_names_its_schema(rendered: Rendered) -> None:
+    checked = 0
+    for relative in rendered.files:
+        for text, document in documents_with_text(rendered.out / relative):
+            urls = SCHEMA_LINE.findall(text)
+            if isinstance(document, dict) and "apiVersion" in document and "kind" in document:
+                assert len(urls) == 1, f"{relative}: {document['kind']} has {len(urls)} schema headers"
+                assert schema_matches(urls[0], document), f"{relative}: {urls[0]} for {document['kind']}"
+                assert text.lstrip("\n").startswith("# yaml-language-server"), relative  # first line
+                checked += 1
+            elif relative.parts[:2] == ("bootstrap", "helmfile.d"):
+                assert urls == [HELMFILE_SCHEMA], relative
+            elif str(relative) == "talos/talconfig.yaml":
+                assert urls == [TALCONFIG_SCHEMA], relative
+            else:
+                assert urls == [], relative
+    assert checked > 60
+
+
+def test_schema_check_catches_a_wrong_kind() -> None:
+    release = {"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease"}
+    assert schema_matches(
+        "https://kubernetes-schemas.pages.dev/helm.toolkit.fluxcd.io/helmrelease_v2.json", release
+    )
+    assert not schema_matches(
+        "https://kubernetes-schemas.pages.dev/helm.toolkit.fluxcd.io/helmrelease_v1.json", release
+    )
+    assert not schema_matches(
+        "https://kubernetes-schemas.pages.dev/source.toolkit.fluxcd.io/helmrelease_v2.json", release
+    )
+    secret = {"apiVersion": "v1", "kind": "Secret"}
+    assert schema_matches(
+        "https://raw.githubusercontent.com/yannh/kubernetes-json-schema/master/master-standalone-strict/secret-v1.json",
+        secret,
+    )
+    assert not schema_matches(
+        "https://raw.githubusercontent.com/yannh/kubernetes-json-schema/master/master-standalone-strict/namespace-v1.json",
+        secret,
+    )
+
+
+# --------------------------------------------------------------------------- no YAML injection
+
+#: Values that end a plain or quoted scalar, start keys, items, documents, anchors, tags or
+#: comments, change type, or hold characters YAML refuses raw.
+ADVERSARIAL = [
+    'ABC"\n    installDisk: /dev/evil',
+    "x'\ny: 1",
+    "a: b",
+    "- item\n- item",
+    "--- \n...\nkind: Secret",
+    "&anchor *alias !!python/object/apply:os.system ['id']",
+    "#{ age_key }# {{ .Values }} ${SECRET}",
+    "# comment",
+    'back\\slash \\" \\n',
+    "null",
+    "true",
+    "0x1F",
+    "1e3",
+    "~",
+    "",
+    "  padded  ",
+    "tab\tcr\rcrlf\r\nnul\x00esc\x1bdel\x7f",
+    "next\x85line",
+    "line\u2028sep\u2029bom\ufeff",
+    "{a: b, c: [d]}",
+    "é 中文 😀 \U0001f600",
+    "|\n  block",
+    "> folded",
+    "@ ` % !",
+]
+#: Values the templates compute with (networks) or branch on (visibility, disk kind).
+STRUCTURAL = {"node_cidr", "cluster_svc_cidr", "repository_visibility"}
+
+
+def adversarial(payloads: Iterator[str], used: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Replace every string the templates see with the next payload, tagged ``<N>`` so it
+    can be found again (a disk stays a /dev path or a serial, so the same branch renders);
+    ``used`` maps each tag to its whole value."""
+
+    def swap(key: str, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: swap(k, v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [swap(key, v) for v in value]
+        if not isinstance(value, str) or key in STRUCTURAL:
+            return value
+        tag = f"<{len(used)}>"
+        payload = next(payloads) + tag
+        used[tag] = payload
+        if key == "disk" and value.startswith("/dev/"):
+            return "/dev/" + payload
+        if key == "disk":
+            return payload.removeprefix("/dev/") or "x"
+        return payload
+
+    return lambda data: {k: swap(k, v) for k, v in data.items()}
+
+
+def shape(value: Any) -> Any:
+    """A parsed YAML tree with every string replaced by its type: what injection changes."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(v) for v in value]
+    return "str" if isinstance(value, str) else value
+
+
+@pytest.mark.parametrize(("name", "offset"), [("example", 0), ("multi", 7), ("bgp", 13), ("public", 19)])
+def test_no_value_can_add_a_key(
+    request: pytest.FixtureRequest, tmp_path: Path, name: str, offset: int
+) -> None:
+    """Every string of the context, replaced by hostile values, renders to the same YAML
+    structure as the real values, and each hostile value comes back unchanged."""
+    reference: Rendered = request.getfixturevalue(name)
+    payloads = itertools.cycle(ADVERSARIAL[offset:] + ADVERSARIAL[:offset])
+    overrides = {
+        "example": {},
+        "multi": {"cluster": MULTI_CLUSTER, "nodes": MULTI_NODES},
+        "bgp": {"cluster": BGP_CLUSTER},
+        "public": {"config_dir": CONFIGS / "template-public"},
+    }[name]
+    used: dict[str, str] = {}
+    hostile = render_config(tmp_path, **overrides, mutate=adversarial(payloads, used))
+    assert hostile.files == reference.files
+    seen: set[str] = set()
+    for relative in hostile.files:
+        documents = yaml_docs(hostile.out / relative)
+        assert shape(documents) == shape(yaml_docs(reference.out / relative)), relative
+        seen |= set(scalars(documents))
+    # JSON documents held in a value (the tunnel credentials): their strings count too.
+    for value in list(seen):
+        if value.startswith("{"):
+            with contextlib.suppress(ValueError):
+                seen |= set(scalars(json.loads(value)))
+                seen.discard(value)
+    arrived = {tag: [v for v in seen if tag in v] for tag in used}
+    assert sum(bool(values) for values in arrived.values()) > len(ADVERSARIAL)  # most values are used
+    changed = [
+        (used[tag], [v for v in values if used[tag] not in v])
+        for tag, values in arrived.items()
+        if any(used[tag] not in v for v in values)
+    ]
+    assert not changed, f"values changed on the way through: {changed}"
+
+
+def test_hostile_values_survive_kustomize_too(tmp_path: Path) -> None:
+    """The Go YAML parser (kustomize) reads the quoted values as Python's does. Values with
+    control characters it reads but cannot write back: it fails the build, never guesses."""
+    from tests.test_plugin import plugin
+
+    def build(values: list[str], directory: Path) -> subprocess.CompletedProcess[str]:
+        directory.mkdir()
+        lines = ["---", "apiVersion: v1", "kind: ConfigMap", "metadata:", "  name: hostile", "data:"]
+        lines += [f"  k{i}: {plugin.yaml(value)}" for i, value in enumerate(values)]
+        (directory / "configmap.yaml").write_text("\n".join(lines) + "\n")
+        (directory / "kustomization.yaml").write_text("resources:\n  - configmap.yaml\n")
+        return kustomize_build(directory)[1]
+
+    controls = re.compile("[\x00-\x08\x0e-\x1f\x7f]")
+    # kustomize writes NEL raw, which YAML 1.1 readers (ruamel) fold to a space: not compared.
+    printable = [v for v in ADVERSARIAL if not controls.search(v) and "\x85" not in v]
+    result = build(printable, tmp_path / "printable")
+    assert result.returncode == 0, result.stderr
+    (config_map,) = yaml_docs_text_all(result.stdout)
+    assert config_map["data"] == {f"k{i}": value for i, value in enumerate(printable)}
+    for number, value in enumerate(v for v in ADVERSARIAL if controls.search(v)):
+        assert build([value], tmp_path / f"control{number}").returncode != 0
+
+
+def test_every_template_value_goes_through_the_quoting_filter() -> None:
+    """One filter writes every value: an expression without `| yaml` at its end is a bug."""
+    unquoted = []
+    for template in sorted((ROOT / "templates" / "config").rglob("*.j2")):
+        for number, line in enumerate(template.read_text().splitlines(), 1):
+            for expression in re.findall(r"#\{(.*?)\}#", line):
+                if not re.search(r"\|\s*yaml\s*$", expression):
+                    unquoted.append(f"{template.relative_to(ROOT)}:{number}: {expression.strip()}")
+    assert not unquoted, unquoted

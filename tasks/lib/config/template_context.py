@@ -3,8 +3,9 @@
 Secrets never come from plaintext files in the repository:
 
 - ``cluster.sops.yaml`` (committed, SOPS-encrypted whole) holds the values the operator
-  brings: the Cloudflare API token, the Cloudflare tunnel credentials and the 1Password
-  Connect credentials. It is decrypted in memory (``sops --decrypt`` to a pipe).
+  brings: the Cloudflare API token, the Cloudflare tunnel credentials and, optionally, the
+  1Password Connect credentials (without them no Connect server and no ClusterSecretStore
+  are rendered). It is decrypted in memory (``sops --decrypt`` to a pipe).
 - The operator's local, git-ignored files made by ``inv init`` hold the rest: the age key,
   the deploy key and the push token.
 
@@ -29,7 +30,7 @@ PLACEHOLDER_MARK = "replace-me"
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
-#: Keys of cluster.sops.yaml: name -> (required, check returning an error or None).
+#: Keys of cluster.sops.yaml: name -> check returning an error or None.
 SecretCheck = Callable[[Any], str | None]
 
 
@@ -72,6 +73,8 @@ SECRET_CHECKS: dict[str, SecretCheck] = {
     "cloudflare_tunnel": _tunnel,
     "onepassword_connect": _onepassword,
 }
+#: Keys of cluster.sops.yaml that may be left out (the feature is then not rendered).
+OPTIONAL_SECRETS = frozenset({"onepassword_connect"})
 
 
 def validate_secrets(decrypted: Any, encrypted: Document) -> list[Problem]:
@@ -92,7 +95,7 @@ def validate_secrets(decrypted: Any, encrypted: Document) -> list[Problem]:
             line, column = key_position(where, key)
             problems.append(Problem(label, line, column, str(key), message))
     for key in SECRET_CHECKS:
-        if key not in decrypted:
+        if key not in decrypted and key not in OPTIONAL_SECRETS:
             problems.append(
                 Problem(label, None, None, key, "required secret is missing — add it with `inv sops.edit`")
             )
@@ -203,10 +206,11 @@ def load_secrets(paths: Paths, decrypted_text: str) -> dict[str, Any]:
 
 
 def secret_template_data(secrets: dict[str, Any]) -> dict[str, str]:
+    connect = secrets.get("onepassword_connect")
     return {
         "cloudflare_token": str(secrets["cloudflare_token"]),
         **tunnel_values(secrets["cloudflare_tunnel"]),
-        **onepassword_values(secrets["onepassword_connect"]),
+        **(onepassword_values(connect) if connect is not None else {}),
     }
 
 
@@ -240,6 +244,11 @@ def build_context(
     if config.cluster.get("cloudflare_token") and "cloudflare_token" in secrets:
         # cluster.sops.yaml wins; the plaintext key is accepted only for compatibility.
         config.cluster["cloudflare_token"] = secret_data["cloudflare_token"]
-    data = {**config.template_data(), **secret_data, **operator.template_data()}
+    data = {
+        **config.template_data(),
+        **secret_data,
+        **operator.template_data(),
+        "onepassword_enabled": "onepassword_token" in secret_data,
+    }
     hidden = (*secret_data.values(), operator.age_key, operator.deploy_key, operator.push_token)
     return RenderContext(config, data, tuple(v for v in hidden if v), tuple(placeholders(secrets)))

@@ -14,7 +14,7 @@ import json
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -345,18 +345,25 @@ def bootstrap_secret_files(root: Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class Release:
-    """A release of a helmfile: where it goes and the chart version it pins."""
+    """A release of a helmfile: where it goes, the chart version it pins and the values
+    helmfile would give it (``None`` when they cannot be worked out without helmfile)."""
 
     name: str
     namespace: str
     version: str | None
+    values: Any = field(default=None, compare=False, hash=False)
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
 
 
+#: Release keys that make helmfile compute values at sync time (templates, --set, secrets):
+#: such a release is always synced, since its values cannot be known beforehand.
+DYNAMIC_VALUE_KEYS = ("valuesTemplate", "set", "setString", "secrets", "postRenderer", "postRendererArgs")
+
+
 def helmfile_releases(path: Path, label: str) -> list[Release]:
-    """The releases a rendered helmfile declares (name, namespace, pinned version)."""
+    """The releases a rendered helmfile declares (name, namespace, pinned version, values)."""
     data = read_mapping(path, label)
     entries = data.get("releases") or []
     if not isinstance(entries, list):
@@ -367,10 +374,80 @@ def helmfile_releases(path: Path, label: str) -> list[Release]:
             version = entry.get("version")
             releases.append(
                 Release(
-                    str(entry["name"]), str(entry.get("namespace") or "default"), version and str(version)
+                    str(entry["name"]),
+                    str(entry.get("namespace") or "default"),
+                    version and str(version),
+                    release_values(entry, path.parent),
                 )
             )
     return releases
+
+
+def release_values(entry: dict[str, Any], base: Path) -> dict[str, Any] | None:
+    """The user-supplied values helmfile passes to helm for one release: its ``values``
+    list (files relative to the helmfile, or inline maps) merged in order as helm merges
+    ``--values`` files. ``None`` when they depend on anything evaluated at sync time
+    (a template, ``set``, secrets) or a file cannot be read: the caller must then sync."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    if any(key in entry for key in DYNAMIC_VALUE_KEYS):
+        return None
+    merged: dict[str, Any] = {}
+    for item in entry.get("values") or []:
+        if isinstance(item, str):
+            if "{{" in item or item.endswith(".gotmpl"):
+                return None
+            try:
+                loaded = YAML(typ="safe", pure=True).load((base / item).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, YAMLError):
+                return None
+        else:
+            loaded = item
+        if loaded is None:
+            continue
+        if not isinstance(loaded, dict):
+            return None
+        merged = merge_values(merged, loaded)
+    values: dict[str, Any] = as_json(merged)
+    return values
+
+
+def merge_values(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Helm's merge of two values files: maps merge key by key, anything else (lists
+    included) is replaced by the later file's value."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_values(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def as_json(values: Any) -> Any:
+    """``values`` as helm stores them: JSON types, string keys (YAML timestamps and other
+    non-JSON scalars as strings, which at worst makes a comparison say "changed")."""
+    return json.loads(json.dumps(values, default=str))
+
+
+def values_current(release: Release, helm_get_values_json: str) -> bool:
+    """Whether the release's user-supplied values in the cluster (``helm get values NAME
+    --output json``: ``null`` when there are none) are exactly what helmfile would apply.
+    Unknown desired values or unreadable output count as changed."""
+    if release.values is None:
+        return False
+    try:
+        deployed = json.loads(helm_get_values_json)
+    except ValueError:
+        return False
+    return bool((deployed or {}) == release.values)
+
+
+def helm_get_values_argv(release: Release) -> list[str]:
+    """The user-supplied values of a deployed release (not ``--all``: chart defaults are not
+    known offline, and comparing only what the user set also notices a removed override)."""
+    return ["helm", "get", "values", release.name, "--namespace", release.namespace, "--output", "json"]
 
 
 def undeployed_releases(releases: Sequence[Release], helm_list_json: str) -> list[Release]:

@@ -130,6 +130,19 @@ def run_generated(
     return len(commands)
 
 
+def probe_node(c: Context, paths: Paths, address: str) -> None:
+    """Fail early, with a readable message, when the node does not answer the Talos API
+    (before a command that would otherwise hang or half-run against it)."""
+    argv = ["talosctl", "--nodes", address, "get", "machineconfig"]
+    result = runner.run(c, argv, cwd=paths.talos, check=False, timeout=PROBE_TIMEOUT)
+    if result.failed:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise UserError(
+            f"node {address} does not answer on the Talos API (`{runner.command_line(argv)}` failed)",
+            *(f"  {line}" for line in detail[-3:]),
+        )
+
+
 def known_nodes(paths: Paths) -> list[plan.TalosNode]:
     """talconfig.yaml's nodes, for naming them in messages (empty when unreadable)."""
     try:

@@ -50,6 +50,49 @@ def deploy_key_pair(comment: str = "home-ops deploy key") -> tuple[str, str]:
     return private, f"{public.decode()} {comment}\n"
 
 
+def openssh_cipher(private: str) -> str | None:
+    """The cipher an OpenSSH private key is encrypted with (``none`` for no passphrase);
+    None when the text is not an OpenSSH private key. Read from the key's header, so it
+    works without the bcrypt module that decrypting such a key would need."""
+    import base64
+    import binascii
+    import struct
+
+    lines = [line.strip() for line in private.strip().splitlines()]
+    if len(lines) < 3 or lines[0] != "-----BEGIN OPENSSH PRIVATE KEY-----":
+        return None
+    try:
+        blob = base64.b64decode("".join(lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    magic = b"openssh-key-v1\0"
+    if not blob.startswith(magic) or len(blob) < len(magic) + 4:
+        return None
+    (length,) = struct.unpack(">I", blob[len(magic) : len(magic) + 4])
+    return blob[len(magic) + 4 : len(magic) + 4 + length].decode(errors="replace")
+
+
+def openssh_public_key(private: str, label: str) -> str:
+    """``TYPE BASE64`` of an unencrypted OpenSSH private key, or a one-line UserError."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+
+    from tasks.lib.errors import UserError
+
+    cipher = openssh_cipher(private)
+    if cipher is None:
+        raise UserError(f"{label}: not an OpenSSH private key")
+    if cipher != "none":
+        raise UserError(f"{label}: has a passphrase — Flux needs a deploy key without one")
+    try:
+        key = load_ssh_private_key(private.encode(), password=None)
+    except (TypeError, ValueError, UnsupportedAlgorithm):
+        raise UserError(f"{label}: not an OpenSSH private key Flux can use") from None
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return public.decode()
+
+
 def push_token() -> str:
     """A random token for the Flux webhook receiver (256 bits, hex)."""
     return secrets.token_hex(32) + "\n"

@@ -23,10 +23,12 @@ cloudflare_tunnel:
   AccountTag: replace-me
   TunnelID: 00000000-0000-0000-0000-000000000000
   TunnelSecret: replace-me
-# 1Password Connect: the 1password-credentials.json text and an access token.
-onepassword_connect:
-  credentials: '{"replace-me": true}'
-  token: replace-me
+# Optional: 1Password Connect for External Secrets (a Connect server and a ClusterSecretStore
+# named onepassword are rendered only when this key is present). Uncomment and fill in the
+# 1password-credentials.json text and a Connect access token to use it.
+# onepassword_connect:
+#   credentials: '<the text of 1password-credentials.json>'
+#   token: <a Connect access token>
 """
 
 
