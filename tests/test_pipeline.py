@@ -338,6 +338,17 @@ def test_invalid_rendered_yaml_is_reported_with_its_position(repo: Path) -> None
     assert snapshot(repo) == before
 
 
+def sops_failing_to_encrypt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_encrypt: str) -> None:
+    """A ``sops`` first on PATH that runs the shell ``on_encrypt`` and fails when asked to
+    encrypt, and is the real sops otherwise."""
+    real_sops = shutil.which("sops")
+    fakes = FakeTools(tmp_path / "fakebin").install("sops")
+    (tmp_path / "fakebin" / "sops").write_text(
+        f'#!/bin/sh\ncase "$*" in *--encrypt*) {on_encrypt}; exit 1;; esac\nexec {real_sops} "$@"\n'
+    )
+    monkeypatch.setenv("PATH", fakes.path_env())
+
+
 def test_sops_failure_leaves_no_plaintext_and_the_tree_untouched(
     repo: Path, staging_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -348,15 +359,8 @@ def test_sops_failure_leaves_no_plaintext_and_the_tree_untouched(
         MINIMAL_TEMPLATES["kubernetes/apps/default/secret.sops.yaml.j2"] + "  repo: #{ repository_name }#\n"
     )
     before = snapshot(repo)
-    real_sops = shutil.which("sops")
-    fakes = FakeTools(tmp_path / "fakebin").install("sops")
     # Decrypt through the real sops, fail every encryption.
-    (tmp_path / "fakebin" / "sops").write_text(
-        "#!/bin/sh\n"
-        "case \"$*\" in *--encrypt*) echo 'sops: failed to encrypt: boom' >&2; exit 1;; esac\n"
-        f'exec {real_sops} "$@"\n'
-    )
-    monkeypatch.setenv("PATH", fakes.path_env())
+    sops_failing_to_encrypt(tmp_path, monkeypatch, "echo 'sops: failed to encrypt: boom' >&2")
     with pytest.raises(UserError) as raised:
         run(repo)
     assert raised.value.lines == [
@@ -544,15 +548,8 @@ def test_a_failing_tool_that_echoes_its_input_prints_no_secret(
     (repo / "templates/config/kubernetes/apps/default/secret.sops.yaml.j2").write_text(
         MINIMAL_TEMPLATES["kubernetes/apps/default/secret.sops.yaml.j2"] + "  more: x\n"
     )
-    real_sops = shutil.which("sops")
-    fakes = FakeTools(tmp_path / "fakebin").install("sops")
     # Decrypt through the real sops; on encrypt, echo the plaintext it was fed and fail.
-    (tmp_path / "fakebin" / "sops").write_text(
-        "#!/bin/sh\n"
-        'case "$*" in *--encrypt*) printf "bad input: " >&2; tr "\\n" " " >&2; exit 1;; esac\n'
-        f'exec {real_sops} "$@"\n'
-    )
-    monkeypatch.setenv("PATH", fakes.path_env())
+    sops_failing_to_encrypt(tmp_path, monkeypatch, 'printf "bad input: " >&2; tr "\\n" " " >&2')
     with pytest.raises(UserError) as raised:
         run(repo)
     text = "\n".join(raised.value.lines)

@@ -26,23 +26,24 @@ def test_the_readme_quick_start_is_install_init_configure_then_the_tests() -> No
     assert second == ".venv/bin/pytest -n auto"
 
 
-def test_ci_runs_the_readme_commands_in_order(tmp_path: Path) -> None:
+def ci_run(tmp_path: Path, readme: str) -> subprocess.CompletedProcess[str]:
+    """This repository's `.ci/run`, on a checkout whose README is ``readme``."""
     (tmp_path / ".ci").mkdir()
     shutil.copy2(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
-    (tmp_path / "README.md").write_text(
-        "# x\n\n## Quick start\n\n```sh\necho first >> order.txt\necho second >> order.txt\n```\n\n## Next\n"
+    (tmp_path / "README.md").write_text(readme)
+    return subprocess.run([str(tmp_path / ".ci" / "run")], cwd=tmp_path, capture_output=True, text=True)
+
+
+def test_ci_runs_the_readme_commands_in_order(tmp_path: Path) -> None:
+    result = ci_run(
+        tmp_path,
+        "# x\n\n## Quick start\n\n```sh\necho first >> order.txt\necho second >> order.txt\n```\n\n## Next\n",
     )
-    result = subprocess.run([str(tmp_path / ".ci" / "run")], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "order.txt").read_text() == "first\nsecond\n"
 
 
 def test_ci_stops_at_the_first_failing_command(tmp_path: Path) -> None:
-    (tmp_path / ".ci").mkdir()
-    shutil.copy2(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
-    (tmp_path / "README.md").write_text(
-        "## Quick start\n\n```sh\nfalse && echo no\necho second >> order.txt\n```\n"
-    )
-    result = subprocess.run([str(tmp_path / ".ci" / "run")], cwd=tmp_path, capture_output=True, text=True)
+    result = ci_run(tmp_path, "## Quick start\n\n```sh\nfalse && echo no\necho second >> order.txt\n```\n")
     assert result.returncode != 0
     assert not (tmp_path / "order.txt").exists()
