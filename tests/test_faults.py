@@ -440,7 +440,9 @@ def test_a_signal_at_any_moment_leaves_old_or_new_and_no_plaintext(
         run.process.send_signal(signum)
     code, err = run.finish()
     assert "Traceback" not in err
-    assert code in (0, EXPECTED_CODE[signum]), err
+    finished = any(line.startswith("configure: done") for line in run.stdout)
+    # Killed by the signal itself only once the task had finished (Invoke was exiting).
+    assert code in (0, EXPECTED_CODE[signum]) or (code == -signum and finished), err
     if code != 0 and signum != signal.SIGKILL:
         assert err.strip().splitlines()[-1].startswith("interrupted ("), err
         assert not swap.pending(repo)  # handled signals always finish or undo the swap

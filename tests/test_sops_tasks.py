@@ -206,3 +206,39 @@ def test_scanner_passes_the_bundled_example(tmp_path: Path) -> None:
         scan_config_text("cloudflare_token:\n# cloudflare_token: see cluster.sops.yaml\n", "cluster.yaml")
         == []
     )
+
+
+# --------------------------------------------------------------------------- the whole tree
+
+
+def test_check_finds_every_plaintext_secret_in_the_tracked_tree(tmp_path: Path) -> None:
+    """A plaintext Secret anywhere, and known token shapes in any file, named by file and line;
+    the test-only example keys and reviewed exceptions pass."""
+    from tests.conftest import git
+
+    root = copy_repo(tmp_path / "repo")
+    token = "ghp" + "_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8S9"  # assembled: this file stays clean
+    key_body = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW"
+    (root / "kubernetes/apps/default/leak").mkdir(parents=True)
+    (root / "kubernetes/apps/default/leak/secret.yaml").write_text(
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\ndata:\n  a: b\n"
+        f"---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: leak\nstringData:\n  token: {token}\n"
+    )
+    (root / "scripts").mkdir(exist_ok=True)
+    (root / "scripts/notes.txt").write_text(
+        "-----BEGIN OPENSSH PRIVATE" + " KEY-----\n" + key_body + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    (root / "scripts/parse.py").write_text('HEADER = "-----BEGIN OPENSSH PRIVATE' + ' KEY-----"\nx = 1\n')
+    (root / "docs").mkdir(exist_ok=True)
+    (root / "docs/example.md").write_text(f"an allowed example: {token}  <!-- secret-guard: allow -->\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    lines = [str(f) for f in check_repository(root)]
+    assert any(line.startswith("kubernetes/apps/default/leak/secret.yaml:14: GitHub token") for line in lines)
+    assert any(
+        line.startswith("kubernetes/apps/default/leak/secret.yaml:10: Secret with data") for line in lines
+    )
+    assert any(line.startswith("scripts/notes.txt:1: private key block") for line in lines)
+    assert not any(line.startswith(("scripts/parse.py", "docs/example.md", "tests/")) for line in lines)
+    assert all(token not in line and key_body not in line for line in lines)
+    assert len(lines) == 3

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tasks.lib.config.schema import load_config
 from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
-from tasks.lib.errors import Interrupted, UserError
+from tasks.lib.errors import Interrupted, UserError, signals_deferred
 from tasks.lib.files import memory_dir, private_scratch
 from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
@@ -104,6 +104,9 @@ def staging_parent() -> str | None:
 
 
 STAGING_PREFIX = "home-ops-configure-"
+
+#: The earlier name of :func:`tasks.lib.errors.signals_deferred` (now also SIGTERM/SIGHUP).
+interrupts_deferred = signals_deferred
 
 
 @contextlib.contextmanager

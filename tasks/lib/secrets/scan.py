@@ -232,16 +232,27 @@ def is_test_only(label: str, root: Path) -> bool:
 def scan_tokens(text: str, label: str) -> list[Finding]:
     """Credentials with a well-known shape, anywhere in a file."""
     findings = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
         if ALLOW_MARKER in line:
             continue
         for pattern, what in TREE_PATTERNS:
+            if pattern is PRIVATE_KEY_BLOCK and not key_body_follows(lines, number):
+                continue  # a bare header (code that recognises keys), not a key
             if pattern.search(line):
                 findings.append(
                     Finding(label, number, f"{what} in plaintext — remove it and rotate it; {SECRETS_HOME}")
                 )
                 break
     return findings
+
+
+KEY_BODY = re.compile(r"^[\s\"']*[A-Za-z0-9+/=]{40,}[\s\"',\\n]*$")
+
+
+def key_body_follows(lines: list[str], number: int) -> bool:
+    """Whether the line after line ``number`` (1-based) looks like a key's base64 body."""
+    return number < len(lines) and bool(KEY_BODY.match(lines[number]))
 
 
 TOP_LEVEL_KEY = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)\s*:(?P<rest>.*)$")
