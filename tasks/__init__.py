@@ -7,9 +7,10 @@ task bodies, so ``inv --list`` costs little more than Invoke itself.
 
 from invoke.collection import Collection
 
-from tasks import bootstrap, dev, flux, lint, root, sops, talos
+from tasks import bootstrap, ci, dev, flux, lint, root, sops, talos
 from tasks.lib.errors import guard_program
 from tasks.lib.paths import repo_paths, tool_env
+from tasks.lib.terminal import echo_format
 
 # Invoke's own command line gets the tasks' promise too: no traceback, one line.
 guard_program()
@@ -24,12 +25,15 @@ ns.add_task(flux.reconcile, name="reconcile")
 # One collection per module, in bootstrap order.
 for module in (talos, bootstrap, flux, dev, lint, sops):
     ns.add_collection(module.ns)
+# What the GitHub Actions workflows call (they run the same on a workstation).
+ns.add_collection(ci.ns)
 
 ns.configure(
     {
         # KUBECONFIG, SOPS_AGE_KEY_FILE, SOPS_CONFIG, TALOSCONFIG point into the repository
-        # unless the user set them; every command the tasks run gets them.
-        "run": {"env": tool_env(repo_paths())},
+        # unless the user set them; every command the tasks run gets them. Commands shown by
+        # --dry/--echo are bold only on a terminal without NO_COLOR (plain in pipes and logs).
+        "run": {"env": tool_env(repo_paths()), "echo_format": echo_format()},
         "home_ops": {"root": None},
     }
 )

@@ -14,9 +14,18 @@ from invoke.context import Context
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.taskdef import task
+from tasks.lib.terminal import color_enabled
 from tasks.lib.tools.runner import find_tool, is_dry, require, run
 
 CHECK_STAGE = "manual"
+
+
+def colour() -> str:
+    """pre-commit's --color: the hooks' output reaches the user through a pipe (so its own
+    `auto` never colours); colour when our stdout is a terminal and NO_COLOR is unset."""
+    return "always" if color_enabled() else "never"
+
+
 FIX_HOOKS = ("yamlfmt", "mdformat", "whitespace")
 FIX_HINT = "run `inv lint.fix` to rewrite what can be fixed automatically"
 
@@ -26,7 +35,7 @@ def pre_commit(c: Context, paths: Paths, *selection: str, stage: str = CHECK_STA
     require(c, "pre-commit")
     if not (paths.root / ".pre-commit-config.yaml").exists():
         raise UserError(f"{paths.rel(paths.root / '.pre-commit-config.yaml')} not found")
-    argv = ["pre-commit", "run", *selection, "--all-files", "--hook-stage", stage, "--color", "auto"]
+    argv = ["pre-commit", "run", *selection, "--all-files", "--hook-stage", stage, "--color", colour()]
     return run(c, argv, cwd=paths.root, stream=True, check=False).ok
 
 
@@ -38,7 +47,8 @@ def actionlint(c: Context, paths: Paths) -> bool:
             ".mise.toml); zizmor still audited the workflows"
         )
         return True
-    ok = run(c, ["actionlint", "-color"], cwd=paths.root, stream=True, check=False).ok
+    argv = ["actionlint", "-color"] if color_enabled() else ["actionlint"]
+    ok = run(c, argv, cwd=paths.root, stream=True, check=False).ok
     if ok:
         print("actionlint: ok")
     return ok
@@ -104,6 +114,102 @@ def install(c: Context) -> None:
     run(c, ["pre-commit", "install", "--install-hooks"], cwd=paths.root, stream=True)
 
 
+@task(
+    help={"extract": "also run Renovate's offline extraction and fail when two managers claim one dependency"}
+)
+def renovate(c: Context, extract: bool = False) -> None:
+    """Validate .renovaterc.json5 with the Renovate version the Renovate workflow runs.
+
+    Installs that release from the npm registry once (into ~/.cache/home-ops/renovate; needs
+    npm) and runs its `renovate-config-validator --strict`. With --extract, also lists what
+    Renovate finds, offline, and fails on a dependency that two managers would update.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from tasks.lib import renovate as rv
+
+    paths = paths_for(c)
+    version = rv.workflow_version(paths.root)
+    if not rv.is_installed(version):
+        _install_renovate(c, version)
+    _check_node(c, version)
+    env = rv.run_env(version)
+    if env and not is_dry(c):
+        print(f"renovate {version}: RE2 not built here, patterns are checked as JavaScript regexes")
+    print(f"renovate {version}: validating {rv.CONFIG}")
+    if not run(c, rv.validator_argv(version), cwd=paths.root, env=env, stream=True, check=False).ok:
+        raise UserError(f"Renovate {version} rejects {rv.CONFIG}: fix what it reports above")
+    if not extract:
+        return
+    with tempfile.TemporaryDirectory(prefix="home-ops-renovate-") as base:
+        extract_env = {**env, **rv.extract_env(Path(base))}
+        result = run(c, rv.extract_argv(version), cwd=paths.root, env=extract_env, check=False)
+    if is_dry(c):
+        return
+    lines = result.stdout.splitlines()
+    deps = rv.extracted(lines)
+    if result.failed or not deps:
+        raise UserError(
+            f"renovate {version}: extraction failed (exit {result.exited})",
+            *rv.log_problems(lines),
+        )
+    for line in rv.summary(deps):
+        print(line)
+    doubled = rv.duplicates(deps)
+    if doubled:
+        raise UserError(*doubled)
+    print(f"renovate: {len(deps)} dependencies, each found by one manager")
+
+
+def _check_node(c: Context, version: str) -> None:
+    """Renovate on an unsupported Node.js fails in ways that name neither (or, worse,
+    validates differently): check its ``engines`` first."""
+    from tasks.lib import renovate as rv
+
+    if is_dry(c):
+        return
+    found = run(c, ["node", "--version"]).stdout.strip() if find_tool("node") else "none"
+    engine = rv.node_engine(version)
+    if found == "none" or not rv.node_satisfies(found, engine):
+        raise UserError(
+            f"Renovate {version} needs Node.js {engine or '(any)'}, found {found}: {_node_hint(c)}"
+        )
+
+
+def _node_hint(c: Context) -> str:
+    """How to get the Node.js (with npm) that .mise.toml pins."""
+    from tasks.lib.tools.pins import mise_pins
+
+    pin = mise_pins(paths_for(c).mise_config).get("node")
+    return f"install Node.js {pin} (pinned in .mise.toml) with `mise install`" if pin else "install Node.js"
+
+
+def _install_renovate(c: Context, version: str) -> None:
+    """npm install into a scratch directory beside the cache entry, then rename it into
+    place: an interrupted install never leaves a half-installed release behind."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from tasks.lib import renovate as rv
+
+    if not (find_tool("npm") or is_dry(c)):
+        raise UserError(f"npm not found: it installs Renovate from the npm registry; {_node_hint(c)}")
+    target = rv.install_dir(version)
+    if is_dry(c):
+        run(c, rv.install_argv(version, target))
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+    try:
+        print(f"renovate {version}: installing from the npm registry into {target}")
+        run(c, rv.install_argv(version, scratch), stream=True)
+        scratch.replace(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 ns = Collection("lint")
-for _task in (lint_all, fix, yaml, markdown, actions, install):
+for _task in (lint_all, fix, yaml, markdown, actions, renovate, install):
     ns.add_task(_task)

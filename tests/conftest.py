@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from invoke import Config, Context, Result
 from invoke.exceptions import Exit
 
@@ -175,3 +176,9 @@ def exit_code(call: object) -> int:
     with pytest.raises(Exit) as error:
         call()  # type: ignore[operator]
     return error.value.code
+
+
+# Speed is measured by the benchmarks under scripts/, not by per-example deadlines, which
+# only turn a loaded CI machine into flaky failures.
+settings.register_profile("home-ops", deadline=None)
+settings.load_profile("home-ops")

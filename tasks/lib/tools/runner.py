@@ -367,7 +367,10 @@ def retry(
     bootstrapped"). Under ``--dry`` the command is printed once."""
     if is_dry(c):
         return run(c, argv, cwd=cwd, check=False)
+    from tasks.lib.terminal import StatusLine
+
     print(f"waiting for {waiting_for} (up to {deadline:g}s, retrying every {interval:g}s)")
+    status = StatusLine()
     started = clock()
     attempt = 0
     last_error = ""
@@ -381,20 +384,33 @@ def retry(
             if (result.ok and (accept is None or accept(result))) or (
                 result.failed and ok_if is not None and ok_if(result)
             ):
-                print(f"{waiting_for}: done after {attempt} attempt(s)")
+                status.finish(f"{waiting_for}: done after {attempt} attempt(s)")
                 return result
             if result.ok:  # ran fine, but not yet what we wait for: its output is data, not an error
                 last_error = redact(tail(result.stderr, 5)) or "succeeded, but not the awaited condition yet"
             else:
                 last_error = redact(tail(result.stderr or result.stdout, 5)) or f"exit {result.exited}"
         elapsed = clock() - started
+        status.update(attempt_line(waiting_for, attempt, elapsed, deadline, last_error))
         if elapsed + interval > deadline:
+            status.finish()
             raise UserError(
                 f"gave up waiting for {waiting_for} after {elapsed:.0f}s ({attempt} attempts): "
                 f"{command_line(argv)}",
                 *(f"  {row}" for row in last_error.splitlines() if row),
             )
         sleep(interval)
+
+
+def attempt_line(waiting_for: str, attempt: int, elapsed: float, deadline: float, last_error: str) -> str:
+    """One attempt of a wait, for the progress line: what, how far into the deadline, and
+    the first line of why it is not done yet (secrets never reach it: commands that carry
+    one feed it through stdin)."""
+    reason = next((row.strip() for row in last_error.splitlines() if row.strip()), "")
+    if len(reason) > 80:
+        reason = reason[:77] + "..."
+    line = f"waiting for {waiting_for}: attempt {attempt}, {elapsed:.0f}s / {deadline:g}s"
+    return f"{line} — {reason}" if reason else line
 
 
 @dataclass(frozen=True)

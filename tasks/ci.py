@@ -1,0 +1,68 @@
+"""CI helpers the GitHub Actions workflows call (they run on a workstation too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke.collection import Collection
+from invoke.context import Context
+
+from tasks.lib.errors import UserError
+from tasks.lib.paths import paths_for
+from tasks.lib.taskdef import task
+from tasks.lib.tools.runner import run_many
+
+
+@task(
+    iterable=["path"],
+    help={
+        "base": "git ref the pull request goes into, e.g. origin/main (needs its history fetched)",
+        "path": "a directory or file to look for (repeatable)",
+        "output": "name of the step output set to true/false (default: changed)",
+    },
+)
+def changed(c: Context, base: str, path: list[str] | None = None, output: str = "changed") -> None:
+    """Say whether the changes since BASE touch any --path; sets a step output in Actions.
+
+    Compares with the merge base, as a pull request's diff does. Always exits 0, so a
+    required check can run on every pull request and skip its work when nothing it checks
+    changed.
+    """
+    from tasks.lib import ci
+
+    if not path:
+        raise UserError("give at least one --path, e.g. --path kubernetes/")
+    root = paths_for(c).root
+    outcome = run_many([(["git", "diff", "--name-only", f"{base}...HEAD"], None)], cwd=root)[0]
+    if not outcome.ok:
+        raise UserError(
+            f"cannot diff against '{base}': {outcome.stderr.decode('utf-8', 'replace').strip()}",
+            "fetch the base branch's history first (actions/checkout with fetch-depth: 0)",
+        )
+    hits = ci.touches(outcome.stdout.decode("utf-8", "replace").splitlines(), path)
+    ci.set_output(output, "true" if hits else "false")
+    if hits:
+        print(f"{len(hits)} changed file(s) under {', '.join(path)}:")
+        for name in hits:
+            print(f"  {name}")
+    else:
+        print(f"nothing under {', '.join(path)} changed since {base}: the checks that need it are skipped")
+
+
+@task(help={"file": "markdown file to show", "title": "heading written above it"})
+def summary(c: Context, file: str, title: str = "") -> None:
+    """Show a markdown file in the job summary of a workflow run (printed outside Actions).
+
+    A missing or empty file is shown as a note, not an error."""
+    from tasks.lib import ci
+
+    source = Path(file)
+    text = source.read_text(encoding="utf-8").strip() if source.is_file() else ""
+    body = (f"## {title}\n\n" if title else "") + (text or "_Nothing to show._") + "\n"
+    if ci.append(ci.SUMMARY_ENV, body) is None:
+        print(body, end="")
+
+
+ns = Collection("ci")
+for _task in (changed, summary):
+    ns.add_task(_task)

@@ -1,0 +1,208 @@
+"""inv lint.renovate: the workflow's Renovate version, its validator, its extraction log."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasks.lib import renovate as rv
+from tasks.lib.errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(package_files: dict) -> list[str]:
+    """A Renovate JSON log as `--dry-run=extract` writes it (other records around it)."""
+    return [
+        json.dumps({"level": 30, "msg": "Repository started"}),
+        "not json at all",
+        json.dumps({"level": 30, "msg": "Extracted dependencies", "packageFiles": package_files}),
+        json.dumps({"level": 30, "msg": "Repository finished"}),
+    ]
+
+
+def dep(name: str, value: str = "1.0.0", **extra: str) -> dict:
+    return {"depName": name, "datasource": "docker", "currentValue": value, **extra}
+
+
+def test_extraction_log_is_read_per_manager_and_file() -> None:
+    deps = rv.extracted(
+        log(
+            {
+                "flux": [{"packageFile": "k/hr.yaml", "deps": [dep("ghcr.io/a/chart")]}],
+                "mise": [
+                    {"packageFile": ".mise.toml", "deps": [dep("sops", skipReason="github-token-required")]}
+                ],
+            }
+        )
+    )
+    assert [(d.manager, d.file, d.name) for d in deps] == [
+        ("flux", "k/hr.yaml", "ghcr.io/a/chart"),
+        ("mise", ".mise.toml", "sops"),
+    ]
+    assert rv.summary(deps) == [
+        "flux: 1 dependencies in 1 files",
+        "mise: 1 dependencies in 1 files (skipped: 1 github-token-required)",
+    ]
+    assert rv.extracted(["{broken", json.dumps({"msg": "other"})]) == []
+
+
+def test_a_dependency_two_managers_find_in_one_file_is_reported_once() -> None:
+    deps = rv.extracted(
+        log(
+            {
+                "helmfile": [{"packageFile": "b/01-apps.yaml", "deps": [dep("cilium"), dep("coredns")]}],
+                "regex": [{"packageFile": "b/01-apps.yaml", "deps": [dep("cilium")]}],
+                # the same action in two jobs of one workflow is one manager: fine
+                "github-actions": [{"packageFile": "w.yaml", "deps": [dep("actions/checkout")] * 2}],
+            }
+        )
+    )
+    (line,) = rv.duplicates(deps)
+    assert line.startswith("b/01-apps.yaml: cilium is found by helmfile and regex")
+    assert ".renovaterc.json5" in line
+
+
+@pytest.mark.parametrize(
+    ("found", "engine", "ok"),
+    [
+        ("v24.19.0", "^24.11.0", True),
+        ("v24.10.0", "^24.11.0", False),
+        ("v20.20.2", "^24.11.0", False),
+        ("v25.0.0", "^24.11.0", False),
+        ("v22.14.0", "^22.13.0 || ^24.11.0", True),
+        ("v20.20.2", ">=18", True),  # not a caret range: npm decides
+        ("v20.20.2", "", True),
+    ],
+)
+def test_node_engine_ranges(found: str, engine: str, ok: bool) -> None:
+    assert rv.node_satisfies(found, engine) is ok
+
+
+@given(st.tuples(*[st.integers(0, 40)] * 3), st.tuples(*[st.integers(0, 40)] * 3))
+def test_caret_range_is_same_major_and_not_older(have: tuple[int, ...], want: tuple[int, ...]) -> None:
+    found, engine = "v{}.{}.{}".format(*have), "^{}.{}.{}".format(*want)
+    assert rv.node_satisfies(found, engine) is (have[0] == want[0] and have >= want)
+
+
+def write_workflow(root: Path, step: dict) -> None:
+    from ruamel.yaml import YAML
+
+    path = root / rv.WORKFLOW
+    path.parent.mkdir(parents=True)
+    YAML().dump({"jobs": {"renovate": {"steps": [{"name": "Checkout"}, step]}}}, path)
+
+
+def test_workflow_version_is_the_actions_renovate_version(tmp_path: Path) -> None:
+    write_workflow(tmp_path, {"uses": f"{rv.ACTION}@abc", "with": {"renovate-version": "44.121.2"}})
+    assert rv.workflow_version(tmp_path) == "44.121.2"
+
+
+def test_an_unpinned_renovate_is_an_error_that_says_how_to_pin(tmp_path: Path) -> None:
+    write_workflow(tmp_path, {"uses": f"{rv.ACTION}@abc", "with": {"token": "x"}})
+    with pytest.raises(UserError, match="no `with: renovate-version:`"):
+        rv.workflow_version(tmp_path)
+    with pytest.raises(UserError, match="not found"):
+        rv.workflow_version(tmp_path / "elsewhere")
+
+
+def node_ok(version: str) -> bool:
+    node = shutil.which("node")
+    if node is None:
+        return False
+    found = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout
+    return rv.node_satisfies(found.strip(), rv.node_engine(version))
+
+
+VERSION = rv.workflow_version(ROOT)
+CACHE = rv.cache_root()  # the user's, read before the tests point XDG_CACHE_HOME elsewhere
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (rv.is_installed(VERSION) and node_ok(VERSION)),
+    reason=f"Renovate {VERSION} not installed (inv lint.renovate installs it) or Node.js too old",
+)
+def test_the_workflows_renovate_accepts_our_config_and_finds_each_dependency_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real thing: the pinned release's strict validator and its offline extraction,
+    on a copy of the repository's tracked files."""
+    monkeypatch.setattr(rv, "cache_root", lambda: CACHE)
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in files.splitlines():
+        if (ROOT / name).is_file() and not name.startswith("tests/"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, tmp_path / name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=tmp_path, check=True)
+    checked = subprocess.run(rv.validator_argv(VERSION), cwd=tmp_path, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    env = {**os.environ, **rv.extract_env(tmp_path / ".renovate")}
+    out = subprocess.run(rv.extract_argv(VERSION), cwd=tmp_path, env=env, capture_output=True, text=True)
+    deps = rv.extracted(out.stdout.splitlines())
+    assert out.returncode == 0 and deps, rv.log_problems(out.stdout.splitlines())
+    assert rv.duplicates(deps) == []
+    names = {(d.manager, d.name) for d in deps}
+    assert ("github-actions", "ghcr.io/renovatebot/renovate") in names  # the pinned release itself
+    assert ("github-actions", "astral-sh/uv") in names and ("regex", "uv") in names
+    assert ("helmfile", "ghcr.io/home-operations/charts-mirror/cilium") in names
+
+
+def test_without_re2_renovate_is_told_to_skip_it_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rv, "cache_root", lambda: tmp_path)
+    assert rv.run_env("1.2.3") == {"RENOVATE_X_IGNORE_RE2": "true"}
+    (rv.install_dir("1.2.3") / "node_modules" / "re2").mkdir(parents=True)
+    assert rv.run_env("1.2.3") == {}
+
+
+def test_install_goes_exactly_to_the_version_asked(tmp_path: Path) -> None:
+    argv = rv.install_argv("44.121.2", tmp_path)
+    assert argv[:2] == ["npm", "install"] and argv[-1] == "renovate@44.121.2"
+    assert argv[argv.index("--prefix") + 1] == str(tmp_path)
+
+
+def test_dry_run_shows_the_install_and_the_checks_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invoke import Config, Context
+
+    from tasks import lint
+
+    monkeypatch.setattr(rv, "cache_root", lambda: tmp_path / "cache")
+    c = Context(Config(overrides={"run": {"dry": True}, "home_ops": {"root": str(ROOT)}}))
+    lint.renovate(c, extract=True)
+    out = capsys.readouterr().out
+    assert f"npm install --no-audit --no-fund --loglevel=error --prefix {tmp_path}/cache/{VERSION}" in out
+    assert "renovate-config-validator --strict --no-global .renovaterc.json5" in out
+    assert "renovate --platform=local --dry-run=extract" in out
+    assert not (tmp_path / "cache").exists()
+
+
+def test_without_node_it_names_the_pinned_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invoke import Config, Context
+
+    from tasks import lint
+    from tests.conftest import exit_code
+
+    monkeypatch.setattr(rv, "cache_root", lambda: tmp_path / "cache")
+    monkeypatch.setattr(lint, "find_tool", lambda name: None)
+    c = Context(Config(overrides={"home_ops": {"root": str(ROOT)}}))
+    assert exit_code(lambda: lint.renovate(c)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("npm not found: it installs Renovate from the npm registry; install Node.js ")
+    assert "(pinned in .mise.toml) with `mise install`" in err
+    assert not (tmp_path / "cache").exists()
