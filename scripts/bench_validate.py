@@ -3,34 +3,38 @@
 
 For generated Flux trees of N apps (the layout of the Talos + Flux home-ops family: one
 namespace Kustomization per namespace, one Flux Kustomization per app with components and
-postBuild substitution, an OCIRepository + HelmRelease per app) and for the committed
-example tree when present, it times:
+postBuild substitution, an OCIRepository + HelmRelease per app), for the committed example
+tree when present, and for any real repository given with ``--repo PATH``, it times, in one
+run and each in its own process (wall time, CPU, peak memory of the process and what it
+started):
 
 - ours: the offline validator (discovery, batched parallel kustomize builds, substitution,
   every check);
-- baseline: the anchor's approach done by hand -- one kustomize build per kustomization
-  directory, sequentially, nothing else;
-- flux-local: `flux-local test` on the same tree, when it and the tools it needs (a
-  standalone kustomize and the flux CLI) are installed; otherwise it says why not.
+- flux build: one ``flux build kustomization NAME --path P --kustomization-file F
+  --dry-run`` per Flux Kustomization we found (what a CI loop around the flux CLI does);
+- kustomize: one ``kubectl kustomize`` (or ``kustomize build``) per kustomization
+  directory, sequentially, nothing else (the anchor's approach);
+- flux-local: ``flux-local get ks`` and ``get hr`` on the same tree (its own builds), when it
+  and the tools it needs (a standalone kustomize and the flux CLI) are installed.
 
-Prints wall time, the ratio to ours, and CPU utilisation ((user+sys) / wall / cores, of
-the process and its children), then checks that our time grows about linearly with N.
+Prints each time, its ratio to ours and the peak memory, then checks that our time grows
+about linearly with N. A tool that is missing is reported as not run, never as a failure.
 
-    python scripts/bench_validate.py                 # 50 and 200 apps (quick)
-    python scripts/bench_validate.py --sizes 50 200 500
+    python scripts/bench_validate.py                          # 50 and 200 apps (quick)
+    python scripts/bench_validate.py --sizes 50 200 500 --repo ~/src/home-ops
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,36 +257,87 @@ def kustomization_dirs(root: Path) -> list[Path]:
     return dirs
 
 
-def measured(func: Callable[[], object]) -> tuple[float, float]:
-    """(wall seconds, CPU utilisation of this process and its children over all cores)."""
-    before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+@dataclass
+class Measure:
+    wall: float
+    cpu: float  # utilisation over all cores
+    peak_mb: float  # largest resident set of the process or any command it waited for
+    ok: bool
+
+
+def measured(func: Callable[[], object]) -> Measure:
+    """Run ``func`` in a forked child and measure it (wait4 reports the child's peak memory,
+    its commands' included)."""
+    sys.stdout.flush()
     started = time.perf_counter()
-    func()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            func()
+        except BaseException as error:
+            print(f"    failed: {error}", file=sys.stderr)
+            code = 1
+        sys.stdout.flush()
+        os._exit(code)
+    _pid, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = sum(
-        (a.ru_utime - b.ru_utime) + (a.ru_stime - b.ru_stime) for a, b in zip(after, before, strict=True)
-    )
-    return wall, cpu / wall / (os.cpu_count() or 1)
+    cpu = (usage.ru_utime + usage.ru_stime) / wall / (os.cpu_count() or 1)
+    return Measure(wall, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status) == 0)
 
 
-def ours(root: Path) -> Callable[[], object]:
+def ours(path: Path, strict: bool) -> Callable[[], object]:
     from tasks.lib.fluxtree import validate
 
     def run() -> None:
-        tree = validate(root)
-        if tree.problems:
-            raise SystemExit(f"unexpected problems in {root}: {[str(p) for p in tree.problems[:5]]}")
+        tree = validate(path)
+        if strict and tree.problems:
+            raise SystemExit(f"unexpected problems in {path}: {[str(p) for p in tree.problems[:5]]}")
 
     return run
 
 
 def baseline(root: Path) -> Callable[[], object]:
+    tool = ["kubectl", "kustomize"] if shutil.which("kubectl") else kustomize_argv(Path("."))[:-1]
+
     def run() -> None:
         for directory in kustomization_dirs(root):
-            subprocess.run(kustomize_argv(directory), capture_output=True, check=True)
+            subprocess.run([*tool, str(directory)], capture_output=True, check=False)
 
     return run
+
+
+def flux_builds(path: Path) -> tuple[Callable[[], object], int] | None:
+    """One ``flux build kustomization`` per Flux Kustomization our validator built."""
+    if shutil.which("flux") is None:
+        return None
+    from tasks.lib.fluxtree import validate
+    from tasks.lib.fluxtree.yamlio import dump
+
+    tree = validate(path)
+    jobs = []
+    work = Path(tempfile.mkdtemp(prefix="bench-flux-"))
+    for index, ks in enumerate(tree.kustomizations.values()):
+        if ks.synthetic or not ks.built:
+            continue
+        body = {
+            "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
+            "kind": "Kustomization",
+            "metadata": {"name": ks.name, "namespace": ks.namespace},
+            "spec": ks.spec,
+        }
+        file = work / f"ks{index}.yaml"
+        file.write_text(dump(body))
+        jobs.append(
+            ["flux", "build", "kustomization", ks.name, "--namespace", ks.namespace,
+             "--path", str(Path(tree.root) / ks.path), "--kustomization-file", str(file), "--dry-run"]
+        )  # fmt: skip
+
+    def run() -> None:
+        for argv in jobs:
+            subprocess.run(argv, capture_output=True, check=False)
+
+    return run, len(jobs)
 
 
 def flux_local_unavailable() -> str | None:
@@ -293,28 +348,84 @@ def flux_local_unavailable() -> str | None:
     return None
 
 
-def flux_local(root: Path) -> Callable[[], object]:
+def flux_local(entry: Path) -> Callable[[], object]:
+    """``flux-local get ks`` and ``get hr`` from the cluster folder (flux-local finds the
+    repository root with git, so generated trees are made git repositories first)."""
+    if (
+        not (entry / ".git").exists()
+        and subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=entry, capture_output=True, check=False
+        ).returncode
+    ):
+        root = entry.parents[2] if entry.match("kubernetes/flux/cluster") else entry
+        for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
+            subprocess.run(
+                ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *argv[1:]],
+                cwd=root,
+                capture_output=True,
+                check=True,
+            )
+
     def run() -> None:
-        subprocess.run(["flux-local", "test", "--path", str(root / "kubernetes/flux/cluster")], check=False)
+        for what in ("ks", "hr"):
+            done = subprocess.run(
+                ["flux-local", "get", what, "--all-namespaces", "--path", str(entry)],
+                capture_output=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise SystemExit(done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:])
 
     return run
 
 
-def bench(label: str, root: Path, apps: int | None, rows: list[tuple[str, int | None, float]]) -> None:
-    wall, cpu = measured(ours(root))
-    rows.append((label, apps, wall))
-    print(f"{label:>14}  ours      {wall:7.2f}s  cpu {cpu:4.0%}")
-    base_wall, base_cpu = measured(baseline(root))
-    print(f"{'':>14}  baseline  {base_wall:7.2f}s  cpu {base_cpu:4.0%}  ({base_wall / wall:.1f}x ours)")
+def show(label: str, name: str, m: Measure, reference: Measure | None) -> None:
+    ratio = f"  {m.wall / reference.wall:5.1f}x ours" if reference else ""
+    failed = "" if m.ok else "  (failed)"
+    print(
+        f"{label:>16}  {name:<11} {m.wall:7.2f}s  cpu {m.cpu:4.0%}  peak {m.peak_mb:6.0f} MB{ratio}{failed}"
+    )
+
+
+def bench(
+    label: str,
+    path: Path,
+    root: Path,
+    apps: int | None,
+    rows: list[tuple[str, int | None, float]],
+    slow: bool = True,
+) -> None:
+    mine = measured(ours(path, strict=apps is not None))
+    rows.append((label, apps, mine.wall))
+    show(label, "ours", mine, None)
+    show("", "kustomize", measured(baseline(root)), mine)
+    if not slow:
+        print(f"{'':>16}  flux build / flux-local  not run (--slow-max-apps)")
+        return
+    loop = flux_builds(path)
+    if loop is None:
+        print(f"{'':>16}  flux build  not run: flux not installed")
+    else:
+        show("", f"flux x{loop[1]}", measured(loop[0]), mine)
     if flux_local_unavailable() is None:
-        fl_wall, fl_cpu = measured(flux_local(root))
-        print(f"{'':>14}  flux-local {fl_wall:6.2f}s  cpu {fl_cpu:4.0%}  ({fl_wall / wall:.1f}x ours)")
+        from tasks.lib.fluxtree import locate
+
+        show("", "flux-local", measured(flux_local(locate(path)[1])), mine)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--sizes", type=int, nargs="+", default=[50, 200], help="numbers of apps (default 50 200)"
+        "--sizes", type=int, nargs="*", default=[50, 200], help="numbers of apps (default 50 200)"
+    )
+    parser.add_argument(
+        "--repo", type=Path, action="append", default=[], help="a real Flux repository (or cluster folder)"
+    )
+    parser.add_argument(
+        "--slow-max-apps",
+        type=int,
+        default=None,
+        help="run the flux build loop and flux-local only on generated trees up to this size",
     )
     args = parser.parse_args()
     print(f"{os.cpu_count()} core(s); kustomize: {' '.join(kustomize_argv(Path('DIR'))[:-1])}")
@@ -322,11 +433,22 @@ def main() -> int:
     reason = flux_local_unavailable()
     if reason:
         print(f"flux-local: {reason}")
-    if (ROOT / "kubernetes/flux/cluster").is_dir():
-        bench("example", ROOT, None, rows)
+    from tasks.lib.fluxtree import EntryNotFound, locate
+
+    for repo in args.repo:
+        try:
+            root, _entry = locate(repo)
+        except EntryNotFound as error:
+            print(f"{repo}: skipped ({error})")
+            continue
+        bench(repo.name[:16], repo, root, None, rows)
+    if (ROOT / "kubernetes/flux/cluster").is_dir() and not args.repo:
+        bench("example", ROOT, ROOT, None, rows)
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
         for apps in args.sizes:
-            bench(f"{apps} apps", generate(Path(tmp) / f"r{apps}", apps), apps, rows)
+            root = generate(Path(tmp) / f"r{apps}", apps)
+            slow = args.slow_max_apps is None or apps <= args.slow_max_apps
+            bench(f"{apps} apps", root, root, apps, rows, slow=slow)
     sized = [(apps, wall) for _label, apps, wall in rows if apps]
     if len(sized) >= 2:
         (small, t_small), (large, t_large) = sized[0], sized[-1]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
+import os
 import shlex
 import sys
 import tempfile
@@ -19,52 +21,106 @@ from tasks.lib.flux_live import FLUX_NS, reconcile_flux
 from tasks.lib.paths import OPERATOR_DIR_ENV, paths_for
 from tasks.lib.selftest import STEPS, report, resolve_configs, run_config, step_label, worktree_files
 from tasks.lib.taskdef import task
-from tasks.lib.tools.runner import find_tool, is_dry, require, require_files, run, run_many
+from tasks.lib.tools.runner import Command, find_tool, is_dry, observe, require, require_files, run, run_many
 
 ORIGINAL_REF = "home-ops.dev/original-ref"
 FLUXINSTANCE = "fluxinstances.fluxcd.controlplane.io"
 
 
 # Offline validation ------------------------------------------------------------------------
-def _validate_tree(path: Path) -> Any:
+def _validate_tree(path: Path, variables: dict[str, str] | None = None, progress: bool = False) -> Any:
     from tasks.lib.fluxtree import EntryNotFound, validate
 
     try:
-        return validate(path)
+        return validate(path, variables=variables, progress=_progress_line if progress else None)
     except EntryNotFound as error:
         raise UserError(str(error)) from None
+    finally:
+        if progress:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+def _progress_line(done: int, total: int, what: str) -> None:
+    print(f"\r\033[Kbuilding {done} of {total} Kustomizations ({what})", end="", file=sys.stderr, flush=True)
+
+
+def _dry_echo(command: Command) -> None:
+    """Under --dry the validator still runs (it only reads, building in temporary folders);
+    each command it runs is shown on stderr."""
+    print(f"ran (read-only): {command.line}", file=sys.stderr)
+
+
+def _variables(var: list[str], vars_file: str) -> dict[str, str]:
+    from tasks.lib.fluxtree.varsfile import parse_assignments, read_vars_file
+
+    values = read_vars_file(Path(vars_file).expanduser()) if vars_file else {}
+    values.update(parse_assignments(var))
+    return values
+
+
+def _emit(text: str) -> None:
+    """Print ``text``; a reader that went away (``| head``) is not an error."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 @task(
+    iterable=["var"],
     help={
-        "path": "Flux repository (or its cluster directory) to validate; default: this repository",
+        "path": "a Flux repository, cluster folder or apps folder to validate; default: this repository",
         "json": "print the full result as JSON",
         "helm": "also inflate HelmReleases with helm template and check schemas with kubeconform",
-    }
+        "var": "KEY=VALUE: a postBuild variable that lives only in the cluster (repeatable)",
+        "vars_file": "file of such variables: KEY=VALUE lines, a YAML mapping, or a ConfigMap/Secret",
+    },
 )
-def validate(c: Context, path: str = "", json: bool = False, helm: bool = False) -> None:
+def validate(
+    c: Context,
+    path: str = "",
+    json: bool = False,
+    helm: bool = False,
+    var: list[str] | None = None,
+    vars_file: str = "",
+) -> None:
     """Validate the Flux tree offline: build every Kustomization as Flux would, report problems.
 
-    Starts at kubernetes/flux/cluster, follows nested Kustomizations (components, patches,
-    postBuild substitution), collects HelmReleases and their sources, and reports broken
-    YAML, missing files, unknown or cyclic dependsOn, missing chart sources, objects applied
-    twice, unencrypted *.sops.* files, substituteFrom without a creator and ${VARS} without a
-    value. Needs only kustomize (or kubectl). Exits 1 on any problem.
+    Starts at the cluster entry (kubernetes/flux/cluster, a FluxInstance's sync path, or the
+    folder given), follows nested Kustomizations built from this repository (components,
+    patches, postBuild substitution; other sources are listed as external, not built),
+    collects HelmReleases and their sources, and reports broken YAML, missing files,
+    unknown or cyclic dependsOn, missing sources, objects applied twice, unencrypted
+    *.sops.* files, substituteFrom without a creator and ${VARS} without a value, each with
+    its file, line and Kustomization chain. Needs only kustomize (or kubectl). Exits 1 on
+    any problem.
     """
     from tasks.lib.fluxtree import report
 
     require(c, "kustomize" if find_tool("kustomize") else "kubectl")
+    variables = _variables(var or [], vars_file)
     target = Path(path).expanduser() if path else paths_for(c).root
-    tree = _validate_tree(target)
-    notes: list[str] = []
-    if helm:
-        notes = _helm(tree)
-    if json:
-        data = jsonlib.loads(report.as_json(tree))
-        data["notes"] += notes
-        print(jsonlib.dumps(data, indent=2))
-    else:
-        print(report.as_text(tree, notes))
+    try:
+        with observe(_dry_echo) if is_dry(c) else contextlib.nullcontext():
+            tree = _validate_tree(
+                target, variables, progress=sys.stderr.isatty() and not json and not is_dry(c)
+            )
+        notes = _helm(tree) if helm else []
+        text = report.as_json(tree, notes) if json else report.as_text(tree, notes)
+    except UserError as error:
+        if json:
+            _emit(jsonlib.dumps({"error": " ".join(error.lines)}, indent=2))
+        raise
+    except Exception as error:
+        message = f"dev.validate failed unexpectedly ({type(error).__name__}: {error}); this is a bug"
+        if json:
+            _emit(jsonlib.dumps({"error": message}, indent=2))
+        print(message, file=sys.stderr)
+        raise Exit(code=2) from None
+    _emit(text)
     if tree.problems:
         raise Exit(code=1)
 

@@ -111,9 +111,19 @@ def configure(c: Context, force: bool = False, check: bool = False) -> None:
     sys.stdout.flush()
 
 
-@task
-def doctor(c: Context) -> None:
-    """Check this machine: tools and versions against .mise.toml, operator files, what can run."""
-    from tasks.lib.tools.doctor import report
+@task(help={"install": "first build the pinned tools that are missing or differ into .tools/bin (needs Go)"})
+def doctor(c: Context, install: bool = False) -> None:
+    """Check this machine: tools and versions against .mise.toml, operator files, what can run.
 
-    report(c, paths_for(c))
+    --install first builds every tool pinned in .mise.toml that is missing or at another
+    version from its Go module into .tools/bin (searched after PATH); without Go it prints
+    the `mise install` line. A tool that cannot be built is named with the reason and does
+    not change the exit code.
+    """
+    from tasks.lib.tools.doctor import report
+    from tasks.lib.tools.install import install_tools, summary
+
+    paths = paths_for(c)
+    if install:
+        print(summary(install_tools(c, paths.root)) + "\n")
+    report(c, paths)

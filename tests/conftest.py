@@ -113,11 +113,15 @@ def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, _cache_home: Path) -> None:
-    """No test sees the developer's own kubeconfig, age key or talosconfig, and the tools
-    installed next to this Python (sops, kubectl, yamlfmt) are found without activation."""
+    """No test sees the developer's own kubeconfig, age key, talosconfig or installed
+    .tools/bin, and the tools installed next to this Python (sops, kubectl, yamlfmt) are found
+    without activation."""
     for name in ("KUBECONFIG", "SOPS_AGE_KEY_FILE", "SOPS_CONFIG", "TALOSCONFIG", "HOME_OPS_OPERATOR_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(_cache_home))  # compiled templates: not in ~/.cache
+    # Tools built by `inv doctor --install` are seen only by the contract tests (test_tools_*),
+    # so every other test meets exactly the tools it sets up.
+    monkeypatch.setenv("HOME_OPS_TOOLS_DIR", str(_cache_home / "no-tools"))
     scripts = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     if scripts not in path.split(os.pathsep):

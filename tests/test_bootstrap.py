@@ -19,7 +19,6 @@ from invoke import Config, Context, MockContext, Result
 
 from tasks import bootstrap
 from tasks.lib.tools import runner
-from tasks.lib.tools.runner import find_tool
 from tests.conftest import EXAMPLE_OPERATOR, exit_code, gen
 from tests.fakes import (
     APPS_DEPLOYED,
@@ -36,6 +35,7 @@ from tests.fakes import (
     succeed_on,
     write_cluster_tree,
 )
+from tests.tools_contract import real_tool
 
 TALOSCONFIG = "--talosconfig=./clusterconfig/talosconfig"
 ENCRYPT = (
@@ -672,7 +672,7 @@ def test_apps_dry_run(secrets: Path, fake_tools: FakeTools, capsys) -> None:
     assert not any(value in out for value in SECRET_VALUES.values())
 
 
-@pytest.mark.skipif(find_tool("helm") is None, reason="helm not installed")
+@pytest.mark.tools
 def test_helm_accepts_the_arguments_we_pass(tmp_path: Path) -> None:
     """The real helm parses our argv: with no cluster it fails on the connection, never on
     an unknown flag or a bad flag value."""
@@ -691,13 +691,13 @@ def test_helm_accepts_the_arguments_we_pass(tmp_path: Path) -> None:
         ["helm", "list", "--all-namespaces", "--output", "json"],
     ):
         done = subprocess.run(
-            [find_tool("helm"), *argv[1:]], env=env, capture_output=True, text=True, check=False
+            [real_tool("helm"), *argv[1:]], env=env, capture_output=True, text=True, check=False
         )
         assert done.returncode != 0
         assert "unknown flag" not in done.stderr and "invalid argument" not in done.stderr, done.stderr
         assert "127.0.0.1:1" in done.stderr, done.stderr
     bad = subprocess.run(
-        [find_tool("helm"), *bootstrap.plan.helm_get_values_argv(release)[1:], "--no-such-flag"],
+        [real_tool("helm"), *bootstrap.plan.helm_get_values_argv(release)[1:], "--no-such-flag"],
         env=env,
         capture_output=True,
         text=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,11 @@ def release(suspended: bool) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    """A clone with a pushed feature branch checked out, and a kubeconfig."""
+    return pushed_clone(tmp_path)
+
+
+def pushed_clone(tmp_path: Path) -> Path:
     """A clone with a pushed feature branch checked out, and a kubeconfig."""
     origin = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
@@ -165,4 +171,112 @@ def test_validate_task_exit_codes(tmp_path: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["summary"]["problems"] == 0
     with pytest.raises(Exit):
         dev.validate(c, path=str(tmp_path))
-    assert "no Flux cluster Kustomization" in capsys.readouterr().err
+    assert "no Flux tree under" in capsys.readouterr().err
+
+
+CASES = Path(__file__).parent / "fixtures" / "flux-repos" / "cases"
+ROOT = Path(__file__).parent.parent
+
+
+def test_no_task_lets_a_short_flag_take_help() -> None:
+    from tasks import ns
+
+    def flags(collection):
+        for name, task in collection.tasks.items():
+            yield name, {n for a in task.get_arguments() for n in a.names}
+        for prefix, sub in collection.collections.items():
+            yield from ((f"{prefix}.{n}", f) for n, f in flags(sub))
+
+    taken = [name for name, names in flags(ns) if "h" in names]
+    assert taken == []
+
+
+def inv(*args: str, stdin_pipe: str = "") -> subprocess.CompletedProcess[str]:
+    import subprocess
+    import sys
+
+    line = " ".join([sys.executable, "-m", "invoke", *args]) + stdin_pipe
+    return subprocess.run(line, shell=True, cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def test_validate_help_is_shown_with_h() -> None:
+    result = inv("dev.validate", "-h")
+    assert result.returncode == 0
+    assert "--helm" in result.stdout and "Usage:" in result.stdout
+
+
+def test_validate_json_into_a_closed_pipe_is_silent(tmp_path: Path) -> None:
+    import shutil
+
+    repo = tmp_path / "features"
+    shutil.copytree(CASES / "features", repo)
+    result = inv("dev.validate", "--json", "--path", str(repo), stdin_pipe=" | head -c 10")
+    assert result.returncode == 0
+    assert result.stdout == '{\n  "summa'
+    assert result.stderr == ""
+
+
+def test_validate_json_is_valid_with_problems_and_without_a_tree(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    c = Context(config=Config(overrides={"home_ops": {"root": str(tmp_path)}}))
+    repo = tmp_path / "external-sources"
+    shutil.copytree(CASES / "external-sources", repo)
+    with pytest.raises(Exit):
+        dev.validate(c, path=str(repo), json=True)
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["external"] == [
+        "flux-system/generated: ExternalArtifact flux-system/generated",
+        "flux-system/platform: OCIRepository flux-system/platform",
+        "flux-system/shared: GitRepository flux-system/shared",
+    ]
+    assert [p["kind"] for p in data["problems"]] == ["source-missing"]
+    assert data["problems"][0]["chain"] == ["flux-system/cluster-apps"]
+    with pytest.raises(Exit):
+        dev.validate(c, path=str(tmp_path / "nowhere"), json=True)
+    assert "error" in json.loads(capsys.readouterr().out)
+
+
+def test_validate_unexpected_failure_is_one_line_exit_2(tmp_path: Path, capsys, monkeypatch) -> None:
+    import tasks.lib.fluxtree as fluxtree
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fluxtree, "validate", broken)
+    c = Context(config=Config(overrides={"home_ops": {"root": str(tmp_path)}}))
+    with pytest.raises(Exit) as exited:
+        dev.validate(c, path=str(CASES / "features"))
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "dev.validate failed unexpectedly (RuntimeError: boom); this is a bug"
+    ]
+
+
+def test_validate_vars_and_vars_file(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(CASES / "kustomize-error", repo)
+    c = Context(config=Config(overrides={"home_ops": {"root": str(tmp_path)}}))
+    env = tmp_path / "cluster.env"
+    env.write_text("# cluster-only values\nexport A='5'\n")
+    with pytest.raises(Exit):
+        dev.validate(c, path=str(repo), json=True, vars_file=str(env))
+    capsys.readouterr()
+    with pytest.raises(Exit):
+        dev.validate(c, path=str(repo), var=["not-an-assignment"])
+    assert "is not KEY=VALUE" in capsys.readouterr().err
+
+
+def test_validate_under_dry_shows_the_commands_it_ran(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    repo = tmp_path / "repo"
+    shutil.copytree(CASES / "features", repo)
+    c = Context(config=Config(overrides={"home_ops": {"root": str(tmp_path)}, "run": {"dry": True}}))
+    dev.validate(c, path=str(repo))
+    captured = capsys.readouterr()
+    assert "ran (read-only): " in captured.err and " --load-restrictor LoadRestrictionsNone " in captured.err
+    assert "Problems        0" in captured.out

@@ -18,10 +18,10 @@ from tests.fakes import FakeTools, ok
 VERSIONS = {
     "talhelper": "talhelper version 3.1.9",
     "talosctl": "Client:\n\tTag:         v1.13.0\n\tSHA:         abc\n",
-    "flux": "flux: v2.8.6\n",
+    "flux": "flux: v2.9.5\n",
     "helm": "v4.1.4+g1234567\n",
     "helmfile": "helmfile version 1.4.0\n",  # differs from the pin
-    "kubectl": "Client Version: v1.36.0\nKustomize Version: v5.7.1\n",
+    "kubectl": "Client Version: v1.37.1\nKustomize Version: v5.7.1\n",
 }
 
 
@@ -62,7 +62,7 @@ def test_ready_machine(example_repo: Path, operator: Path, tools: FakeTools, cap
     assert code == 0, err
     assert row(out, "talhelper")[:4] == ["talhelper", "ok", "3.1.9", "3.1.9"]
     assert row(out, "talosctl")[:3] == ["talosctl", "ok", "1.13.0"]
-    assert row(out, "helmfile")[:4] == ["helmfile", "differs", "1.4.0", "1.5.0"]
+    assert row(out, "helmfile")[:4] == ["helmfile", "differs", "1.4.0", "1.8.0"]
     assert row(out, "configure")[1] == "ready"
     assert row(out, "bootstrap.talos")[1] == "ready"
     assert "age key" in out and "ok (0600)" in out

@@ -18,9 +18,12 @@ def test_examples() -> None:
     variables = {"APP": "atuin", "EMPTY": ""}
     assert substitute("name: ${APP}", variables).text == "name: atuin"
     assert substitute("${MISSING:=5Gi}", variables).text == "5Gi"
-    assert substitute("${EMPTY:=x} ${EMPTY:-y} ${EMPTY=z} ${EMPTY-w}", variables).text == "x y  "
+    assert substitute("${EMPTY:=x} ${EMPTY:-y} ${EMPTY=z} ${EMPTY:?v}", variables).text == "x y z v"
+    failed = substitute("${EMPTY-w} ${APP+x}", variables)
+    assert failed.error == "missing closing brace in '${EMPTY-w}'"  # Flux's envsubst stops there
     assert substitute("${APP:=other}", variables).text == "atuin"
-    assert substitute("$${APP} $HOME ${1} $", variables).text == "${APP} $HOME ${1} $"
+    assert substitute("$${APP} $HOME ${1} $", variables).text == "${APP} $HOME  $"
+    assert substitute("${APP:1:3} ${APP^^} ${#APP} ${APP/t/T}", variables).text == "tui ATUIN 5 aTuin"
     assert substitute("${MISSING:=${APP}-x}", variables).text == "atuin-x"
     result = substitute("a ${NOPE} b ${ALSO:-}", variables)
     assert result.text == "a  b "
@@ -46,11 +49,18 @@ def test_defined_variable_is_replaced(name: str, value: str, before: str, after:
     assert substitute(f"{before}${{{name}}}{after}", {name: value}).text == f"{before}{value}{after}"
 
 
-@given(NAMES, VALUES, st.sampled_from([":=", ":-", "=", "-"]))
-def test_default_applies_only_when_undefined(name: str, default: str, op: str) -> None:
+@given(NAMES, VALUES, st.sampled_from([":=", ":-", "=", ":?"]))
+def test_default_applies_when_undefined_or_empty(name: str, default: str, op: str) -> None:
     default = default.replace("}", "")
     assert substitute(f"${{{name}{op}{default}}}", {}).text == default
+    assert substitute(f"${{{name}{op}{default}}}", {name: ""}).text == default
     assert substitute(f"${{{name}{op}{default}}}", {name: "set"}).text == "set"
+
+
+@given(NAMES, VALUES, st.sampled_from(["-", "+", "!"]))
+def test_bash_operators_flux_lacks_stop_the_substitution(name: str, default: str, op: str) -> None:
+    result = substitute(f"a ${{{name}{op}{default.replace('}', '')}}} b", {name: "set"})
+    assert result.error is not None and "missing closing brace" in result.error
 
 
 @given(NAMES)

@@ -567,3 +567,12 @@ def test_registered_secrets_are_masked_in_every_tool_error() -> None:
     (outcome,) = run_many([(["sh", "-c", f"echo 'leaked {secret}' >&2; exit 3"], None)])
     assert secret not in outcome.error_text and secret.encode() not in outcome.stderr
     assert "leaked ***" in outcome.error_text
+def test_configure_says_when_talconfig_was_not_validated(repo: Path) -> None:
+    from tasks.lib.tools.runner import find_tool
+
+    assert find_tool("talhelper") is None  # the tests' PATH has no talhelper
+    lines: list[str] = []
+    pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
+    (validated,) = [line for line in lines if line.startswith("validated")]
+    assert "talos/talconfig.yaml NOT validated: talhelper is not installed" in validated
+    assert "`inv doctor --install`" in validated

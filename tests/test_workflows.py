@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -73,16 +72,6 @@ def test_zizmor_clean_offline() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.skipif(
-    shutil.which("actionlint") is None and find_tool("actionlint") is None, reason="actionlint not installed"
-)
-def test_actionlint_clean() -> None:
-    result = subprocess.run(
-        [find_tool("actionlint") or "actionlint"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout
 
 
 def test_labeler_labels_exist() -> None:

@@ -2,7 +2,10 @@
 
 ``@task`` / ``@task(help=...)`` here is ``invoke.task`` applied to ``friendly(body)``, so no
 task can forget the guard (one line per user error, exit 1; a clean exit on Ctrl-C), and the
-result is typed as an Invoke ``Task`` for the collections that register it.
+result is typed as an Invoke ``Task`` for the collections that register it. Tasks are
+:class:`HelpSafeTask`: Invoke gives each option a one-letter short flag, its first free
+letter, so an option named ``--helm`` would take ``-h`` and ``inv TASK -h`` would no longer
+show help; no automatic short flag takes ``-h`` here.
 """
 
 from __future__ import annotations
@@ -15,8 +18,18 @@ from invoke.tasks import task as invoke_task
 
 from tasks.lib.errors import friendly
 
+RESERVED_SHORT_FLAGS = frozenset({"h"})  # -h: Invoke's --help
+
 Body = Callable[..., None]
 TaskDecorator = Callable[[Body], "Task[Any]"]
+
+
+class HelpSafeTask(Task):  # type: ignore[type-arg]
+    """A task whose automatic short flags never take a reserved letter."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        taken_names.update(RESERVED_SHORT_FLAGS)
+        return super().arg_opts(name, default, taken_names)
 
 
 @overload
@@ -27,6 +40,6 @@ def task(body: Body | None = None, /, **options: Any) -> Task[Any] | TaskDecorat
     """Declare a task: ``@task`` or ``@task(help={...}, iterable=[...], ...)`` (Invoke's options)."""
 
     def declare(function: Body) -> Task[Any]:
-        return cast("Task[Any]", invoke_task(**options)(friendly(function)))
+        return cast("Task[Any]", invoke_task(**{"klass": HelpSafeTask, **options})(friendly(function)))
 
     return declare(body) if body is not None else declare

@@ -326,7 +326,10 @@ def validate_staged(paths: Paths, out: Path, say: Say) -> None:
         if not outcome.ok:
             problems.append(f"talos/talconfig.yaml: talhelper validate failed: {last_line(outcome)}")
     elif (talos / "talconfig.yaml").is_file():
-        note = " (talhelper not installed: talconfig.yaml not validated)"
+        note = (
+            "; talos/talconfig.yaml NOT validated: talhelper is not installed "
+            "(`inv doctor --install` builds it, or `mise install`)"
+        )
     if problems:
         raise UserError("the rendered tree does not validate; nothing was written:", *problems)
     say(f"validated {len(dirs)} kustomizations and every YAML file{note}")

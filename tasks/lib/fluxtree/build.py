@@ -23,7 +23,8 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,12 +68,57 @@ class BuildResult:
     ok: bool
     docs: list[Doc] = field(default_factory=list)
     error: str = ""
+    internal: bool = False  # the failure is ours (a bug), not kustomize's
+
+
+_CLEANUPS: list[threading.Thread] = []
+
+
+def wait_cleanup() -> None:
+    """Wait until every temporary folder of finished builds is gone."""
+    while _CLEANUPS:
+        _CLEANUPS.pop().join()
 
 
 def kustomize_argv(directory: str, tool: str) -> list[str]:
     if tool == "kustomize":
         return ["kustomize", "build", "--load-restrictor", "LoadRestrictionsNone", directory]
     return ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", directory]
+
+
+_ABSOLUTE = re.compile(r"(/[^'\"\s:]+)")
+
+
+def kustomize_error(error: str, root: Path, temporaries: Sequence[Path]) -> tuple[str | None, str]:
+    """(repository file kustomize choked on, or None; one-line reason) from its stderr.
+
+    Kustomize nests its errors (``accumulating resources: accumulation err='accumulating
+    resources from 'x': ...': file is not directory``); the innermost path that lies in the
+    repository names the file, the innermost text the reason. Paths in our temporary shadow
+    trees are mapped back to the repository file they mirror.
+    """
+    lines = [line.strip() for line in error.strip().splitlines() if not line.startswith("# Warning:")]
+    text = re.sub(r"^(Error|error): ", "", " ".join(line for line in lines[:3] if line))
+    found: str | None = None
+    for match in _ABSOLUTE.findall(text):
+        candidate = Path(match)
+        for base in temporaries:
+            if candidate.is_relative_to(base):
+                parts = candidate.relative_to(base).parts
+                candidate = root.joinpath(*parts[1:]) if len(parts) > 1 else root
+        if candidate.is_relative_to(root) and candidate.exists() and candidate != root:
+            if candidate.is_dir():
+                from .kustfiles import kustomization_file
+
+                candidate = kustomization_file(candidate) or candidate
+            found = str(candidate.relative_to(root))
+    for base in temporaries:
+        text = text.replace(str(base), "<tmp>")
+    text = text.replace(str(root) + "/", "")
+    if "accumulation err=" in text or "': " in text:  # keep kustomize's innermost reason
+        text = text.rsplit("': ", 1)[-1]
+    # kubectl's kustomize escapes the quotes of nested errors (\\"), kustomize does not
+    return found, (text.replace('\\"', '"').strip("'\" \\")[:400] or "kustomize build failed")
 
 
 def pick_tool() -> str:
@@ -156,7 +202,11 @@ class Builder:
         self._counter = itertools.count(1)
 
     def close(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        """Remove the temporary folder, in the background: nothing reads it any more, and a
+        big tree's thousands of links take a while to delete. :func:`wait_cleanup` joins."""
+        thread = threading.Thread(target=shutil.rmtree, args=(self.tmp,), kwargs={"ignore_errors": True})
+        thread.start()
+        _CLEANUPS.append(thread)
 
     def __enter__(self) -> Builder:
         return self
@@ -281,17 +331,22 @@ class Builder:
         """Prepare, build and split one batch: (results, halves to retry)."""
         from tasks.lib.tools.runner import run_many
 
-        batch, _keys = self._write_batch(group)
-        outcome = run_many([(kustomize_argv(str(batch), self.tool), None)])[0]
-        if outcome.ok:
-            return self._split(batch, group, outcome.stdout.decode("utf-8", "replace")), []
+        try:
+            batch, _keys = self._write_batch(group)
+            outcome = run_many([(kustomize_argv(str(batch), self.tool), None)])[0]
+            if outcome.ok:
+                return self._split(batch, group, outcome.stdout.decode("utf-8", "replace")), []
+            error, internal = outcome.stderr.decode("utf-8", "replace").strip(), False
+        except Exception as exc:
+            error, internal = f"{type(exc).__name__}: {exc}", True
         if len(group) == 1:
-            error = outcome.stderr.decode("utf-8", "replace").strip()
-            return [BuildResult(group[0].key, False, error=error)], []
+            return [BuildResult(group[0].key, False, error=error, internal=internal)], []
         half = len(group) // 2
         return [], [group[:half], group[half:]]
 
-    def build(self, items: Sequence[BuildItem]) -> dict[str, BuildResult]:
+    def build(
+        self, items: Sequence[BuildItem], progress: Callable[[int], None] | None = None
+    ) -> dict[str, BuildResult]:
         """Build every item. Each worker prepares, builds and parses whole batches, so the
         Python work of one batch overlaps the kustomize run of another; a failing batch is
         bisected until each failure is attributed to its item."""
@@ -304,5 +359,7 @@ class Builder:
                     built, retry = future.result()
                     self.processes += 1
                     results.update((result.key, result) for result in built)
+                    if progress is not None and built:
+                        progress(len(built))
                     pending |= {pool.submit(self._batch, half) for half in retry}
         return results

@@ -3,20 +3,53 @@
 from __future__ import annotations
 
 import os
-import subprocess
+import re
 from collections import defaultdict
 from pathlib import Path
 
 from tasks.lib.secrets.sopsfile import SECRET_ROOTS, is_encrypted, is_sops_name
 
 from .engine import Engine
-from .model import HR_GROUP, SOURCE_GROUP, SOURCE_KINDS, Obj, Ref, Tree
+from .model import HR_GROUP, SOURCE_GROUP, SOURCE_KINDS, Obj, Ref
 
 SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".ruff_cache", ".pytest_cache"}
 
 
-def _hint(engine: Engine) -> str:
-    broken = sorted(engine.failed | {k for k, ks in engine.tree.kustomizations.items() if ks.skipped})
+_HINT_CACHE: dict[Path, str] = {}
+
+
+def _folder_text(directory: Path) -> str:
+    """Every YAML file below ``directory``, concatenated (memoised per run's folders)."""
+    if directory not in _HINT_CACHE:
+        parts = []
+        for current, dirs, files in os.walk(directory):
+            dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+            for name in files:
+                if name.endswith((".yaml", ".yml")):
+                    try:
+                        parts.append((Path(current) / name).read_text(encoding="utf-8", errors="replace"))
+                    except OSError:
+                        continue
+        _HINT_CACHE[directory] = "\n".join(parts)
+    return _HINT_CACHE[directory]
+
+
+def _hint(engine: Engine, kind: str, name: str) -> str:
+    """Name the Kustomizations that were not built and whose folder does declare a ``kind``
+    named ``name``: only a real link, never a guess."""
+    kind_re, name_re = re.escape(kind), re.escape(name)
+    pattern = re.compile(
+        rf"^kind:\s*['\"]?{kind_re}['\"]?\s*$.*?^\s+name:\s*['\"]?{name_re}['\"]?\s*$"
+        rf"|^\s+name:\s*['\"]?{name_re}['\"]?\s*$.*?^kind:\s*['\"]?{kind_re}['\"]?\s*$",
+        re.MULTILINE | re.DOTALL,
+    )
+    broken = []
+    for key, ks in sorted(engine.tree.kustomizations.items()):
+        if ks.built or ks.synthetic or not (key in engine.failed or ks.skipped):
+            continue
+        directory = engine.root / ks.path
+        if ks.path and directory.is_dir() and not ks.skipped and pattern.search(_folder_text(directory)):
+            broken.append(key)
     return f" (it may come from {', '.join(broken)}, which was not built)" if broken else ""
 
 
@@ -29,8 +62,9 @@ def check_depends_on(engine: Engine) -> None:
                     "depends-on-missing",
                     ks.file,
                     f"Kustomization {ks.id} depends on Kustomization {dep}, "
-                    f"which does not exist{_hint(engine)}",
+                    f"which does not exist{_hint(engine, 'Kustomization', dep.split('/', 1)[1])}",
                     ks.id,
+                    subject=("Kustomization", ks.name),
                 )
     releases = {(o.namespace, o.name) for o in tree.helmreleases()}
     for hr in tree.helmreleases():
@@ -43,8 +77,9 @@ def check_depends_on(engine: Engine) -> None:
                     "depends-on-missing",
                     hr.file,
                     f"HelmRelease {hr.namespace}/{hr.name} depends on HelmRelease {key[0]}/{key[1]}, "
-                    f"which does not exist{_hint(engine)}",
+                    f"which does not exist{_hint(engine, 'HelmRelease', key[1])}",
                     hr.owner,
+                    subject=("HelmRelease", hr.name),
                 )
 
 
@@ -82,11 +117,13 @@ def check_cycles(engine: Engine) -> None:
     for cycle in find_cycles(graph):
         first = tree.kustomizations[cycle[0]]
         path = " -> ".join([*cycle, cycle[0]])
-        engine.problem("depends-on-cycle", first.file, f"dependsOn cycle: {path}", first.id)
-
-
-def _source_refs(tree: Tree) -> set[Ref]:
-    return {Ref(o.kind, o.namespace, o.name) for o in tree.sources()}
+        engine.problem(
+            "depends-on-cycle",
+            first.file,
+            f"dependsOn cycle: {path}",
+            first.id,
+            subject=("Kustomization", first.name),
+        )
 
 
 def _chart_ref(hr: Obj) -> Ref | None:
@@ -102,30 +139,36 @@ def _chart_ref(hr: Obj) -> Ref | None:
 
 def check_sources(engine: Engine) -> None:
     tree = engine.tree
-    known = _source_refs(tree) | engine.repo_sources
+    known = set(engine.source_objects()) | engine.bootstrap_sources
     for hr in tree.helmreleases():
         ref = _chart_ref(hr)
+        subject = ("HelmRelease", hr.name)
         if ref is None:
             engine.problem(
                 "chart-source-missing",
                 hr.file,
                 f"HelmRelease {hr.namespace}/{hr.name} names no chart source",
                 hr.owner,
+                subject=subject,
             )
         elif ref not in known:
             engine.problem(
                 "chart-source-missing",
                 hr.file,
-                f"HelmRelease {hr.namespace}/{hr.name}: chart source {ref} does not exist{_hint(engine)}",
+                f"HelmRelease {hr.namespace}/{hr.name}: chart source {ref} does not exist"
+                f"{_hint(engine, ref.kind, ref.name)}",
                 hr.owner,
+                subject=subject,
             )
     for ks in tree.kustomizations.values():
-        if not ks.synthetic and ks.source_ref() not in known:
+        ref = ks.source_ref()
+        if not ks.synthetic and ref not in known:
             engine.problem(
                 "source-missing",
                 ks.file,
-                f"Kustomization {ks.id}: source {ks.source_ref()} does not exist",
+                f"Kustomization {ks.id}: source {ref} does not exist{_hint(engine, ref.kind, ref.name)}",
                 ks.id,
+                subject=("Kustomization", ks.name),
             )
 
 
@@ -141,7 +184,7 @@ def check_duplicates(engine: Engine) -> None:
         label = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
         last = sorted(objs, key=lambda o: o.owner)[-1]
         message = f"{label} is applied by {len(distinct)} Kustomizations: {where}"
-        engine.problem("duplicate-object", last.file, message, last.owner)
+        engine.problem("duplicate-object", last.file, message, last.owner, subject=(kind, name))
 
 
 def check_substitute_from(engine: Engine) -> None:
@@ -158,8 +201,10 @@ def check_substitute_from(engine: Engine) -> None:
                     "substitute-from-missing",
                     ks.file,
                     f"Kustomization {ks.id}: substituteFrom {kind} {ks.namespace}/{name} "
-                    f"is created by nothing in the tree{_hint(engine)}",
+                    f"is created by nothing in the tree{_hint(engine, kind, name)} "
+                    "(mark it optional: true if it may be absent)",
                     ks.id,
+                    subject=("Kustomization", ks.name),
                 )
 
 
@@ -169,21 +214,19 @@ def repository_files(root: Path) -> list[Path]:
     roots = [name for name in SECRET_ROOTS if (root / name).is_dir()]
     if not roots:
         return []
-    try:
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *roots],
-            cwd=root,
-            capture_output=True,
-            check=True,
-        ).stdout
-        return [root / name for name in listed.decode("utf-8", "replace").split("\0") if name]
-    except (OSError, subprocess.CalledProcessError):
-        files = []
-        for name in roots:
-            for current, dirs, names in os.walk(root / name):
-                dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
-                files += [Path(current) / n for n in names]
-        return files
+    from tasks.lib.tools.runner import find_tool, run_many
+
+    if find_tool("git") is not None and (root / ".git").exists():
+        argv = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *roots]
+        outcome = run_many([(argv, None)], cwd=root)[0]
+        if outcome.ok:
+            return [root / name for name in outcome.stdout.decode("utf-8", "replace").split("\0") if name]
+    files = []
+    for name in roots:
+        for current, dirs, names in os.walk(root / name):
+            dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+            files += [Path(current) / n for n in names]
+    return files
 
 
 def check_sops(engine: Engine) -> None:
@@ -197,13 +240,22 @@ def check_sops(engine: Engine) -> None:
             )
 
 
+CHECKS = (check_depends_on, check_cycles, check_sources, check_duplicates, check_substitute_from, check_sops)
+
+
 def run_checks(engine: Engine) -> None:
-    check_depends_on(engine)
-    check_cycles(engine)
-    check_sources(engine)
-    check_duplicates(engine)
-    check_substitute_from(engine)
-    check_sops(engine)
+    """Every check; one that fails unexpectedly is reported as a bug and the others still run."""
+    _HINT_CACHE.clear()
+    for check in CHECKS:
+        try:
+            check(engine)
+        except Exception as error:
+            engine.problem(
+                "internal-error",
+                engine.tree.entry,
+                f"{check.__name__} failed ({type(error).__name__}: {error}); this is a bug in the "
+                "validator, please report it",
+            )
 
 
 __all__ = ["HR_GROUP", "SOURCE_GROUP", "SOURCE_KINDS", "find_cycles", "run_checks"]

@@ -2,14 +2,19 @@
 
 Both tools are optional; what cannot run is reported as skipped, never as a problem. OCI
 and HTTP charts need the network, so a chart that cannot be fetched fails like any other.
+kubeconform reads the Kubernetes schemas shipped in a wheel (``schemas.py``), never the web;
+objects whose kind has no schema there (custom resources) are named as not checked.
 """
 
 from __future__ import annotations
 
+import json as jsonlib
+from collections import Counter
 from collections.abc import Sequence
 
 from . import yamlio
 from .model import Obj, Problem, Ref, Tree
+from .schemas import Schemas, local_schemas
 
 
 def _source(tree: Tree, hr: Obj) -> tuple[Obj | None, str]:
@@ -83,10 +88,55 @@ def inflate(tree: Tree, *, helm: str | None, kubeconform: str | None) -> list[st
         notes.append("--helm: kubeconform is not installed, schemas not checked")
         return notes
     documents = [yamlio.dump(o.body) for o in tree.objects()] + rendered
-    argv = ["kubeconform", "-ignore-missing-schemas", "-summary", "-"]
+    notes += schema_check(tree, documents)
+    return notes
+
+
+def schema_check(tree: Tree, documents: list[str], schemas: Schemas | None = None) -> list[str]:
+    """kubeconform over ``documents`` against the locally shipped schemas: invalid objects
+    become problems; the notes say how many were checked and which kinds were not."""
+    from tasks.lib.tools.runner import run_many
+
+    schemas = schemas or local_schemas()
+    if schemas is None:
+        # Without local schemas kubeconform would try to download them: never claim that.
+        return [
+            f"--helm: no local Kubernetes schemas (the kubernetes-validate wheel is not installed), "
+            f"{len(documents)} object(s) not schema-checked"
+        ]
+    argv = ["kubeconform", *schemas.argv(), "-ignore-missing-schemas", "-output", "json", "-verbose", "-"]
     outcome = run_many([(argv, "\n---\n".join(documents).encode())])[0]
-    if not outcome.ok:
-        for line in outcome.stdout.decode("utf-8", "replace").splitlines():
-            if " is invalid" in line or "failed validation" in line or "error" in line.lower():
-                tree.problems.append(Problem(tree.entry, "schema-invalid", line.strip()[:300]))
+    try:
+        resources = jsonlib.loads(outcome.stdout or b"{}").get("resources") or []
+    except ValueError:
+        message = " ".join(outcome.stderr.decode("utf-8", "replace").split())[:300]
+        tree.problems.append(Problem(tree.entry, "schema-check-failed", f"kubeconform: {message}"))
+        return []
+    return schema_notes(tree, resources, schemas.kubernetes_version)
+
+
+def schema_notes(tree: Tree, resources: list[dict[str, str]], kubernetes_version: str) -> list[str]:
+    """Problems for invalid objects; notes counting checked objects and unchecked kinds."""
+    skipped: Counter[str] = Counter()
+    checked = 0
+    for res in resources:
+        status = res.get("status", "")
+        what = f"{res.get('kind', '?')} {res.get('name', '?')}"
+        if status in {"statusInvalid", "statusError"}:
+            checked += status == "statusInvalid"
+            message = str(res.get("msg", ""))
+            message = "at " + message.split(" - at ", 1)[1] if " - at " in message else message
+            tree.problems.append(Problem(tree.entry, "schema-invalid", f"{what}: {message}"[:300]))
+        elif status == "statusSkipped":
+            skipped[str(res.get("kind", "?"))] += 1
+        elif status in {"statusValid", "statusEmpty"}:
+            checked += status == "statusValid"
+    notes = [
+        f"--helm: kubeconform checked {checked} object(s) against the Kubernetes {kubernetes_version} schemas"
+    ]
+    if skipped:
+        kinds = ", ".join(f"{kind} x{count}" for kind, count in sorted(skipped.items()))
+        notes.append(
+            f"--helm: {sum(skipped.values())} object(s) not schema-checked (no schema for the kind): {kinds}"
+        )
     return notes

@@ -89,6 +89,30 @@ def _file_refs(data: dict[str, Any]) -> list[tuple[str, str]]:
     return refs
 
 
+def without_remote(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the remote references an offline build cannot fetch (resources,
+    components, and generator files given by URL)."""
+    out = dict(data)
+    for key in ("resources", "components", "bases"):
+        if key in out:
+            out[key] = [r for r in out[key] or [] if not (isinstance(r, str) and is_remote(r))]
+    for key in ("configMapGenerator", "secretGenerator"):
+        if key not in out:
+            continue
+        generators = []
+        for gen in out[key] or []:
+            if isinstance(gen, dict) and gen.get("files"):
+                gen = {
+                    **gen,
+                    "files": [
+                        f for f in gen["files"] if not (isinstance(f, str) and is_remote(f.split("=", 1)[-1]))
+                    ],
+                }
+            generators.append(gen)
+        out[key] = generators
+    return out
+
+
 def references(data: dict[str, Any]) -> list[str]:
     """Every path a kustomization names: resources, components, bases and plain files."""
     keys = ("resources", "components", "bases")
@@ -127,7 +151,9 @@ def read_kdir(directory: Path) -> KDir:
             elif not target.exists():
                 kdir.missing.append((key, ref))
     for key, ref in _file_refs(data):
-        if not is_remote(ref) and not (directory / ref).exists():
+        if is_remote(ref):
+            kdir.remote.append(ref)
+        elif not (directory / ref).exists():
             kdir.missing.append((key, ref))
     return kdir
 

@@ -25,8 +25,10 @@ PROBLEM_KINDS = (
     "sops-unencrypted",
     "substitute-from-missing",
     "unresolved-variable",
+    "substitution-failed",
     "helm-template-failed",
     "schema-invalid",
+    "internal-error",
 )
 
 
@@ -55,10 +57,15 @@ class Problem:
     message: str
     kustomization: str = ""
     line: int | None = None
+    #: The Kustomizations that apply it, outermost first (filled in at the end of a run).
+    chain: tuple[str, ...] = ()
+    #: (kind, name) of the object the problem is about, to find its line in ``file``.
+    subject: tuple[str, str] | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        owner = f" [{self.kustomization}]" if self.kustomization else ""
+        via = " > ".join(self.chain) or self.kustomization
+        owner = f" [{via}]" if via else ""
         return f"{where}: {self.kind}: {self.message}{owner}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -67,6 +74,7 @@ class Problem:
             "file": self.file,
             "line": self.line,
             "kustomization": self.kustomization,
+            "chain": list(self.chain),
             "message": self.message,
         }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import yamlio
+from .kustfiles import KUSTOMIZATION_FILES
 
 
 def placeholder(key: str) -> str:
@@ -58,7 +59,7 @@ def sources_from(body: dict[str, Any], namespace: str, file: str) -> list[VarSou
     kind = body.get("kind")
     metadata = body.get("metadata") or {}
     name = str(metadata.get("name", ""))
-    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
+    spec: dict[str, Any] = body["spec"] if isinstance(body.get("spec"), dict) else {}
     if kind == "ConfigMap":
         values = {str(k): str(v) for k, v in (body.get("data") or {}).items()}
         return [VarSource("ConfigMap", namespace, name, file, values)]
@@ -67,6 +68,14 @@ def sources_from(body: dict[str, Any], namespace: str, file: str) -> list[VarSou
     if kind == "ExternalSecret":
         target = (spec.get("target") or {}).get("name") or name
         return [VarSource("Secret", namespace, str(target), file, keys_known=False)]
+    if kind == "ClusterExternalSecret":
+        # One ExternalSecret (so one Secret) in every namespace its selectors pick: which
+        # ones is known only in the cluster, so any namespace counts.
+        inner: dict[str, Any] = (
+            spec["externalSecretSpec"] if isinstance(spec.get("externalSecretSpec"), dict) else {}
+        )
+        target = (inner.get("target") or {}).get("name") or spec.get("externalSecretName") or name
+        return [VarSource("Secret", ANY_NAMESPACE, str(target), file, keys_known=False)]
     if kind == "SealedSecret":
         template = ((spec.get("template") or {}).get("metadata") or {}).get("name") or name
         keys = {str(k): placeholder(str(k)) for k in (spec.get("encryptedData") or {})}
@@ -76,8 +85,12 @@ def sources_from(body: dict[str, Any], namespace: str, file: str) -> list[VarSou
     return []
 
 
+ANY_NAMESPACE = "*"
+
+
 class Registry:
-    """ConfigMaps and Secrets by (kind, namespace, name)."""
+    """ConfigMaps and Secrets by (kind, namespace, name); namespace ``*`` for those created
+    in many namespaces (ClusterExternalSecret)."""
 
     def __init__(self) -> None:
         self.entries: dict[tuple[str, str, str], VarSource] = {}
@@ -90,28 +103,45 @@ class Registry:
             self.add(source)
 
     def get(self, kind: str, namespace: str, name: str) -> VarSource | None:
-        return self.entries.get((kind, namespace, name))
+        return self.entries.get((kind, namespace, name)) or self.entries.get((kind, ANY_NAMESPACE, name))
 
-    def add_bootstrap(self, root: Path) -> None:
-        """Secrets and ConfigMaps the bootstrap step applies before Flux runs: the manifests
-        under ``bootstrap/`` (``*.yaml.j2`` too, when they parse), and any repository manifest a
-        bootstrap script names, e.g. ``kubernetes/components/common/sops/cluster-secrets.sops.yaml``
-        applied into ``flux-system`` by ``bootstrap/mod.just`` or ``scripts/bootstrap-apps.sh``."""
+    @staticmethod
+    def bootstrap_dirs(root: Path) -> list[Path]:
+        """The outermost folders under ``bootstrap/`` holding a kustomization: built like
+        Flux would, so their ``namespace:`` and generators count."""
+        directory = root / "bootstrap"
+        if not directory.is_dir():
+            return []
+        dirs = sorted({p.parent for name in KUSTOMIZATION_FILES for p in directory.rglob(name)})
+        return [d for d in dirs if not any(d != o and d.is_relative_to(o) for o in dirs)]
+
+    @staticmethod
+    def bootstrap_manifests(root: Path, built: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
+        """Secrets, ConfigMaps and sources the bootstrap step applies as plain files: the
+        manifests under ``bootstrap/`` outside ``built`` folders (``*.yaml.j2`` too, when
+        they parse), and any repository manifest a bootstrap script names, e.g.
+        ``kubernetes/components/common/sops/cluster-secrets.sops.yaml`` applied into
+        ``flux-system`` by ``bootstrap/mod.just`` or ``scripts/bootstrap-apps.sh``."""
         files: dict[Path, None] = {}
         directory = root / "bootstrap"
         if directory.is_dir():
             for pattern in ("*.y*ml", "*.y*ml.j2"):
-                files.update(dict.fromkeys(sorted(directory.rglob(pattern))))
+                files.update(
+                    dict.fromkeys(
+                        p
+                        for p in sorted(directory.rglob(pattern))
+                        if not any(p.is_relative_to(b) for b in built)
+                    )
+                )
         files.update(dict.fromkeys(bootstrap_references(root)))
+        out: list[tuple[Path, dict[str, Any]]] = []
         for path in files:
             try:
                 docs = yamlio.load_all(path.read_text(encoding="utf-8", errors="replace"))
             except (yamlio.YAMLError, OSError, ValueError):
                 continue
-            for body in docs:
-                if isinstance(body, dict) and body.get("kind") in ("Secret", "ConfigMap"):
-                    namespace = str((body.get("metadata") or {}).get("namespace") or "flux-system")
-                    self.add_object(body, namespace, str(path.relative_to(root)))
+            out += [(path, body) for body in docs if isinstance(body, dict) and body.get("kind")]
+        return out
 
 
 #: Where bootstrap scripts live in repositories of this family (Taskfile, just, shell).

@@ -19,6 +19,7 @@ def summary(tree: Tree) -> dict[str, Any]:
         "kustomizations": len(kss),
         "built": sum(1 for ks in kss if ks.built),
         "skipped": sorted(f"{ks.id}: {ks.skipped}" for ks in kss if ks.skipped),
+        "external": sorted(f"{ks.id}: {ks.source_ref()}" for ks in kss if ks.skipped.endswith("not built")),
         "helmreleases": len(tree.helmreleases()),
         "sources": dict(sorted(sources.items())),
         "objects": len(tree.objects()),
@@ -29,7 +30,7 @@ def summary(tree: Tree) -> dict[str, Any]:
     }
 
 
-def as_json(tree: Tree) -> str:
+def as_json(tree: Tree, extra_notes: list[str] | None = None) -> str:
     data = {
         "summary": summary(tree),
         "problems": [p.as_dict() for p in tree.problems],
@@ -55,9 +56,9 @@ def as_json(tree: Tree) -> str:
             {"kind": o.kind, "id": f"{o.namespace}/{o.name}", "file": o.file, "url": o.spec.get("url", "")}
             for o in sorted(tree.sources(), key=lambda o: (o.kind, o.namespace, o.name))
         ],
-        "notes": tree.notes,
+        "notes": [*tree.notes, *(extra_notes or [])],
     }
-    return json.dumps(data, indent=2)
+    return json.dumps(data, indent=2, default=str)
 
 
 def as_text(tree: Tree, extra_notes: list[str] | None = None) -> str:

@@ -21,7 +21,7 @@ from tasks.lib.tools.pins import (
     missing_for,
     parse_version,
 )
-from tasks.lib.tools.runner import find_tool, run
+from tasks.lib.tools.runner import find_tool, run_many
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,25 @@ class FileRow:
         return f"ok ({mode:04o})", ""
 
 
-def probe(c: Context, tool: Tool, pins: dict[str, str]) -> ToolRow:
-    """Find one tool and ask its version (a tool that hangs or fails shows no version)."""
-    path = find_tool(tool.name)
-    version = None
-    if path is not None:
-        try:
-            result = run(c, tool.argv(), check=False, timeout=15)
-            version = parse_version(f"{result.stdout}\n{result.stderr}")
-        except UserError:
-            version = None
-    return ToolRow(tool, path, version, pins.get(tool.mise_key))
+def versions(pairs: Sequence[tuple[Tool, str]]) -> list[str | None]:
+    """The version each executable reports, asked all at once (a tool that hangs, fails or
+    names no version gives None). Read-only, so it runs under ``--dry`` too."""
+    jobs: list[tuple[Sequence[str], bytes | None]] = [
+        ([exe, *tool.version_argv], None) for tool, exe in pairs
+    ]
+    outcomes = run_many(jobs, timeout=15, workers=len(jobs)) if jobs else []
+    return [
+        parse_version(f"{o.stdout.decode(errors='replace')}\n{o.stderr.decode(errors='replace')}")
+        for o in outcomes
+    ]
+
+
+def probe_all(tools: Sequence[Tool], pins: dict[str, str]) -> list[ToolRow]:
+    """Find every tool and ask its version."""
+    found = [(tool, find_tool(tool.name)) for tool in tools]
+    present = [(tool, path) for tool, path in found if path is not None]
+    reported = dict(zip((tool.name for tool, _ in present), versions(present), strict=True))
+    return [ToolRow(tool, path, reported.get(tool.name), pins.get(tool.mise_key)) for tool, path in found]
 
 
 def operator_files(paths: Paths) -> list[FileRow]:
@@ -90,7 +98,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def report(c: Context, paths: Paths) -> None:
     """Print the tools, operator files and runnable tasks; raise when configure cannot run."""
     pins = all_pins(paths.root)
-    tools = [probe(c, tool, pins) for tool in TOOLS]
+    tools = probe_all(TOOLS, pins)
     print(
         table(
             ("tool", "status", "version", "pinned", "used for"),

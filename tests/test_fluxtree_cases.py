@@ -1,0 +1,192 @@
+"""The validator on a corpus of small hand-written Flux repositories, one per class of real
+repository it must handle (tests/fixtures/flux-repos/cases/NAME), each with its exact
+expected report in ``expected.json``. Every case is copied to a temporary folder without
+``.git``, so the entry discovery works as on an extracted archive."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tasks.lib.fluxtree import EntryNotFound, validate
+from tasks.lib.fluxtree.report import summary
+
+CASES = Path(__file__).parent / "fixtures" / "flux-repos" / "cases"
+REPORTED = [p.parent.name for p in sorted(CASES.glob("*/expected.json"))]
+
+
+def copy_case(name: str, tmp_path: Path) -> Path:
+    target = tmp_path / name
+    shutil.copytree(CASES / name, target, ignore=shutil.ignore_patterns("expected.json"))
+    return target
+
+
+def report(name: str, tmp_path: Path) -> dict:
+    """What the validator says about a case, in the shape of its expected.json."""
+    expected = json.loads((CASES / name / "expected.json").read_text())
+    tree = validate(copy_case(name, tmp_path) / expected.get("path", "."))
+    info = summary(tree)
+    return {
+        **({"path": expected["path"]} if "path" in expected else {}),
+        "entry": info["entry"],
+        "kustomizations": info["kustomizations"],
+        "built": info["built"],
+        "helmreleases": info["helmreleases"],
+        "objects": info["objects"],
+        "skipped": info["skipped"],
+        "problems": [str(p) for p in tree.problems],
+    }
+
+
+@pytest.mark.parametrize("name", REPORTED)
+def test_case_report_is_exactly_as_expected(name: str, tmp_path: Path) -> None:
+    expected = json.loads((CASES / name / "expected.json").read_text())
+    assert report(name, tmp_path) == expected
+
+
+def test_go_yaml_scalars_stay_strings(tmp_path: Path) -> None:
+    tree = validate(copy_case("go-yaml-scalars", tmp_path))
+    (config,) = [o for o in tree.objects() if o.kind == "AlertmanagerConfig"]
+    assert config.spec["route"]["matchers"][0]["matchType"] == "="
+    assert config.spec["route"]["groupBy"] == ["<<"]
+    # As kustomize itself writes them: go-yaml reads 0755 as octal and a date as a timestamp.
+    assert config.spec["labels"] == {"on": "y", "off": "n", "since": "2024-01-01T00:00:00Z", "mode": 493}
+    (matchers,) = [o for o in tree.objects() if o.name == "matchers"]
+    assert matchers.body["data"] == {
+        "op": "=",
+        "merge": "<<",
+        "yes": "y",
+        "no": "n",
+        "date": "2024-01-01",
+        "mode": "0755",
+        "clock": "1:20",
+    }
+
+
+def test_empty_substitute_leaves_variables_alone(tmp_path: Path) -> None:
+    tree = validate(copy_case("empty-substitute", tmp_path))
+    (dashboard,) = [o for o in tree.objects() if o.name == "node-dashboard"]
+    assert "${DS_PROMETHEUS}" in dashboard.body["data"]["node.json"]
+
+
+def test_bootstrap_folder_is_built_with_its_namespace(tmp_path: Path) -> None:
+    tree = validate(copy_case("bootstrap-namespace", tmp_path))
+    (config,) = [o for o in tree.objects() if o.name == "tunnel" and o.kind == "ConfigMap"]
+    assert config.body["data"]["tunnel"] == "00000000-0000-0000-0000-000000000000"
+
+
+def test_variables_given_by_the_user(tmp_path: Path) -> None:
+    repo = copy_case("kustomize-error", tmp_path)
+    tree = validate(repo, variables={"A": "7"})
+    (config,) = [o for o in tree.objects() if o.name == "other" and o.kind == "ConfigMap"]
+    # kustomize writes the value unquoted (${A:=1}), so after substitution YAML reads a number,
+    # exactly as Flux's own substitution does.
+    assert config.body["data"]["a"] == 7
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        (
+            "multi-cluster",
+            "holds 2 Flux clusters (kubernetes/home/flux/cluster, kubernetes/lab/flux/cluster)",
+        ),
+        ("not-flux", "no Flux tree under"),
+    ],
+)
+def test_no_single_entry_is_one_clear_line(name: str, text: str, tmp_path: Path) -> None:
+    with pytest.raises(EntryNotFound) as error:
+        validate(copy_case(name, tmp_path))
+    assert text in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_one_cluster_of_many_by_its_folder(tmp_path: Path) -> None:
+    tree = validate(copy_case("multi-cluster", tmp_path) / "kubernetes/lab/flux/cluster")
+    assert [o.name for o in tree.objects() if o.kind == "ConfigMap"] == ["lab"]
+
+
+def test_a_bug_in_one_kustomization_is_reported_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.lib.fluxtree import engine
+
+    original = engine.Engine.objects
+
+    def faulty(self, ks, *, report):
+        if ks.name == "blog":
+            raise RuntimeError("injected")
+        return original(self, ks, report=report)
+
+    monkeypatch.setattr(engine.Engine, "objects", faulty)
+    tree = validate(copy_case("features", tmp_path))
+    assert [(p.kind, p.kustomization) for p in tree.problems] == [("internal-error", "web/blog")]
+    assert "RuntimeError: injected" in tree.problems[0].message
+    assert tree.kustomizations["db/postgres"].built
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/Example/Home-Ops.git",
+        "ssh://git@github.com/example/home-ops",
+        "git@github.com:example/home-ops.git",
+        "https://github.com/example/home-ops/",
+    ],
+)
+def test_git_urls_of_one_repository_match(url: str) -> None:
+    from tasks.lib.fluxtree.sources import normalize_url, same_repository
+
+    assert same_repository(url, {normalize_url("https://github.com/example/home-ops")})
+    assert not same_repository(url, {"github.com/example/other"})
+
+
+def test_kustomize_error_names_the_innermost_repository_file(tmp_path: Path) -> None:
+    from tasks.lib.fluxtree.build import kustomize_error
+
+    (tmp_path / "app/base").mkdir(parents=True)
+    (tmp_path / "app/base/settings.yaml").write_text("kind: ConfigMap\n")
+    shadow = tmp_path / "shadow"
+    error = (
+        "# Warning: 'patchesStrategicMerge' is deprecated.\n"
+        f"Error: accumulating resources: accumulation err='accumulating resources from './base': "
+        f"'{shadow}/s3/app/base' must resolve to a file': recursed accumulation of path "
+        f"'{shadow}/s3/app/base': accumulating components: loader.New \"must build at directory: "
+        f"'{tmp_path}/app/base/settings.yaml': file is not directory\""
+    )
+    assert kustomize_error(error, tmp_path, [shadow]) == ("app/base/settings.yaml", "file is not directory")
+
+
+def test_vars_file_formats(tmp_path: Path) -> None:
+    from tasks.lib.errors import UserError
+    from tasks.lib.fluxtree.varsfile import parse_assignments, read_vars_file
+
+    cases = {
+        "env": "# comment\nexport DOMAIN='example.com'\nTZ=UTC\n",
+        "yaml": "DOMAIN: example.com\nTZ: UTC\n",
+        "secret": "apiVersion: v1\nkind: Secret\ndata:\n  DOMAIN: ZXhhbXBsZS5jb20=\nstringData:\n  TZ: UTC\n",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        assert read_vars_file(tmp_path / name) == {"DOMAIN": "example.com", "TZ": "UTC"}, name
+    assert parse_assignments(["A=b=c", "B="]) == {"A": "b=c", "B": ""}
+    with pytest.raises(UserError):
+        parse_assignments(["1A=b"])
+
+
+def test_commands_are_seen_through_the_runner() -> None:
+    import sys
+
+    from tasks.lib.tools.runner import Command, observe, run_commands
+
+    seen: list[str] = []
+    with observe(lambda command: seen.append(command.line)):
+        outcomes = run_commands(
+            [Command((sys.executable, "-c", "print(1)")), Command((sys.executable, "-V"))]
+        )
+    assert [o.ok for o in outcomes] == [True, True]
+    assert outcomes[0].stdout.strip() == b"1"
+    assert len(seen) == 2
