@@ -567,6 +567,8 @@ def test_registered_secrets_are_masked_in_every_tool_error() -> None:
     (outcome,) = run_many([(["sh", "-c", f"echo 'leaked {secret}' >&2; exit 3"], None)])
     assert secret not in outcome.error_text and secret.encode() not in outcome.stderr
     assert "leaked ***" in outcome.error_text
+
+
 def test_configure_says_when_talconfig_was_not_validated(repo: Path) -> None:
     from tasks.lib.tools.runner import find_tool
 
