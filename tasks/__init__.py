@@ -8,8 +8,12 @@ task bodies, so ``inv --list`` costs little more than Invoke itself.
 from invoke.collection import Collection
 
 from tasks import bootstrap, ci, dev, flux, lint, root, sops, talos
+from tasks.lib.errors import guard_program
 from tasks.lib.paths import repo_paths, tool_env
 from tasks.lib.terminal import echo_format
+
+# Invoke's own command line gets the tasks' promise too: no traceback, one line.
+guard_program()
 
 ns = Collection()
 

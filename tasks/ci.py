@@ -57,7 +57,9 @@ def summary(c: Context, file: str, title: str = "") -> None:
     from tasks.lib import ci
 
     source = Path(file)
-    text = source.read_text(encoding="utf-8").strip() if source.is_file() else ""
+    from tasks.lib.files import read_text
+
+    text = read_text(source, file).strip() if source.is_file() else ""
     body = (f"## {title}\n\n" if title else "") + (text or "_Nothing to show._") + "\n"
     if ci.append(ci.SUMMARY_ENV, body) is None:
         print(body, end="")

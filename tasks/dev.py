@@ -16,6 +16,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 
 from tasks.lib.errors import UserError
+from tasks.lib.files import check_output_path, write_output
 from tasks.lib.flux_live import FLUX_NS, reconcile_flux
 from tasks.lib.paths import OPERATOR_DIR_ENV, paths_for
 from tasks.lib.selftest import STEPS, report, resolve_configs, run_config, step_label, worktree_files
@@ -160,6 +161,10 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
     from tasks.lib.fluxtree.diff import markdown
 
     root = paths_for(c).root
+    if output_file:
+        check_output_path(Path(output_file))  # before the work, not after it
+    if limit <= 0:
+        raise UserError(f"--limit {limit}: must be a positive number of characters")
     require(c, "git", "kustomize" if find_tool("kustomize") else "kubectl")
     ref = base or default_branch(root)
     code, _sha = _git(root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
@@ -183,7 +188,7 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
             _git(root, "worktree", "prune")
     text = markdown(base_tree, head, base_label=ref, limit=limit)
     if output_file:
-        Path(output_file).write_text(text, encoding="utf-8")
+        write_output(Path(output_file), text)
         print(f"wrote {output_file}", file=sys.stderr)
     print(text, end="")
 

@@ -18,14 +18,25 @@ from invoke.collection import Collection
 from invoke.context import Context
 
 from tasks.lib.errors import UserError
-from tasks.lib.files import write_atomically
+from tasks.lib.files import memory_dir, private_scratch, read_text, write_atomically
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name, store_type
 from tasks.lib.taskdef import task
-from tasks.lib.tools.runner import command_env, command_line, find_tool, is_dry, require, run, run_many
+from tasks.lib.tools.runner import (
+    command_env,
+    command_line,
+    find_tool,
+    is_dry,
+    redact,
+    require,
+    run,
+    run_many,
+)
 
 #: ``sops edit`` exits with this code when the file was saved without changes.
 SOPS_UNCHANGED = 200
+#: The private directories that hold ``sops edit``'s plaintext copy while the editor runs.
+EDIT_SCRATCH = "home-ops-sops-edit-"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -90,7 +101,7 @@ def run_sops_batch(
     env = {"SOPS_AGE_KEY": extra_key} if extra_key else None
     outcomes = run_many(jobs, cwd=paths.root, paths=paths, env=env)
     failures = [
-        explain_sops_error(paths, label, outcome.stderr.decode(errors="replace"))
+        explain_sops_error(paths, label, outcome.error_text)
         for label, outcome in zip(labels, outcomes, strict=True)
         if not outcome.ok
     ]
@@ -110,7 +121,7 @@ def encrypt(c: Context, path: list[str] | None = None) -> None:
     """Encrypt *.sops.* files in place, following the rules of .sops.yaml (idempotent)."""
     paths = paths_for(c)
     targets = sops_targets(paths, path or [])
-    plain = [(p, p.read_text(encoding="utf-8")) for p in targets]
+    plain = [(p, read_text(p, rel(paths, p))) for p in targets]
     plain = [(p, text) for p, text in plain if text.strip() and not is_encrypted_text(text)]
     if not plain:
         print(f"nothing to encrypt: {len(targets)} *.sops.* file(s), all encrypted")
@@ -139,15 +150,17 @@ def decrypt(c: Context, path: str) -> None:
     paths = paths_for(c)
     target = resolve(paths, path)
     label = rel(paths, target)
+    if target.is_dir():
+        raise UserError(f"{path}: is a directory — name a file, e.g. `inv sops.decrypt cluster.sops.yaml`")
     if not target.is_file():
         raise UserError(f"{path}: no such file")
-    if not is_encrypted_text(target.read_text(encoding="utf-8", errors="replace")):
+    if not is_encrypted_text(read_text(target, label)):
         raise UserError(f"{label}: not encrypted — nothing to decrypt (`inv sops.encrypt --path {label}`)")
     require_keys(paths, [target])
     require(c, "sops")
     result = run(c, decrypt_argv(label), cwd=paths.root, check=False)
     if result.failed:
-        raise UserError(explain_sops_error(paths, label, result.stderr))
+        raise UserError(explain_sops_error(paths, label, redact(result.stderr)))
     sys.stdout.write(result.stdout)
 
 
@@ -155,8 +168,10 @@ def decrypt(c: Context, path: str) -> None:
 def edit(c: Context, path: str) -> None:
     """Edit a SOPS file in $EDITOR; it is re-encrypted on save and never plaintext in the repo.
 
-    sops hands the editor a private temporary copy outside the repository and removes it
-    afterwards; the file in the tree only ever holds ciphertext.
+    An editor needs a file, so this is the one task where plaintext touches one: sops writes
+    the decrypted copy into a private directory (mode 0700, memory-backed where the system
+    has one, outside the repository) that is removed when the edit ends, however it ends;
+    a copy left by a run killed outright is removed by the next edit.
     """
     from tasks.lib.secrets.recipients import require_keys
 
@@ -165,8 +180,10 @@ def edit(c: Context, path: str) -> None:
     label = rel(paths, target)
     if not is_sops_name(target):
         raise UserError(f"{path}: not a *.sops.* file — secrets live in files named *.sops.*")
+    if target.is_dir():
+        raise UserError(f"{path}: is a directory — name a *.sops.* file")
     if target.exists():
-        if not is_encrypted_text(target.read_text(encoding="utf-8", errors="replace")):
+        if not is_encrypted_text(read_text(target, label)):
             raise UserError(f"{label}: not encrypted — run `inv sops.encrypt --path {label}` first")
         require_keys(paths, [target])
     else:
@@ -177,10 +194,14 @@ def edit(c: Context, path: str) -> None:
         print(command_line(argv))
         return
     exe = find_tool("sops") or "sops"
-    # An editor needs the terminal itself, so this one command bypasses Invoke's pipes.
-    completed = subprocess.run(
-        [exe, *argv[1:]], cwd=paths.root, env={**os.environ, **command_env(paths)}, check=False
-    )
+    # An editor needs a file: sops writes the plaintext to a temporary file for it. That
+    # file goes into a private directory of ours (memory-backed where the system has one),
+    # which is removed when the edit ends, however it ends (Ctrl-C, SIGTERM, SIGHUP); one
+    # left by a run killed outright is removed by the next edit.
+    with private_scratch(EDIT_SCRATCH, memory_dir()) as scratch:
+        env = {**os.environ, **command_env(paths), "TMPDIR": str(scratch)}
+        # The editor needs the terminal itself, so this one command bypasses Invoke's pipes.
+        completed = subprocess.run([exe, *argv[1:]], cwd=paths.root, env=env, check=False)
     if completed.returncode not in (0, SOPS_UNCHANGED):
         raise UserError(f"{label}: sops edit failed (exit {completed.returncode}); the file is unchanged")
     if completed.returncode == SOPS_UNCHANGED:
@@ -189,15 +210,26 @@ def edit(c: Context, path: str) -> None:
 
 @task
 def check(c: Context) -> None:
-    """Fail if any *.sops.* file is unencrypted or cluster.yaml/nodes.yaml holds a secret."""
-    from tasks.lib.secrets.scan import PLAINTEXT_CONFIGS, check_repository, sops_files
+    """Fail on any plaintext secret in the repository, naming file and line.
+
+    Every file git tracks (or would add) is checked: *.sops.* files must be encrypted; a
+    Kubernetes Secret with data/stringData must be in a sops-encrypted file; no file may
+    hold a GitHub, GitLab, Slack or AWS token, a private key block or an age secret key;
+    cluster.yaml and nodes.yaml must hold no secret at all. A reviewed exception carries
+    the comment `secret-guard: allow` on its line.
+    """
+    from tasks.lib.secrets.scan import PLAINTEXT_CONFIGS, check_repository, repository_files, sops_files
 
     paths = paths_for(c)
     findings = check_repository(paths.root)
     if findings:
         raise UserError(*(str(f) for f in findings))
     count = sum(1 for _ in sops_files(paths.root))
-    print(f"ok: {count} *.sops.* file(s) encrypted; no secrets in {' or '.join(PLAINTEXT_CONFIGS)}")
+    scanned = len(repository_files(paths.root))
+    print(
+        f"ok: {scanned} files scanned, no plaintext secret; {count} *.sops.* file(s) encrypted; "
+        f"no secrets in {' or '.join(PLAINTEXT_CONFIGS)}"
+    )
 
 
 @task(
@@ -221,7 +253,9 @@ def rotate(c: Context, old_key: str | None = None) -> None:
     for key_file in extra:
         if not key_file.is_file():
             raise UserError(f"{old_key}: no such key file")
-    files = [p for p in sops_files(paths.root) if is_encrypted_text(p.read_text(encoding="utf-8"))]
+        if "AGE-SECRET-KEY-" not in read_text(key_file, old_key, "give the old age key file"):
+            raise UserError(f"{old_key}: no AGE-SECRET-KEY line — is this an age key file?")
+    files = [p for p in sops_files(paths.root) if is_encrypted_text(read_text(p, rel(paths, p)))]
     if not files:
         print("nothing to rotate: no encrypted *.sops.* file")
         return

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,26 +22,88 @@ from tests.fakes import FakeTools
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_OPERATOR = ROOT / "tests" / "fixtures" / "example-operator"
+#: The bundled example's inputs as the tests know them (cluster.sops.yaml encrypted to the
+#: test-only key). The copies at the repository root are the user's to change: `inv init`
+#: re-encrypts cluster.sops.yaml to the user's key, and the user edits the rest.
+EXAMPLE_INPUTS = ROOT / "tests" / "fixtures" / "example"
+EXAMPLE_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml")
+#: What configure renders from them (never copied from the work tree: rendered per session).
+RENDERED_ITEMS = ("kubernetes", "talos", "bootstrap", ".sops.yaml", ".configure-manifest.json")
 
-#: What a temporary repository copies from this checkout (tasks/ included, so `inv` run
-#: inside it resolves its own root).
-REPO_ITEMS = (
+#: The code a temporary repository copies from this checkout (tasks/ included, so `inv` run
+#: inside it resolves its own root). Never operator files, never rendered output.
+CODE_ITEMS = (
     "tasks",
     "templates",
-    "kubernetes",
-    "talos",
-    "bootstrap",
-    "cluster.yaml",
-    "nodes.yaml",
-    "cluster.sops.yaml",
-    ".sops.yaml",
     "makejinja.toml",
     ".mise.toml",
-    ".configure-manifest.json",
     ".gitignore",
     "pyproject.toml",
     "tests/fixtures/example-operator",
 )
+#: Everything a temporary repository holds.
+REPO_ITEMS = (*CODE_ITEMS, *EXAMPLE_INPUT_FILES, *RENDERED_ITEMS)
+
+
+def copy_items(source: Path, destination: Path, items: tuple[str, ...]) -> None:
+    for item in items:
+        origin = source / item
+        target = destination / item
+        if origin.is_dir():
+            shutil.copytree(
+                origin, target, ignore=shutil.ignore_patterns("__pycache__", "clusterconfig"), symlinks=True
+            )
+        elif origin.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, target)
+
+
+#: The environment the test session started with (before any test put fakes on PATH).
+SESSION_ENV = dict(os.environ)
+
+
+@contextlib.contextmanager
+def example_environment() -> Iterator[None]:
+    """The session's own environment with the test-only keys selected, whatever the running
+    test has changed (fake tools on PATH, ...); restored afterwards."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(SESSION_ENV)
+    for name in ("KUBECONFIG", "SOPS_AGE_KEY_FILE", "SOPS_CONFIG", "TALOSCONFIG"):
+        os.environ.pop(name, None)
+    os.environ["HOME_OPS_OPERATOR_DIR"] = str(EXAMPLE_OPERATOR)
+    if "XDG_CACHE_HOME" in saved:  # the session's template cache, not ~/.cache
+        os.environ["XDG_CACHE_HOME"] = saved["XDG_CACHE_HOME"]
+    os.environ["PATH"] = f"{SESSION_ENV.get('PATH', '')}{os.pathsep}{Path(sys.executable).parent}"
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@functools.cache
+def example_source() -> Path:
+    """The bundled example, rendered once per test process from the fixture inputs and the
+    test-only key by the configure pipeline of this checkout, in a temporary directory."""
+    from tasks.lib.config import configure as pipeline
+    from tasks.lib.paths import repo_paths
+
+    source = Path(tempfile.mkdtemp(prefix="home-ops-example-"))
+    atexit.register(shutil.rmtree, source, ignore_errors=True)
+    copy_items(ROOT, source, CODE_ITEMS)
+    copy_items(EXAMPLE_INPUTS, source, EXAMPLE_INPUT_FILES)
+    with example_environment():
+        pipeline.configure(repo_paths(source), pipeline.Options(say=lambda line: None))
+    return source
+
+
+def copy_repo(destination: Path) -> Path:
+    """A copy of the bundled example (code of this checkout, inputs from the fixtures, the
+    tree rendered from them): what a fresh clone holds, whatever the work tree holds now."""
+    destination.mkdir(parents=True, exist_ok=True)
+    copy_items(example_source(), destination, REPO_ITEMS)
+    return destination
 
 
 @pytest.fixture(scope="session")
@@ -59,20 +126,6 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, _cache_home: Path) -> None:
     path = os.environ.get("PATH", "")
     if scripts not in path.split(os.pathsep):
         monkeypatch.setenv("PATH", f"{path}{os.pathsep}{scripts}")
-
-
-def copy_repo(destination: Path) -> Path:
-    destination.mkdir(parents=True, exist_ok=True)
-    for item in REPO_ITEMS:
-        source = ROOT / item
-        if source.is_dir():
-            shutil.copytree(source, destination / item, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists() and "/" in item:
-            (destination / item).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / item)
-        elif source.exists():
-            shutil.copy2(source, destination / item)
-    return destination
 
 
 def git(repo: Path, *args: str) -> str:

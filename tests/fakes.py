@@ -51,7 +51,10 @@ with open(here / "calls.lock", "a") as lock:
     with open(here / "calls.jsonl", "a") as log:
         log.write(json.dumps({{"tool": name, "argv": args, "stdin": stdin, "cwd": os.getcwd()}}) + "\n")
 if response.get("sleep"):
-    time.sleep(response["sleep"])
+    try:
+        time.sleep(response["sleep"])
+    except KeyboardInterrupt:  # Ctrl-C: exit the way a real tool does, no traceback
+        sys.exit(130)
 sys.stdout.write(response.get("stdout", ""))
 sys.stderr.write(response.get("stderr", ""))
 sys.exit(response.get("exit", 0))

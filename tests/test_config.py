@@ -16,8 +16,7 @@ from ruamel.yaml import YAML
 from tasks.lib.config import schema
 from tasks.lib.config.schema import CLUSTER_DEFAULTS, load_config
 from tasks.lib.errors import UserError
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import EXAMPLE_INPUTS
 
 VALID_CLUSTER: dict[str, Any] = {
     "node_cidr": "192.168.1.0/24",
@@ -79,7 +78,7 @@ LINE = re.compile(r"^(cluster|nodes)\.yaml(:\d+:\d+)?: [\w\[\].]*: .+")
 
 
 def test_bundled_example_is_valid() -> None:
-    config = load_config(ROOT / "cluster.yaml", ROOT / "nodes.yaml", ROOT)
+    config = load_config(EXAMPLE_INPUTS / "cluster.yaml", EXAMPLE_INPUTS / "nodes.yaml", EXAMPLE_INPUTS)
     assert config.cluster["node_cidr"] == "192.168.1.0/24"
     assert config.nodes[0]["name"] == "k8s-0"
 

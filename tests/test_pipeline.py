@@ -4,6 +4,7 @@ files, --check, and every failure path leaving the tree byte-for-byte as it was.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tasks.lib.config import configure as pipeline
+from tasks.lib.config import swap
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
 from tasks.lib.secrets.sopsfile import encrypt_argv
@@ -336,6 +338,17 @@ def test_invalid_rendered_yaml_is_reported_with_its_position(repo: Path) -> None
     assert snapshot(repo) == before
 
 
+def sops_failing_to_encrypt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_encrypt: str) -> None:
+    """A ``sops`` first on PATH that runs the shell ``on_encrypt`` and fails when asked to
+    encrypt, and is the real sops otherwise."""
+    real_sops = shutil.which("sops")
+    fakes = FakeTools(tmp_path / "fakebin").install("sops")
+    (tmp_path / "fakebin" / "sops").write_text(
+        f'#!/bin/sh\ncase "$*" in *--encrypt*) {on_encrypt}; exit 1;; esac\nexec {real_sops} "$@"\n'
+    )
+    monkeypatch.setenv("PATH", fakes.path_env())
+
+
 def test_sops_failure_leaves_no_plaintext_and_the_tree_untouched(
     repo: Path, staging_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -346,15 +359,8 @@ def test_sops_failure_leaves_no_plaintext_and_the_tree_untouched(
         MINIMAL_TEMPLATES["kubernetes/apps/default/secret.sops.yaml.j2"] + "  repo: #{ repository_name }#\n"
     )
     before = snapshot(repo)
-    real_sops = shutil.which("sops")
-    fakes = FakeTools(tmp_path / "fakebin").install("sops")
     # Decrypt through the real sops, fail every encryption.
-    (tmp_path / "fakebin" / "sops").write_text(
-        "#!/bin/sh\n"
-        "case \"$*\" in *--encrypt*) echo 'sops: failed to encrypt: boom' >&2; exit 1;; esac\n"
-        f'exec {real_sops} "$@"\n'
-    )
-    monkeypatch.setenv("PATH", fakes.path_env())
+    sops_failing_to_encrypt(tmp_path, monkeypatch, "echo 'sops: failed to encrypt: boom' >&2")
     with pytest.raises(UserError) as raised:
         run(repo)
     assert raised.value.lines == [
@@ -394,16 +400,20 @@ def test_a_failing_swap_restores_every_original(repo: Path, monkeypatch: pytest.
     calls = {"n": 0}
 
     def flaky_replace(src: str, dst: str) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError("disk full")
+        if str(src).endswith(".configure-new"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise PermissionError(errno.EACCES, "Permission denied")
         real_replace(src, dst)
 
-    monkeypatch.setattr(pipeline.os, "replace", flaky_replace)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(swap.os, "replace", flaky_replace)
+    with pytest.raises(UserError) as raised:
         run(repo)
+    (line,) = raised.value.lines
+    assert line.startswith("could not write the new tree, so nothing was changed: ")
+    assert line.endswith(": Permission denied") and ".configure" not in line
     assert snapshot(repo) == before
-    leftovers = [p for p in repo.rglob("*.configure") if ".git" not in p.parts]
+    leftovers = [p for p in repo.rglob(".*.configure*") if ".git" not in p.parts]
     assert leftovers == []
 
 
@@ -529,6 +539,34 @@ def test_talhelper_validates_the_staged_talconfig_when_installed(
     lines: list[str] = []
     pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
     assert any(line.startswith("validated") and "talhelper" not in line for line in lines)
+
+
+def test_a_failing_tool_that_echoes_its_input_prints_no_secret(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(repo)
+    (repo / "templates/config/kubernetes/apps/default/secret.sops.yaml.j2").write_text(
+        MINIMAL_TEMPLATES["kubernetes/apps/default/secret.sops.yaml.j2"] + "  more: x\n"
+    )
+    # Decrypt through the real sops; on encrypt, echo the plaintext it was fed and fail.
+    sops_failing_to_encrypt(tmp_path, monkeypatch, 'printf "bad input: " >&2; tr "\\n" " " >&2')
+    with pytest.raises(UserError) as raised:
+        run(repo)
+    text = "\n".join(raised.value.lines)
+    assert "sops could not encrypt it: bad input: " in text and "***" in text  # the echo, masked
+    assert TOKEN not in text
+    deploy_key = (EXAMPLE_OPERATOR / "github-deploy.key").read_text().splitlines()[1]
+    assert deploy_key not in text
+
+
+def test_registered_secrets_are_masked_in_every_tool_error() -> None:
+    from tasks.lib.tools.runner import register_secrets, run_many
+
+    secret = "s3cr3t-value-for-redaction-test"
+    register_secrets([f"multi\n{secret}\nline"])
+    (outcome,) = run_many([(["sh", "-c", f"echo 'leaked {secret}' >&2; exit 3"], None)])
+    assert secret not in outcome.error_text and secret.encode() not in outcome.stderr
+    assert "leaked ***" in outcome.error_text
 
 
 def test_configure_says_when_talconfig_was_not_validated(repo: Path) -> None:

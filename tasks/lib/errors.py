@@ -1,14 +1,33 @@
-"""User-facing errors: one line per problem, exit code 1, never a traceback."""
+"""User-facing errors and the one guard every task runs in.
+
+- a :class:`UserError` is one line per problem and exit 1; so is an ``OSError`` that
+  escapes a task (a missing folder, no permission, a full disk): the path and the error;
+- anything else is a bug: one line saying so and how to see the traceback
+  (``HOME_OPS_DEBUG=1``), exit 2;
+- Ctrl-C, SIGTERM and SIGHUP stop the task cleanly (every ``finally`` runs) with exit
+  128 + the signal number (130 for Ctrl-C);
+- a closed pipe (``inv ... | head``) ends the task silently.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
 import sys
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from invoke.exceptions import Exit
+
+#: Set to 1 to let an unexpected exception show its traceback.
+DEBUG_ENV = "HOME_OPS_DEBUG"
+
+#: Signals that stop a task the way Ctrl-C does.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True, order=True)
@@ -45,23 +64,174 @@ class UserError(Exception):
         return cls(*sorted(problems, key=lambda p: (p.file, p.line or 0, p.column or 0, p.key)))
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, SIGTERM or SIGHUP. A ``KeyboardInterrupt``, so every cleanup path that handles
+    Ctrl-C handles the others too; ``message`` says what state the task left behind."""
+
+    def __init__(self, signum: int = signal.SIGINT, message: str = "") -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.message = message
+
+    @property
+    def name(self) -> str:
+        return "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
+
+    @property
+    def code(self) -> int:
+        return 128 + self.signum
+
+
+def raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Interrupted` like Ctrl-C does
+    (Python's default for them is to die on the spot, skipping every cleanup)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for signum in STOP_SIGNALS:
+        with contextlib.suppress(ValueError, OSError):
+            previous[signum] = signal.signal(signum, raise_interrupted)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[list[int]]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block ends (then raise
+    :class:`Interrupted`), so what happens inside happens completely. Yields the list of
+    signals received so far, for a caller that wants to say what was finished."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {}
+    for signum in STOP_SIGNALS:
+        with contextlib.suppress(ValueError, OSError):
+            previous[signum] = signal.signal(signum, lambda number, frame: received.append(number))
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signum, handler)
+    if received:
+        raise Interrupted(received[0])
+
+
+def bug_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())[:300]
+    detail = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return (
+        f"internal error (a bug in home-ops, please report it): {detail} — "
+        f"run again with {DEBUG_ENV}=1 to see the traceback"
+    )
+
+
+def os_error_line(error: OSError) -> str:
+    where = str(error.filename) if error.filename is not None else ""
+    if len(where) > 120:
+        where = where[:60] + "…" + where[-40:]
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{where}: {reason}" if where else f"error: {reason}"
+
+
+def interrupted_line(error: KeyboardInterrupt) -> tuple[str, int]:
+    if isinstance(error, Interrupted):
+        return f"interrupted ({error.name}): {error.message or 'stopped'}", error.code
+    return "interrupted (Ctrl-C): stopped", 130
+
+
+def silence_stdout() -> None:
+    """The reader of our stdout went away (``| head``): drop whatever is still buffered,
+    so Python does not complain about the closed pipe when it exits."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly(func: F) -> F:
-    """Task decorator: print a UserError line by line to stderr and exit 1; turn Ctrl-C into
-    a one-line message and exit 130. Anything else is a bug and keeps its traceback."""
+    """The guard around every task (see the module docstring for what it promises)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with signals_interrupt():
+                result = func(*args, **kwargs)
+                sys.stdout.flush()  # a closed pipe shows here, inside the guard
+                return result
         except UserError as error:
             for line in error.lines:
                 print(line, file=sys.stderr)
             raise Exit(code=1) from None
-        except KeyboardInterrupt:
-            print("interrupted: stopped cleanly, nothing was left half-written", file=sys.stderr)
-            raise Exit(code=130) from None
+        except KeyboardInterrupt as error:
+            line, code = interrupted_line(error)
+            print(line, file=sys.stderr)
+            raise Exit(code=code) from None
+        except BrokenPipeError:
+            silence_stdout()
+            raise Exit(code=141) from None  # what a shell reports for SIGPIPE
+        except Exit:
+            raise
+        except OSError as error:
+            # The environment said no (a missing folder, permissions, a full disk, a name too
+            # long): one line naming the path and the error, like any other user error.
+            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                raise
+            print(os_error_line(error), file=sys.stderr)
+            raise Exit(code=1) from None
+        except Exception as error:
+            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                raise
+            print(bug_line(error), file=sys.stderr)
+            raise Exit(code=2) from None
 
+    wrapper.home_ops_guarded = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+def guard_program() -> None:
+    """The same promises for Invoke's own command line: an unreadable ``-f`` config file or
+    any other error of the program itself is one line (exit 1), SIGTERM/SIGHUP while it
+    parses stop it like Ctrl-C. Called when the task collection is imported."""
+    from invoke.exceptions import ParseError, UnexpectedExit
+    from invoke.program import Program
+
+    if getattr(Program, "home_ops_guarded", False):
+        return
+
+    def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                result = method(self, *args, **kwargs)
+                sys.stdout.flush()  # `inv --list | head`: the closed pipe shows here
+                return result
+            except (Exit, ParseError, UnexpectedExit, KeyboardInterrupt):
+                raise
+            except BrokenPipeError:
+                silence_stdout()
+                raise Exit(code=141) from None
+            except Exception as error:
+                if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                    raise
+                message = " ".join(str(error).split())[:300] or type(error).__name__
+                raise Exit(f"inv: {message}", code=1) from None
+
+        return call
+
+    for name in ("parse_tasks", "parse_cleanup", "update_config", "execute"):
+        setattr(Program, name, guarded(getattr(Program, name)))
+    Program.home_ops_guarded = True  # type: ignore[attr-defined]

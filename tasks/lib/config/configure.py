@@ -1,10 +1,13 @@
-"""The ``configure`` pipeline: config -> staged render -> encrypt -> validate -> swap in.
+"""The ``configure`` pipeline: config -> render -> encrypt -> validate -> swap in.
 
-Nothing touches the repository until every step has passed. The render happens in a
-private directory outside the repository (memory-backed where the system has one), secrets
-are encrypted there, the staged tree is validated there, and only then are the generated
-files swapped into the work tree, all of them or none. A failure or Ctrl-C at any point
-leaves the tree byte-for-byte as it was, and no plaintext secret ever lands in it.
+Nothing touches the repository until every step has passed, and no plaintext secret is
+ever written to any file, memory-backed ones included: the secret templates are rendered
+into memory and handed to sops on stdin, and everything that needs files (the YAML checks,
+kustomize, the swap) works on the ciphertext, which kustomize builds just as well. The rest
+is rendered into a private staging directory outside the repository, validated there, and
+swapped into the work tree all or nothing (see :mod:`tasks.lib.config.swap`), one run at a
+time. A failure, Ctrl-C, SIGTERM or SIGHUP leaves the tree as it was; SIGKILL or power loss
+in the middle of the swap is finished by the next run.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -24,13 +26,15 @@ from pathlib import Path
 
 from tasks.lib.config.schema import ClusterConfig, explain_rendered_error, load_config
 from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
-from tasks.lib.errors import UserError
+from tasks.lib.errors import Interrupted, UserError, signals_deferred
+from tasks.lib.files import memory_dir, private_scratch
 from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
-from tasks.lib.tools.runner import Outcome, find_tool, redact, run_many
+from tasks.lib.tools.runner import Outcome, find_tool, redact, register_secrets, run_many
 
 from . import manifest as mf
+from . import swap
 
 #: Files whose bytes decide what a render produces (besides templates/ and the operator's
 #: key material, which are added separately).
@@ -94,20 +98,22 @@ class Summary:
 
 
 def staging_parent() -> str | None:
-    """A memory-backed temp directory when the system has one, so plaintext is never
-    written to a disk; else the system temp directory. Never inside the repository."""
-    shm = Path("/dev/shm")  # noqa: S108 - a private mkdtemp inside it, mode 0700
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    """A memory-backed temp directory when the system has one (the staging directory holds
+    no secret, but it is scratch); else the system temp directory. Never inside the
+    repository."""
+    return memory_dir()
+
+
+STAGING_PREFIX = "home-ops-configure-"
+
+#: The earlier name of :func:`tasks.lib.errors.signals_deferred` (now also SIGTERM/SIGHUP).
+interrupts_deferred = signals_deferred
 
 
 @contextlib.contextmanager
 def staging_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="home-ops-configure-", dir=staging_parent()))
-    try:
-        path.chmod(0o700)
+    with private_scratch(STAGING_PREFIX, staging_parent()) as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def read_tree(root: Path) -> dict[str, bytes]:
@@ -134,7 +140,7 @@ NO_KEY_MARKERS = ("no identity matched", "no master key was able to decrypt", "0
 
 
 def sops_failure(label: str, action: str, outcome: Outcome) -> str:
-    text = outcome.stderr.decode(errors="replace").strip()
+    text = outcome.error_text.strip()
     lines = text.splitlines()
     reason = lines[-1] if lines else f"exit {outcome.returncode}"
     if any(marker in text for marker in NO_KEY_MARKERS):
@@ -165,15 +171,20 @@ class Encrypted:
 
 
 def encrypt_staged(
-    paths: Paths, out: Path, context: RenderContext, manifest: mf.Manifest, key: bytes
+    paths: Paths,
+    sops_config: Path,
+    plaintexts: dict[str, bytes],
+    context: RenderContext,
+    manifest: mf.Manifest,
+    key: bytes,
 ) -> Encrypted:
-    """Encrypt every staged ``*.sops.*`` file, in parallel, without writing anything.
+    """Encrypt every rendered secret (``plaintexts``: relative path -> plaintext, in memory),
+    in parallel, feeding sops on stdin and writing nothing.
 
     A secret whose plaintext is unchanged keeps the ciphertext already in the tree, known
     either from the manifest's keyed digest (no sops call at all) or by decrypting the
     tree's copy and comparing; only a secret that changed gets new ciphertext."""
-    names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and is_sops_name(p))
-    plaintexts = {name: (out / name).read_bytes() for name in names}
+    names = sorted(plaintexts)
     digests = {name: mf.keyed_digest(key, plaintexts[name]) for name in names}
     recipient = context.data.get("age_public_key")
     kept: list[str] = []
@@ -193,8 +204,10 @@ def encrypt_staged(
     ]
     ciphertexts = {name: (paths.root / name).read_bytes() for name in kept}
     fresh = [name for name in names if name not in kept]
-    env = {"SOPS_CONFIG": str(out / ".sops.yaml")}
-    outcomes = run_many([(encrypt_argv(n), plaintexts[n]) for n in fresh], cwd=out, paths=paths, env=env)
+    env = {"SOPS_CONFIG": str(sops_config)}
+    outcomes = run_many(
+        [(encrypt_argv(n), plaintexts[n]) for n in fresh], cwd=sops_config.parent, paths=paths, env=env
+    )
     failures = [sops_failure(n, "encrypt", o) for n, o in zip(fresh, outcomes, strict=True) if not o.ok]
     if failures:
         raise UserError(*(redact(line, context.secret_values) for line in failures))
@@ -274,7 +287,8 @@ def kustomize_problems(paths: Paths, out: Path, dirs: Sequence[str]) -> list[str
 
 
 def last_line(outcome: Outcome) -> str:
-    lines = outcome.stderr.decode(errors="replace").strip().splitlines()
+    """The last line a failing tool printed, secrets masked (a tool may echo its input)."""
+    lines = outcome.error_text.strip().splitlines()
     return lines[-1] if lines else f"exit {outcome.returncode}"
 
 
@@ -363,71 +377,6 @@ def make_plan(root: Path, staged: dict[str, bytes], manifest: mf.Manifest, owned
     return plan
 
 
-@contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C until the block ends, so the swap happens completely or not at all."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            raise KeyboardInterrupt
-
-
-def swap_in(root: Path, staged: dict[str, bytes], plan: Plan) -> None:
-    """Write ``plan.write`` and delete ``plan.remove``: every new file is first written next
-    to its target, then all are renamed into place; on any error the originals return."""
-    temporaries: dict[str, Path] = {}
-    originals: dict[str, bytes | None] = {}
-    try:
-        for name in plan.write:
-            target = root / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".configure", dir=target.parent)
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(staged[name])
-            os.chmod(temp, 0o644)
-            temporaries[name] = Path(temp)
-        with interrupts_deferred():
-            try:
-                for name, temp in temporaries.items():
-                    target = root / name
-                    originals[name] = target.read_bytes() if target.exists() else None
-                    os.replace(temp, target)
-                for name in plan.remove:
-                    originals[name] = (root / name).read_bytes()
-                    (root / name).unlink()
-            except OSError:
-                restore(root, originals)
-                raise
-        prune_empty_dirs(root, plan.remove)
-    finally:
-        for temp in temporaries.values():
-            temp.unlink(missing_ok=True)
-
-
-def restore(root: Path, originals: dict[str, bytes | None]) -> None:
-    for name, content in originals.items():
-        target = root / name
-        if content is None:
-            target.unlink(missing_ok=True)
-        else:
-            target.write_bytes(content)
-
-
-def prune_empty_dirs(root: Path, removed: Sequence[str]) -> None:
-    for name in removed:
-        parent = (root / name).parent
-        while parent != root and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
-            parent = parent.parent
-
-
 # --------------------------------------------------------------------------- the pipeline
 
 
@@ -438,9 +387,13 @@ def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], li
     return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
 
 
-def import_renderer() -> None:
-    with contextlib.suppress(ImportError):
-        import makejinja.app  # noqa: F401
+def import_renderer(paths: Paths) -> None:
+    """Load makejinja ahead of time (in a background thread). A failure is left for the
+    render to report, in the main thread, as one line."""
+    from tasks.lib.config.render import makejinja_app
+
+    with contextlib.suppress(UserError):
+        makejinja_app(paths)
 
 
 def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
@@ -465,23 +418,32 @@ def stage(
     paths: Paths, context: RenderContext, out: Path, manifest: mf.Manifest, key: bytes, say: Say
 ) -> Staged:
     """Render into ``out``, encrypt the secrets, validate the tree. The secrets are rendered
-    first and encrypted (by sops, on the other core) while the rest renders and the tree is
-    validated: kustomize builds the same objects from a secret's plaintext as from its
-    ciphertext, so nothing waits. Plaintext becomes ciphertext only in staging."""
-    from tasks.lib.config.render import render
+    into memory first and encrypted (by sops, on the other core, fed on stdin) while the
+    rest renders into ``out``; then their ciphertext joins it and the whole tree is
+    validated. No plaintext secret is ever in ``out``."""
+    from tasks.lib.config.render import render, render_secrets
 
-    render(paths, context, out, part="secrets")
+    rendered = render_secrets(paths, context)
+    plaintexts = {name: text.encode() for name, text in rendered.items() if is_sops_name(name)}
+    for name, text in rendered.items():
+        if not is_sops_name(name):  # .sops.yaml: how to encrypt, not a secret
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            (out / name).write_text(text)
+    del rendered
+    sops_config = out / ".sops.yaml"
     with ThreadPoolExecutor(max_workers=1) as pool:
-        encrypting = pool.submit(encrypt_staged, paths, out, context, manifest, key)
+        encrypting = pool.submit(encrypt_staged, paths, sops_config, plaintexts, context, manifest, key)
         try:
             files = render(paths, context, out, part="rest")
-            say(f"rendered {len(files)} files")
-            validate_staged(paths, out, say, context.config)
         finally:
-            wait([encrypting])  # never leave the staging directory while sops still reads it
+            wait([encrypting])  # never leave while sops still runs
         encrypted = encrypting.result()
+    del plaintexts
     for name, ciphertext in encrypted.ciphertexts.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(ciphertext)
+    say(f"rendered {len(files) + len(encrypted.ciphertexts)} files")
+    validate_staged(paths, out, say, context.config)
     say(f"secrets: {len(encrypted.encrypted)} encrypted, {len(encrypted.kept)} unchanged (ciphertext kept)")
     return Staged(read_tree(out), encrypted.digests, encrypted.encrypted, encrypted.kept)
 
@@ -504,9 +466,45 @@ def is_up_to_date(paths: Paths, manifest: mf.Manifest, inputs: str) -> bool:
 
 
 def configure(paths: Paths, options: Options) -> Summary:
-    """Run the whole pipeline; raises :class:`UserError` (tree untouched) on any problem."""
+    """Run the whole pipeline under the repository's configure lock; raises
+    :class:`UserError` (tree untouched) on any problem. An interrupt says truthfully
+    whether the new tree is in place."""
+    swapped: list[bool] = []
+    try:
+        with swap.configure_lock(paths.root, optional=options.check or options.dry):
+            settle_interrupted_run(paths, options)
+            return run_pipeline(paths, options, swapped)
+    except KeyboardInterrupt as error:
+        if isinstance(error, Interrupted) and error.message:
+            raise
+        signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
+        message = (
+            "the swap had finished: the new tree is in place"
+            if swapped
+            else "nothing was written: the tree is as it was"
+        )
+        raise Interrupted(signum, message) from None
+
+
+def settle_interrupted_run(paths: Paths, options: Options) -> None:
+    """Finish what a killed run left behind (its journal, temporary files), before anything
+    looks at the tree; ``--check`` and ``--dry`` only say so, they write nothing."""
+    if not swap.pending(paths.root):
+        if not (options.check or options.dry):
+            swap.recover(paths.root, options.say)  # stray temporaries only
+        return
+    if options.check or options.dry:
+        raise UserError(
+            "an interrupted configure left its swap unfinished (.configure-journal.json) — "
+            "run `inv configure` to finish it"
+        )
+    swap.recover(paths.root, options.say)
+
+
+def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary:
     say = options.say
     operator = read_operator_files(paths)
+    register_secrets([operator.age_key, operator.deploy_key, operator.push_token])
     manifest = mf.Manifest.load(paths.manifest)
     key = mf.secret_key(operator.age_key)
     inputs = mf.inputs_digest(key, *render_inputs(paths, operator))
@@ -514,12 +512,16 @@ def configure(paths: Paths, options: Options) -> Summary:
         # Same inputs as the last (validated) render, and the tree is what it wrote.
         say("nothing changed since the last configure: the tree is up to date")
         return Summary(unchanged=len(manifest.files), up_to_date=True)
-    warm = threading.Thread(target=import_renderer, daemon=True)
+    from tasks.lib.config.render import read_settings
+
+    read_settings(paths)  # a broken makejinja.toml: one line now, before anything loads it
+    warm = threading.Thread(target=import_renderer, args=(paths,), daemon=True)
     warm.start()  # makejinja loads while the config is validated and sops decrypts the secrets
     config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
     count = len(config.nodes)
     say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
     context = build_context(paths, sops_decrypt(paths), config, operator)
+    register_secrets(context.secret_values)
     warm.join()
     label = paths.rel(paths.secrets_config)
     for placeholder in context.placeholder_keys:
@@ -558,7 +560,10 @@ def configure(paths: Paths, options: Options) -> Summary:
         for name in plan.remove:
             say(f"would remove {name}")
         return Summary(unchanged=len(plan.unchanged), encrypted=staged.encrypted, kept=staged.kept)
-    swap_in(paths.root, files, plan)
+    # The manifest last: until it is in place, the old manifest describes the old files.
+    order = sorted(plan.write, key=lambda name: name == manifest_name)
+    swap.swap_in(paths.root, files, order, plan.remove)
+    swapped.append(True)
     return Summary(plan.write, len(plan.unchanged), plan.remove, staged.encrypted, staged.kept)
 
 
@@ -572,7 +577,7 @@ def only_inputs_differ(paths: Paths, new_manifest_text: bytes) -> bool:
         return False
     current.pop("inputs", None)
     new.pop("inputs", None)
-    return current == new
+    return bool(current == new)
 
 
 def report_check(paths: Paths, plan: Plan, files: dict[str, bytes], staged: Staged) -> None:

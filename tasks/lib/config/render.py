@@ -57,13 +57,17 @@ def bytecode_cache() -> Any:
 
 
 def read_settings(paths: Paths) -> dict[str, Any]:
+    from tasks.lib.files import read_text
+
     label = paths.rel(paths.makejinja_config)
+    if not paths.makejinja_config.exists():
+        raise UserError(f"{label} not found — the repository is incomplete")
     try:
-        settings = tomllib.loads(paths.makejinja_config.read_text())["makejinja"]
-    except FileNotFoundError:
-        raise UserError(f"{label} not found — the repository is incomplete") from None
-    except (tomllib.TOMLDecodeError, KeyError) as error:
-        raise UserError(f"{label}: invalid makejinja settings: {error}") from None
+        settings = tomllib.loads(read_text(paths.makejinja_config, label))["makejinja"]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+        raise UserError(f"{label}: invalid makejinja settings: {one_line(error)}") from None
+    if not isinstance(settings, dict):
+        raise UserError(f"{label}: invalid makejinja settings: [makejinja] must be a table")
     return dict(settings)
 
 
@@ -77,53 +81,136 @@ def makejinja_config(paths: Paths, output: Path, part: Part = "all") -> Any:
     """makejinja's own Config from makejinja.toml, with paths resolved from the repository
     root, the output redirected and data files dropped (the plugin supplies the data).
 
-    ``part`` narrows the render to the secrets (with every directory, so their parents
-    exist) or to everything else, so encryption can start before the rest is rendered."""
+    ``part="rest"`` leaves out the secrets (rendered in memory by :func:`render_secrets`)."""
     from makejinja.config import Config, Delimiter
 
     settings = read_settings(paths)
-    delimiter = Delimiter(**settings.pop("delimiter", {}))
-    settings.update(
-        inputs=tuple(paths.root / p for p in settings.get("inputs", ())),
-        import_paths=tuple(paths.root / p for p in settings.get("import_paths", ())),
-        output=output,
-        data=(),
-        quiet=True,
-        delimiter=delimiter,
-    )
-    if part == "secrets":
-        settings["include_patterns"] = ("**", f"**/{SOPS_TEMPLATES}")
-    elif part == "rest":
-        settings["exclude_patterns"] = (*settings.get("exclude_patterns", ()), SOPS_TEMPLATES)
-    if "undefined" in settings:
-        from makejinja.config import Undefined
+    try:
+        delimiter = Delimiter(**settings.pop("delimiter", {}))
+        settings.update(
+            inputs=tuple(paths.root / p for p in settings.get("inputs", ())),
+            import_paths=tuple(paths.root / p for p in settings.get("import_paths", ())),
+            output=output,
+            data=(),
+            quiet=True,
+            delimiter=delimiter,
+        )
+        if part == "rest":
+            settings["exclude_patterns"] = (*settings.get("exclude_patterns", ()), SOPS_TEMPLATES)
+        if "undefined" in settings:
+            from makejinja.config import Undefined
 
-        settings["undefined"] = Undefined[settings["undefined"]]
-    return Config(**settings)
+            settings["undefined"] = Undefined[settings["undefined"]]
+        return Config(**settings)
+    except Exception as error:  # attrs/typing errors of every kind for a wrong value
+        label = paths.rel(paths.makejinja_config)
+        raise UserError(f"{label}: invalid makejinja settings: {one_line(error)}") from None
+
+
+def one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())[:200]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def makejinja_app(paths: Paths) -> Any:
+    """``makejinja.app``. Importing makejinja reads ``makejinja.toml`` from the working
+    directory (its command line's defaults), so a broken file fails the import itself."""
+    try:
+        import makejinja.app
+    except Exception as error:
+        label = paths.rel(paths.makejinja_config)
+        raise UserError(f"{label}: invalid makejinja settings: {one_line(error)}") from None
+    return makejinja.app
 
 
 def render(paths: Paths, context: RenderContext, output: Path, part: Part = "all") -> list[Path]:
     """Render the templates (all, or one ``part``) into ``output``; returns every file now in
     it, relative to it."""
-    from jinja2 import TemplateError
-    from makejinja.app import makejinja
-
     config = makejinja_config(paths, output, part)
-    try:
-        with activated(context):
-            makejinja(config)
-    except TemplateError as error:
-        raise UserError(template_error_line(error, paths)) from None
-    finally:
-        for path in config.import_paths:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(str(path.resolve()))
+    makejinja = makejinja_app(paths).makejinja
+    with template_errors(paths), import_paths(config), activated(context):
+        makejinja(config)
     return sorted(p.relative_to(output) for p in output.rglob("*") if p.is_file())
 
 
-def template_error_line(error: Exception, paths: Paths) -> str:
-    name = getattr(error, "filename", None) or getattr(error, "name", None) or "templates"
+def render_secrets(paths: Paths, context: RenderContext) -> dict[str, str]:
+    """Render the secret templates (``*.sops.*.j2``, and ``.sops.yaml`` that says how to
+    encrypt them) into memory: relative output path -> text. Nothing is written, so the
+    plaintext exists only in this process until sops has encrypted it.
+
+    The same steps as makejinja's own render loop (environment, plugins, per-file data),
+    applied to those templates only."""
+    config = makejinja_config(paths, paths.root, "all")
+    app = makejinja_app(paths)
+    rendered: dict[str, str] = {}
+    with template_errors(paths), import_paths(config), activated(context):
+        data = app.load_data(config)
+        env = app.init_jinja_env(config, data)
+        for plugin_name in (*config.plugins, *config.loaders):
+            app.load_plugin(plugin_name, env, data, config)
+        for base in (p for p in config.inputs if p.is_dir()):
+            for template in sorted(base.glob(f"**/{SOPS_TEMPLATES}")):
+                if not template.is_file() or any(template.match(x) for x in config.exclude_patterns):
+                    continue
+                name = template.relative_to(base).as_posix()
+                text = env.get_template(name).render(app.load_file_data(name, config))
+                if text.strip() or config.keep_empty:
+                    rendered[name.removesuffix(config.jinja_suffix)] = text
+    return rendered
+
+
+@contextlib.contextmanager
+def import_paths(config: Any) -> Iterator[None]:
+    """makejinja's import paths on ``sys.path`` while the render runs (makejinja adds them
+    and never removes them)."""
+    added = [str(path.resolve()) for path in config.import_paths]
+    sys.path.extend(added)
+    try:
+        yield
+    finally:
+        for path in {str(p.resolve()) for p in config.import_paths}:
+            while path in sys.path:
+                sys.path.remove(path)
+
+
+@contextlib.contextmanager
+def template_errors(paths: Paths) -> Iterator[None]:
+    """Any error raised while rendering (a Jinja error, an undefined variable, a filter such
+    as ``nthhost`` failing on a value) becomes one line naming the template and its line."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as error:
+        raise UserError(template_error_line(error, paths)) from None
+
+
+def template_location(error: BaseException, paths: Paths) -> tuple[str | None, int | None]:
+    """The innermost template frame of the error's traceback (Jinja rewrites tracebacks so
+    that template code shows with the template's file name and line)."""
+    name = getattr(error, "filename", None) or getattr(error, "name", None)
     line = getattr(error, "lineno", None)
-    where = paths.rel(Path(name)) if name and Path(name).is_absolute() else str(name)
+    trace = error.__traceback__
+    while trace is not None:
+        filename = trace.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            name, line = filename, trace.tb_lineno
+        trace = trace.tb_next
+    return name, line
+
+
+def template_error_line(error: BaseException, paths: Paths) -> str:
+    name, line = template_location(error, paths)
+    if name and Path(name).is_absolute():
+        where = paths.rel(Path(name))
+    elif name:
+        where = f"templates/config/{name}" if not str(name).startswith("templates/") else str(name)
+    else:
+        where = "templates"
+    from jinja2 import TemplateError
+
     message = getattr(error, "message", None) or str(error)
+    message = " ".join(str(message).split())[:300]
+    if not isinstance(error, TemplateError):
+        message = f"{type(error).__name__}: {message}" if message else type(error).__name__
     return f"{where}:{line}: template error: {message}" if line else f"{where}: template error: {message}"

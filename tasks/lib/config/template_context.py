@@ -158,7 +158,9 @@ def read_age_identity(path: Path, label: str) -> tuple[str, str]:
 
     if not path.exists():
         raise UserError(f"{label} not found — run `inv init` to create an age key")
-    lines = [line.strip() for line in path.read_text().splitlines()]
+    from tasks.lib.files import read_text
+
+    lines = [line.strip() for line in read_text(path, label, "an age key file from `inv init`").splitlines()]
     identities = [line for line in lines if line.startswith("AGE-SECRET-KEY-")]
     if not identities:
         raise UserError(f"{label}: no AGE-SECRET-KEY line — is this an age key file?")
@@ -170,6 +172,8 @@ def read_age_identity(path: Path, label: str) -> tuple[str, str]:
 
 
 def read_operator_files(paths: Paths) -> OperatorFiles:
+    from tasks.lib.files import read_text
+
     age_key, age_public_key = read_age_identity(paths.age_key, paths.rel(paths.age_key))
     missing = [p for p in (paths.deploy_key, paths.deploy_key_pub, paths.push_token) if not p.exists()]
     if missing:
@@ -177,9 +181,9 @@ def read_operator_files(paths: Paths) -> OperatorFiles:
     return OperatorFiles(
         age_key=age_key,
         age_public_key=age_public_key,
-        deploy_key=paths.deploy_key.read_text(),
-        deploy_key_pub=paths.deploy_key_pub.read_text().strip(),
-        push_token=paths.push_token.read_text().strip(),
+        deploy_key=read_text(paths.deploy_key, paths.rel(paths.deploy_key)),
+        deploy_key_pub=read_text(paths.deploy_key_pub, paths.rel(paths.deploy_key_pub)).strip(),
+        push_token=read_text(paths.push_token, paths.rel(paths.push_token)).strip(),
     )
 
 

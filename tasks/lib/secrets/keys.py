@@ -105,7 +105,7 @@ def age_recipients_of(sops_file: Path) -> list[str]:
 
     try:
         data = YAML(typ="safe", pure=True).load(sops_file.read_text())
-    except (OSError, YAMLError):
+    except (OSError, UnicodeDecodeError, YAMLError):
         return []
     if not isinstance(data, dict) or not isinstance(data.get("sops"), dict):
         return []

@@ -59,7 +59,7 @@ def available_identities(paths: Paths, extra: Iterable[Path] = ()) -> Identities
     for path in (paths.age_key, *extra):
         try:
             texts.append(path.read_text())
-        except OSError:
+        except (OSError, UnicodeDecodeError):
             continue
     return parse_identities("\n".join(texts))
 

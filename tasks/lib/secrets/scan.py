@@ -1,11 +1,20 @@
-"""The secret guard behind ``inv sops.check`` and its pre-commit hook.
+"""The secret guard behind ``inv sops.check``, its pre-commit hook and CI.
 
-Two questions, answered without running any tool and without printing any secret:
+Four questions about every file git tracks (or would add), answered without running any
+tool other than ``git ls-files`` and without printing any secret:
 
 - Is every ``*.sops.*`` file actually encrypted? (A file whose name promises encryption
   but holds plaintext is the classic way a secret reaches git.)
+- Does any YAML file hold a Kubernetes ``Secret`` with ``data``/``stringData`` without
+  being sops-encrypted? (Flux would apply it; git would publish it.)
+- Does any file hold a credential with a well-known shape: GitHub, GitLab, Slack and AWS
+  tokens, private key blocks, age secret keys?
 - Does ``cluster.yaml`` or ``nodes.yaml`` hold something that looks like a secret? They are
   committed in plaintext, so secrets belong in ``cluster.sops.yaml`` instead.
+
+Exceptions are explicit: the test-only example keys under ``tests/fixtures/example-operator/``
+(marked TEST-ONLY in its README), and a line (or, for a ``Secret``, a document) carrying the
+comment ``secret-guard: allow`` — visible in every review.
 
 Standard library only (plus :mod:`tasks.sopsfile`, itself standard library only), so the
 pre-commit hook can load it without installing the task library's dependencies.
@@ -44,12 +53,34 @@ KNOWN_TOKENS = re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}|xox[abprs]-[A-Za-z0-9-]{20,}"
     r"|AKIA[0-9A-Z]{16}|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"
 )
+#: What the whole-tree scan looks for in every file: (pattern, what it is). Only shapes that
+#: never occur by chance (a prefix plus enough random characters). Cloudflare API tokens
+#: have no fixed prefix, so only the plaintext-config scan (by key name and randomness)
+#: catches them.
+TREE_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}"), "GitHub token"),
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{60,}"), "GitHub fine-grained token"),
+    (re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}"), "GitLab token"),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{20,}"), "Slack token"),
+    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), "AWS access key id"),
+    (AGE_SECRET, "age secret key"),
+    (PRIVATE_KEY_BLOCK, "private key block"),
+)
+#: The comment that marks a deliberate, reviewed exception.
+ALLOW_MARKER = "secret-guard: allow"
+#: Directories of public, test-only keys: allowed when their README says TEST-ONLY.
+TEST_ONLY_DIRS = ("tests/fixtures/example-operator",)
+#: Files larger than this are not text a person wrote (and are not scanned).
+MAX_SCAN_BYTES = 2 * 1024 * 1024
 KEY_VALUE = re.compile(r"^\s*(?:-\s+)?(?P<key>[A-Za-z_][\w.-]*)\s*:(?:\s+(?P<value>.*?))?\s*$")
 TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_+/=.-]+$")
 HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 #: Directories never searched for ``*.sops.*`` files: templates and test fixtures are not secrets.
 SKIP_DIRS = frozenset({".git", ".venv", "venv", "node_modules", "templates", "tests", "__pycache__"})
+#: The same, as path prefixes: their ``*.sops.*`` files are not checked for encryption
+#: (test fixtures of unencrypted files on purpose) — the token and Secret checks still apply.
+SKIPPED_PREFIXES = ("templates/", "tests/")
 
 
 @dataclass(frozen=True, order=True)
@@ -190,24 +221,153 @@ def read(path: Path) -> str:
         return ""
 
 
+def is_test_only(label: str, root: Path) -> bool:
+    for directory in TEST_ONLY_DIRS:
+        if label.startswith(directory + "/"):
+            readme = read(root / directory / "README.md")
+            return "TEST-ONLY" in readme
+    return False
+
+
+def scan_tokens(text: str, label: str) -> list[Finding]:
+    """Credentials with a well-known shape, anywhere in a file."""
+    findings = []
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        if ALLOW_MARKER in line:
+            continue
+        for pattern, what in TREE_PATTERNS:
+            if pattern is PRIVATE_KEY_BLOCK and not key_body_follows(lines, number):
+                continue  # a bare header (code that recognises keys), not a key
+            if pattern.search(line):
+                findings.append(
+                    Finding(label, number, f"{what} in plaintext — remove it and rotate it; {SECRETS_HOME}")
+                )
+                break
+    return findings
+
+
+KEY_BODY = re.compile(r"^[\s\"']*[A-Za-z0-9+/=]{40,}[\s\"',\\n]*$")
+
+
+def key_body_follows(lines: list[str], number: int) -> bool:
+    """Whether the line after line ``number`` (1-based) looks like a key's base64 body."""
+    return number < len(lines) and bool(KEY_BODY.match(lines[number]))
+
+
+TOP_LEVEL_KEY = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)\s*:(?P<rest>.*)$")
+
+
+def scan_secret_documents(text: str, label: str) -> list[Finding]:
+    """Kubernetes ``Secret`` documents with ``data``/``stringData`` in a file that sops has not
+    encrypted, located at their ``kind: Secret`` line (plain text, no YAML parser needed)."""
+    if is_encrypted_text(text):
+        return []
+    findings = []
+    lines = text.splitlines()
+    start = 0
+    for end in [
+        *(i for i, line in enumerate(lines) if line.rstrip() == "---" or line.startswith("--- ")),
+        len(lines),
+    ]:
+        document = lines[start:end]
+        finding = secret_in_document(document, start, label)
+        if finding is not None:
+            findings.append(finding)
+        start = end + 1
+    return findings
+
+
+def secret_in_document(document: list[str], offset: int, label: str) -> Finding | None:
+    kind_line = None
+    has_data = False
+    for index, line in enumerate(document):
+        match = TOP_LEVEL_KEY.match(line)
+        if match is None:
+            continue
+        key, rest = match["key"], clean_value(match["rest"])
+        if key == "kind" and rest == "Secret":
+            kind_line = offset + index + 1
+        elif key in ("data", "stringData"):
+            nested = index + 1 < len(document) and document[index + 1][:1] in (" ", "-")
+            has_data = has_data or nested or rest not in ("", "{}", "null", "~")
+    if kind_line is None or not has_data or any(ALLOW_MARKER in line for line in document):
+        return None
+    return Finding(
+        label,
+        kind_line,
+        "Secret with data in plaintext — name the file *.sops.yaml and encrypt it "
+        f"(`inv sops.encrypt --path {label}`)",
+    )
+
+
+def is_binary(data: bytes) -> bool:
+    return b"\0" in data[:8192]
+
+
+def scan_tree_file(path: Path, label: str, root: Path) -> list[Finding]:
+    """The whole-tree checks of one file (tokens everywhere, Secrets in YAML)."""
+    if is_test_only(label, root):
+        return []
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_SCAN_BYTES:
+            return []
+        data = path.read_bytes()
+    except OSError:
+        return []
+    if is_binary(data):
+        return []
+    text = data.decode("utf-8", errors="replace")
+    findings = scan_tokens(text, label)
+    if path.suffix in (".yaml", ".yml") and not is_sops_name(path):
+        findings += scan_secret_documents(text, label)
+    return findings
+
+
+def repository_files(root: Path) -> list[Path]:
+    """The files git tracks, plus the untracked ones it would add (not ignored); every file
+    outside the skipped directories where ``root`` is not a git repository."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=root,
+            capture_output=True,
+            check=True,
+        ).stdout
+        return [root / name for name in sorted(set(listed.decode(errors="replace").split("\0"))) if name]
+    except (OSError, subprocess.CalledProcessError):
+        files = []
+        for directory, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in (".git", ".venv", "venv", "node_modules"))
+            files += [Path(directory) / name for name in sorted(filenames)]
+        return files
+
+
 def check_files(paths: Iterable[Path], root: Path) -> list[Finding]:
     """Check the given files: plaintext configs for secrets, ``*.sops.*`` for encryption.
     Other files are ignored, so a pre-commit hook can pass whatever changed."""
-    findings: list[Finding] = []
+    findings: set[Finding] = set()
     for path in paths:
         label = relative(path, root)
-        if not path.is_file() or label.endswith(".j2"):
+        if not path.is_file():
+            continue
+        findings.update(scan_tree_file(path, label, root))
+        if label.endswith(".j2") or label.startswith(SKIPPED_PREFIXES):
             continue
         if is_sops_name(path):
-            findings.extend(check_sops_text(read(path), label))
+            findings.update(check_sops_text(read(path), label))
         elif label in PLAINTEXT_CONFIGS:
-            findings.extend(scan_config_text(read(path), label))
+            findings.update(scan_config_text(read(path), label))
     return sorted(findings)
 
 
 def check_repository(root: Path) -> list[Finding]:
-    """The whole repository: both plaintext configs and every ``*.sops.*`` file."""
-    return check_files([*(root / name for name in PLAINTEXT_CONFIGS), *sops_files(root)], root)
+    """The whole repository: every file git tracks or would add, both plaintext configs
+    and every ``*.sops.*`` file."""
+    paths = {*repository_files(root), *(root / name for name in PLAINTEXT_CONFIGS), *sops_files(root)}
+    return check_files(sorted(paths), root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -123,10 +123,29 @@ def require_files(*pairs: tuple[Path, str], paths: Paths | None = None) -> None:
         raise UserError(*lines)
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
+#: Secrets this process has seen (registered by the tasks that read them): masked in every
+#: line :func:`redact` cleans, so a tool that echoes its input never prints one.
+_KNOWN_SECRETS: set[str] = set()
+#: Shorter values are not masked on their own (they would garble ordinary words).
+MIN_SECRET_LENGTH = 6
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Remember secret values (and each long line of a multi-line one, such as a private
+    key) so every later :func:`redact` masks them."""
+    for value in values:
+        if not value:
+            continue
+        for part in (value, value.strip(), *value.splitlines()):
+            part = part.strip()
+            if len(part) >= MIN_SECRET_LENGTH and not part.startswith("-----"):
+                _KNOWN_SECRETS.add(part)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with the given and every registered secret masked, longest first."""
+    for secret in sorted({*(s for s in secrets if s), *_KNOWN_SECRETS}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
     return text
 
 
@@ -184,21 +203,28 @@ class FeedingLocal(Local):
 
     def send_interrupt(self, interrupt: KeyboardInterrupt) -> None:
         self._interrupted = True
+        self._interrupt = interrupt
+        # SIGTERM/SIGHUP arrive here as Interrupted: the child gets the same signal.
+        signum = getattr(interrupt, "signum", signal.SIGINT)
         process = getattr(self, "process", None)
         if process is not None and process.poll() is None:
             with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
-                process.send_signal(signal.SIGINT)
+                process.send_signal(signum)
 
     def _finish(self) -> Result:
         try:
             result = super()._finish()
         except Exception:
             if self._interrupted:
-                raise KeyboardInterrupt from None
+                raise self._received() from None
             raise
         if self._interrupted:
-            raise KeyboardInterrupt
+            raise self._received()
         return result
+
+    def _received(self) -> KeyboardInterrupt:
+        """The interrupt that stopped the command (Ctrl-C, or SIGTERM/SIGHUP as Interrupted)."""
+        return getattr(self, "_interrupt", None) or KeyboardInterrupt()
 
 
 def _use_feeding_runner(c: Context) -> None:
@@ -265,6 +291,8 @@ def run(
         raise UserError(f"command timed out after {error.timeout:g}s: {redact(line, secrets)}") from None
     if result is None:  # pragma: no cover - Invoke returns None only for disown=True
         raise UserError(f"command produced no result: {line}")
+    # A tool's stderr is for messages: masked at the source, so nothing prints a secret from it.
+    result.stderr = redact(result.stderr or "", secrets)
     if check and result.failed:
         output = result.stderr or result.stdout
         raise CommandFailed(redact(line, secrets), result.exited, redact(tail(output), secrets))
@@ -340,9 +368,9 @@ def retry(
                 status.finish(f"{waiting_for}: done after {attempt} attempt(s)")
                 return result
             if result.ok:  # ran fine, but not yet what we wait for: its output is data, not an error
-                last_error = tail(result.stderr, 5) or "succeeded, but not the awaited condition yet"
+                last_error = redact(tail(result.stderr, 5)) or "succeeded, but not the awaited condition yet"
             else:
-                last_error = tail(result.stderr or result.stdout, 5) or f"exit {result.exited}"
+                last_error = redact(tail(result.stderr or result.stdout, 5)) or f"exit {result.exited}"
         elapsed = clock() - started
         status.update(attempt_line(waiting_for, attempt, elapsed, deadline, last_error))
         if elapsed + interval > deadline:
@@ -378,6 +406,11 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+    @property
+    def error_text(self) -> str:
+        """stderr as text, every registered secret masked: the only form to print."""
+        return redact(self.stderr.decode(errors="replace"))
 
 
 @dataclass(frozen=True)
@@ -456,7 +489,9 @@ def run_many(
             )
         except subprocess.TimeoutExpired:
             return Outcome(tuple(argv), -1, b"", f"timed out after {timeout:g}s".encode())
-        return Outcome(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+        # stderr is for messages: masked at the source (stdout may be the data asked for).
+        stderr = redact(proc.stderr.decode(errors="replace")).encode() if _KNOWN_SECRETS else proc.stderr
+        return Outcome(tuple(argv), proc.returncode, proc.stdout, stderr)
 
     if len(jobs) <= 1:
         return [one(job) for job in jobs]
