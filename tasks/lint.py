@@ -54,6 +54,29 @@ def actionlint(c: Context, paths: Paths) -> bool:
     return ok
 
 
+#: Where the Python code lives; ruff checks each that exists, mypy reads its own file list
+#: (strict) from pyproject.toml.
+PYTHON_DIRS = ("tasks", "tests", "scripts", "templates/scripts")
+
+
+def python_commands(paths: Paths) -> list[list[str]]:
+    """ruff's lint and format check over the Python folders, then mypy; none without code."""
+    dirs = [d for d in PYTHON_DIRS if (paths.root / d).is_dir()]
+    if not dirs or not (paths.root / "pyproject.toml").exists():
+        return []
+    return [["ruff", "check", *dirs], ["ruff", "format", "--check", *dirs], ["mypy"]]
+
+
+def python_checks(c: Context, paths: Paths) -> bool:
+    """Run every Python check (all of them, even after one fails); True when all passed."""
+    commands = python_commands(paths)
+    if not commands:
+        return True
+    require(c, "ruff", "mypy")
+    results = [run(c, argv, cwd=paths.root, stream=True, check=False).ok for argv in commands]
+    return all(results)
+
+
 def finish(failed: list[str], hint: str = FIX_HINT) -> None:
     if failed:
         raise UserError(f"lint failed: {', '.join(failed)} — {hint}")
@@ -62,11 +85,14 @@ def finish(failed: list[str], hint: str = FIX_HINT) -> None:
 
 @task(name="all", default=True)
 def lint_all(c: Context) -> None:
-    """Check everything (YAML, Markdown, whitespace, secrets, workflows); changes nothing."""
+    """Check everything (YAML, Markdown, whitespace, secrets, workflows, Python and its types);
+    changes nothing."""
     paths = paths_for(c)
     failed = [] if pre_commit(c, paths) else ["pre-commit hooks"]
     if not actionlint(c, paths):
         failed.append("actionlint")
+    if not python_checks(c, paths):
+        failed.append("python (ruff, mypy)")
     finish(failed)
 
 
@@ -104,6 +130,14 @@ def actions(c: Context) -> None:
     if not actionlint(c, paths):
         failed.append("actionlint")
     finish(failed, hint="see the findings above")
+
+
+@task
+def python(c: Context) -> None:
+    """Check the Python code: ruff (lint and format) and mypy (strict types)."""
+    if not python_checks(c, paths_for(c)):
+        raise UserError("python checks failed — `ruff format` fixes formatting; the rest needs an edit")
+    print("python: ok")
 
 
 @task
@@ -211,5 +245,5 @@ def _install_renovate(c: Context, version: str) -> None:
 
 
 ns = Collection("lint")
-for _task in (lint_all, fix, yaml, markdown, actions, renovate, install):
+for _task in (lint_all, fix, yaml, markdown, actions, python, renovate, install):
     ns.add_task(_task)

@@ -134,3 +134,22 @@ def test_every_fixing_hook_has_a_checking_twin() -> None:
         assert hooks[f"{hook_id}-check"]["stages"] == ["manual"]
     checking = [h for h in hooks.values() if "manual" in h.get("stages", [])]
     assert not [h["id"] for h in checking if re.search(r"--fix\b|^(yamlfmt|mdformat)$", h["entry"])]
+
+
+def test_python_checks_cover_ruff_and_strict_mypy(tmp_path: Path) -> None:
+    from tasks.lib.paths import repo_paths
+
+    assert lint.python_commands(repo_paths(tmp_path)) == []  # no Python project: nothing to check
+    (tmp_path / "pyproject.toml").write_text("[tool.mypy]\nstrict = true\n")
+    (tmp_path / "tasks").mkdir()
+    assert lint.python_commands(repo_paths(tmp_path)) == [
+        ["ruff", "check", "tasks"],
+        ["ruff", "format", "--check", "tasks"],
+        ["mypy"],
+    ]
+
+
+def test_the_type_checker_is_strict_and_covers_the_task_library() -> None:
+    mypy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert mypy["strict"] is True
+    assert {"tasks", "templates/scripts"} <= set(mypy["files"])
