@@ -31,6 +31,7 @@ from tasks.lib.files import memory_dir, private_scratch
 from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
+from tasks.lib.tools.kustomize import kustomize_argv
 from tasks.lib.tools.runner import Outcome, find_tool, redact, register_secrets, run_many
 
 from . import manifest as mf
@@ -219,12 +220,6 @@ def encrypt_staged(
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def kustomize_argv(directory: str) -> list[str]:
-    if find_tool("kustomize"):
-        return ["kustomize", "build", directory]
-    return ["kubectl", "kustomize", directory]
 
 
 def kustomization_dirs(out: Path) -> list[str]:

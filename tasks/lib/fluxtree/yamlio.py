@@ -26,7 +26,10 @@ except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 YAMLError = yaml.YAMLError
-_SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
+#: A document separator line (``---``, maybe followed by content) and a document end (``...``).
+_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$")
+_DOC_END = re.compile(r"^\.\.\.[ \t]*$")
+_CONTENT = re.compile(r"^[^\s#]")
 
 #: The YAML 1.2 core schema, as go-yaml v3 resolves plain scalars.
 _CORE: list[tuple[str, re.Pattern[str], str]] = [
@@ -123,8 +126,20 @@ def load_all(text: str) -> list[Any]:
 
 
 def split_documents(text: str) -> list[str]:
-    """The documents of a kustomize output (which separates them with ``---`` lines)."""
-    return [part for part in _SEPARATOR.split(text) if part.strip()]
+    """The documents of a YAML stream (kustomize output, a rendered file, a helm template),
+    each as its original text (separators dropped, comments kept). Documents that hold
+    nothing but comments and blank lines are dropped. The one splitter of the project."""
+    documents: list[list[str]] = [[]]
+    for line in text.splitlines(keepends=True):
+        bare = line.rstrip("\r\n")
+        if _SEPARATOR.match(bare) or _DOC_END.match(bare):
+            documents.append([])
+            if _SEPARATOR.match(bare) and bare[3:].strip() and not bare[3:].strip().startswith("#"):
+                documents[-1].append(bare[3:].strip() + "\n")  # content on the '---' line
+            continue
+        documents[-1].append(line)
+    texts = ["".join(lines) for lines in documents]
+    return [doc for doc in texts if any(_CONTENT.match(line) for line in doc.splitlines())]
 
 
 def dump(data: Any) -> str:

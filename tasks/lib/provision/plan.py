@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.lib.errors import UserError
+from tasks.lib.fluxtree.yamlio import split_documents
 
 CRD_KIND = "CustomResourceDefinition"
 #: Namespace the bootstrap secrets (deploy key, sops-age, cluster-secrets) go into unless
@@ -231,26 +232,7 @@ def parse_gencommand(text: str) -> list[GeneratedCommand]:
 
 # --------------------------------------------------------------------------- CRD filtering
 
-_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$")
-_DOC_END = re.compile(r"^\.\.\.[ \t]*$")
 _TOP_KIND = re.compile(r"""^kind:[ \t]*(?P<q>["']?)(?P<kind>[A-Za-z0-9]+)(?P=q)[ \t]*(?:#.*)?$""")
-_CONTENT = re.compile(r"^[^\s#]")
-
-
-def split_documents(text: str) -> list[str]:
-    """The documents of a YAML stream, each as its original text (separators dropped,
-    comments kept). Documents that hold nothing but comments and blank lines are dropped."""
-    documents: list[list[str]] = [[]]
-    for line in text.splitlines(keepends=True):
-        bare = line.rstrip("\r\n")
-        if _SEPARATOR.match(bare) or _DOC_END.match(bare):
-            documents.append([])
-            if _SEPARATOR.match(bare) and bare[3:].strip() and not bare[3:].strip().startswith("#"):
-                documents[-1].append(bare[3:].strip() + "\n")  # content on the '---' line
-            continue
-        documents[-1].append(line)
-    texts = ["".join(lines) for lines in documents]
-    return [doc for doc in texts if any(_CONTENT.match(line) for line in doc.splitlines())]
 
 
 def document_kind(document: str) -> str | None:
