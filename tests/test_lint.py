@@ -23,6 +23,7 @@ LINT_FILES = (
     "scripts/precommit_hook.py",
     "tasks/lib/__init__.py",
     "tasks/lib/secrets/__init__.py",
+    "tasks/lib/problems.py",
     "tasks/lib/secrets/scan.py",
     "tasks/lib/secrets/sopsfile.py",
     "tasks/lib/hygiene.py",

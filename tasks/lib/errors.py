@@ -18,10 +18,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from invoke.exceptions import Exit
+
+from tasks.lib.problems import ConfigProblem as ConfigProblem
+from tasks.lib.problems import Problem as Problem
 
 #: Set to 1 to let an unexpected exception show its traceback.
 DEBUG_ENV = "HOME_OPS_DEBUG"
@@ -30,26 +32,12 @@ DEBUG_ENV = "HOME_OPS_DEBUG"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong with the user's input, located as precisely as we know."""
-
-    file: str
-    line: int | None
-    column: int | None
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}"
-            if self.column is not None:
-                where += f":{self.column}"
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+class HomeOpsError(Exception):
+    """Base of the project's own exceptions: what the task guard reports as one line each
+    (exit 1) rather than as a bug."""
 
 
-class UserError(Exception):
+class UserError(HomeOpsError):
     """A mistake in the user's config, arguments or environment.
 
     Carries one or more lines; tasks turn it into a clean exit with code 1.
@@ -61,7 +49,7 @@ class UserError(Exception):
 
     @classmethod
     def from_problems(cls, problems: Iterable[Problem]) -> UserError:
-        return cls(*sorted(problems, key=lambda p: (p.file, p.line or 0, p.column or 0, p.key)))
+        return cls(*sorted(problems, key=Problem.sort_key))
 
 
 class Interrupted(KeyboardInterrupt):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.lib.config.schema import CLUSTER_KEYS, NODE_KEYS, Document, key_position, read_yaml, validate
-from tasks.lib.errors import Problem, UserError
+from tasks.lib.errors import ConfigProblem, UserError
 from tasks.lib.paths import Paths
 
 if TYPE_CHECKING:
@@ -200,15 +200,15 @@ def where(doc: Document, node: Any, key: str) -> str:
     return f"{doc.label}:{line}" if line else doc.label
 
 
-def translate_cluster(doc: Document, out: Import) -> list[Problem]:
+def translate_cluster(doc: Document, out: Import) -> list[ConfigProblem]:
     """Map the template's cluster.yaml onto ours, in place: renames, secrets taken out,
     unknown keys dropped with a note. Returns problems that stop the import."""
     from tasks.lib.config.template_context import SECRET_CHECKS
 
     data = doc.data
     if not isinstance(data, dict):
-        return [Problem(doc.label, None, None, "", "expected a mapping of settings")]
-    problems: list[Problem] = []
+        return [ConfigProblem(doc.label, None, None, "", "expected a mapping of settings")]
+    problems: list[ConfigProblem] = []
     for key in list(data):
         name = str(key)
         target = rename_target(name, data)
@@ -236,7 +236,7 @@ def translate_cluster(doc: Document, out: Import) -> list[Problem]:
     for name in SECRET_SETTINGS:
         if name not in out.secrets:
             problems.append(
-                Problem(doc.label, None, None, name, "missing — the Cloudflare API token is required")
+                ConfigProblem(doc.label, None, None, name, "missing — the Cloudflare API token is required")
             )
     return problems
 

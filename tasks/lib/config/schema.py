@@ -56,7 +56,7 @@ from tasks.lib.config.constraints import (
     parse_address,
     shown,
 )
-from tasks.lib.errors import Problem, UserError
+from tasks.lib.errors import ConfigProblem, UserError
 
 # --------------------------------------------------------------------------- input limits
 
@@ -288,9 +288,9 @@ class Document:
     label: str  # how messages name the file
     data: Any
 
-    def problem(self, node: Any, key: str | int | None, name: str, message: str) -> Problem:
+    def problem(self, node: Any, key: str | int | None, name: str, message: str) -> ConfigProblem:
         line, column = position(node, key)
-        return Problem(self.label, line, column, name, message)
+        return ConfigProblem(self.label, line, column, name, message)
 
 
 def position(node: Any, key: str | int | None) -> tuple[int | None, int | None]:
@@ -431,13 +431,15 @@ def key_name(key: Any) -> str:
 
 def check_mapping(
     doc: Document, node: Any, model_specs: dict[str, Spec], required_keys: Sequence[str], prefix: str = ""
-) -> Iterator[Problem]:
+) -> Iterator[ConfigProblem]:
     """Unknown keys, missing required keys and per-key checks of one mapping."""
     for key in node:
         name = f"{prefix}{key_name(key)}"
         if key not in model_specs:
             line, column = key_position(node, key)
-            yield Problem(doc.label, line, column, name, unknown_key_message(key, frozenset(model_specs)))
+            yield ConfigProblem(
+                doc.label, line, column, name, unknown_key_message(key, frozenset(model_specs))
+            )
         elif is_set(node[key]) and (message := check_value(model_specs[key], node[key])) is not None:
             yield doc.problem(node, key, name, message)
     for key in required_keys:
@@ -458,7 +460,7 @@ class Located:
     key: str | int
     name: str
 
-    def problem(self, message: str) -> Problem:
+    def problem(self, message: str) -> ConfigProblem:
         return self.doc.problem(self.node, self.key, self.name, message)
 
 
@@ -469,7 +471,7 @@ def valid_network(c: dict[str, Any], key: str) -> IPv4Net | None:
     return IPv4Net(value)
 
 
-def network_checks(cluster: Document, node_count: int) -> Iterator[Problem]:
+def network_checks(cluster: Document, node_count: int) -> Iterator[ConfigProblem]:
     """Overlaps, and networks too small for what the templates and Kubernetes take."""
     c = cluster.data
     networks = {key: valid_network(c, key) for key in ("node_cidr", "cluster_pod_cidr", "cluster_svc_cidr")}
@@ -521,7 +523,7 @@ def usable_hosts(network: IPv4Net) -> int:
     return network.num_addresses - 2 if network.prefixlen <= 30 else network.num_addresses
 
 
-def node_cidr_capacity(cluster: Document, node_count: int, bgp: bool) -> Iterator[Problem]:
+def node_cidr_capacity(cluster: Document, node_count: int, bgp: bool) -> Iterator[ConfigProblem]:
     c = cluster.data
     node_cidr = valid_network(c, "node_cidr")
     if node_cidr is None:
@@ -540,7 +542,7 @@ def node_cidr_capacity(cluster: Document, node_count: int, bgp: bool) -> Iterato
     )
 
 
-def cross_checks(cluster: Document, nodes: Document, node_list: list[Any]) -> Iterator[Problem]:
+def cross_checks(cluster: Document, nodes: Document, node_list: list[Any]) -> Iterator[ConfigProblem]:
     c = cluster.data
     entries = [e for e in node_list if isinstance(e, dict)]
     yield from network_checks(cluster, len(entries))
@@ -560,7 +562,9 @@ def cross_checks(cluster: Document, nodes: Document, node_list: list[Any]) -> It
     yield from node_checks(nodes, node_list)
 
 
-def address_checks(cluster: Document, nodes: Document, node_list: list[Any], bgp: bool) -> Iterator[Problem]:
+def address_checks(
+    cluster: Document, nodes: Document, node_list: list[Any], bgp: bool
+) -> Iterator[ConfigProblem]:
     c = cluster.data
     node_cidr = valid_network(c, "node_cidr")
     addresses: list[Located] = []
@@ -598,7 +602,7 @@ def address_checks(cluster: Document, nodes: Document, node_list: list[Any], bgp
             seen[item.value] = item
 
 
-def node_checks(nodes: Document, node_list: list[Any]) -> Iterator[Problem]:
+def node_checks(nodes: Document, node_list: list[Any]) -> Iterator[ConfigProblem]:
     for attribute in ("name", "mac_addr"):
         first_use: dict[str, str] = {}
         for index, entry in enumerate(node_list):
@@ -639,7 +643,7 @@ def node_checks(nodes: Document, node_list: list[Any]) -> Iterator[Problem]:
 MAX_NODES = 256
 
 
-def node_entries(doc: Document) -> Iterator[Problem]:
+def node_entries(doc: Document) -> Iterator[ConfigProblem]:
     data = doc.data
     if not isinstance(data, dict):
         yield doc.problem(data, None, "", f"expected a mapping with a 'nodes' list, found a {kind(data)}")
@@ -647,7 +651,7 @@ def node_entries(doc: Document) -> Iterator[Problem]:
     for key in data:
         if key != "nodes":
             line, column = key_position(data, key)
-            yield Problem(
+            yield ConfigProblem(
                 doc.label, line, column, key_name(key), unknown_key_message(key, frozenset({"nodes"}))
             )
     if "nodes" not in data:
@@ -679,9 +683,9 @@ def kind(value: Any) -> str:
     return type(value).__name__ if not isinstance(value, str) else "string"
 
 
-def validate(cluster: Document, nodes: Document) -> list[Problem]:
+def validate(cluster: Document, nodes: Document) -> list[ConfigProblem]:
     """Every problem in the pair of files, in file order."""
-    problems: list[Problem] = []
+    problems: list[ConfigProblem] = []
     if isinstance(cluster.data, dict):
         problems += check_mapping(cluster, cluster.data, CLUSTER_SPECS, CLUSTER_REQUIRED)
     else:
@@ -731,7 +735,7 @@ class Origin:
     text: str
 
     def __str__(self) -> str:
-        return str(Problem(self.file, self.line, self.column, self.key, "")).removesuffix(": ")
+        return str(ConfigProblem(self.file, self.line, self.column, self.key, "")).removesuffix(": ")
 
 
 def origins(cluster: Document, nodes: Document) -> Iterator[Origin]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from tasks.lib.config.constraints import is_set, plain
 from tasks.lib.config.schema import ClusterConfig, Document, key_position, load_config
-from tasks.lib.errors import Problem, UserError
+from tasks.lib.errors import ConfigProblem, UserError
 from tasks.lib.paths import Paths
 
 #: Values that ``inv init`` puts in a new cluster.sops.yaml; configure warns while they stay.
@@ -78,27 +78,29 @@ SECRET_CHECKS: dict[str, SecretCheck] = {
 OPTIONAL_SECRETS = frozenset({"onepassword_connect"})
 
 
-def validate_secrets(decrypted: Any, encrypted: Document) -> list[Problem]:
+def validate_secrets(decrypted: Any, encrypted: Document) -> list[ConfigProblem]:
     """Problems in the decrypted secrets, located by the key positions of the encrypted
     file (sops keeps keys in place, so lines match what ``sops edit`` shows)."""
     label = encrypted.label
     if not isinstance(decrypted, dict):
-        return [Problem(label, None, None, "", "expected a mapping of secrets")]
-    problems: list[Problem] = []
+        return [ConfigProblem(label, None, None, "", "expected a mapping of secrets")]
+    problems: list[ConfigProblem] = []
     where = encrypted.data if isinstance(encrypted.data, dict) else {}
     for key in decrypted:
         if key == "sops":
             continue
         if key not in SECRET_CHECKS:
             line, column = key_position(where, key)
-            problems.append(Problem(label, line, column, str(key), "unknown key"))
+            problems.append(ConfigProblem(label, line, column, str(key), "unknown key"))
         elif (message := SECRET_CHECKS[key](decrypted[key])) is not None:
             line, column = key_position(where, key)
-            problems.append(Problem(label, line, column, str(key), message))
+            problems.append(ConfigProblem(label, line, column, str(key), message))
     for key in SECRET_CHECKS:
         if key not in decrypted and key not in OPTIONAL_SECRETS:
             problems.append(
-                Problem(label, None, None, key, "required secret is missing — add it with `inv sops.edit`")
+                ConfigProblem(
+                    label, None, None, key, "required secret is missing — add it with `inv sops.edit`"
+                )
             )
     return problems
 

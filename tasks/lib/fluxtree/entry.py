@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tasks.lib.errors import HomeOpsError
+
 from . import yamlio
 
 CLUSTER_DIR = Path("kubernetes/flux/cluster")
@@ -26,7 +28,7 @@ LOOKED_FOR = (
 )
 
 
-class EntryNotFound(Exception):
+class EntryNotFound(HomeOpsError):
     """No Flux tree where we looked."""
 
 

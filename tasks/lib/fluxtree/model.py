@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.lib import errors
+
 KS_GROUP = "kustomize.toolkit.fluxcd.io"
 HR_GROUP = "helm.toolkit.fluxcd.io"
 SOURCE_GROUP = "source.toolkit.fluxcd.io"
@@ -49,7 +51,7 @@ class Ref:
 
 
 @dataclass(frozen=True, order=True)
-class Problem:
+class Problem(errors.Problem):
     """One thing that would break on the cluster, located by Flux Kustomization and file."""
 
     file: str
@@ -63,7 +65,7 @@ class Problem:
     subject: tuple[str, str] | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
+        where = self.where
         via = " > ".join(self.chain) or self.kustomization
         owner = f" [{via}]" if via else ""
         return f"{where}: {self.kind}: {self.message}{owner}"

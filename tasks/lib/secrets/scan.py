@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.lib.problems import Problem
 from tasks.lib.secrets.sopsfile import SECRET_ROOTS, is_encrypted_text, is_sops_name
 
 #: The plaintext configuration files that are committed and must stay secret-free.
@@ -84,7 +85,7 @@ SKIPPED_PREFIXES = ("templates/", "tests/")
 
 
 @dataclass(frozen=True, order=True)
-class Finding:
+class Finding(Problem):
     """One problem, located by file and (when known) line; never carries the secret."""
 
     file: str
@@ -92,7 +93,7 @@ class Finding:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.message}" if self.line else f"{self.file}: {self.message}"
+        return f"{self.where}: {self.message}"
 
 
 def entropy(text: str) -> float:
