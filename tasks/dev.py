@@ -15,7 +15,7 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from tasks.lib.errors import UserError
+from tasks.lib.errors import UserError, os_error_line
 from tasks.lib.files import check_output_path, write_output
 from tasks.lib.flux_live import FLUX_NS, reconcile_flux
 from tasks.lib.paths import OPERATOR_DIR_ENV, paths_for
@@ -110,6 +110,11 @@ def validate(
             )
         notes = _helm(tree) if helm else []
         text = report.as_json(tree, notes) if json else report.as_text(tree, notes)
+    except OSError as error:  # a path the OS refuses (too long, no permission): the user's to fix
+        problem = UserError(os_error_line(error))
+        if json:
+            _emit(jsonlib.dumps({"error": " ".join(problem.lines)}, indent=2))
+        raise problem from None
     except UserError as error:
         if json:
             _emit(jsonlib.dumps({"error": " ".join(error.lines)}, indent=2))

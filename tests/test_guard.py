@@ -148,7 +148,7 @@ def raise_hung(signum: int, frame: object) -> None:
 
 
 #: Known crashes, found by this test, not yet fixed (strict: the test fails once they are).
-KNOWN_CRASHES = {"dev.validate": "a 5000-character --path is reported as a bug (merged at the deadline)"}
+KNOWN_CRASHES: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
