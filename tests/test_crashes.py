@@ -132,7 +132,9 @@ def test_sops_edit_removes_its_plaintext_copy_on_a_signal(repo: Path, tmp_path: 
     """The editor's plaintext copy (the one file an editor needs) is gone after any signal."""
     marker = tmp_path / "editing"
     editor = tmp_path / "editor.sh"
-    editor.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {marker}\nsleep 120\n')
+    # The stand-in editor lets go of the output pipes: sops.edit does not wait for an editor
+    # it leaves behind, and a sleeper holding them would keep communicate() below waiting.
+    editor.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {marker}\nexec sleep 120 </dev/null >/dev/null 2>&1\n')
     editor.chmod(0o755)
     env = {**os.environ, "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR), "EDITOR": str(editor)}
     process = subprocess.Popen(
