@@ -22,8 +22,7 @@ from typing import Any, TypeVar
 
 from invoke.exceptions import Exit
 
-from tasks.lib.problems import ConfigProblem as ConfigProblem
-from tasks.lib.problems import Problem as Problem
+from tasks.lib.problems import Problem
 
 #: Set to 1 to let an unexpected exception show its traceback.
 DEBUG_ENV = "HOME_OPS_DEBUG"

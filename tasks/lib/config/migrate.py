@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.lib.config.schema import CLUSTER_KEYS, NODE_KEYS, Document, key_position, read_yaml, validate
-from tasks.lib.errors import ConfigProblem, UserError
+from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
+from tasks.lib.problems import ConfigProblem
 
 if TYPE_CHECKING:
     from tasks.lib.tools.runner import Outcome

@@ -56,7 +56,8 @@ from tasks.lib.config.constraints import (
     parse_address,
     shown,
 )
-from tasks.lib.errors import ConfigProblem, UserError
+from tasks.lib.errors import UserError
+from tasks.lib.problems import ConfigProblem
 
 # --------------------------------------------------------------------------- input limits
 

@@ -23,8 +23,9 @@ from typing import Any
 
 from tasks.lib.config.constraints import is_set, plain
 from tasks.lib.config.schema import ClusterConfig, Document, key_position, load_config
-from tasks.lib.errors import ConfigProblem, UserError
+from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
+from tasks.lib.problems import ConfigProblem
 
 #: Values that ``inv init`` puts in a new cluster.sops.yaml; configure warns while they stay.
 PLACEHOLDER_MARK = "replace-me"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.lib import errors
+from tasks.lib import problems
 
 KS_GROUP = "kustomize.toolkit.fluxcd.io"
 HR_GROUP = "helm.toolkit.fluxcd.io"
@@ -51,7 +51,7 @@ class Ref:
 
 
 @dataclass(frozen=True, order=True)
-class Problem(errors.Problem):
+class Problem(problems.Problem):
     """One thing that would break on the cluster, located by Flux Kustomization and file."""
 
     file: str
