@@ -19,11 +19,12 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.lib.boundary import RENDERED_DIRS, RENDERED_FILES, outside_problems, writable_problems
 from tasks.lib.config.schema import ClusterConfig, explain_rendered_error, load_config
 from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
 from tasks.lib.errors import Interrupted, UserError, signals_deferred
@@ -382,6 +383,27 @@ def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], li
     return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
 
 
+def boundary_problems(paths: Paths) -> list[str]:
+    """Every input of a render and every rendered folder that leads outside the repository
+    (a symlink to elsewhere, a symlink loop): read through, it would pull a file from
+    anywhere into the render or into an error message; written through, it would put
+    the render anywhere."""
+    root = paths.root
+    candidates = [root / name for name in (*RENDER_INPUT_FILES, *RENDERED_DIRS, *RENDERED_FILES)]
+    candidates.append(paths.templates)
+    if paths.templates.is_dir() and not paths.templates.is_symlink():
+        for directory, dirnames, filenames in os.walk(paths.templates):
+            candidates += [Path(directory) / name for name in sorted(dirnames + filenames)]
+    return outside_problems(root, candidates)
+
+
+def tree_problems(root: Path, names: Iterable[str]) -> list[str]:
+    """The rendered files about to be compared, written or removed that lead outside."""
+    names = list(names)
+    outside = outside_problems(root, [root / name for name in names])
+    return sorted(set(outside + writable_problems(root, names)))
+
+
 def import_renderer(paths: Paths) -> None:
     """Load makejinja ahead of time (in a background thread). A failure is left for the
     render to report, in the main thread, as one line."""
@@ -498,11 +520,15 @@ def settle_interrupted_run(paths: Paths, options: Options) -> None:
 
 def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary:
     say = options.say
+    if problems := boundary_problems(paths):
+        raise UserError(*problems, "nothing was changed")
+    manifest = mf.Manifest.load(paths.manifest)
+    if problems := tree_problems(paths.root, manifest.files):
+        raise UserError(*problems, "nothing was changed")
     operator = read_operator_files(paths)
     register_secrets([operator.age_key, operator.deploy_key, operator.push_token])
-    manifest = mf.Manifest.load(paths.manifest)
     key = mf.secret_key(operator.age_key)
-    inputs = mf.inputs_digest(key, *render_inputs(paths, operator))
+    inputs = mf.inputs_digest(key, paths.root, *render_inputs(paths, operator))
     if not (options.check or options.force) and is_up_to_date(paths, manifest, inputs):
         # Same inputs as the last (validated) render, and the tree is what it wrote.
         say("nothing changed since the last configure: the tree is up to date")
@@ -533,6 +559,8 @@ def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary
     manifest_name = paths.rel(paths.manifest)
     files = dict(staged.files)
     files[manifest_name] = new_manifest(staged, inputs).dumps().encode()
+    if problems := tree_problems(paths.root, [*files, *manifest.files]):
+        raise UserError(*problems, "nothing was changed")
     plan = make_plan(paths.root, files, manifest, owned=manifest_name)
     if options.check:
         # The inputs digest is a cache key, not output: a stale one is not a difference.
