@@ -15,6 +15,7 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 
+from tasks.lib.boundary import git_commit
 from tasks.lib.errors import UserError, os_error_line
 from tasks.lib.files import check_output_path, write_output
 from tasks.lib.flux_live import FLUX_NS, reconcile_flux
@@ -172,9 +173,7 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
         raise UserError(f"--limit {limit}: must be a positive number of characters")
     require(c, "git", "kustomize" if find_tool("kustomize") else "kubectl")
     ref = base or default_branch(root)
-    code, _sha = _git(root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
-    if code != 0:
-        raise UserError(f"unknown git ref '{ref}': pass --base with a branch, tag or commit")
+    commit = git_commit(root, ref)
     if is_dry(c):
         print(
             f"would build the Flux tree at {ref} (temporary git worktree) and the working tree, and diff them"
@@ -183,7 +182,7 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
     head = _validate_tree(root)
     with tempfile.TemporaryDirectory(prefix="home-ops-diff-") as tmp:
         worktree = Path(tmp) / "base"
-        code, _out = _git(root, "worktree", "add", "--detach", "--quiet", str(worktree), ref)
+        code, _out = _git(root, "worktree", "add", "--detach", "--quiet", str(worktree), commit)
         if code != 0:
             raise UserError(f"could not check out {ref} into a temporary worktree")
         try:
