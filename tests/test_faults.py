@@ -42,8 +42,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tasks.lib import swap
 from tasks.lib.config import configure as pipeline
-from tasks.lib.config import swap
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
 from tests.conftest import EXAMPLE_OPERATOR, copy_repo, git
@@ -67,14 +67,16 @@ def read_tree(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in root.rglob("*")
-        if p.is_file() and ".git" not in p.relative_to(root).parts
+        if p.is_file() and not {".git", swap.SCRATCH} & set(p.relative_to(root).parts)
     }
 
 
-def plan_for(old: dict[str, bytes], new: dict[str, bytes]) -> tuple[list[str], list[str]]:
+def plan_for(root: Path, old: dict[str, bytes], new: dict[str, bytes]) -> list[swap.Change]:
+    """What configure hands the swap: the changed files, the removed ones, the manifest last."""
     write = sorted((n for n in new if old.get(n) != new[n]), key=lambda n: n == MANIFEST)
-    remove = sorted(n for n in old if n not in new)
-    return write, remove
+    changes = [swap.Change(root / n, new[n]) for n in write if n != MANIFEST]
+    changes += [swap.Change(root / n, None) for n in sorted(n for n in old if n not in new)]
+    return changes + [swap.Change(root / n, new[n]) for n in write if n == MANIFEST]
 
 
 class Steps:
@@ -102,9 +104,10 @@ class Steps:
 
 
 def no_leftovers(root: Path) -> None:
-    assert not (root / swap.JOURNAL_NAME).exists()
-    leftovers = [p.name for p in root.rglob(".*") if p.name.endswith((swap.NEW_SUFFIX, swap.OLD_SUFFIX))]
-    assert leftovers == []
+    assert not swap.pending(root)
+    scratch = swap.scratch(root)
+    leftovers = [p.relative_to(scratch) for p in scratch.rglob("*")] if scratch.is_dir() else []
+    assert [str(p) for p in leftovers if p.name != swap.LOCK_NAME] == []
 
 
 # --------------------------------------------------------------------------- 1. crash anywhere
@@ -117,7 +120,7 @@ def test_a_crash_at_any_step_of_the_swap_recovers_to_old_or_new(
 ) -> None:
     root = tmp_path_factory.mktemp("crash")
     write_tree(root, old)
-    write, remove = plan_for(old, new)
+    changes = plan_for(root, old, new)
     pid = os.fork()
     if pid == 0:  # the child: crash like SIGKILL at step k (no cleanup of any kind)
         try:
@@ -135,14 +138,14 @@ def test_a_crash_at_any_step_of_the_swap_recovers_to_old_or_new(
                 committing["seen"] = journal.state == "committing"
 
             swap.save_journal = save  # type: ignore[assignment]
-            swap.swap_in(root, new, write, remove)
+            swap.swap_in(root, changes)
             os._exit(0)
         except BaseException:
             os._exit(97)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     assert code in (0, 98, 99), f"child failed unexpectedly ({code})"
-    swap.recover(root, lambda line: None)
+    swap.finish_interrupted(root, lambda line: None)
     after = read_tree(root)
     assert after in (old, new)
     if code in (0, 99):  # finished, or died after the commit point: the new tree
@@ -167,7 +170,7 @@ def test_an_os_error_at_any_step_leaves_the_old_tree(
 ) -> None:
     root = tmp_path_factory.mktemp("oserror")
     write_tree(root, old)
-    write, remove = plan_for(old, new)
+    changes = plan_for(root, old, new)
 
     def fail(what: str) -> None:
         raise OSError(code, os.strerror(code))
@@ -181,7 +184,7 @@ def test_an_os_error_at_any_step_leaves_the_old_tree(
 
     steps.install(monkey)
     try:
-        swap.swap_in(root, new, write, remove)
+        swap.swap_in(root, changes)
         failed = None
     except UserError as error:
         failed = error
@@ -190,10 +193,10 @@ def test_an_os_error_at_any_step_leaves_the_old_tree(
             setattr(obj, name, value)
     if failed is not None:
         (line,) = failed.lines
-        assert line.startswith("could not write the new tree, so nothing was changed: ")
+        assert line.startswith("could not write the new files, so nothing was changed: ")
         assert line.endswith(os.strerror(code) + (" (the disk is full)" if code == errno.ENOSPC else ""))
         assert read_tree(root) == old
-    swap.recover(root, lambda line: None)  # the next run: a no-op, or removes what cleanup could not
+    swap.finish_interrupted(root, lambda line: None)  # the next run: a no-op, or removes leftovers
     assert read_tree(root) == (old if failed is not None else new)
     no_leftovers(root)
 
@@ -212,7 +215,7 @@ renames = [0]
 flushes = [0]
 real_replace, real_fsync = os.replace, os.fsync
 def replace(src, dst, *args, **kwargs):
-    if str(src).endswith(".configure-new"):
+    if "/.home-ops/swap/new/" in str(src):
         renames[0] += 1
         time.sleep(slow)
         if renames[0] == rename_fails:
@@ -398,7 +401,7 @@ def settle_and_check(repo: Path, old: dict[str, bytes], new: dict[str, bytes], e
         no_leftovers(repo)
     if "nothing was written" in err:
         assert left == "old", err
-    if "the new tree is in place" in err:
+    if "the new files are in place" in err:
         assert left == "new", err
     from tests.conftest import example_environment
 
@@ -452,11 +455,14 @@ def test_a_signal_at_any_moment_leaves_old_or_new_and_no_plaintext(
         assert left == "pending"  # killed mid-swap: the next configure finished it (checked above)
     elif during_swap:
         assert code == EXPECTED_CODE[signum] and left == "new"  # the renames were finished first
-        assert "the new tree is in place" in err
+        assert "the new files are in place" in err
 
 
 def committing(repo: Path) -> bool:
-    journal = swap.Journal.load(repo / swap.JOURNAL_NAME)
+    try:
+        journal = swap.load_journal(repo)
+    except UserError:  # caught while being replaced
+        return False
     return journal is not None and journal.state == "committing"
 
 
@@ -472,7 +478,7 @@ def test_two_configures_at_once_never_blame_each_other(
     assert "hand" not in errors and "changed since configure wrote them" not in errors, errors
     assert codes in ([0, 0], [0, 1]), errors
     if codes == [0, 1]:
-        assert "another configure is running (pid " in errors
+        assert "another task is writing this repository (inv configure, pid " in errors
     assert generated(repo) == new
     assert_no_plaintext_anywhere(repo, tmpdir, 0)
     settle_and_check(repo, old, new, "")
@@ -499,7 +505,7 @@ def test_a_full_or_read_only_target_leaves_the_old_tree(
     assert code == 1, err
     assert "Traceback" not in err
     (line,) = [line for line in err.splitlines() if not line.startswith("warning:")]
-    assert line.startswith("could not write the new tree, so nothing was changed: ")
+    assert line.startswith("could not write the new files, so nothing was changed: ")
     assert line.endswith(says)
     assert generated(repo) == old
     no_leftovers(repo)

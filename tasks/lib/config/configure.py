@@ -5,7 +5,7 @@ ever written to any file, memory-backed ones included: the secret templates are 
 into memory and handed to sops on stdin, and everything that needs files (the YAML checks,
 kustomize, the swap) works on the ciphertext, which kustomize builds just as well. The rest
 is rendered into a private staging directory outside the repository, validated there, and
-swapped into the work tree all or nothing (see :mod:`tasks.lib.config.swap`), one run at a
+swapped into the work tree all or nothing (see :mod:`tasks.lib.swap`), one run at a
 time. A failure, Ctrl-C, SIGTERM or SIGHUP leaves the tree as it was; SIGKILL or power loss
 in the middle of the swap is finished by the next run.
 """
@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.lib import swap
 from tasks.lib.boundary import RENDERED_DIRS, RENDERED_FILES, outside_problems, writable_problems
 from tasks.lib.config.schema import ClusterConfig, explain_rendered_error, load_config
 from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
@@ -36,7 +37,6 @@ from tasks.lib.tools.kustomize import kustomize_argv
 from tasks.lib.tools.runner import Outcome, find_tool, redact, register_secrets, run_many
 
 from . import manifest as mf
-from . import swap
 
 #: Files whose bytes decide what a render produces (besides templates/ and the operator's
 #: key material, which are added separately).
@@ -488,7 +488,7 @@ def configure(paths: Paths, options: Options) -> Summary:
     whether the new tree is in place."""
     swapped: list[bool] = []
     try:
-        with swap.configure_lock(paths.root, optional=options.check or options.dry):
+        with swap.locked(paths.root, "configure", optional=options.check or options.dry):
             settle_interrupted_run(paths, options)
             return run_pipeline(paths, options, swapped)
     except KeyboardInterrupt as error:
@@ -496,7 +496,7 @@ def configure(paths: Paths, options: Options) -> Summary:
             raise
         signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
         message = (
-            "the swap had finished: the new tree is in place"
+            "the swap had finished: the new files are in place"
             if swapped
             else "nothing was written: the tree is as it was"
         )
@@ -504,27 +504,21 @@ def configure(paths: Paths, options: Options) -> Summary:
 
 
 def settle_interrupted_run(paths: Paths, options: Options) -> None:
-    """Finish what a killed run left behind (its journal, temporary files), before anything
-    looks at the tree; ``--check`` and ``--dry`` only say so, they write nothing."""
-    if not swap.pending(paths.root):
-        if not (options.check or options.dry):
-            swap.recover(paths.root, options.say)  # stray temporaries only
-        return
+    """Finish what a killed writer left behind (its journal, temporary files), before
+    anything looks at the tree; ``--check`` and ``--dry`` only say so, they write nothing."""
     if options.check or options.dry:
-        raise UserError(
-            "an interrupted configure left its swap unfinished (.configure-journal.json) — "
-            "run `inv configure` to finish it"
-        )
-    swap.recover(paths.root, options.say)
+        swap.require_settled(paths.root)
+    else:
+        swap.finish_interrupted(paths.root, options.say, paths.key_dirs)
 
 
 def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary:
     say = options.say
     if problems := boundary_problems(paths):
-        raise UserError(*problems, "nothing was changed")
+        raise UserError(*problems)
     manifest = mf.Manifest.load(paths.manifest)
     if problems := tree_problems(paths.root, manifest.files):
-        raise UserError(*problems, "nothing was changed")
+        raise UserError(*problems)
     operator = read_operator_files(paths)
     register_secrets([operator.age_key, operator.deploy_key, operator.push_token])
     key = mf.secret_key(operator.age_key)
@@ -560,7 +554,7 @@ def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary
     files = dict(staged.files)
     files[manifest_name] = new_manifest(staged, inputs).dumps().encode()
     if problems := tree_problems(paths.root, [*files, *manifest.files]):
-        raise UserError(*problems, "nothing was changed")
+        raise UserError(*problems)
     plan = make_plan(paths.root, files, manifest, owned=manifest_name)
     if options.check:
         # The inputs digest is a cache key, not output: a stale one is not a difference.
@@ -584,8 +578,11 @@ def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary
             say(f"would remove {name}")
         return Summary(unchanged=len(plan.unchanged), encrypted=staged.encrypted, kept=staged.kept)
     # The manifest last: until it is in place, the old manifest describes the old files.
-    order = sorted(plan.write, key=lambda name: name == manifest_name)
-    swap.swap_in(paths.root, files, order, plan.remove)
+    changes = [swap.Change(paths.root / name, files[name]) for name in plan.write if name != manifest_name]
+    changes += [swap.Change(paths.root / name, None) for name in plan.remove]
+    if manifest_name in plan.write:
+        changes.append(swap.Change(paths.manifest, files[manifest_name]))
+    swap.swap_in(paths.root, changes, "configure", paths.key_dirs)
     swapped.append(True)
     return Summary(plan.write, len(plan.unchanged), plan.remove, staged.encrypted, staged.kept)
 
