@@ -1,9 +1,10 @@
 """``inv sops.*``: encrypt, decrypt, edit, check and rotate the repository's secrets.
 
 Plaintext never touches the disk on our side: it travels between sops and these tasks
-through pipes and is held in memory only; every file is replaced atomically (temporary
-file in the same directory, then ``os.replace``), so an interrupted task leaves each file
-either as it was or fully re-encrypted.
+through pipes and is held in memory only. Files are written through the repository's one
+swap (:mod:`tasks.lib.swap`): all of them or none, so an interrupted ``encrypt`` or
+``rotate`` leaves every file as it was or every file re-encrypted. Only files inside the
+repository are read or written: a path or symlink leading out of it is refused.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from pathlib import Path
 from invoke.collection import Collection
 from invoke.context import Context
 
+from tasks.lib import swap
+from tasks.lib.boundary import inside
 from tasks.lib.errors import UserError
-from tasks.lib.files import memory_dir, private_scratch, read_text, write_atomically
+from tasks.lib.files import memory_dir, private_scratch, read_text
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name, store_type
 from tasks.lib.taskdef import task
@@ -44,14 +47,15 @@ EDIT_SCRATCH = "home-ops-sops-edit-"
 
 def resolve(paths: Paths, name: str) -> Path:
     """A path given on the command line: relative to the working directory when that lies
-    inside the repository and the file exists there, else to the repository root."""
+    inside the repository and the file exists there, else to the repository root. It must
+    stay inside the repository (symlinks followed), or it is refused with one line."""
     given = Path(name)
-    if given.is_absolute():
-        return given
-    cwd = Path.cwd().resolve()
-    here = cwd / given
-    inside = cwd == paths.root or paths.root in cwd.parents
-    return here if inside and here.exists() else paths.root / given
+    if not given.is_absolute():
+        cwd = Path.cwd().resolve()
+        here = cwd / given
+        within = cwd == paths.root or paths.root in cwd.parents
+        given = here if within and here.exists() else paths.root / given
+    return inside(paths.root, given, name)
 
 
 def rel(paths: Paths, path: Path) -> str:
@@ -70,7 +74,7 @@ def sops_targets(paths: Paths, given: Sequence[str]) -> list[Path]:
     from tasks.lib.secrets.scan import sops_files
 
     if not given:
-        return list(sops_files(paths.root))
+        return [inside(paths.root, path) for path in sops_files(paths.root)]
     targets: list[Path] = []
     problems: list[str] = []
     for name in given:
@@ -135,10 +139,12 @@ def encrypt(c: Context, path: list[str] | None = None) -> None:
         return
     jobs = [(encrypt_argv(label), text.encode()) for label, (_, text) in zip(labels, plain, strict=True)]
     outputs = run_sops_batch(paths, jobs, labels)
-    for (target, _), label, ciphertext in zip(plain, labels, outputs, strict=True):
+    for label, ciphertext in zip(labels, outputs, strict=True):
         if not is_encrypted_text(ciphertext):
             raise UserError(f"{label}: sops returned no encrypted values — check its rule in .sops.yaml")
-        write_atomically(target, ciphertext)
+    changes = [swap.Change(target, text.encode()) for (target, _), text in zip(plain, outputs, strict=True)]
+    swap.write_files(paths.root, changes, "sops.encrypt", key_dirs=paths.key_dirs)
+    for label in labels:
         print(f"encrypted {label}")
 
 
@@ -249,7 +255,7 @@ def rotate(c: Context, old_key: str | None = None) -> None:
 
     paths = paths_for(c)
     require_sops_config(paths)
-    extra = [resolve(paths, old_key)] if old_key else []
+    extra = [Path(old_key).expanduser().absolute()] if old_key else []  # a key file: anywhere
     for key_file in extra:
         if not key_file.is_file():
             raise UserError(f"{old_key}: no such key file")
@@ -293,8 +299,9 @@ def rotate(c: Context, old_key: str | None = None) -> None:
         raise UserError(
             *(f"{label}: decrypts differently after rotation — nothing written" for label in changed)
         )
-    for path, label, ciphertext in zip(files, labels, rotated, strict=True):
-        write_atomically(path, ciphertext)
+    changes = [swap.Change(path, text.encode()) for path, text in zip(files, rotated, strict=True)]
+    swap.write_files(paths.root, changes, "sops.rotate", key_dirs=paths.key_dirs)
+    for label in labels:
         print(f"rotated {label}")
     print(f"{len(files)} file(s) re-encrypted and verified")
 

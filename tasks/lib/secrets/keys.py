@@ -1,27 +1,14 @@
 """Key material for ``inv init``: age key, deploy key, push token. Pure Python, no tools.
 
-Files are created exclusively (``O_EXCL``) with mode 0600, so an existing file is never
-overwritten and a key is never readable by others, not even for a moment.
+Only the contents are made here; :mod:`tasks.lib.swap` writes them (exclusively, mode 0600
+from the first byte, all or none).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 from pathlib import Path
-
-
-def write_private(path: Path, content: str) -> bool:
-    """Create ``path`` with mode 0600 holding ``content``; False (and no change) if it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-    return True
 
 
 def age_key_file() -> tuple[str, str]:
@@ -103,9 +90,12 @@ def age_recipients_of(sops_file: Path) -> list[str]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    from tasks.lib.errors import UserError
+    from tasks.lib.files import read_text
+
     try:
-        data = YAML(typ="safe", pure=True).load(sops_file.read_text())
-    except (OSError, UnicodeDecodeError, YAMLError):
+        data = YAML(typ="safe", pure=True).load(read_text(sops_file))
+    except (UserError, YAMLError, RecursionError):
         return []
     if not isinstance(data, dict) or not isinstance(data.get("sops"), dict):
         return []

@@ -38,9 +38,12 @@ def is_encrypted_text(text: str) -> bool:
 
 
 def is_encrypted(path: Path) -> bool:
+    from tasks.lib.errors import UserError
+    from tasks.lib.files import read_bytes
+
     try:
-        return is_encrypted_text(path.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
+        return is_encrypted_text(read_bytes(path).decode("utf-8", errors="replace"))
+    except UserError:
         return False
 
 
