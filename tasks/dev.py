@@ -15,6 +15,7 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 
+from tasks.lib import swap
 from tasks.lib.boundary import git_commit
 from tasks.lib.errors import UserError, os_error_line
 from tasks.lib.files import check_output_path, write_output
@@ -102,6 +103,7 @@ def validate(
     from tasks.lib.fluxtree import report
 
     require(c, "kustomize" if find_tool("kustomize") else "kubectl")
+    swap.require_settled(paths_for(c).root)  # a half-swapped tree would validate as something else
     variables = _variables(var or [], vars_file)
     target = Path(path).expanduser() if path else paths_for(c).root
     try:
@@ -167,6 +169,7 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
     from tasks.lib.fluxtree.diff import markdown
 
     root = paths_for(c).root
+    swap.require_settled(root)
     if output_file:
         check_output_path(Path(output_file))  # before the work, not after it
     if limit <= 0:

@@ -103,15 +103,13 @@ class Manifest:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return cls()
         bad = [
-            f"{label}: files: {shown(name)}: {problem} — configure never writes such an entry"
+            f"{label}: files: {shown(name)}: {problem} — not a file configure writes; nothing was "
+            f"changed (restore the manifest: `git checkout -- {label}`)"
             for name in files
             if (problem := rendered_name_problem(name)) is not None
         ]
         if bad:
-            raise UserError(
-                *bad,
-                f"nothing was changed; restore {label} from git (`git checkout -- {label}`) or delete it",
-            )
+            raise UserError(*bad)
         return cls(files, inputs)
 
     def dumps(self) -> str:

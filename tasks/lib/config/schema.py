@@ -29,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tasks.lib.boundary import inside
 from tasks.lib.config.constraints import (
     ASN,
     DNS_LABEL,
@@ -828,6 +829,8 @@ def load_config(cluster_path: Path, nodes_path: Path, root: Path | None = None) 
     documents: list[Document] = []
     for path in (cluster_path, nodes_path):
         try:
+            if root is not None:  # a symlink out (to /etc/shadow) would print its lines
+                inside(root, path, label(path))
             documents.append(read_yaml(path, label(path)))
         except UserError as error:
             errors += error.lines
