@@ -19,7 +19,7 @@ from invoke.collection import Collection
 from invoke.context import Context
 
 from tasks.lib import swap
-from tasks.lib.boundary import inside
+from tasks.lib.boundary import inside, path_argument
 from tasks.lib.errors import UserError
 from tasks.lib.files import memory_dir, private_scratch, read_text
 from tasks.lib.paths import Paths, paths_for
@@ -195,7 +195,7 @@ def edit(c: Context, path: str) -> None:
     else:
         require_sops_config(paths)
     require(c, "sops")
-    argv = ["sops", "edit", label]
+    argv = ["sops", "edit", path_argument(label)]
     if is_dry(c):
         print(command_line(argv))
         return
@@ -251,7 +251,6 @@ def rotate(c: Context, old_key: str | None = None) -> None:
     and compared; only when every file passes is anything written.
     """
     from tasks.lib.secrets.recipients import available_identities, creation_rule_recipients, key_problem
-    from tasks.lib.secrets.scan import sops_files
 
     paths = paths_for(c)
     require_sops_config(paths)
@@ -261,7 +260,7 @@ def rotate(c: Context, old_key: str | None = None) -> None:
             raise UserError(f"{old_key}: no such key file")
         if "AGE-SECRET-KEY-" not in read_text(key_file, old_key, "give the old age key file"):
             raise UserError(f"{old_key}: no AGE-SECRET-KEY line — is this an age key file?")
-    files = [p for p in sops_files(paths.root) if is_encrypted_text(read_text(p, rel(paths, p)))]
+    files = [p for p in sops_targets(paths, []) if is_encrypted_text(read_text(p, rel(paths, p)))]
     if not files:
         print("nothing to rotate: no encrypted *.sops.* file")
         return

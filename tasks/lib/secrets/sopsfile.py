@@ -65,7 +65,9 @@ def encrypt_argv(filename: str) -> list[str]:
 
 
 def decrypt_argv(path: str) -> list[str]:
-    return ["sops", "--decrypt", path]
+    from tasks.lib.boundary import path_argument
+
+    return ["sops", "--decrypt", path_argument(path)]  # a file named -x is not an option
 
 
 def encrypt_to_argv(filename: str, recipient: str) -> list[str]:
