@@ -298,20 +298,23 @@ def test_every_address_the_templates_derive_is_checked() -> None:
 
 
 NOT_REGULAR = "is not a regular file (a pipe, socket or device?) — expected a YAML file"
+OUTSIDE = "outside the repository — refused"
 
 
 @pytest.mark.parametrize(
     ("replace", "expected"),
     [
         (os.mkfifo, f"cluster.yaml: {NOT_REGULAR}"),  # would hang a plain open()
-        (lambda path: path.symlink_to("/dev/zero"), f"cluster.yaml: {NOT_REGULAR}"),  # would eat memory
-        (lambda path: path.symlink_to("/dev/null"), f"cluster.yaml: {NOT_REGULAR}"),
+        (lambda path: path.symlink_to("/dev/zero"), f"cluster.yaml: a symlink to /dev/zero, {OUTSIDE}"),
+        (lambda path: path.symlink_to("/dev/null"), f"cluster.yaml: a symlink to /dev/null, {OUTSIDE}"),
+        (lambda path: path.symlink_to(path.parent / "fifo"), f"cluster.yaml: {NOT_REGULAR}"),
         (Path.mkdir, "cluster.yaml: is a directory — expected a YAML file"),
         (lambda path: path.symlink_to(path.parent / "missing"), "cluster.yaml: file not found"),
     ],
 )
 def test_only_regular_files_are_read(tmp_path: Path, replace: Any, expected: str) -> None:
     cluster, nodes = write(tmp_path)
+    os.mkfifo(tmp_path / "fifo")  # a link to it stays inside: refused for what it is
     cluster.unlink()
     replace(cluster)
     with pytest.raises(UserError) as raised:

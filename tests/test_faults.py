@@ -19,6 +19,10 @@ Four classes of cases:
 4. **A full or read-only target during a real configure**: ENOSPC while writing the new
    files, EROFS in the middle of the renames: exit 1, one line naming the path and the OS
    error, the old tree byte for byte.
+5. **SIGKILL at every rename of the other writers** (``inv init --from`` with the operator's
+   keys outside the repository, ``inv sops.rotate``; real subprocesses, real sops): after
+   each, readers refuse the unfinished swap, and the next writer's first step leaves every
+   file old or every file new, with no temporary file left.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import random
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -46,6 +51,7 @@ from tasks.lib import swap
 from tasks.lib.config import configure as pipeline
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
+from tasks.lib.secrets.sopsfile import is_sops_name
 from tests.conftest import EXAMPLE_OPERATOR, copy_repo, git
 from tests.test_pipeline import MINIMAL_TEMPLATES, TOKEN, use_templates
 
@@ -510,3 +516,137 @@ def test_a_full_or_read_only_target_leaves_the_old_tree(
     assert generated(repo) == old
     no_leftovers(repo)
     assert settle_and_check(repo, old, new, err) == "old"
+
+
+# --------------------------------------------------------------------------- 5. the other writers
+
+#: ``inv`` that SIGKILLs itself just before its k-th rename (``os.replace``: the swap's
+#: journal saves and every file it puts in place); with k = 0 it counts them instead.
+KILL_WRAPPER = r"""
+import atexit, os, signal, sys
+kill_at = int(os.environ["FAULT_KILL_AT_RENAME"])
+count = [0]
+real_replace = os.replace
+def replace(src, dst, *args, **kwargs):
+    count[0] += 1
+    if count[0] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+os.replace = replace
+if kill_at == 0:
+    atexit.register(lambda: open(os.environ["FAULT_COUNT_FILE"], "w").write(str(count[0])))
+sys.argv = ["inv", *sys.argv[1:]]
+from invoke.main import program
+program.run()
+"""
+
+
+def killed_at(
+    repo: Path, tmp_path: Path, args: list[str], k: int, operator: Path
+) -> subprocess.CompletedProcess[str]:
+    wrapper = tmp_path / "inv_killed.py"
+    wrapper.write_text(KILL_WRAPPER)
+    env = {
+        **os.environ,
+        "HOME_OPS_OPERATOR_DIR": str(operator),
+        "FAULT_KILL_AT_RENAME": str(k),
+        "FAULT_COUNT_FILE": str(tmp_path / "renames"),
+    }
+    env.pop("HOME_OPS_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, str(wrapper), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def files_of(*roots: Path) -> dict[str, bytes]:
+    found = {}
+    for root in roots:
+        found.update({f"{root.name}/{name}": data for name, data in read_tree(root).items()})
+    return found
+
+
+def old_or_new(old: dict[str, bytes], after: dict[str, bytes], targets: set[str]) -> str:
+    """``old`` when no target changed, ``new`` when every one did; anything else fails."""
+    changed = {name for name in targets if after.get(name) != old.get(name)}
+    assert changed in (set(), targets), f"mixed: {sorted(changed)} new, {sorted(targets - changed)} old"
+    assert {n: d for n, d in after.items() if n not in targets} == {
+        n: d for n, d in old.items() if n not in targets
+    }
+    return "new" if changed else "old"
+
+
+def every_kill(
+    tmp_path: Path, make: Callable[[Path], tuple[Path, Path, list[str]]], check_new: Callable[..., None]
+) -> list[str]:
+    """Run the task once to count its renames, then once killed at each of them; after each
+    kill the next writer's first step (finish the interrupted swap) must leave old or new."""
+    repo, operator, args = make(tmp_path / "count")
+    old = files_of(repo, operator)
+    done = killed_at(repo, tmp_path, args, 0, operator)
+    assert done.returncode == 0, done.stderr
+    total = int((tmp_path / "renames").read_text())
+    targets = {n for n, d in files_of(repo, operator).items() if old.get(n) != d}
+    assert total >= len(targets) >= 4
+    outcomes = []
+    for k in range(1, total + 1):
+        repo, operator, args = make(tmp_path / f"kill-{k}")
+        old = files_of(repo, operator)
+        result = killed_at(repo, tmp_path, args, k, operator)
+        assert result.returncode == -signal.SIGKILL, (k, result.stderr)
+        if swap.pending(repo):
+            with pytest.raises(UserError, match="left its swap unfinished"):
+                swap.require_settled(repo)  # every reader of the tree refuses meanwhile
+        swap.finish_interrupted(repo, lambda line: None, [operator])
+        left = old_or_new(old, files_of(repo, operator), targets)
+        if left == "new":
+            check_new(repo, operator)
+        no_leftovers(repo)
+        no_leftovers(operator)
+        outcomes.append(left)
+    return outcomes
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_rename_of_init_from_ends_old_or_new(tmp_path: Path) -> None:
+    from tests.test_migrate import write_checkout
+
+    checkout = write_checkout(tmp_path / "template")
+
+    def make(where: Path) -> tuple[Path, Path, list[str]]:
+        repo = copy_repo(where / "repo")
+        operator = where / "operator"  # outside the repository: its own scratch
+        operator.mkdir()
+        return repo, operator, ["init", "--from", str(checkout.path)]
+
+    def check_new(repo: Path, operator: Path) -> None:
+        assert (operator / "age.key").read_text().strip().endswith(checkout.age_identity)
+        assert stat.S_IMODE((operator / "age.key").stat().st_mode) == 0o600
+        assert checkout.token.encode() not in (repo / "cluster.sops.yaml").read_bytes()
+
+    outcomes = every_kill(tmp_path, make, check_new)
+    assert "old" in outcomes and "new" in outcomes, outcomes
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_rename_of_sops_rotate_ends_old_or_new(tmp_path: Path) -> None:
+    plaintexts: dict[str, str] = {}
+
+    def make(where: Path) -> tuple[Path, Path, list[str]]:
+        return copy_repo(where / "repo"), EXAMPLE_OPERATOR, ["sops.rotate"]  # keys: only read
+
+    def decrypted(repo: Path) -> dict[str, str]:
+        found = {}
+        for path in sorted(p for p in repo.rglob("*.sops.yaml") if is_sops_name(p)):
+            env = {**os.environ, "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key")}
+            result = subprocess.run(["sops", "--decrypt", str(path)], env=env, capture_output=True, text=True)
+            assert result.returncode == 0, (path, result.stderr)
+            found[str(path.relative_to(repo))] = result.stdout
+        return found
+
+    def check_new(repo: Path, operator: Path) -> None:
+        if not plaintexts:
+            plaintexts.update(decrypted(copy_repo(tmp_path / "reference")))
+        assert decrypted(repo) == plaintexts  # re-encrypted, same secrets
+
+    outcomes = every_kill(tmp_path, make, check_new)
+    assert "old" in outcomes and "new" in outcomes, outcomes
