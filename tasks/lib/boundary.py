@@ -21,7 +21,8 @@ are not confined to the repository.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import stat
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from tasks.lib.errors import UserError
@@ -48,30 +49,68 @@ def is_within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def where_it_leads(root: Path, path: Path, label: str) -> str | None:
-    """Why ``path`` is not inside ``root`` (one line naming the first part of it that leads
-    out, so a linked folder is one line, not one per file in it), or None when it is.
-    A missing file is fine: only what exists can lead elsewhere."""
-    real_root = resolved(root) or root
-    target = resolved(path)
-    if target is not None and is_within(target, real_root):
+class Walk:
+    """Checks paths against one root without resolving each in full: every part of a path
+    below the root is looked at once (``lstat``), and only a symlink is followed, so a
+    hundred files in a few folders cost a few hundred ``lstat`` calls."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = resolved(root) or root
+        self.seen: dict[str, str | None] = {}  # a part of a path -> why it leads out, or None
+
+    def problem(self, path: Path | str, label: str | None = None) -> str | None:
+        """Why ``path`` is not inside the root: one line naming the first part of it that
+        leads out (so a linked folder is one line, not one per file in it), or None. A
+        missing file is fine: only what exists can lead elsewhere."""
+        text, base = str(path), str(self.root)
+        if text.startswith(base + os.sep):
+            parts: Sequence[str] = [part for part in text[len(base) + 1 :].split(os.sep) if part]
+        else:
+            parts = [] if text == base else [".."]
+        if ".." in parts:  # written to lead out: only the resolved path can tell
+            target = resolved(Path(path))
+            if target is not None and is_within(target, self.real_root):
+                return None
+            shown = label or display(self.root, Path(path))
+            return f"{shown}: {target or 'a symlink loop'} is outside the repository — refused"
+        step = str(self.root)
+        for part in parts:
+            step = os.path.join(step, part)
+            if step not in self.seen:
+                self.seen[step] = self.part_problem(step)
+            problem = self.seen[step]
+            if problem == MISSING:
+                return None
+            if problem is not None:
+                return problem
         return None
-    try:
-        parts = path.relative_to(root).parts
-    except ValueError:
-        return f"{label}: {target or path} is outside the repository — refused"
-    step = root
-    for part in parts:
-        step = step / part
-        if not step.is_symlink():
-            continue
-        leads_to = resolved(step)
-        name = display(root, step)
+
+    def part_problem(self, step: str) -> str | None:
+        try:
+            info = os.lstat(step)
+        except (FileNotFoundError, NotADirectoryError):
+            return MISSING
+        except OSError as error:
+            return f"{display(self.root, Path(step))}: cannot look at it: {error.strerror or error}"
+        if not stat.S_ISLNK(info.st_mode):
+            return None
+        name = display(self.root, Path(step))
+        leads_to = resolved(Path(step))
         if leads_to is None:
             return f"{name}: a symlink loop — replace it with the file or folder itself"
-        if not is_within(leads_to, real_root):
+        if not is_within(leads_to, self.real_root):
             return f"{name}: a symlink to {leads_to}, outside the repository — refused (replace the link)"
-    return f"{label}: {target or path} is outside the repository — refused"
+        return None
+
+
+#: What :meth:`Walk.part_problem` says of a part that does not exist.
+MISSING = "\0missing"
+
+
+def where_it_leads(root: Path, path: Path, label: str) -> str | None:
+    """Why ``path`` is not inside ``root`` (see :meth:`Walk.problem`), or None."""
+    return Walk(root).problem(path, label)
 
 
 def inside(root: Path, path: Path, label: str | None = None) -> Path:
@@ -84,14 +123,36 @@ def inside(root: Path, path: Path, label: str | None = None) -> Path:
     return full
 
 
-def outside_problems(root: Path, paths: Iterable[Path]) -> list[str]:
-    """One line for each of ``paths`` that leads outside ``root``."""
+def outside_problems(root: Path, paths: Iterable[Path | str]) -> list[str]:
+    """One line for each of ``paths`` that leads outside ``root`` (each once)."""
+    walk = Walk(root)
     lines: dict[str, None] = {}
     for path in paths:
-        problem = where_it_leads(root, path, display(root, path))
+        problem = walk.problem(path)
         if problem is not None:
             lines[problem] = None
     return list(lines)
+
+
+def links_out(root: Path, folder: Path) -> list[str]:
+    """One line for each symlink under ``folder`` (the folder itself included, symlinked
+    folders not entered) that leads outside ``root``. Only links are looked at closely:
+    a tree of plain files and folders costs one listing per folder."""
+    walk = Walk(root)
+    lines = [problem] if (problem := walk.problem(folder, display(root, folder))) is not None else []
+    if problem is not None or not folder.is_dir():
+        return lines
+    pending = [str(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    path = Path(entry.path)
+                    if (problem := walk.problem(path)) is not None:
+                        lines.append(problem)
+                elif entry.is_dir():
+                    pending.append(entry.path)
+    return sorted(lines)
 
 
 def display(root: Path, path: Path) -> str:
@@ -100,19 +161,6 @@ def display(root: Path, path: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-def writable_problems(root: Path, names: Iterable[str]) -> list[str]:
-    """For files about to be written or removed at ``root/NAME``: one line for each whose
-    folder resolves outside ``root`` (the file itself, when it is a symlink, is replaced
-    or removed, never followed)."""
-    lines = []
-    for name in names:
-        parent = (root / name).parent
-        problem = where_it_leads(root, parent, display(root, parent))
-        if problem is not None:
-            lines.append(problem)
-    return sorted(set(lines))
 
 
 # --------------------------------------------------------------------------- recorded names

@@ -132,9 +132,9 @@ def test_a_link_out_is_refused_naming_the_link_once(layout: tuple[Path, Path]) -
     ]
     with pytest.raises(boundary.OutsideRepository):
         boundary.inside(root, Path("cluster.yaml"))
-    assert boundary.writable_problems(root, ["kubernetes/apps/default/a.yaml", "kubernetes/x.yaml"]) == [
-        f"kubernetes/apps/default: a symlink to {outside}, {refused}"
-    ]
+    assert boundary.outside_problems(
+        root, [root / "kubernetes/apps/default/a.yaml", root / "kubernetes"]
+    ) == [f"kubernetes/apps/default: a symlink to {outside}, {refused}"]
 
 
 def test_a_symlink_loop_is_one_line(layout: tuple[Path, Path]) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.lib import swap
-from tasks.lib.boundary import RENDERED_DIRS, RENDERED_FILES, outside_problems, writable_problems
+from tasks.lib.boundary import RENDERED_DIRS, RENDERED_FILES, links_out, outside_problems
 from tasks.lib.config.schema import ClusterConfig, explain_rendered_error, load_config
 from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
 from tasks.lib.errors import Interrupted, UserError, signals_deferred
@@ -390,18 +390,13 @@ def boundary_problems(paths: Paths) -> list[str]:
     the render anywhere."""
     root = paths.root
     candidates = [root / name for name in (*RENDER_INPUT_FILES, *RENDERED_DIRS, *RENDERED_FILES)]
-    candidates.append(paths.templates)
-    if paths.templates.is_dir() and not paths.templates.is_symlink():
-        for directory, dirnames, filenames in os.walk(paths.templates):
-            candidates += [Path(directory) / name for name in sorted(dirnames + filenames)]
-    return outside_problems(root, candidates)
+    return outside_problems(root, candidates) + links_out(root, paths.templates)
 
 
 def tree_problems(root: Path, names: Iterable[str]) -> list[str]:
-    """The rendered files about to be compared, written or removed that lead outside."""
-    names = list(names)
-    outside = outside_problems(root, [root / name for name in names])
-    return sorted(set(outside + writable_problems(root, names)))
+    """The rendered files about to be compared, written or removed that lead outside (a
+    symlinked folder on the way, or the file itself a symlink)."""
+    return outside_problems(root, [os.path.join(root, name) for name in names])
 
 
 def import_renderer(paths: Paths) -> None:
