@@ -4,6 +4,8 @@ kustomize and git; nothing is faked."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,8 @@ from tasks.lib.config import configure as pipeline
 from tasks.lib.errors import UserError
 from tasks.lib.fluxtree import validate
 from tasks.lib.paths import repo_paths
-from tests.conftest import git
+from tasks.lib.secrets.sopsfile import encrypt_argv
+from tests.conftest import EXAMPLE_OPERATOR, git
 
 DEFAULT_KUSTOMIZATION = "kubernetes/apps/default/kustomization.yaml"
 
@@ -164,3 +167,59 @@ def test_an_invalid_merge_result_is_refused_and_nothing_is_written(example_repo:
         line.startswith("kubernetes/apps/default: kustomize build failed") for line in raised.value.lines
     )
     assert (example_repo / DEFAULT_KUSTOMIZATION).read_text() == before
+
+
+def edit_secrets(repo: Path, extra: str) -> None:
+    """Append ``extra`` to the decrypted cluster.sops.yaml and encrypt it again (in memory)."""
+    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key")}
+    plain = subprocess.run(
+        ["sops", "--decrypt", "cluster.sops.yaml"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    encrypted = subprocess.run(
+        encrypt_argv("cluster.sops.yaml"),
+        cwd=repo,
+        env=env,
+        input=plain + extra,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (repo / "cluster.sops.yaml").write_text(encrypted)
+
+
+def test_own_variables_for_cluster_secrets_live_in_cluster_sops_yaml(example_repo: Path) -> None:
+    add_app(example_repo, "default", "myapp")
+    configmap = example_repo / "kubernetes/apps/default/myapp/app/configmap.yaml"
+    configmap.write_text(configmap.read_text() + "  mail: ${SMTP_HOST}\n")
+    configure(example_repo)
+    problems = validate(example_repo).problems
+    assert [p.kind for p in problems] == ["unresolved-variable"]  # nothing provides it yet
+    assert "SMTP_HOST" in problems[0].message
+    edit_secrets(example_repo, 'cluster_secrets:\n  SMTP_HOST: "smtp.example.net"\n')
+    summary = configure(example_repo)
+    assert "kubernetes/components/sops/cluster-secrets.sops.yaml" in summary.encrypted
+    assert "bootstrap/cluster-secrets.sops.yaml" in summary.encrypted
+    secret = (example_repo / "kubernetes/components/sops/cluster-secrets.sops.yaml").read_text()
+    assert "SMTP_HOST: ENC[" in secret and "smtp.example.net" not in secret
+    deployed(example_repo)  # no problem left: the variable has a creator
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ("  1ST: x\n", "'1ST' is not a variable name"),
+        ("  SECRET_DOMAIN: x\n", "SECRET_DOMAIN is set by configure"),
+        ("  PORT: 25\n", "PORT must be a string (quote numbers and booleans)"),
+    ],
+)
+def test_bad_own_variables_are_one_line_each(example_repo: Path, variables: str, message: str) -> None:
+    edit_secrets(example_repo, "cluster_secrets:\n" + variables)
+    with pytest.raises(UserError) as raised:
+        configure(example_repo)
+    (line,) = raised.value.lines
+    assert line.startswith("cluster.sops.yaml:") and "cluster_secrets: " + message in line
