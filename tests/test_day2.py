@@ -4,8 +4,6 @@ kustomize and git; nothing is faked."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +13,7 @@ from tasks.lib.config import configure as pipeline
 from tasks.lib.errors import UserError
 from tasks.lib.fluxtree import validate
 from tasks.lib.paths import repo_paths
-from tasks.lib.secrets.sopsfile import encrypt_argv
-from tests.conftest import EXAMPLE_OPERATOR, git
+from tests.conftest import git, rewrite_secrets
 
 DEFAULT_KUSTOMIZATION = "kubernetes/apps/default/kustomization.yaml"
 
@@ -171,25 +168,7 @@ def test_an_invalid_merge_result_is_refused_and_nothing_is_written(example_repo:
 
 def edit_secrets(repo: Path, extra: str) -> None:
     """Append ``extra`` to the decrypted cluster.sops.yaml and encrypt it again (in memory)."""
-    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key")}
-    plain = subprocess.run(
-        ["sops", "--decrypt", "cluster.sops.yaml"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    encrypted = subprocess.run(
-        encrypt_argv("cluster.sops.yaml"),
-        cwd=repo,
-        env=env,
-        input=plain + extra,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    (repo / "cluster.sops.yaml").write_text(encrypted)
+    rewrite_secrets(repo, lambda plain: plain + extra)
 
 
 def test_own_variables_for_cluster_secrets_live_in_cluster_sops_yaml(example_repo: Path) -> None:

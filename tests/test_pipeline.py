@@ -19,8 +19,7 @@ from tasks.lib.config import configure as pipeline
 from tasks.lib.config import swap
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
-from tasks.lib.secrets.sopsfile import encrypt_argv
-from tests.conftest import EXAMPLE_OPERATOR, git
+from tests.conftest import EXAMPLE_OPERATOR, git, rewrite_secrets
 from tests.fakes import FakeTools
 
 TOKEN = "example-cloudflare-api-token-not-real"  # the bundled example's fake secret
@@ -185,25 +184,7 @@ def test_one_value_changed_rewrites_only_affected_files(repo: Path) -> None:
 def test_changed_secret_is_reencrypted_and_nothing_else_changes(repo: Path) -> None:
     run(repo)
     before = snapshot(repo)
-    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key")}
-    plain = subprocess.run(
-        ["sops", "--decrypt", "cluster.sops.yaml"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    new = subprocess.run(
-        encrypt_argv("cluster.sops.yaml"),
-        cwd=repo,
-        env=env,
-        input=plain.replace(TOKEN, "a-rotated-token"),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    (repo / "cluster.sops.yaml").write_text(new)
+    rewrite_secrets(repo, lambda plain: plain.replace(TOKEN, "a-rotated-token"))
     summary = run(repo)
     assert summary.encrypted == ["kubernetes/apps/default/secret.sops.yaml"]
     assert summary.kept == ["bootstrap/github-deploy-key.sops.yaml"]
