@@ -43,6 +43,7 @@ from tasks.lib.config.constraints import (
     is_set,
 )
 from tasks.lib.config.network import first_host
+from tasks.lib.gitremote import GitUrl, parse_repository
 
 # --------------------------------------------------------------------------- values
 
@@ -273,6 +274,12 @@ class ClusterConfig:
             "controllers": [node for node in self.nodes if node["controller"]],
             "workers": [node for node in self.nodes if not node["controller"]],
         }
+
+    @cached_property
+    def repository(self) -> GitUrl:
+        """The URL Flux clones (``repository_name`` in URL form)."""
+        private = self.settings.repository_visibility == "private"
+        return parse_repository(self.settings.repository_name, private)
 
     def template_data(self) -> dict[str, Any]:
         return {**self.cluster, "nodes": self.nodes, **self.derived}
