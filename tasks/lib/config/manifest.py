@@ -1,12 +1,16 @@
 """The record of what ``configure`` generated: ``.configure-manifest.json`` (committed).
 
-For every generated file it keeps the SHA-256 of the bytes configure wrote, which tells
-three things apart: a file configure owns and nobody touched (safe to replace or remove), a
-file edited by hand since (protected unless ``--force``), and a file configure never wrote
-(never touched). For secrets it also keeps an HMAC of the plaintext, keyed by the age
-identity, so an unchanged secret is recognised without running sops and keeps its
-ciphertext; without the key the HMAC reveals nothing. ``inputs`` is a keyed digest of
-everything a render depends on, so a re-run with nothing changed can stop early.
+For every generated file it keeps the SHA-256 of the last *pure* render (the templates'
+output, before your own edits and apps were merged in) and that render's git blob id, whose
+object ``configure`` writes into git's object database, so the render is the base of the
+next three-way merge even before you commit. ``written`` is the SHA-256 of what configure put
+in the tree when that differs from the pure render (your edits merged in, your apps listed).
+Together they tell apart a file nobody touched since configure wrote it, a file with your
+own edits (merged into the next render), and a file configure never wrote (never touched).
+For secrets it also keeps an HMAC of the plaintext, keyed by the age identity, so an
+unchanged secret is recognised without running sops and keeps its ciphertext; without the
+key the HMAC reveals nothing. ``inputs`` is a keyed digest of everything a render depends
+on, so a re-run with nothing changed can stop early.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -68,16 +73,42 @@ def inputs_digest(key: bytes, root: Path, paths: Iterable[Path], extra: Iterable
     return mac.hexdigest()
 
 
+#: A git object id (SHA-1, or SHA-256 in a repository that uses it).
+BLOB_ID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
 @dataclass
 class Entry:
-    sha256: str
+    sha256: str  # the last pure render: the base of the next merge
     plaintext: str | None = None  # HMAC of a secret's plaintext
+    blob: str | None = None  # git blob id of the pure render (its object is in git's database)
+    written: str | None = None  # SHA-256 of what configure wrote, when not the pure render
+
+    @property
+    def in_tree(self) -> str:
+        """The SHA-256 of the file as configure left it in the tree."""
+        return self.written or self.sha256
 
     def to_json(self) -> dict[str, str]:
         data = {"sha256": self.sha256}
-        if self.plaintext is not None:
-            data["plaintext"] = self.plaintext
+        for key in ("plaintext", "blob", "written"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
         return data
+
+    @classmethod
+    def from_json(cls, entry: dict[str, object]) -> Entry:
+        """An entry as read: a blob id or ``written`` digest of the wrong shape is dropped
+        (then there is no merge base, and a hand edit is reported instead of merged)."""
+        blob, written, plaintext = entry.get("blob"), entry.get("written"), entry.get("plaintext")
+        return cls(
+            str(entry["sha256"]),
+            str(plaintext) if plaintext is not None else None,
+            blob if isinstance(blob, str) and BLOB_ID.match(blob) else None,
+            written if isinstance(written, str) and SHA256.match(written) else None,
+        )
 
 
 @dataclass
@@ -95,10 +126,7 @@ class Manifest:
         entry: it decides what configure deletes, and a pull request can carry it."""
         try:
             data = json.loads(path.read_text())
-            files = {
-                str(name): Entry(str(entry["sha256"]), entry.get("plaintext"))
-                for name, entry in data.get("files", {}).items()
-            }
+            files = {str(name): Entry.from_json(entry) for name, entry in data.get("files", {}).items()}
             inputs = str(data.get("inputs", ""))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return cls()
