@@ -297,7 +297,7 @@ def test_every_address_the_templates_derive_is_checked() -> None:
 # --------------------------------------------------------------------------- bounded input
 
 
-NOT_REGULAR = "is not a regular file (a pipe, socket or device?) — expected a YAML file"
+NOT_REGULAR = "not a regular file (a pipe, socket or device)"
 OUTSIDE = "outside the repository — refused"
 
 
@@ -308,8 +308,8 @@ OUTSIDE = "outside the repository — refused"
         (lambda path: path.symlink_to("/dev/zero"), f"cluster.yaml: a symlink to /dev/zero, {OUTSIDE}"),
         (lambda path: path.symlink_to("/dev/null"), f"cluster.yaml: a symlink to /dev/null, {OUTSIDE}"),
         (lambda path: path.symlink_to(path.parent / "fifo"), f"cluster.yaml: {NOT_REGULAR}"),
-        (Path.mkdir, "cluster.yaml: is a directory — expected a YAML file"),
-        (lambda path: path.symlink_to(path.parent / "missing"), "cluster.yaml: file not found"),
+        (Path.mkdir, "cluster.yaml: is a directory, not a file"),
+        (lambda path: path.symlink_to(path.parent / "missing"), "cluster.yaml not found"),
     ],
 )
 def test_only_regular_files_are_read(tmp_path: Path, replace: Any, expected: str) -> None:
@@ -325,7 +325,7 @@ def test_only_regular_files_are_read(tmp_path: Path, replace: Any, expected: str
 def test_a_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
     huge = "# padding\n" * (document.MAX_FILE_BYTES // 10 + 1)
     lines = errors_of(tmp_path, raw_cluster=huge)
-    assert lines == ["cluster.yaml: larger than 256 KiB — is this the right file?"]
+    assert lines == ["cluster.yaml: too big (more than 256 KiB) for what it should hold"]
 
 
 def test_not_utf8_is_one_line(tmp_path: Path) -> None:
@@ -333,7 +333,7 @@ def test_not_utf8_is_one_line(tmp_path: Path) -> None:
     cluster.write_bytes(b"node_cidr: \xff\xfe\n")
     with pytest.raises(UserError) as raised:
         load_config(cluster, nodes, root=tmp_path)
-    assert raised.value.lines == ["cluster.yaml: not UTF-8 text (byte 12)"]
+    assert raised.value.lines == ["cluster.yaml:1: not UTF-8 text (byte 11)"]
 
 
 def alias_bomb(levels: int) -> str:

@@ -20,11 +20,14 @@ MAX_TEXT_BYTES = 4 * 1024 * 1024
 MAX_KEY_BYTES = 64 * 1024
 
 
-def read_bytes(path: Path, label: str | None = None, hint: str = "", limit: int = MAX_TEXT_BYTES) -> bytes:
+def read_bytes(
+    path: Path, label: str | None = None, hint: str = "", limit: int = MAX_TEXT_BYTES, missing: str = ""
+) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes, or one :class:`UserError`
     line saying what is wrong with it (missing, a directory, a pipe or device, unreadable,
-    too big). Opened without blocking and checked after opening, so a FIFO cannot hang
-    the task and a link to /dev/zero cannot fill its memory."""
+    too big), ending with ``hint`` (``missing``, when given, for a file that is not there).
+    Opened without blocking and checked after opening, so a FIFO cannot hang the task and
+    a link to /dev/zero cannot fill its memory."""
     from tasks.lib.errors import UserError
 
     name = label or str(path)
@@ -33,7 +36,7 @@ def read_bytes(path: Path, label: str | None = None, hint: str = "", limit: int 
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
-        raise UserError(f"{name}: not found{suffix}") from None
+        raise UserError(f"{name} not found{f' — {missing}' if missing else suffix}") from None
     except IsADirectoryError:
         raise UserError(f"{name}: is a directory, not a file{suffix}") from None
     except (OSError, RuntimeError) as error:
@@ -59,12 +62,14 @@ def read_bytes(path: Path, label: str | None = None, hint: str = "", limit: int 
     return b"".join(chunks)
 
 
-def read_text(path: Path, label: str | None = None, hint: str = "", limit: int = MAX_TEXT_BYTES) -> str:
+def read_text(
+    path: Path, label: str | None = None, hint: str = "", limit: int = MAX_TEXT_BYTES, missing: str = ""
+) -> str:
     """A small UTF-8 text file (see :func:`read_bytes`), or one :class:`UserError` line;
     text that is not UTF-8 names the line of the first bad byte."""
     from tasks.lib.errors import UserError
 
-    data = read_bytes(path, label, hint, limit)
+    data = read_bytes(path, label, hint, limit, missing)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:

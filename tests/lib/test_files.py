@@ -26,7 +26,7 @@ def test_reads_small_text(tmp_path: Path) -> None:
 
 
 def test_missing_a_directory_and_a_hint(tmp_path: Path) -> None:
-    assert problem(tmp_path / "nope", hint="run `inv init`") == "x.yaml: not found — run `inv init`"
+    assert problem(tmp_path / "nope", hint="run `inv init`") == "x.yaml not found — run `inv init`"
     assert problem(tmp_path) == "x.yaml: is a directory, not a file"
 
 

@@ -185,9 +185,10 @@ def read_age_identity(path: Path, label: str) -> tuple[str, str]:
 
     if not path.exists():
         raise UserError(f"{label} not found — run `inv init` to create an age key")
-    from tasks.lib.files import read_text
+    from tasks.lib.files import MAX_KEY_BYTES, read_text
 
-    lines = [line.strip() for line in read_text(path, label, "an age key file from `inv init`").splitlines()]
+    text = read_text(path, label, "an age key file from `inv init`", limit=MAX_KEY_BYTES)
+    lines = [line.strip() for line in text.splitlines()]
     identities = [line for line in lines if line.startswith("AGE-SECRET-KEY-")]
     if not identities:
         raise UserError(f"{label}: no AGE-SECRET-KEY line — is this an age key file?")
@@ -199,18 +200,22 @@ def read_age_identity(path: Path, label: str) -> tuple[str, str]:
 
 
 def read_operator_files(paths: Paths) -> OperatorFiles:
-    from tasks.lib.files import read_text
+    from tasks.lib.files import MAX_KEY_BYTES, read_text
 
     age_key, age_public_key = read_age_identity(paths.age_key, paths.rel(paths.age_key))
     missing = [p for p in (paths.deploy_key, paths.deploy_key_pub, paths.push_token) if not p.exists()]
     if missing:
         raise UserError(*(f"{paths.rel(p)} not found — run `inv init`" for p in missing))
+
+    def key(path: Path) -> str:
+        return read_text(path, paths.rel(path), limit=MAX_KEY_BYTES)
+
     return OperatorFiles(
         age_key=age_key,
         age_public_key=age_public_key,
-        deploy_key=read_text(paths.deploy_key, paths.rel(paths.deploy_key)),
-        deploy_key_pub=read_text(paths.deploy_key_pub, paths.rel(paths.deploy_key_pub)).strip(),
-        push_token=read_text(paths.push_token, paths.rel(paths.push_token)).strip(),
+        deploy_key=key(paths.deploy_key),
+        deploy_key_pub=key(paths.deploy_key_pub).strip(),
+        push_token=key(paths.push_token).strip(),
     )
 
 
