@@ -330,6 +330,15 @@ class Layout:
     def old(self, index: int, target: Path) -> Path:
         return self.base(target) / "old" / f"{index:05d}"
 
+    def clean(self) -> None:
+        """Remove every temporary (and the scratch folders of the key folders outside, so
+        nothing of ours stays in the operator's key store)."""
+        for base in self.bases():
+            shutil.rmtree(base, ignore_errors=True)
+        for folder in self.outside:
+            with contextlib.suppress(OSError):
+                scratch(folder).rmdir()
+
     def bases(self) -> list[Path]:
         return [scratch(self.root) / SWAP, *(scratch(folder) / SWAP for folder in self.outside)]
 
@@ -369,8 +378,7 @@ def finish_interrupted(root: Path, say: Say, key_dirs: Sequence[Path] = ()) -> N
             say(f"undid the unfinished swap of an interrupted `inv {journal.task}`: nothing changed")
     with contextlib.suppress(OSError):
         (scratch(root) / f"{JOURNAL}.tmp").unlink(missing_ok=True)
-    for base in layout.bases():
-        shutil.rmtree(base, ignore_errors=True)
+    layout.clean()
 
 
 def roll(layout: Layout, journal: Journal) -> None:
@@ -601,8 +609,7 @@ def swap_in(
             with contextlib.suppress(OSError):
                 drop_journal(root)
         if not journal_path(root).exists():
-            for base in layout.bases():
-                shutil.rmtree(base, ignore_errors=True)
+            layout.clean()
 
 
 def failed_commit(layout: Layout, journal: Journal, changes: Sequence[Change], error: OSError) -> list[str]:

@@ -257,7 +257,8 @@ def test_keys_outside_the_repository_get_their_own_scratch(
         "repo/.home-ops/swap/new/00002",
         "repo/.home-ops/swap/new/00003",
     ]
-    no_temporaries(root, keys)
+    no_temporaries(root)
+    assert not swap.scratch(keys).exists()  # nothing of ours left in the key store
 
 
 def test_a_journal_entry_in_a_key_folder_that_is_not_the_current_one_is_refused(tmp_path: Path) -> None:
