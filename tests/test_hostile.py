@@ -281,6 +281,21 @@ def journal(target: Callable[[Sandbox], str], *args: str) -> Setup:
     return setup
 
 
+def makejinja_inputs(folder: Callable[[Sandbox], str]) -> Setup:
+    """makejinja.toml rendering one more folder (and a file in the repository to be found
+    there, for a folder inside it)."""
+
+    def setup(box: Sandbox) -> list[str]:
+        (box.repo / "stray").mkdir()
+        (box.repo / "stray" / "x.txt").write_text("not a template\n")
+        toml = box.repo / "makejinja.toml"
+        old = 'inputs = ["./templates/config"]'
+        toml.write_text(toml.read_text().replace(old, f'inputs = ["./templates/config", "{folder(box)}"]'))
+        return ["configure"]
+
+    return setup
+
+
 def relative_to_repo(*parts: str) -> Callable[[Sandbox], str]:
     return lambda box: os.path.relpath(box.outside.joinpath(*parts), box.repo)
 
@@ -343,6 +358,10 @@ CASES: dict[str, tuple[Setup, str]] = {
         link("templates/config/kubernetes/leak.yaml.j2", outside("shadow"), "configure"),
         "templates/config/kubernetes/leak.yaml.j2: a symlink",
     ),
+    # makejinja.toml: the templates come from inside, the output goes only where configure owns
+    "makejinja-inputs-outside": (makejinja_inputs(lambda box: str(box.outside / "folder")), "inputs: "),
+    "makejinja-inputs-up": (makejinja_inputs(relative_to_repo("folder")), "inputs: "),
+    "makejinja-output-astray": (makejinja_inputs(lambda box: "./stray"), "the render produced 'x.txt'"),
     # secrets: every *.sops.* file the sops tasks touch stays inside
     "sops-encrypt-link-out": (
         link(

@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.lib import swap
-from tasks.lib.boundary import RENDERED_DIRS, RENDERED_FILES, links_out, outside_problems
+from tasks.lib.boundary import (
+    RENDERED_DIRS,
+    RENDERED_FILES,
+    links_out,
+    outside_problems,
+    rendered_name_problem,
+    shown,
+)
 from tasks.lib.config.blame import explain_rendered_error
 from tasks.lib.config.checks import load_config
 from tasks.lib.config.schema import ClusterConfig
@@ -377,6 +384,16 @@ def tree_problems(root: Path, names: Iterable[str]) -> list[str]:
     return outside_problems(root, [os.path.join(root, name) for name in names])
 
 
+def stray_outputs(names: Iterable[str]) -> list[str]:
+    """Rendered files outside the folders configure owns (``makejinja.toml`` pointing its
+    inputs elsewhere): never written, and never recorded in the manifest."""
+    return [
+        f"the render produced {shown(name)}: {problem} — check the inputs in makejinja.toml"
+        for name in sorted(names)
+        if (problem := rendered_name_problem(name)) is not None
+    ]
+
+
 def own_apps_inputs(paths: Paths, manifest: mf.Manifest) -> list[str]:
     """The user's app folders as inputs of the render (a new or removed one renders again)."""
     return [f"app:{app}" for app in ownapps.apps_on_disk(paths.root, set(manifest.files))]
@@ -601,7 +618,7 @@ def finish(paths: Paths, options: Options, swapped: list[bool], rendered: Render
     say = options.say
     staged = rendered.staged
     manifest_name = paths.rel(paths.manifest)
-    if problems := tree_problems(paths.root, staged.files):
+    if problems := tree_problems(paths.root, staged.files) + stray_outputs(staged.files):
         raise UserError(*problems)
     inputs = plan.Inputs(
         paths.root,
