@@ -361,6 +361,16 @@ def finish_interrupted(root: Path, say: Say, key_dirs: Sequence[Path] = ()) -> N
     layout = layout_for(root, key_dirs)
     journal = load_journal(root, layout.outside)
     if journal is not None:
+        lost = [
+            e.target
+            for i, e in enumerate(journal.entries)
+            if journal.forward and e.new and not layout.new(i, layout.target(e)).is_file()
+        ]
+        if lost:  # never half a swap: the new files must all be there before any is placed
+            raise UserError(
+                f"{SCRATCH}/{JOURNAL}: the new {shown(lost[0])} of an interrupted `inv {journal.task}` "
+                f"is gone — nothing was changed (if no home-ops task was interrupted here, delete {SCRATCH}/)"
+            )
         try:
             roll(layout, journal)
             settle_folders(layout, journal)

@@ -324,3 +324,23 @@ def test_when_renames_keep_failing_the_error_names_every_new_file(
         assert third.endswith("the next `inv configure` puts the old files back")
         assert tree(root) == {n: f"old {n}\n".encode() for n in names}
     no_temporaries(root)
+
+
+def test_a_journal_whose_new_files_are_gone_changes_nothing(tmp_path: Path) -> None:
+    """Forward only when every new file is there: never half a swap."""
+    (tmp_path / "kubernetes").mkdir()
+    for name in ("a", "b"):
+        (tmp_path / "kubernetes" / f"{name}.yaml").write_text(f"old {name}\n")
+    entries = [swap.Entry(f"kubernetes/{name}.yaml", True, True) for name in ("a", "b")]
+    swap.scratch(tmp_path).mkdir()
+    swap.journal_path(tmp_path).write_text(swap.Journal("configure", entries, "committing").dumps())
+    new = swap.scratch(tmp_path) / swap.SWAP / "new"
+    new.mkdir(parents=True)
+    (new / "00000").write_text("new a\n")  # b's new file is missing
+    with pytest.raises(UserError) as error:
+        swap.finish_interrupted(tmp_path, quiet)
+    (line,) = error.value.lines
+    assert line.startswith(
+        ".home-ops/journal.json: the new 'kubernetes/b.yaml' of an interrupted `inv configure`"
+    )
+    assert tree(tmp_path) == {"kubernetes/a.yaml": b"old a\n", "kubernetes/b.yaml": b"old b\n"}
