@@ -569,12 +569,17 @@ def settle_folders(layout: Layout, journal: Journal) -> None:
             parent = parent.parent
 
 
-def is_new(layout: Layout, change: Change) -> bool:
-    """Whether ``change`` is in place (the target holds the new bytes, or is gone)."""
+def is_old(layout: Layout, index: int, entry: Entry) -> bool:
+    """Whether the target of ``entry`` is as it was before the swap (its bytes equal the
+    copy kept aside; absent, when it did not exist)."""
+    target = layout.target(entry)
     try:
-        if change.content is None:
-            return not (change.target.exists() or change.target.is_symlink())
-        return not change.target.is_symlink() and change.target.read_bytes() == change.content
+        if not entry.old:
+            return not (target.exists() or target.is_symlink())
+        backup = layout.old(index, target)
+        if target.is_symlink() or backup.is_symlink():
+            return target.is_symlink() and backup.is_symlink() and os.readlink(target) == os.readlink(backup)
+        return target.read_bytes() == backup.read_bytes()
     except OSError:
         return False
 
@@ -601,7 +606,7 @@ def swap_in(
             try:
                 commit(layout, journal)
             except OSError as error:
-                raise UserError(*failed_commit(layout, journal, changes, error)) from None
+                raise UserError(*failed_commit(layout, journal, error)) from None
             committed = True
             with contextlib.suppress(OSError):
                 drop_journal(root)
@@ -622,7 +627,7 @@ def swap_in(
             layout.clean()
 
 
-def failed_commit(layout: Layout, journal: Journal, changes: Sequence[Change], error: OSError) -> list[str]:
+def failed_commit(layout: Layout, journal: Journal, error: OSError) -> list[str]:
     """The renames failed part way: put the old files back (journal marked ``reverting``
     first, so a crash now still ends old). Returns the lines that say truthfully what the
     tree holds and what the next run will do."""
@@ -633,16 +638,15 @@ def failed_commit(layout: Layout, journal: Journal, changes: Sequence[Change], e
         journal.state = "reverting"
     with contextlib.suppress(OSError):
         roll(layout, Journal(journal.task, journal.entries, "reverting"))
-    new = [layout.name(c.target) for c in changes if is_new(layout, c)]
+    new = [e.target for i, e in enumerate(journal.entries) if not is_old(layout, i, e)]
     if not new:
         with contextlib.suppress(OSError):
             drop_journal(layout.root)
             journal.state = "preparing"
     lines = [f"could not write the new files{', so nothing was changed' if not new else ''}: {cause}"]
     if new:
-        lines.append(
-            f"could not put every old file back: {len(new)} of {len(changes)} are new: {', '.join(new)}"
-        )
+        count = f"{len(new)} of {len(journal.entries)}"
+        lines.append(f"could not put every old file back: {count} are new: {', '.join(new)}")
     if journal.state != "preparing":
         then = "finishes the swap (every file new)" if journal.forward else "puts the old files back"
         lines.append(f"the journal ({SCRATCH}/{JOURNAL}) is kept: the next `inv configure` {then}")
