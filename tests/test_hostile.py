@@ -13,7 +13,8 @@ manifest entry names, a folder a symlink leads to. For each run:
 - the run ends within its deadline (it is killed and the test fails otherwise);
 - its peak memory, the largest resident set of the process and any of its children (from
   ``wait4``), stays under 1 GiB;
-- it exits 1 with exactly one line on stderr, naming the problem, and no traceback.
+- it exits 1 with exactly one line on stderr, naming the problem, and no traceback (``init
+  --from`` ends its problems with "nothing was imported").
 
 ``test_the_watch_sees_a_child_reading_the_canary`` shows the watch is not blind.
 """
