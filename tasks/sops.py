@@ -20,14 +20,20 @@ from invoke.context import Context
 from tasks.lib.errors import UserError
 from tasks.lib.files import memory_dir, private_scratch, read_text, write_atomically
 from tasks.lib.paths import Paths, paths_for
-from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name, store_type
+from tasks.lib.secrets.sopsfile import (
+    decrypt_argv,
+    decrypt_stdin_argv,
+    encrypt_argv,
+    is_encrypted_text,
+    is_sops_name,
+)
 from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import (
+    Command,
     command_env,
     command_line,
     find_tool,
     is_dry,
-    redact,
     require,
     run,
     run_many,
@@ -58,12 +64,6 @@ def rel(paths: Paths, path: Path) -> str:
     return paths.rel(path)
 
 
-def decrypt_stdin_argv(filename: str) -> list[str]:
-    """Decrypt a SOPS document fed on stdin (used to verify ciphertext before writing it)."""
-    kind = store_type(filename)
-    return ["sops", "--decrypt", "--input-type", kind, "--output-type", kind, "/dev/stdin"]
-
-
 def sops_targets(paths: Paths, given: Sequence[str]) -> list[Path]:
     """The files named on the command line (each must exist and be a ``*.sops.*`` file),
     or every ``*.sops.*`` file of the repository when none are."""
@@ -92,22 +92,26 @@ def require_sops_config(paths: Paths) -> None:
 
 
 def run_sops_batch(
-    paths: Paths, jobs: Sequence[tuple[list[str], bytes | None]], labels: list[str], extra_key: str = ""
+    paths: Paths, jobs: Sequence[tuple[list[str], str | None]], labels: list[str], extra_key: str = ""
 ) -> list[str]:
     """Run sops jobs in parallel from the repository root; returns their stdout in order,
     or stops with one line per failure (what to do, never sops' wall of text)."""
     from tasks.lib.secrets.recipients import explain_sops_error
 
-    env = {"SOPS_AGE_KEY": extra_key} if extra_key else None
-    outcomes = run_many(jobs, cwd=paths.root, paths=paths, env=env)
+    env = {"SOPS_AGE_KEY": extra_key} if extra_key else {}
+    commands = [
+        Command(tuple(argv), stdin=stdin.encode() if stdin is not None else None, cwd=paths.root, env=env)
+        for argv, stdin in jobs
+    ]
+    outcomes = run_many(commands, paths=paths)
     failures = [
-        explain_sops_error(paths, label, outcome.error_text)
+        explain_sops_error(paths, label, outcome.problem if outcome.limit else outcome.stderr)
         for label, outcome in zip(labels, outcomes, strict=True)
         if not outcome.ok
     ]
     if failures:
         raise UserError(*failures)
-    return [outcome.stdout.decode() for outcome in outcomes]
+    return [outcome.stdout for outcome in outcomes]
 
 
 # --------------------------------------------------------------------------- tasks
@@ -133,7 +137,9 @@ def encrypt(c: Context, path: list[str] | None = None) -> None:
         for label in labels:
             print(f"{command_line(encrypt_argv(label))} < {label}  # then replaces {label}")
         return
-    jobs = [(encrypt_argv(label), text.encode()) for label, (_, text) in zip(labels, plain, strict=True)]
+    jobs: list[tuple[list[str], str | None]] = [
+        (encrypt_argv(label), text) for label, (_, text) in zip(labels, plain, strict=True)
+    ]
     outputs = run_sops_batch(paths, jobs, labels)
     for (target, _), label, ciphertext in zip(plain, labels, outputs, strict=True):
         if not is_encrypted_text(ciphertext):
@@ -160,7 +166,7 @@ def decrypt(c: Context, path: str) -> None:
     require(c, "sops")
     result = run(c, decrypt_argv(label), cwd=paths.root, check=False)
     if result.failed:
-        raise UserError(explain_sops_error(paths, label, redact(result.stderr)))
+        raise UserError(explain_sops_error(paths, label, result.problem if result.limit else result.stderr))
     sys.stdout.write(result.stdout)
 
 
@@ -200,7 +206,8 @@ def edit(c: Context, path: str) -> None:
     # left by a run killed outright is removed by the next edit.
     with private_scratch(EDIT_SCRATCH, memory_dir()) as scratch:
         env = {**os.environ, **command_env(paths), "TMPDIR": str(scratch)}
-        # The editor needs the terminal itself, so this one command bypasses Invoke's pipes.
+        # The one command outside the runner: the editor sops starts needs the terminal
+        # itself (its stdin, stdout and stderr), which the runner never hands to a tool.
         completed = subprocess.run([exe, *argv[1:]], cwd=paths.root, env=env, check=False)
     if completed.returncode not in (0, SOPS_UNCHANGED):
         raise UserError(f"{label}: sops edit failed (exit {completed.returncode}); the file is unchanged")
@@ -283,10 +290,14 @@ def rotate(c: Context, old_key: str | None = None) -> None:
         return
     old_identities = "\n".join(identities.secret_keys)
     before = run_sops_batch(paths, [(decrypt_argv(label), None) for label in labels], labels, old_identities)
-    jobs = [(encrypt_argv(label), text.encode()) for label, text in zip(labels, before, strict=True)]
+    jobs: list[tuple[list[str], str | None]] = [
+        (encrypt_argv(label), text) for label, text in zip(labels, before, strict=True)
+    ]
     rotated = run_sops_batch(paths, jobs, labels)
     # Verify with the current key alone: the old one must no longer be needed.
-    verify = [(decrypt_stdin_argv(label), text.encode()) for label, text in zip(labels, rotated, strict=True)]
+    verify: list[tuple[list[str], str | None]] = [
+        (decrypt_stdin_argv(label), text) for label, text in zip(labels, rotated, strict=True)
+    ]
     after = run_sops_batch(paths, verify, labels, extra_key=os.environ.get("SOPS_AGE_KEY") or " ")
     changed = [label for label, old, new in zip(labels, before, after, strict=True) if old != new]
     if changed:

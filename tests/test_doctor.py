@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,28 @@ def test_compare() -> None:
     assert compare("3.11", "3.11.0") == "ok"
     assert compare("3.11.0", "3.12.2") == "differs"
     assert compare(None, "1.0.0") == "unknown"
+
+
+INVOKE_LAUNCHER = (
+    "import sys\nfrom invoke.main import program\nif __name__ == '__main__':\n    sys.exit(program.run())\n"
+)
+OUR_LAUNCHER = (
+    "import sys\nfrom tasks.__main__ import main\nif __name__ == '__main__':\n    sys.exit(main())\n"
+)
+
+
+def test_doctor_says_when_inv_is_invokes_own_launcher(tmp_path: Path) -> None:
+    launcher = tmp_path / "inv"
+    launcher.write_text(INVOKE_LAUNCHER)
+    note = doctor_module.launcher_note(launcher)
+    assert "is Invoke's own `inv`" in note and "uv sync --reinstall-package home-ops" in note
+    launcher.write_text(OUR_LAUNCHER)
+    assert doctor_module.launcher_note(launcher) == ""
+    assert doctor_module.launcher_note(tmp_path / "missing") == ""
+
+
+def test_this_virtualenvs_inv_is_the_projects() -> None:
+    """The install order of the README and .ci/run puts the project's `inv` in place."""
+    launcher = Path(sys.executable).parent / "inv"
+    assert doctor_module.launcher_note(launcher) == ""
+    assert "tasks.__main__" in launcher.read_text()

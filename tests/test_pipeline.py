@@ -462,7 +462,7 @@ def test_plaintext_token_in_a_committed_cluster_yaml_is_refused(repo: Path) -> N
 
 def inv(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
+        [sys.executable, "-m", "tasks", *args],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -560,13 +560,13 @@ def test_a_failing_tool_that_echoes_its_input_prints_no_secret(
 
 
 def test_registered_secrets_are_masked_in_every_tool_error() -> None:
-    from tasks.lib.tools.runner import register_secrets, run_many
+    from tasks.lib.tools.runner import Command, register_secrets, run_one
 
     secret = "s3cr3t-value-for-redaction-test"
     register_secrets([f"multi\n{secret}\nline"])
-    (outcome,) = run_many([(["sh", "-c", f"echo 'leaked {secret}' >&2; exit 3"], None)])
-    assert secret not in outcome.error_text and secret.encode() not in outcome.stderr
-    assert "leaked ***" in outcome.error_text
+    outcome = run_one(Command(("sh", "-c", f"echo 'leaked {secret}' >&2; exit 3")))
+    assert secret not in outcome.stderr and secret not in outcome.problem
+    assert "leaked ***" in outcome.stderr
 
 
 def test_configure_says_when_talconfig_was_not_validated(repo: Path) -> None:

@@ -28,7 +28,7 @@ def config_of(name: str):
 
 def inv(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tasks", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
 
 

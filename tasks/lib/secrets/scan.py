@@ -328,22 +328,18 @@ def scan_tree_file(path: Path, label: str, root: Path) -> list[Finding]:
 def repository_files(root: Path) -> list[Path]:
     """The files git tracks, plus the untracked ones it would add (not ignored); every file
     outside the skipped directories where ``root`` is not a git repository."""
-    import subprocess
+    from tasks.lib.tools.runner import Command, find_tool, run_one
 
-    try:
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=root,
-            capture_output=True,
-            check=True,
-        ).stdout
-        return [root / name for name in sorted(set(listed.decode(errors="replace").split("\0"))) if name]
-    except (OSError, subprocess.CalledProcessError):
-        files = []
-        for directory, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in (".git", ".venv", "venv", "node_modules"))
-            files += [Path(directory) / name for name in sorted(filenames)]
-        return files
+    if find_tool("git") is not None:
+        argv = ("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+        listed = run_one(Command(argv, cwd=root))
+        if listed.ok:
+            return [root / name for name in sorted(set(listed.stdout.split("\0"))) if name]
+    files = []
+    for directory, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in (".git", ".venv", "venv", "node_modules"))
+        files += [Path(directory) / name for name in sorted(filenames)]
+    return files
 
 
 def check_files(paths: Iterable[Path], root: Path) -> list[Finding]:

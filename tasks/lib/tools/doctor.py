@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,10 @@ from tasks.lib.tools.pins import (
     missing_for,
     parse_version,
 )
-from tasks.lib.tools.runner import find_tool, run_many
+from tasks.lib.tools.runner import Command, find_tool, run_many
+
+#: How long a tool may take to print its version.
+VERSION_DEADLINE = 15.0
 
 
 @dataclass(frozen=True)
@@ -58,14 +62,9 @@ class FileRow:
 def versions(pairs: Sequence[tuple[Tool, str]]) -> list[str | None]:
     """The version each executable reports, asked all at once (a tool that hangs, fails or
     names no version gives None). Read-only, so it runs under ``--dry`` too."""
-    jobs: list[tuple[Sequence[str], bytes | None]] = [
-        ([exe, *tool.version_argv], None) for tool, exe in pairs
-    ]
-    outcomes = run_many(jobs, timeout=15, workers=len(jobs)) if jobs else []
-    return [
-        parse_version(f"{o.stdout.decode(errors='replace')}\n{o.stderr.decode(errors='replace')}")
-        for o in outcomes
-    ]
+    commands = [Command((exe, *tool.version_argv), deadline=VERSION_DEADLINE) for tool, exe in pairs]
+    outcomes = run_many(commands, workers=len(commands)) if commands else []
+    return [parse_version(f"{o.stdout}\n{o.stderr}") for o in outcomes]
 
 
 def probe_all(tools: Sequence[Tool], pins: dict[str, str]) -> list[ToolRow]:
@@ -95,6 +94,22 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)])
 
 
+def launcher_note(launcher: Path) -> str:
+    """A line when the virtualenv's ``inv`` is Invoke's own launcher instead of this
+    project's (uv installed Invoke after the project): bare ``inv``, typo suggestions and
+    the Ctrl-C guard then do not apply."""
+    try:
+        text = launcher.read_text(errors="replace")[:4096]
+    except OSError:
+        return ""
+    if "tasks.__main__" in text or "invoke" not in text:
+        return ""
+    return (
+        f"note: {launcher} is Invoke's own `inv`, not this project's: "
+        "run `uv sync --reinstall-package home-ops` to put the project's back"
+    )
+
+
 def report(c: Context, paths: Paths) -> None:
     """Print the tools, operator files and runnable tasks; raise when configure cannot run."""
     pins = all_pins(paths.root)
@@ -120,6 +135,9 @@ def report(c: Context, paths: Paths) -> None:
             missing += [f"{label} (inv init)" for label in init_missing]
         task_rows.append((name, "ready" if not missing else "needs " + ", ".join(missing)))
     print(table(("task", "can run"), task_rows))
+    note = launcher_note(Path(sys.executable).parent / "inv")
+    if note:
+        print(f"\n{note}")
     main_missing = dict(task_rows)[MAIN_TASK]
     if main_missing != "ready":
         raise UserError(f"\n`inv {MAIN_TASK}` cannot run: it {main_missing}")
