@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.lib.config.schema import ClusterConfig, explain_rendered_error, load_config
+from tasks.lib.config.blame import explain_rendered_error
+from tasks.lib.config.checks import load_config
+from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
 from tasks.lib.errors import Interrupted, UserError, signals_deferred
 from tasks.lib.files import memory_dir, private_scratch
@@ -49,10 +51,13 @@ from . import swap
 RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makejinja.toml")
 #: The modules whose code decides what a render produces (by module name: a module that
 #: moves or is renamed stops configure with a bug line instead of silently dropping out of
-#: the digest; tests/test_configure checks that every module a render loads is listed).
+#: the digest; a test checks that every module of tasks.lib.config a render loads is listed).
 RENDER_CODE = (
     "tasks.lib.config.schema",
     "tasks.lib.config.constraints",
+    "tasks.lib.config.network",
+    "tasks.lib.config.document",
+    "tasks.lib.config.checks",
     "tasks.lib.config.template_context",
     "tasks.lib.config.render",
 )
