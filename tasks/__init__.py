@@ -18,15 +18,15 @@ def build_namespace() -> Collection:
     """The root namespace: the root tasks, then one collection per module."""
     from invoke.collection import Collection
 
-    from tasks import bootstrap, ci, dev, flux, lint, root, sops, talos
+    from tasks import app, bootstrap, ci, dev, flux, lint, root, sops, talos
 
     namespace = Collection()
     # Root tasks: the main job, the machine check, and the shortcut the Taskfile had.
     for root_task in (root.init, root.configure, root.doctor):
         namespace.add_task(root_task)
     namespace.add_task(flux.reconcile, name="reconcile")
-    # One collection per module, in bootstrap order.
-    for module in (talos, bootstrap, flux, dev, lint, sops):
+    # One collection per module, in bootstrap order, then day 2.
+    for module in (talos, bootstrap, flux, app, dev, lint, sops):
         namespace.add_collection(module.ns)
     # What the GitHub Actions workflows call (they run the same on a workstation).
     namespace.add_collection(ci.ns)

@@ -263,8 +263,9 @@ OOM_MARKERS = ("out of memory", "cannot allocate memory", "memoryerror", "failed
 @dataclass(frozen=True)
 class Outcome:
     """What running a :class:`Command` gave: its exit code and output (stderr with every
-    secret masked), and which limit stopped it, if one did. A dry run's outcome is empty
-    and successful."""
+    secret masked), and which limit stopped it, if one did. ``data`` is stdout exactly as
+    the tool wrote it, for output that is not text or is counted in bytes (``stdout`` is
+    it decoded as UTF-8). A dry run's outcome is empty and successful."""
 
     command: Command
     returncode: int
@@ -272,6 +273,11 @@ class Outcome:
     stderr: str = ""
     limit: str = ""
     dry: bool = False
+    data: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.stdout and not self.data:  # an answer given as text (tests, observers)
+            object.__setattr__(self, "data", self.stdout.encode())
 
     @property
     def ok(self) -> bool:
@@ -441,12 +447,14 @@ class _Job:
         limit = self.limit
         if not limit and returncode != 0 and any(m in stderr[-65536:].lower() for m in OOM_MARKERS):
             limit = OUT_OF_MEMORY  # the tool said so itself, on hitting the limit
+        data = bytes(self.output["out"])
         return Outcome(
             self.command,
             returncode,
-            self.output["out"].decode(errors="replace"),
+            data.decode(errors="replace"),
             redact(stderr, self.command.secrets),
             limit,
+            data=data,
         )
 
 
