@@ -60,6 +60,9 @@ RENDER_CODE = (
     "tasks.lib.config.checks",
     "tasks.lib.config.template_context",
     "tasks.lib.config.render",
+    "tasks.lib.config.ownapps",
+    "tasks.lib.config.plan",
+    "tasks.lib.config.merge",
 )
 
 
