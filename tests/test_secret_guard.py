@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from invoke import Config, Context
 from invoke.exceptions import Exit
 
 from tasks import sops
@@ -21,21 +20,11 @@ from tasks.lib.secrets import scan, structure
 from tasks.lib.secrets.sopsfile import encryption_state
 from tasks.lib.tools.runner import find_tool
 from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo, git
+from tests.test_sops_tasks import context, write
 
 EXAMPLE_PUBLIC = "age1k44wzccydq23zv58mkx3w5h0pzp4qmhka8dht50cdvyf3zk98pjqtsdvsz"
 FAKE_ENC = "ENC[AES256_GCM,data:bm90LXJlYWw=,iv:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,tag:AAAA,type:str]"
 PASSWORD = "correct-horse-battery-staple-42"  # a plaintext value that must never be printed
-
-
-def context(root: Path) -> Context:
-    return Context(config=Config(overrides={"home_ops": {"root": str(root)}}))
-
-
-def write(root: Path, name: str, text: str) -> Path:
-    path = root / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def real_sops(text: str, *options: str, store: str = "yaml") -> str:
