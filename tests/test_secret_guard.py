@@ -19,7 +19,7 @@ from tasks import sops
 from tasks.lib.secrets import scan, structure
 from tasks.lib.secrets.sopsfile import encryption_state
 from tasks.lib.tools.runner import find_tool
-from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo, git
+from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo, git, rewrite_secrets
 from tests.test_sops_tasks import context, write
 
 EXAMPLE_PUBLIC = "age1k44wzccydq23zv58mkx3w5h0pzp4qmhka8dht50cdvyf3zk98pjqtsdvsz"
@@ -317,25 +317,6 @@ def test_config_secrets_are_the_schema_keys_that_belong_in_cluster_sops_yaml() -
 # --------------------------------------------------------------------------- every fix, run
 
 
-def drop_secret(root: Path, key: str) -> None:
-    """cluster.sops.yaml without ``key``, re-encrypted with the real sops and the test key."""
-    env = {
-        "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key"),
-        "PATH": str(Path(find_tool("sops") or "").parent),
-    }
-    exe = find_tool("sops") or "sops"
-    plain = subprocess.run(
-        [exe, "--decrypt", "cluster.sops.yaml"], cwd=root, env=env, capture_output=True, text=True, check=True
-    ).stdout
-    kept = "\n".join(line for line in plain.splitlines() if not line.startswith(f"{key}:")) + "\n"
-    argv = [exe, "--encrypt", "--filename-override", "cluster.sops.yaml", "--input-type", "yaml",
-            "--output-type", "yaml", "/dev/stdin"]  # fmt: skip
-    encrypted = subprocess.run(
-        argv, cwd=root, env=env, input=kept, capture_output=True, text=True, check=True
-    )
-    (root / "cluster.sops.yaml").write_text(encrypted.stdout)
-
-
 def test_moving_a_token_that_differs_from_cluster_sops_yaml_changes_nothing(
     guarded: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -364,7 +345,12 @@ def test_every_suggested_fix_is_one_command_that_works(
     cluster = guarded / "cluster.yaml"
     token = "Zx81kQ2mW9aPq4Lr7sT1vB6nC3dE5fG0hJ8kLmNo"
     cluster.write_text(cluster.read_text() + f"cloudflare_token: {token}\n")
-    drop_secret(guarded, "cloudflare_token")  # the Taskfile template's habit: the token in cluster.yaml
+    rewrite_secrets(
+        guarded,
+        lambda plain: "".join(
+            line for line in plain.splitlines(keepends=True) if not line.startswith("cloudflare_token:")
+        ),
+    )  # the Taskfile template's habit: the token in cluster.yaml
     with pytest.raises(Exit):
         sops.check(context(guarded))
     err = capsys.readouterr().err
