@@ -36,6 +36,7 @@ from tasks.lib.tools.runner import (
     Command,
     Outcome,
     find_tool,
+    install_hint,
     redact,
     register_secrets,
     run_many,
@@ -374,7 +375,7 @@ def validate_staged(
     if has_talos and not checks_talos:
         note = (
             "; talos/talconfig.yaml NOT validated: talhelper is not installed "
-            "(`inv doctor --install` builds it, or `mise install`)"
+            f"(install it with {install_hint('talhelper')})"
         )
     if problems:
         raise UserError("the rendered tree does not validate; nothing was written:", *problems)

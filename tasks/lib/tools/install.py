@@ -20,15 +20,17 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from invoke.context import Context
+from typing import TYPE_CHECKING
 
 from tasks.lib.tools.doctor import versions
 from tasks.lib.tools.pins import TOOLS, GoBuild, Tool, all_pins, compare
 from tasks.lib.tools.runner import GB, find_tool, is_dry, run, tools_dir
+
+if TYPE_CHECKING:
+    from invoke.context import Context
 
 RECORD = ".install.json"
 #: How long a refusal by the module proxy is believed before asking again.
@@ -253,12 +255,17 @@ def install_tools(
     *,
     go: str | None = None,
     say: Callable[[str], None] = print,
+    only: Sequence[str] = (),
 ) -> list[Outcome]:
     """Install every Go-built tool that is missing or not at its pin; one line per tool."""
     directory = tools_dir()
     pins = all_pins(root)
     go = go if go is not None else find_go()
-    wanted = [(tool, pins[tool.mise_key]) for tool in TOOLS if tool.go and tool.mise_key in pins]
+    wanted = [
+        (tool, pins[tool.mise_key])
+        for tool in TOOLS
+        if tool.go and tool.mise_key in pins and (not only or tool.name in only)
+    ]
     say(f"installing the tools pinned in .mise.toml into {directory} ({len(wanted)} Go-built tools)")
     outcomes: list[Outcome] = []
     todo: list[tuple[Tool, str]] = []
