@@ -12,7 +12,7 @@ from invoke.exceptions import Exit
 
 from tasks import root as root_tasks
 from tasks.lib.tools import doctor as doctor_module
-from tasks.lib.tools.pins import compare, parse_version
+from tasks.lib.tools.pins import compare, executable_pins, parse_version
 from tests.conftest import EXAMPLE_OPERATOR
 from tests.fakes import FakeTools, ok
 
@@ -125,7 +125,7 @@ def test_install_hints_are_honest(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "`inv doctor --install`" in runner.install_hint("gitleaks")
     assert runner.install_hint("sops").startswith("`uv sync`")
     assert runner.install_hint("node") == "`mise install`"
-    pin = runner.pins()["talhelper"]
+    pin = executable_pins(runner.repo_paths().mise_config)["talhelper"]
     install.write_record(
         tmp_path / "tools", {"talhelper": {"pin": pin, "state": "refused", "detail": "403", "at": 9e18}}
     )
