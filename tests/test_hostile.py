@@ -150,7 +150,7 @@ def run_inv(sandbox: Path, cwd: Path, args: list[str], deadline: float = DEADLIN
     started = time.monotonic()
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "invoke", *args],
+            [sys.executable, "-m", "tasks", *args],  # the project's own `inv`
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,

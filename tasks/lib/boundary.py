@@ -219,14 +219,14 @@ def git_commit(root: Path, ref: str, label: str = "--base") -> str:
     later git commands take as it is; or one line: the ref starts with ``-`` (git would read
     it as an option) or names no commit. Asked with ``--end-of-options``, so no value is
     ever an option to git."""
-    from tasks.lib.tools.runner import run_many
+    from tasks.lib.tools.runner import Command, run_one
 
     not_an_option(ref, label)
     if not ref or any(ord(char) < 0x20 for char in ref):
         raise UserError(f"{label} {shown(ref)}: not a git ref — give a branch, tag or commit")
-    argv = ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}"]
-    (outcome,) = run_many([(argv, None)], cwd=root)
-    sha = outcome.stdout.decode("ascii", "replace").strip()
+    argv = ("git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    outcome = run_one(Command(argv, cwd=root, deadline=60))
+    sha = outcome.stdout.strip()
     if not outcome.ok or len(sha) not in (40, 64) or not all(c in "0123456789abcdef" for c in sha):
         raise UserError(
             f"{label} {shown(ref)}: no such commit here — give a branch, tag or commit "

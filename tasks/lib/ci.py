@@ -34,14 +34,14 @@ def changed_since(root: Path, base: str) -> list[str]:
     a ref it does not know, is one line and exit 1 (never "nothing changed")."""
     from tasks.lib.boundary import git_commit
     from tasks.lib.errors import UserError
-    from tasks.lib.tools.runner import run_many
+    from tasks.lib.tools.runner import Command, run_one
 
     commit = git_commit(root, base)
-    argv = ["git", "diff", "--name-only", "-z", "--end-of-options", f"{commit}...HEAD"]
-    (outcome,) = run_many([(argv, None)], cwd=root)
+    argv = ("git", "diff", "--name-only", "-z", "--end-of-options", f"{commit}...HEAD")
+    outcome = run_one(Command(argv, cwd=root, deadline=120))
     if not outcome.ok:
-        raise UserError(f"cannot diff against {base!r}: {outcome.error_text.strip()}")
-    return [name for name in outcome.stdout.decode("utf-8", "replace").split("\0") if name]
+        raise UserError(f"cannot diff against {base!r}: {outcome.problem}")
+    return [name for name in outcome.data.decode("utf-8", "replace").split("\0") if name]
 
 
 def append(env_name: str, text: str) -> Path | None:
