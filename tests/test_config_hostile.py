@@ -639,9 +639,9 @@ def test_the_render_digest_never_reads_a_fifo_or_a_device(tmp_path: Path) -> Non
     os.mkfifo(fifo)
     zero.symlink_to("/dev/zero")
     regular.write_text("a: 1\n")
-    first = inputs_digest(b"k", tmp_path, [fifo, zero, regular, tmp_path / "missing"])
+    first = inputs_digest(b"k", {p.name: p for p in (fifo, zero, regular, tmp_path / "missing")})
     regular.write_text("a: 2\n")
-    assert inputs_digest(b"k", tmp_path, [fifo, zero, regular, tmp_path / "missing"]) != first
+    assert inputs_digest(b"k", {p.name: p for p in (fifo, zero, regular, tmp_path / "missing")}) != first
 
 
 def test_sops_never_reads_a_secrets_file_that_is_not_a_regular_file(tmp_path: Path) -> None:

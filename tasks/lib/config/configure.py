@@ -394,11 +394,15 @@ def validate_staged(
 # --------------------------------------------------------------------------- the pipeline
 
 
-def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], list[str]]:
-    """Every file and value a render depends on (the key material as values), and the
-    user's app folders (each one is listed in a generated kustomization)."""
-    files = [paths.root / name for name in RENDER_INPUT_FILES] + [module_file(m) for m in RENDER_CODE]
-    files += [p for p in paths.templates.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[dict[str, Path], list[str]]:
+    """Every file a render depends on, named without saying where the checkout lives (its
+    path in the repository, the render code by module name), and the values (the key
+    material)."""
+    files = {name: paths.root / name for name in RENDER_INPUT_FILES}
+    files.update({module: module_file(module) for module in RENDER_CODE})
+    for path in paths.templates.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            files[path.relative_to(paths.root).as_posix()] = path
     return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
 
 
@@ -599,7 +603,7 @@ def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
     register_secrets([operator.age_key, operator.deploy_key, operator.push_token])
     key = mf.secret_key(operator.age_key)
     files, values = render_inputs(paths, operator)
-    inputs = mf.inputs_digest(key, paths.root, files, [*values, *own_apps_inputs(paths, manifest)])
+    inputs = mf.inputs_digest(key, files, [*values, *own_apps_inputs(paths, manifest)])
     if not (options.check or options.force or options.resolved) and is_up_to_date(paths, manifest, inputs):
         # Same inputs as the last (validated) render, and the tree is what it wrote.
         say("nothing changed since the last configure: the tree is up to date")

@@ -20,7 +20,7 @@ import hmac
 import json
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,14 +59,14 @@ def update_with_file(mac: hmac.HMAC, path: Path) -> None:
         mac.update(b"<missing>")
 
 
-def inputs_digest(key: bytes, root: Path, paths: Iterable[Path], extra: Iterable[str] = ()) -> str:
-    """Keyed digest of the files (names relative to ``root``, and bytes) and values a render
-    depends on. Where the checkout lives does not change it, so every clone of the
-    repository agrees on the committed manifest."""
+def inputs_digest(key: bytes, files: Mapping[str, Path], extra: Iterable[str] = ()) -> str:
+    """Keyed digest of the files (by the name given to each, and their bytes) and values a
+    render depends on. The names say nothing of where the checkout lives (paths relative to
+    the root, module names), so every clone of the repository agrees on the manifest."""
     mac = hmac.new(key, digestmod=hashlib.sha256)
-    for path in sorted(set(paths)):
-        mac.update(path.relative_to(root).as_posix().encode() + b"\0")
-        update_with_file(mac, path)
+    for name in sorted(files):
+        mac.update(name.encode() + b"\0")
+        update_with_file(mac, files[name])
         mac.update(b"\0")
     for value in extra:
         mac.update(value.encode() + b"\0")
