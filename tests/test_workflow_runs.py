@@ -29,7 +29,7 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yaml"))
 PROVIDED = ("actions/checkout@", "astral-sh/setup-uv@", "actions/cache@")
 INV_PREFIX = "uv run --locked inv "
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-COMPARISON = re.compile(r"^([\w.-]+)\s*(==|!=)\s*'([^']*)'$")
+COMPARISON = re.compile(r"^([\w.-]+)\s*(==|!=)\s*(?:'([^']*)'|([\w.-]+))$")
 
 
 @dataclass
@@ -64,7 +64,8 @@ class Run:
         """The expressions the workflows use: ``a || b`` of context paths, ``x == 'lit'``."""
         expression = expression.strip()
         if match := COMPARISON.match(expression):
-            equal = self.lookup(match[1]) == match[3]
+            right = match[3] if match[3] is not None else self.lookup(match[4])
+            equal = self.lookup(match[1]) == right
             return "true" if equal == (match[2] == "==") else "false"
         options = [part.strip() for part in expression.split("||")]
         if not all(re.fullmatch(r"[\w.-]+", option) for option in options):
