@@ -30,7 +30,7 @@ def config_of(name: str):
 
 def inv(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tasks", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
 
 
@@ -224,4 +224,8 @@ def test_the_test_workflow_runs_the_suite_when_the_template_changed() -> None:
     assert all(s["if"] == f"steps.{probe['id']}.outputs.template == 'true'" for s in after)
     runs = [step["run"] for step in after if "run" in step]
     # the real tools first (their contract tests fail in CI without them), then the suite
-    assert runs == ["uv run --locked inv doctor --install", "uv run --locked inv dev.test"]
+    assert runs == [
+        "uv sync --locked --no-install-project",
+        "uv run --locked inv doctor --install",
+        "uv run --locked inv dev.test",
+    ]

@@ -28,6 +28,8 @@ WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yaml"))
 #: Actions the runner provides here itself: the clone is checked out, inv is on PATH.
 PROVIDED = ("actions/checkout@", "astral-sh/setup-uv@", "actions/cache@")
 INV_PREFIX = "uv run --locked inv "
+#: The install step: this test's environment is that install already.
+INSTALL = "uv sync --locked --no-install-project"
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 COMPARISON = re.compile(r"^([\w.-]+)\s*(==|!=)\s*(?:'([^']*)'|([\w.-]+))$")
 
@@ -157,6 +159,9 @@ def run_job(run: Run, workflow: dict[str, Any], job_id: str, job: dict[str, Any]
             provided = str(step["uses"]).startswith(PROVIDED)
             run.log.append(f"{job_id}: {'provided' if provided else 'not run'}: {step['uses']}")
             continue
+        if str(step["run"]).strip() == INSTALL:
+            run.log.append(f"{job_id}: provided: {INSTALL}")
+            continue
         outputs = run.scratch / f"{job_id}-{step_id}.out"
         outputs.write_text("")
         env = {**env_base, **{k: run.expand(str(v)) for k, v in (step.get("env") or {}).items()}}
@@ -171,7 +176,7 @@ def run_job(run: Run, workflow: dict[str, Any], job_id: str, job: dict[str, Any]
         )
         script = str(step["run"])
         assert script.startswith(INV_PREFIX), script
-        command = f"{sys.executable} -m invoke {script[len(INV_PREFIX) :]}"
+        command = f"{sys.executable} -m tasks {script[len(INV_PREFIX) :]}"
         result = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", command],
             cwd=run.repo,
