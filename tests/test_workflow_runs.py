@@ -240,7 +240,7 @@ def test_sops_check_passes_on_a_fresh_clone_and_after_init_configure(tmp_path: P
 
     def inv(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
+            [sys.executable, "-m", "tasks", *args],
             cwd=clone,
             env=env,
             capture_output=True,
