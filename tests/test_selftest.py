@@ -222,10 +222,8 @@ def test_the_test_workflow_runs_the_suite_when_the_template_changed() -> None:
     (job,) = test["jobs"].values()
     probe, after = gate(job)
     assert all(s["if"] == f"steps.{probe['id']}.outputs.template == 'true'" for s in after)
+    before = [step["run"] for step in job["steps"][: job["steps"].index(probe)] if "run" in step]
+    assert before == ["uv sync --locked --no-install-project"]  # the project's inv, then the probe
     runs = [step["run"] for step in after if "run" in step]
     # the real tools first (their contract tests fail in CI without them), then the suite
-    assert runs == [
-        "uv sync --locked --no-install-project",
-        "uv run --locked inv doctor --install",
-        "uv run --locked inv dev.test",
-    ]
+    assert runs == ["uv run --locked inv doctor --install", "uv run --locked inv dev.test"]
