@@ -281,6 +281,19 @@ def kustomize_problems(paths: Paths, out: Path, dirs: Sequence[str]) -> list[str
     return problems or [f"kustomize build of all directories together failed: {last_line(combined)}"]
 
 
+def talhelper_problems(outcome: Outcome) -> list[str]:
+    """``talhelper validate`` failed: every line of its reason (it prints the problems on
+    stdout and a bare log timestamp on stderr), the template behind the file, the fix."""
+    from tasks.lib.tools.failures import explain
+
+    lines = explain(
+        "talos/talconfig.yaml (from templates/config/talos/talconfig.yaml.j2): talhelper validate failed:",
+        outcome.stdout.decode(errors="replace"),
+        outcome.error_text,
+    )
+    return lines if len(lines) > 1 else [f"{lines[0]} exit {outcome.returncode}"]
+
+
 def last_line(outcome: Outcome) -> str:
     """The last line a failing tool printed, secrets masked (a tool may echo its input)."""
     lines = outcome.error_text.strip().splitlines()
@@ -325,7 +338,7 @@ def validate_staged(paths: Paths, out: Path, say: Say, config: ClusterConfig | N
         argv = ["talhelper", "validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml"]
         (outcome,) = run_many([(argv, None)], cwd=talos, paths=paths)
         if not outcome.ok:
-            problems.append(f"talos/talconfig.yaml: talhelper validate failed: {last_line(outcome)}")
+            problems += talhelper_problems(outcome)
     elif (talos / "talconfig.yaml").is_file():
         note = (
             "; talos/talconfig.yaml NOT validated: talhelper is not installed "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from invoke.context import Context
+from invoke.runners import Result
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
@@ -106,7 +107,7 @@ def generated(c: Context, paths: Paths, args: Sequence[str], *, then: str) -> li
         runner.run(c, argv, cwd=paths.talos)
         print(f"# then {then}")
         return []
-    commands = plan.parse_gencommand(runner.run(c, argv, cwd=paths.talos).stdout)
+    commands = plan.parse_gencommand(checked(c, argv, cwd=paths.talos).stdout)
     if not commands:
         raise UserError(f"`{runner.command_line(argv)}` printed no talosctl command")
     return commands
@@ -126,8 +127,30 @@ def run_generated(
     for command in commands:
         print(f"{action}: {node_label(nodes, command.node)}")
         print(f"  {command.line}")
-        runner.run(c, command.argv, cwd=paths.talos, stream=True)
+        checked(c, command.argv, cwd=paths.talos, stream=True)
     return len(commands)
+
+
+def checked(
+    c: Context,
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    stream: bool = False,
+    timeout: float | None = None,
+) -> Result:
+    """Run ``argv``; when it fails, stop with every line of its reason (stdout and stderr,
+    secrets masked) and the fix where the cause is known, not only its last line."""
+    from tasks.lib.tools.failures import explain
+
+    result = runner.run(c, argv, cwd=cwd, stream=stream, check=False, timeout=timeout)
+    if result.failed:
+        line = runner.redact(runner.command_line(argv))
+        headline = f"command failed (exit {result.exited}): {line}"
+        if stream:  # its output is on the screen already: only the fix goes below
+            raise UserError(*explain(headline, shown=result.stdout + result.stderr))
+        raise UserError(*explain(headline, result.stdout, result.stderr))
+    return result
 
 
 def probe_node(c: Context, paths: Paths, address: str) -> None:
