@@ -294,6 +294,19 @@ def talhelper_problems(outcome: Outcome) -> list[str]:
     return lines if len(lines) > 1 else [f"{lines[0]} exit {outcome.returncode}"]
 
 
+def talhelper_warnings(outcome: Outcome) -> str:
+    """What a passing ``talhelper validate`` still warns of (e.g. a Talos version newer than
+    the talhelper knows), for the summary line."""
+    from tasks.lib.tools.failures import reason_lines
+
+    warned = [
+        line.strip(" *")
+        for line in reason_lines(outcome.stdout.decode(errors="replace"))
+        if "WARNING" in line
+    ]
+    return "".join(f"; talos/talconfig.yaml: talhelper {line}" for line in warned)
+
+
 def last_line(outcome: Outcome) -> str:
     """The last line a failing tool printed, secrets masked (a tool may echo its input)."""
     lines = outcome.error_text.strip().splitlines()
@@ -339,6 +352,8 @@ def validate_staged(paths: Paths, out: Path, say: Say, config: ClusterConfig | N
         (outcome,) = run_many([(argv, None)], cwd=talos, paths=paths)
         if not outcome.ok:
             problems += talhelper_problems(outcome)
+        else:
+            note = talhelper_warnings(outcome)
     elif (talos / "talconfig.yaml").is_file():
         note = (
             "; talos/talconfig.yaml NOT validated: talhelper is not installed "
