@@ -26,7 +26,7 @@ CRD_KIND = "CustomResourceDefinition"
 #: they name their own.
 SECRETS_NAMESPACE = "flux-system"
 #: ``talosctl apply-config --mode`` values.
-APPLY_MODES = ("auto", "interactive", "no-reboot", "reboot", "staged", "try")
+APPLY_MODES = ("auto", "no-reboot", "reboot", "staged", "try")
 
 # --------------------------------------------------------------------------- addresses
 
