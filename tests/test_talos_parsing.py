@@ -185,3 +185,37 @@ def test_truncated_output_is_one_user_error(cut: int) -> None:
 def test_oversized_output_is_refused() -> None:
     with pytest.raises(UserError, match="larger than 4 MiB"):
         discover.parse_links(" " * (discover.MAX_OUTPUT + 1))
+
+
+def test_a_nodes_document_of_discovered_entries_passes_the_schema(tmp_path) -> None:
+    """What a cluster test writes after discovering its nodes: configure's own validation accepts it."""
+    import shutil
+
+    from tasks.lib.config.schema import load_config
+    from tests.conftest import EXAMPLE_INPUTS
+
+    found = discover.Discovered(
+        address="192.168.1.20",
+        links=tuple(discover.parse_links(shapes.link(IP, "eth0", "00:00:5e:00:53:20", carrier=True))),
+        disks=tuple(
+            discover.parse_disks(shapes.disk(IP, "vda", 21_474_836_480, "21 GB", transport="virtio"))
+        ),
+        system=discover.System(),
+        schematic=None,
+    )
+    entries = [
+        discover.node_entry(found, name="k8s-0", controller=True),
+        discover.node_entry(
+            discover.replace(found, address="192.168.1.21", links=tuple(discover.parse_links(
+                shapes.link(IP, "eth0", "00:00:5e:00:53:21", carrier=True)))),
+            name="k8s-1",
+            controller=False,
+        ),
+    ]  # fmt: skip
+    shutil.copy(EXAMPLE_INPUTS / "cluster.yaml", tmp_path / "cluster.yaml")
+    (tmp_path / "nodes.yaml").write_text(discover.nodes_document(entries))
+    loaded = load_config(tmp_path / "cluster.yaml", tmp_path / "nodes.yaml", tmp_path).nodes
+    assert [(n["name"], n["disk"], n["schematic_id"]) for n in loaded] == [
+        ("k8s-0", "/dev/vda", discover.VANILLA_SCHEMATIC),
+        ("k8s-1", "/dev/vda", discover.VANILLA_SCHEMATIC),
+    ]

@@ -67,7 +67,8 @@ def resources(text: str, what: str) -> list[dict[str, Any]]:
 
 
 def _id(item: dict[str, Any]) -> str:
-    return str((item.get("metadata") or {}).get("id", ""))
+    metadata = item.get("metadata")
+    return str(metadata.get("id", "")) if isinstance(metadata, dict) else ""
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,13 @@ def node_entry(found: Discovered, *, name: str, controller: bool) -> NodeEntry:
         "schematic_id": schematic,
     }
     return NodeEntry(values, tuple(notes))
+
+
+def nodes_document(entries: Sequence[NodeEntry]) -> str:
+    """A whole ``nodes.yaml`` holding ``entries`` (for a scratch repository set up from
+    discovered nodes, e.g. a cluster test)."""
+    items = "".join("\n".join(f"  {line}" for line in e.yaml().splitlines()) + "\n" for e in entries)
+    return f"---\nnodes:\n{items}"
 
 
 def next_name(existing: Sequence[str], prefix: str = "k8s-") -> str:

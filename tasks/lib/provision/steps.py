@@ -69,17 +69,6 @@ def talosconfig(paths: Paths) -> tuple[Path, str]:
     return (paths.talosconfig, TALOSCONFIG)
 
 
-def node_address(paths: Paths, ip: str) -> str:
-    """``ip`` checked against nodes.yaml (an IPv4 address of a configured node)."""
-    from tasks.lib.config.schema import load_config
-
-    if ip and plan.ipv4(ip) is not None:  # only a well-formed address needs the config read
-        nodes = load_config(paths.cluster_config, paths.nodes_config, paths.root).nodes
-    else:
-        nodes = []
-    return plan.check_node_ip(ip, nodes, paths.rel(paths.nodes_config))
-
-
 def check_mode(mode: str) -> str:
     if mode not in plan.APPLY_MODES:
         raise UserError(f"--mode {mode!r} is not one of {', '.join(plan.APPLY_MODES)}")
