@@ -15,6 +15,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.tools_contract import positionals
+
 #: root.go: on every talosctl command.
 GLOBAL = {
     "talosconfig": "",
@@ -118,28 +120,19 @@ def flags_of(path: tuple[str, ...]) -> dict[str, str]:
     return {**GLOBAL, **own, **(TRACK if tracked else {})}
 
 
-def positionals(argv: Sequence[str]) -> list[str]:
-    """The words of ``argv`` that are neither flags nor the values of non-boolean flags."""
+def takes_value(word: str) -> bool:
+    """Whether a talosctl flag word is followed by its value (not ``--x=v``, not a boolean)."""
     shorthands = {short: long for own in COMMANDS.values() for long, short in own[1].items() if short}
     shorthands |= {short: long for long, short in GLOBAL.items() if short}
-    words: list[str] = []
-    takes_value = False
-    for word in argv:
-        if takes_value:
-            takes_value = False
-        elif word.startswith("-") and word != "-":
-            name = word.lstrip("-")
-            long = name if word.startswith("--") else shorthands.get(name[:1], name)
-            takes_value = "=" not in word and long not in BOOLEANS
-        else:
-            words.append(word)
-    return words
+    name = word.lstrip("-")
+    long = name if word.startswith("--") else shorthands.get(name[:1], name)
+    return "=" not in word and long not in BOOLEANS
 
 
 def argv_problem(argv: Sequence[str]) -> str | None:
     """Why talosctl would reject ``argv`` (the words after ``talosctl``), or None: the
     subcommand must be one of :data:`COMMANDS` and every flag one it registers."""
-    words = positionals(argv)
+    words = positionals(argv, takes_value)
     path = next((p for p in sorted(COMMANDS, key=len, reverse=True) if tuple(words[: len(p)]) == p), None)
     if path is None:
         return f"talosctl {' '.join(argv)}: no such subcommand"

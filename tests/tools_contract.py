@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -56,15 +57,18 @@ VALUE_FLAGS = {"--namespace", "-n", "--file", "-f", "--output", "-o", "--kubecon
 USAGE = re.compile(r"^Usage:\s*$")
 
 
-def positionals(argv: list[str]) -> list[str]:
-    """The words of ``argv`` that are not flags or flag values."""
+def positionals(
+    argv: Sequence[str], takes_value: Callable[[str], bool] = VALUE_FLAGS.__contains__
+) -> list[str]:
+    """The words of ``argv`` that are not flags or flag values (``takes_value``: whether a
+    flag word is followed by its value)."""
     words: list[str] = []
     skip = False
     for word in argv:
         if skip:
             skip = False
         elif word.startswith("-") and word != "-":
-            skip = word in VALUE_FLAGS
+            skip = takes_value(word)
         else:
             words.append(word)
     return words
