@@ -289,5 +289,5 @@ def test_doctor_install_never_fails_for_a_tool_that_cannot_be_built(example_repo
     )
     root_tasks.doctor(context(example_repo), install=True)  # no Exit: configure can run
     out = capsys.readouterr().out
-    assert "talhelper 3.1.9: cannot install — the Go module proxy refused" in out
+    assert "talhelper 3.1.16: cannot install — the Go module proxy refused" in out
     assert "tools: " in out and "not installed: " in out and "talhelper" in out

@@ -43,9 +43,13 @@ stores:
 
 MINIMAL_TEMPLATES = {
     ".sops.yaml.j2": SOPS_TEMPLATE,
-    "talos/talenv.yaml.j2": "---\ntalosVersion: v1.13.0\n",
+    "talos/talenv.yaml.j2": "---\ntalosVersion: v1.13.8\nkubernetesVersion: v1.36.4\n",
+    # The least the real talhelper validates (configure runs it when it is installed).
     "talos/talconfig.yaml.j2": (
         "---\nclusterName: kubernetes\nendpoint: https://#{ cluster_api_addr }#:6443\n"
+        'talosVersion: "${talosVersion}"\nkubernetesVersion: "${kubernetesVersion}"\n'
+        "nodes:\n  - hostname: k8s-0\n    ipAddress: 192.168.1.10\n    controlPlane: true\n"
+        "    installDisk: /dev/sda\n"
     ),
     "kubernetes/apps/default/kustomization.yaml.j2": (
         "---\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"

@@ -191,9 +191,7 @@ def test_gencommand_prints_what_the_tasks_expect(rendered: dict[str, Path], name
     cluster = yaml.safe_load((repo / "talos" / "talconfig.yaml").read_text())["clusterName"]
     nodes = nodes_of(repo)
     for node in nodes:
-        for args, expected in forms(
-            node, cluster, talenv["talosVersion"], talenv["kubernetesVersion"]
-        ).items():
+        for args, expected in forms(node, cluster, talenv["talosVersion"]).items():
             (command,) = gencommand(repo, *args)
             assert re.fullmatch(expected, command.line), (args, command.line)
             assert command.node == node.addresses[0]
