@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -168,6 +168,22 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTools:
     )
     monkeypatch.setenv("PATH", fakes.path_env())
     return fakes
+
+
+def rewrite_secrets(repo: Path, change: Callable[[str], str]) -> None:
+    """Decrypt ``repo``'s cluster.sops.yaml (the test-only key), apply ``change`` to the
+    plaintext and encrypt it back in place, with the real sops and no plaintext file."""
+    from tasks.lib.secrets.sopsfile import encrypt_argv
+
+    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key")}
+
+    def sops(argv: list[str], stdin: str | None = None) -> str:
+        return subprocess.run(
+            argv, cwd=repo, env=env, input=stdin, capture_output=True, text=True, check=True
+        ).stdout
+
+    plain = sops(["sops", "--decrypt", "cluster.sops.yaml"])
+    (repo / "cluster.sops.yaml").write_text(sops(encrypt_argv("cluster.sops.yaml"), change(plain)))
 
 
 def gen(*commands: str) -> Result:

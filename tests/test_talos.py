@@ -237,7 +237,7 @@ def test_discover_prints_the_nodes_yaml_entry(tree: Path, fake_tools: FakeTools,
 
 
 def test_discover_entry_passes_the_config_schema(tree: Path, fake_tools: FakeTools, capsys) -> None:
-    from tasks.lib.config.schema import load_config
+    from tasks.lib.config.checks import load_config
 
     script_maintenance_node(fake_tools)
     talos.discover(context(tree), ip="192.168.1.50", name="k8s-5", address="192.168.1.12")

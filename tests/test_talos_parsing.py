@@ -191,7 +191,7 @@ def test_a_nodes_document_of_discovered_entries_passes_the_schema(tmp_path) -> N
     """What a cluster test writes after discovering its nodes: configure's own validation accepts it."""
     import shutil
 
-    from tasks.lib.config.schema import load_config
+    from tasks.lib.config.checks import load_config
     from tests.conftest import EXAMPLE_INPUTS
 
     found = discover.Discovered(

@@ -3,9 +3,11 @@
 Secrets never come from plaintext files in the repository:
 
 - ``cluster.sops.yaml`` (committed, SOPS-encrypted whole) holds the values the operator
-  brings: the Cloudflare API token, the Cloudflare tunnel credentials and, optionally, the
+  brings: the Cloudflare API token, the Cloudflare tunnel credentials, optionally the
   1Password Connect credentials (without them no Connect server and no ClusterSecretStore
-  are rendered). It is decrypted in memory (``sops --decrypt`` to a pipe).
+  are rendered) and the operator's own variables for the ``cluster-secrets`` Secret that
+  Flux substitutes (``cluster_secrets``). It is decrypted in memory (``sops --decrypt`` to a
+  pipe).
 - The operator's local, git-ignored files made by ``inv init`` hold the rest: the age key,
   the deploy key and the push token.
 
@@ -21,8 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tasks.lib.config.checks import load_config
 from tasks.lib.config.constraints import is_set, plain
-from tasks.lib.config.schema import ClusterConfig, Document, key_position, load_config
+from tasks.lib.config.document import Document, key_position, read_yaml
+from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.problems import ConfigProblem
@@ -70,13 +74,33 @@ def _onepassword(value: Any) -> str | None:
     return f"has unknown keys {', '.join(unknown)}" if unknown else None
 
 
+#: A Flux substitution variable's name (``${NAME}``): what ``postBuild`` accepts.
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Variables of cluster-secrets that configure sets itself.
+RESERVED_VARIABLES = frozenset({"SECRET_DOMAIN"})
+
+
+def _variables(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a mapping of NAME: value (the variables Flux substitutes as ${NAME})"
+    for name, inner in value.items():
+        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
+            return f"{name!r} is not a variable name (letters, digits and _, not starting with a digit)"
+        if name in RESERVED_VARIABLES:
+            return f"{name} is set by configure (from cluster.yaml); choose another name"
+        if not isinstance(inner, str):
+            return f"{name} must be a string (quote numbers and booleans)"
+    return None
+
+
 SECRET_CHECKS: dict[str, SecretCheck] = {
     "cloudflare_token": _string,
     "cloudflare_tunnel": _tunnel,
     "onepassword_connect": _onepassword,
+    "cluster_secrets": _variables,
 }
 #: Keys of cluster.sops.yaml that may be left out (the feature is then not rendered).
-OPTIONAL_SECRETS = frozenset({"onepassword_connect"})
+OPTIONAL_SECRETS = frozenset({"onepassword_connect", "cluster_secrets"})
 
 
 def validate_secrets(decrypted: Any, encrypted: Document) -> list[ConfigProblem]:
@@ -196,8 +220,6 @@ def load_secrets(paths: Paths, decrypt: Callable[[Path], str]) -> dict[str, Any]
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from tasks.lib.config.schema import read_yaml
-
     label = paths.rel(paths.secrets_config)
     encrypted = read_yaml(paths.secrets_config, label)
     decrypted_text = decrypt(paths.secrets_config)
@@ -251,11 +273,19 @@ def build_context(
         # cluster.sops.yaml wins; the plaintext key is accepted only for compatibility.
         settings = replace(config.settings, cloudflare_token=secret_data["cloudflare_token"])
         config = replace(config, settings=settings)
+    variables = {str(k): str(v) for k, v in (secrets.get("cluster_secrets") or {}).items()}
     data = {
         **config.template_data(),
         **secret_data,
         **operator.template_data(),
         "onepassword_enabled": "onepassword_token" in secret_data,
+        "cluster_secrets": variables,
     }
-    hidden = (*secret_data.values(), operator.age_key, operator.deploy_key, operator.push_token)
+    hidden = (
+        *secret_data.values(),
+        *variables.values(),
+        operator.age_key,
+        operator.deploy_key,
+        operator.push_token,
+    )
     return RenderContext(config, data, tuple(v for v in hidden if v), tuple(placeholders(secrets)))

@@ -117,7 +117,7 @@ def generate_config(c: Context, paths: Paths) -> None:
 
 def known_names(paths: Paths) -> list[str]:
     """The node names nodes.yaml has (none when it is missing or does not validate)."""
-    from tasks.lib.config.schema import load_config
+    from tasks.lib.config.checks import load_config
 
     if not paths.nodes_config.exists():
         return []
