@@ -263,7 +263,7 @@ def upgrade_one(
     if current == version:
         print(f"{node.describe()}: already at {version}")
         return
-    print(f"upgrading {node.describe()} from {current or 'unknown'} to {image}")
+    print(f"upgrading {node.describe()}{f' from {current}' if current else ''} to {image}")
     args = ["upgrade", "--node", address, plan.extra_flags(f"--timeout={UPGRADE_TIMEOUT}")]
     run_generated(c, paths, args, action="upgrading Talos", nodes=[node])
     wait_for_version(c, paths, node, version)
