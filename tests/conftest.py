@@ -19,6 +19,7 @@ from invoke import Config, Context, Result
 from invoke.exceptions import Exit
 
 from tests.fakes import FakeTools
+from tests.tools_contract import real_tool  # before the tests' isolation moves HOME_OPS_TOOLS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_OPERATOR = ROOT / "tests" / "fixtures" / "example-operator"
@@ -39,6 +40,7 @@ CODE_ITEMS = (
     ".mise.toml",
     ".gitignore",
     "pyproject.toml",
+    ".gitleaks.toml",
     "tests/fixtures/example-operator",
 )
 #: Everything a temporary repository holds.
@@ -168,6 +170,18 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTools:
     )
     monkeypatch.setenv("PATH", fakes.path_env())
     return fakes
+
+
+@pytest.fixture
+def gitleaks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The real gitleaks (what `inv doctor --install` builds) on PATH for this test: the
+    secret guard needs it. Missing, the test skips (in CI, where it is built first, fails)."""
+    exe = real_tool("gitleaks")
+    directory = tmp_path / "gitleaks-bin"
+    directory.mkdir(exist_ok=True)
+    (directory / "gitleaks").symlink_to(exe)
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ.get('PATH', '')}")
+    return exe
 
 
 def rewrite_secrets(repo: Path, change: Callable[[str], str]) -> None:

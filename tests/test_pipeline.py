@@ -741,4 +741,4 @@ def test_configure_says_when_talconfig_was_not_validated(repo: Path, monkeypatch
     pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
     (validated,) = [line for line in lines if line.startswith("validated")]
     assert "talos/talconfig.yaml NOT validated: talhelper is not installed" in validated
-    assert "`inv doctor --install`" in validated
+    assert "install it with `" in validated and "talhelper" in validated

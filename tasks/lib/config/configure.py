@@ -34,7 +34,7 @@ from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
 from tasks.lib.tools.kustomize import kustomize_argv
-from tasks.lib.tools.runner import Outcome, find_tool, redact, register_secrets, run_many
+from tasks.lib.tools.runner import Outcome, find_tool, install_hint, redact, register_secrets, run_many
 
 from . import manifest as mf
 from . import merge, ownapps, plan, swap
@@ -369,7 +369,7 @@ def validate_staged(
     elif (talos / "talconfig.yaml").is_file():
         note = (
             "; talos/talconfig.yaml NOT validated: talhelper is not installed "
-            "(`inv doctor --install` builds it, or `mise install`)"
+            f"(install it with {install_hint('talhelper')})"
         )
     if problems:
         raise UserError("the rendered tree does not validate; nothing was written:", *problems)
