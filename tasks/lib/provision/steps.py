@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TextIO
 
 from invoke.context import Context
-from invoke.runners import Result
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
@@ -26,6 +25,8 @@ TALSECRET = "run `inv bootstrap.talos`, which creates it"
 
 #: How long ``talosctl upgrade`` may take before it gives up (talosctl's own --timeout).
 UPGRADE_TIMEOUT = "10m"
+#: How long one generated talosctl command may run (an upgrade waits up to UPGRADE_TIMEOUT).
+TALOSCTL_DEADLINE = 1800.0
 #: How long a node may take to answer the "is it up" probe, in seconds.
 PROBE_TIMEOUT = 30.0
 
@@ -116,7 +117,7 @@ def run_generated(
     for command in commands:
         print(f"{action}: {node_label(nodes, command.node)}")
         print(f"  {command.line}")
-        checked(c, command.argv, cwd=paths.talos, stream=True)
+        checked(c, command.argv, cwd=paths.talos, stream=True, timeout=TALOSCTL_DEADLINE)
     return len(commands)
 
 
@@ -127,15 +128,17 @@ def checked(
     cwd: Path | None = None,
     stream: bool = False,
     timeout: float | None = None,
-) -> Result:
+) -> runner.Outcome:
     """Run ``argv``; when it fails, stop with every line of its reason (stdout and stderr,
     secrets masked) and the fix where the cause is known, not only its last line."""
     from tasks.lib.tools.failures import explain
 
     result = runner.run(c, argv, cwd=cwd, stream=stream, check=False, timeout=timeout)
     if result.failed:
+        if result.limit:  # stopped by the runner (deadline, memory): its own one-line reason
+            raise UserError(result.problem)
         line = runner.redact(runner.command_line(argv))
-        headline = f"command failed (exit {result.exited}): {line}"
+        headline = f"command failed (exit {result.returncode}): {line}"
         if stream:  # its output is on the screen already: only the fix goes below
             raise UserError(*explain(headline, shown=result.stdout + result.stderr))
         raise UserError(*explain(headline, result.stdout, result.stderr))
@@ -148,7 +151,7 @@ def probe_node(c: Context, paths: Paths, address: str) -> None:
     argv = ["talosctl", "--nodes", address, "get", "machineconfig"]
     result = runner.run(c, argv, cwd=paths.talos, check=False, timeout=PROBE_TIMEOUT)
     if result.failed:
-        detail = (result.stderr or result.stdout).strip().splitlines()
+        detail = [result.problem] if result.limit else (result.stderr or result.stdout).strip().splitlines()
         raise UserError(
             f"node {address} does not answer on the Talos API (`{runner.command_line(argv)}` failed)",
             *(f"  {line}" for line in detail[-3:]),
