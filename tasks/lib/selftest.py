@@ -6,7 +6,9 @@ without touching the work tree: each configuration gets its own temporary copy o
 repository (every file git tracks or would track, as it is now, uncommitted changes
 included), its ``cluster.yaml`` and ``nodes.yaml`` are dropped in, and the same commands an
 operator runs are run there, as separate ``inv`` processes. The secrets are the repository's
-own ``cluster.sops.yaml``, the keys the operator's own files (or ``HOME_OPS_OPERATOR_DIR``).
+own ``cluster.sops.yaml``, the keys the operator's own files (or ``HOME_OPS_OPERATOR_DIR``),
+unless the configuration brings its own ``cluster.sops.yaml`` (the secrets its choices need,
+encrypted to the test-only key): then the run uses that file and the test-only keys.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from pathlib import Path
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import OPERATOR_DIR_ENV, Paths
+from tasks.lib.secrets.operator import EXAMPLE_OPERATOR
 from tasks.lib.tools.runner import Outcome, run_many
 
 #: Test configurations: one directory each, holding cluster.yaml and nodes.yaml.
 CONFIGS_DIR = Path("tests") / "fixtures" / "configs"
 CONFIG_FILES = ("cluster.yaml", "nodes.yaml")
+#: A configuration's own secrets (optional), encrypted to the test-only key.
+SECRETS_FILE = "cluster.sops.yaml"
 
 #: What an operator runs after changing the config, in order; a failing step ends that
 #: configuration's run. ``inv --dry`` never reaches a node or a cluster.
@@ -139,13 +144,16 @@ def copy_files(root: Path, names: Sequence[str], destination: Path) -> None:
         shutil.copy2(root / name, target, follow_symlinks=False)
 
 
-def scratch_env(scratch: Path, paths: Paths) -> dict[str, str]:
+def scratch_env(scratch: Path, paths: Paths, test_keys: bool = False) -> dict[str, str]:
     """The scratch copy's own files for every tool (whatever the caller's environment points
-    at), the operator's keys by absolute path. KUBECONFIG and TALOSCONFIG name files that do
-    not exist in the copy, so nothing run there can reach a real cluster, even by mistake."""
+    at), the operator's keys (or, with ``test_keys``, the repository's test-only keys) by
+    absolute path. KUBECONFIG and TALOSCONFIG name files that do not exist in the copy, so
+    nothing run there can reach a real cluster, even by mistake."""
+    operator = (paths.root / EXAMPLE_OPERATOR) if test_keys else paths.operator_dir
+    age_key = operator / paths.age_key.name if test_keys else paths.age_key
     return {
-        OPERATOR_DIR_ENV: str(paths.operator_dir.resolve()),
-        "SOPS_AGE_KEY_FILE": str(paths.age_key.resolve()),
+        OPERATOR_DIR_ENV: str(operator.resolve()),
+        "SOPS_AGE_KEY_FILE": str(age_key.resolve()),
         "SOPS_CONFIG": str(scratch / ".sops.yaml"),
         "KUBECONFIG": str(scratch / "kubeconfig"),
         "TALOSCONFIG": str(scratch / "talos" / "clusterconfig" / "talosconfig"),
@@ -163,7 +171,10 @@ def run_config(
         copy_files(paths.root, files, scratch)
         for name in CONFIG_FILES:
             shutil.copy2(config.directory / name, scratch / name)
-        env = scratch_env(scratch, paths)
+        own_secrets = (config.directory / SECRETS_FILE).is_file()
+        if own_secrets:
+            shutil.copy2(config.directory / SECRETS_FILE, scratch / SECRETS_FILE)
+        env = scratch_env(scratch, paths, test_keys=own_secrets)
         for step in STEPS:
             started = time.monotonic()
             (outcome,) = run_many([([sys.executable, "-m", "invoke", *step], None)], cwd=scratch, env=env)
