@@ -386,7 +386,8 @@ def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None
     included, git-ignored files left out) to a temporary directory, put its cluster.yaml and
     nodes.yaml in, and run `inv configure`, `inv configure --check`, `inv sops.check`,
     `inv --dry bootstrap.talos` and `inv --dry bootstrap.apps` there. Secrets come from this
-    repository's cluster.sops.yaml, keys from your operator files. The work tree is never
+    repository's cluster.sops.yaml, keys from your operator files, unless the configuration
+    brings its own cluster.sops.yaml (encrypted to the test-only key, which it then uses). The work tree is never
     touched. Exits 1 when any configuration fails, after running all of them.
     """
     paths = paths_for(c)

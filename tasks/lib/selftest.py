@@ -39,6 +39,7 @@ STEPS: tuple[tuple[str, ...], ...] = (
     ("configure",),
     ("configure", "--check"),
     ("sops.check",),
+    ("dev.validate",),
     ("--dry", "bootstrap.talos"),
     ("--dry", "bootstrap.apps"),
 )
