@@ -7,7 +7,7 @@ task bodies, so ``inv --list`` costs little more than Invoke itself.
 
 from invoke.collection import Collection
 
-from tasks import bootstrap, ci, dev, flux, lint, root, sops, talos
+from tasks import app, bootstrap, ci, dev, flux, lint, root, sops, talos
 from tasks.lib.errors import guard_program
 from tasks.lib.paths import repo_paths, tool_env
 from tasks.lib.terminal import echo_format
@@ -22,8 +22,8 @@ for root_task in (root.init, root.configure, root.doctor):
     ns.add_task(root_task)
 ns.add_task(flux.reconcile, name="reconcile")
 
-# One collection per module, in bootstrap order.
-for module in (talos, bootstrap, flux, dev, lint, sops):
+# One collection per module, in bootstrap order, then day 2.
+for module in (talos, bootstrap, flux, app, dev, lint, sops):
     ns.add_collection(module.ns)
 # What the GitHub Actions workflows call (they run the same on a workstation).
 ns.add_collection(ci.ns)

@@ -18,7 +18,7 @@ from invoke.exceptions import Exit
 from tasks.lib.errors import UserError, os_error_line
 from tasks.lib.files import check_output_path, write_output
 from tasks.lib.flux_live import FLUX_NS, reconcile_flux
-from tasks.lib.paths import OPERATOR_DIR_ENV, paths_for
+from tasks.lib.paths import paths_for
 from tasks.lib.selftest import STEPS, report, resolve_configs, run_config, step_label, worktree_files
 from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import Command, find_tool, is_dry, observe, require, require_files, run, run_many
@@ -382,21 +382,21 @@ __all__ = ["diff", "start", "stop", "validate"]
 def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None:
     """Run configure and the bootstrap dry runs on test configurations, in scratch copies.
 
-    For each configuration: copy the repository (as it is on disk, uncommitted changes
-    included, git-ignored files left out) to a temporary directory, put its cluster.yaml and
-    nodes.yaml in, and run `inv configure`, `inv configure --check`, `inv sops.check`,
-    `inv --dry bootstrap.talos` and `inv --dry bootstrap.apps` there. Secrets come from this
-    repository's cluster.sops.yaml, keys from your operator files, unless the configuration
-    brings its own cluster.sops.yaml (encrypted to the test-only key, which it then uses). The work tree is never
-    touched. Exits 1 when any configuration fails, after running all of them.
+    For each configuration (the bundled example and every one in tests/fixtures/configs):
+    copy the repository (as it is on disk, uncommitted changes included, git-ignored files
+    left out) to a temporary directory, put its cluster.yaml and nodes.yaml in, and run `inv
+    configure`, `inv configure --check`, `inv sops.check`, `inv dev.validate`, `inv --dry
+    bootstrap.talos` and `inv --dry bootstrap.apps` there. Secrets and keys are the bundled
+    example's test-only ones, never yours (a configuration whose choices need other secrets
+    brings its own cluster.sops.yaml, encrypted to the same key): it tests the template, on
+    any clone. The work tree is never touched.
+    Exits 1 when any configuration fails, after running all of them.
     """
+    from tasks.lib.selftest import require_example
+
     paths = paths_for(c)
     chosen = resolve_configs(paths.root, config or [])
-    if not paths.age_key.exists():
-        missing = f"{paths.rel(paths.age_key)} not found — run `inv init` (or set {OPERATOR_DIR_ENV})"
-        if not is_dry(c):
-            raise UserError(missing)
-        print(f"note: {missing}", file=sys.stderr)
+    require_example(paths.root)
     if is_dry(c):
         names = ", ".join(f"{t.name} ({paths.rel(t.directory)})" for t in chosen)
         print(f"would run, for each of {names}, in a scratch copy of the repository:")

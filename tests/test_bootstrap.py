@@ -56,7 +56,12 @@ SECRET_VALUES = {"deploy-key": "deploy-key-plaintext-5c1d", "sops-age": "age-pla
 TALHELPER_SECRETS = (
     f"cluster:\n  id: abc\n  secret: {TALOS_SECRET}\nsecrets:\n  bootstraptoken: {TALOS_SECRET}-2\n"
 )
-CIPHERTEXT = "cluster: ENC[AES256_GCM,data:xyz,type:str]\nsops:\n  age: []\n  version: 3.11.0\n"
+#: What sops prints, in its shape (the guard checks values, MAC and recipient by sops's rules).
+_ENC = "ENC[AES256_GCM,data:eHl6,iv:" + "A" * 43 + "=,tag:" + "A" * 22 + "==,type:str]"
+CIPHERTEXT = (
+    f"cluster: {_ENC}\nsops:\n  age:\n    - recipient: age1example\n      enc: x\n"
+    f"  mac: {_ENC}\n  version: 3.11.0\n"
+)
 
 CRD = """\
 ---

@@ -22,6 +22,7 @@ VERSIONS = {
     "helm": "v4.1.4+g1234567\n",
     "helmfile": "helmfile version 1.4.0\n",  # differs from the pin
     "kubectl": "Client Version: v1.37.1\nKustomize Version: v5.7.1\n",
+    "gitleaks": "v8.30.1\n",
 }
 
 
@@ -37,6 +38,7 @@ def operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def tools(fake_tools: FakeTools) -> FakeTools:
+    fake_tools.install("gitleaks")
     for name, output in VERSIONS.items():
         fake_tools.script(name, (None, ok(output)))
     return fake_tools
@@ -95,15 +97,54 @@ def test_missing_operator_files_fail(
     assert "run `inv init`" in out and "age key (inv init)" in err
 
 
-def test_cluster_tools_missing_do_not_fail(example_repo: Path, operator: Path, monkeypatch, capsys) -> None:
+def test_missing_required_tools_fail_with_a_fix_line_each(
+    example_repo: Path, operator: Path, tools: FakeTools, monkeypatch, capsys
+) -> None:
     real = doctor_module.find_tool
-    cluster_tools = {"talhelper", "talosctl", "flux", "helm", "helmfile"}
+    cluster_tools = {"talhelper", "talosctl", "flux", "helm", "helmfile", "cilium"}
     monkeypatch.setattr(
         doctor_module, "find_tool", lambda name: None if name in cluster_tools else real(name)
     )
-    code, out, _ = run_doctor(example_repo, capsys)
-    assert code == 0
+    code, out, err = run_doctor(example_repo, capsys)
+    assert code == 1
     assert row(out, "bootstrap.talos")[1:] == ["needs", "talhelper,", "talosctl"]
+    fixes = {line.split()[0].rstrip(":"): line for line in out.splitlines() if line.startswith("  ")}
+    required = {name for name, line in fixes.items() if not line.endswith("(optional)")}
+    assert required == cluster_tools - {"cilium"}
+    assert fixes["cilium"].endswith("(optional)")
+    assert "tools missing for bootstrap.talos, bootstrap.apps, talos.*, flux.* / reconcile" in err
+    assert "`inv configure` cannot run" not in err
+
+
+def test_install_hints_are_honest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.lib.tools import install, runner
+
+    monkeypatch.setenv("HOME_OPS_TOOLS_DIR", str(tmp_path / "tools"))
+    monkeypatch.setattr(install, "find_go", lambda: "/usr/bin/go")
+    assert "`inv doctor --install`" in runner.install_hint("gitleaks")
+    assert runner.install_hint("sops").startswith("`uv sync`")
+    assert runner.install_hint("node") == "`mise install`"
+    pin = runner.pins()["talhelper"]
+    install.write_record(
+        tmp_path / "tools", {"talhelper": {"pin": pin, "state": "refused", "detail": "403", "at": 9e18}}
+    )
+    hint = runner.install_hint("talhelper")
+    assert hint.startswith("`mise install`") and "cannot build it here: 403" in hint
+    monkeypatch.setattr(install, "find_go", lambda: "")
+    assert (
+        runner.install_hint("gitleaks")
+        == "`mise install` (or install Go, then `inv doctor --install` builds it)"
+    )
+
+
+def test_one_tool_only(example_repo: Path, operator: Path, tools: FakeTools, capsys) -> None:
+    context = Context(config=Config(overrides={"home_ops": {"root": str(example_repo)}}))
+    root_tasks.doctor(context, tool=["gitleaks"])
+    out = capsys.readouterr().out
+    assert row(out, "gitleaks")[:2] == ["gitleaks", "ok"] and "talhelper" not in out
+    with pytest.raises(Exit):
+        root_tasks.doctor(context, tool=["nope"])
+    assert "unknown tool nope" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,13 @@ configurations in a scratch copy of the repository (``inv dev.test``, ``inv dev.
 without touching the work tree: each configuration gets its own temporary copy of the
 repository (every file git tracks or would track, as it is now, uncommitted changes
 included), its ``cluster.yaml`` and ``nodes.yaml`` are dropped in, and the same commands an
-operator runs are run there, as separate ``inv`` processes. The secrets are the repository's
-own ``cluster.sops.yaml``, the keys the operator's own files (or ``HOME_OPS_OPERATOR_DIR``),
-unless the configuration brings its own ``cluster.sops.yaml`` (the secrets its choices need,
-encrypted to the test-only key): then the run uses that file and the test-only keys.
+operator runs are run there, as separate ``inv`` processes. It tests the template, never
+the operator's cluster: the secrets are the bundled example's (``tests/fixtures/example/
+cluster.sops.yaml``), or the configuration's own ``cluster.sops.yaml`` when its choices need
+others (no Cloudflare, a webhook secret), the keys the test-only ones
+(``tests/fixtures/example-operator``), so it runs the same on any clone, in CI without the
+operator's key, on a repository whose own ``cluster.sops.yaml`` is encrypted to a key CI does
+not have.
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ from pathlib import Path
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import OPERATOR_DIR_ENV, Paths
-from tasks.lib.secrets.operator import EXAMPLE_OPERATOR
-from tasks.lib.tools.runner import Outcome, run_many
+from tasks.lib.tools.runner import TOOLS_DIR_ENV, Outcome, run_many, tools_dir
 
 #: Test configurations: one directory each, holding cluster.yaml and nodes.yaml.
 CONFIGS_DIR = Path("tests") / "fixtures" / "configs"
 CONFIG_FILES = ("cluster.yaml", "nodes.yaml")
+#: The bundled example (a configuration too, named ``example``) and the test-only keys its
+#: secrets are encrypted to: every configuration renders with these secrets and keys.
+EXAMPLE_DIR = Path("tests") / "fixtures" / "example"
+EXAMPLE_SECRETS = EXAMPLE_DIR / "cluster.sops.yaml"
+EXAMPLE_OPERATOR = Path("tests") / "fixtures" / "example-operator"
 #: A configuration's own secrets (optional), encrypted to the test-only key.
 SECRETS_FILE = "cluster.sops.yaml"
 
@@ -84,11 +91,11 @@ def step_label(step: Sequence[str]) -> str:
 def available(root: Path) -> list[TestConfig]:
     """Every test configuration of the repository, by name."""
     base = root / CONFIGS_DIR
-    if not base.is_dir():
-        return []
+    found = [root / EXAMPLE_DIR] if all((root / EXAMPLE_DIR / f).is_file() for f in CONFIG_FILES) else []
+    found += sorted(base.iterdir()) if base.is_dir() else []
     return [
-        TestConfig(d.name, d)
-        for d in sorted(base.iterdir())
+        TestConfig("example" if d == root / EXAMPLE_DIR else d.name, d)
+        for d in found
         if d.is_dir() and all((d / f).is_file() for f in CONFIG_FILES)
     ]
 
@@ -145,21 +152,36 @@ def copy_files(root: Path, names: Sequence[str], destination: Path) -> None:
         shutil.copy2(root / name, target, follow_symlinks=False)
 
 
-def scratch_env(scratch: Path, paths: Paths, test_keys: bool = False) -> dict[str, str]:
+def scratch_env(scratch: Path) -> dict[str, str]:
     """The scratch copy's own files for every tool (whatever the caller's environment points
-    at), the operator's keys (or, with ``test_keys``, the repository's test-only keys) by
-    absolute path. KUBECONFIG and TALOSCONFIG name files that do not exist in the copy, so
-    nothing run there can reach a real cluster, even by mistake."""
-    operator = (paths.root / EXAMPLE_OPERATOR) if test_keys else paths.operator_dir
-    age_key = operator / paths.age_key.name if test_keys else paths.age_key
+    at), the test-only keys of its own copy. KUBECONFIG and TALOSCONFIG name files that do
+    not exist in the copy, so nothing run there can reach a real cluster, even by mistake."""
+    operator = scratch / EXAMPLE_OPERATOR
     return {
-        OPERATOR_DIR_ENV: str(operator.resolve()),
-        "SOPS_AGE_KEY_FILE": str(age_key.resolve()),
+        OPERATOR_DIR_ENV: str(operator),
+        "SOPS_AGE_KEY_FILE": str(operator / "age.key"),
+        "SOPS_AGE_KEY": "",
         "SOPS_CONFIG": str(scratch / ".sops.yaml"),
         "KUBECONFIG": str(scratch / "kubeconfig"),
         "TALOSCONFIG": str(scratch / "talos" / "clusterconfig" / "talosconfig"),
         "NO_COLOR": "1",
+        TOOLS_DIR_ENV: str(tools_dir()),  # the tools `inv doctor --install` built (gitleaks)
     }
+
+
+def require_example(root: Path) -> None:
+    """dev.e2e needs the bundled example's secrets and test-only keys."""
+    missing = [str(p) for p in (EXAMPLE_SECRETS, EXAMPLE_OPERATOR / "age.key") if not (root / p).is_file()]
+    if missing:
+        raise UserError(
+            f"dev.e2e renders with the bundled example's test-only secrets: {', '.join(missing)} missing"
+        )
+
+
+def secrets_of(root: Path, config: TestConfig) -> Path:
+    """The configuration's own cluster.sops.yaml, else the bundled example's."""
+    own = config.directory / SECRETS_FILE
+    return own if own.is_file() else root / EXAMPLE_SECRETS
 
 
 def run_config(
@@ -172,10 +194,8 @@ def run_config(
         copy_files(paths.root, files, scratch)
         for name in CONFIG_FILES:
             shutil.copy2(config.directory / name, scratch / name)
-        own_secrets = (config.directory / SECRETS_FILE).is_file()
-        if own_secrets:
-            shutil.copy2(config.directory / SECRETS_FILE, scratch / SECRETS_FILE)
-        env = scratch_env(scratch, paths, test_keys=own_secrets)
+        shutil.copy2(secrets_of(paths.root, config), scratch / SECRETS_FILE)
+        env = scratch_env(scratch)
         for step in STEPS:
             started = time.monotonic()
             (outcome,) = run_many([([sys.executable, "-m", "invoke", *step], None)], cwd=scratch, env=env)

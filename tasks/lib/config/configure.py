@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +34,10 @@ from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
 from tasks.lib.tools.kustomize import kustomize_argv
-from tasks.lib.tools.runner import Outcome, find_tool, redact, register_secrets, run_many
+from tasks.lib.tools.runner import Outcome, find_tool, install_hint, redact, register_secrets, run_many
 
 from . import manifest as mf
-from . import swap
+from . import merge, ownapps, plan, swap
 
 #: Files whose bytes decide what a render produces (besides templates/ and the operator's
 #: key material, which are added separately).
@@ -61,6 +61,7 @@ class Options:
     check: bool = False
     dry: bool = False
     say: Say = print
+    resolved: tuple[str, ...] = ()  # files whose edits are the user's resolution of a conflict
 
 
 @dataclass
@@ -74,23 +75,6 @@ class Staged:
 
 
 @dataclass
-class Plan:
-    write: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    remove: list[str] = field(default_factory=list)
-    hand_edited: list[str] = field(default_factory=list)
-    foreign: list[str] = field(default_factory=list)  # exist, but configure never wrote them
-
-    @property
-    def conflicts(self) -> list[str]:
-        return sorted(self.hand_edited + self.foreign)
-
-    @property
-    def changes(self) -> list[str]:
-        return sorted(self.write + self.remove)
-
-
-@dataclass
 class Summary:
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -98,6 +82,9 @@ class Summary:
     encrypted: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     up_to_date: bool = False
+    merged: list[str] = field(default_factory=list)  # your edits merged into the new render
+    edits_kept: list[str] = field(default_factory=list)  # your edits the render left alone
+    forced: list[str] = field(default_factory=list)  # what --force overwrote and lost (lines)
 
 
 # --------------------------------------------------------------------------- staging
@@ -227,9 +214,15 @@ def encrypt_staged(
 # --------------------------------------------------------------------------- validation
 
 
-def kustomization_dirs(out: Path) -> list[str]:
-    names = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-    return sorted({str(p.parent.relative_to(out)) for n in names for p in out.rglob(n)})
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def kustomization_dirs(out: Path, generated: Collection[str] | None = None) -> list[str]:
+    """The folders of ``out`` with a kustomization; with ``generated``, only the folders of
+    generated ones (the user's own files are in ``out`` only for these to build)."""
+    if generated is not None:
+        return sorted({str(Path(n).parent) for n in generated if Path(n).name in KUSTOMIZATION_NAMES})
+    return sorted({str(p.parent.relative_to(out)) for n in KUSTOMIZATION_NAMES for p in out.rglob(n)})
 
 
 def is_component(out: Path, directory: str) -> bool:
@@ -292,14 +285,21 @@ def last_line(outcome: Outcome) -> str:
     return lines[-1] if lines else f"exit {outcome.returncode}"
 
 
-def yaml_problems(out: Path, config: ClusterConfig | None = None) -> list[str]:
-    """Every rendered YAML file must parse (libyaml's C parser: fast, with positions).
-    With ``config``, a problem also names the cluster.yaml/nodes.yaml key behind it."""
+def yaml_problems(
+    out: Path, config: ClusterConfig | None = None, generated: Collection[str] | None = None
+) -> list[str]:
+    """Every rendered YAML file (with ``generated``: every one of those) must parse
+    (libyaml's C parser: fast, with positions). With ``config``, a problem also names the
+    cluster.yaml/nodes.yaml key behind it."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     problems = []
-    for path in sorted(out.rglob("*.y*ml")):
+    if generated is None:
+        files = sorted(out.rglob("*.y*ml"))
+    else:
+        files = [out / n for n in sorted(generated) if n.endswith((".yaml", ".yml"))]
+    for path in files:
         try:
             for _ in yaml.load_all(path.read_bytes(), Loader=loader):
                 pass
@@ -316,13 +316,20 @@ def yaml_problems(out: Path, config: ClusterConfig | None = None) -> list[str]:
     return problems
 
 
-def validate_staged(paths: Paths, out: Path, say: Say, config: ClusterConfig | None = None) -> None:
+def validate_staged(
+    paths: Paths,
+    out: Path,
+    say: Say,
+    config: ClusterConfig | None = None,
+    generated: Collection[str] | None = None,
+) -> None:
     """YAML-parse every file, build every kustomization and, when talhelper is installed,
-    validate the Talos config. Every problem is reported, then we stop."""
-    dirs = kustomization_dirs(out)
+    validate the Talos config. Every problem is reported, then we stop. With ``generated``
+    only those files are checked (``out`` also holds the user's own, for kustomize)."""
+    dirs = kustomization_dirs(out, generated)
     with ThreadPoolExecutor(max_workers=1) as pool:
         building = pool.submit(kustomize_problems, paths, out, dirs)  # kustomize runs meanwhile
-        problems = yaml_problems(out, config)
+        problems = yaml_problems(out, config, generated)
         problems += building.result()
     talos = out / "talos"
     note = ""
@@ -334,57 +341,27 @@ def validate_staged(paths: Paths, out: Path, say: Say, config: ClusterConfig | N
     elif (talos / "talconfig.yaml").is_file():
         note = (
             "; talos/talconfig.yaml NOT validated: talhelper is not installed "
-            "(`inv doctor --install` builds it, or `mise install`)"
+            f"(install it with {install_hint('talhelper')})"
         )
     if problems:
         raise UserError("the rendered tree does not validate; nothing was written:", *problems)
     say(f"validated {len(dirs)} kustomizations and every YAML file{note}")
 
 
-# --------------------------------------------------------------------------- plan and swap
-
-
-def make_plan(root: Path, staged: dict[str, bytes], manifest: mf.Manifest, owned: str = "") -> Plan:
-    """Compare the staged files with the tree. ``owned`` (the manifest itself) is always
-    configure's to write."""
-    plan = Plan()
-    for name, content in sorted(staged.items()):
-        current = root / name
-        if not current.exists():
-            plan.write.append(name)
-            continue
-        existing = current.read_bytes()
-        if existing == content:
-            plan.unchanged.append(name)
-            continue
-        plan.write.append(name)
-        entry = manifest.files.get(name)
-        if name == owned:
-            continue
-        if entry is None:
-            plan.foreign.append(name)
-        elif entry.sha256 != mf.sha256(existing):
-            plan.hand_edited.append(name)
-    for name, entry in sorted(manifest.files.items()):
-        if name in staged:
-            continue
-        current = root / name
-        if not current.exists():
-            continue
-        plan.remove.append(name)
-        if entry.sha256 != mf.sha256(current.read_bytes()):
-            plan.hand_edited.append(name)
-    return plan
-
-
 # --------------------------------------------------------------------------- the pipeline
 
 
 def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], list[str]]:
-    """Every file and value a render depends on (the key material as values)."""
+    """Every file and value a render depends on (the key material as values), and the
+    user's app folders (each one is listed in a generated kustomization)."""
     files = [paths.root / name for name in (*RENDER_INPUT_FILES, *RENDER_CODE)]
     files += [p for p in paths.templates.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
+
+
+def own_apps_inputs(paths: Paths, manifest: mf.Manifest) -> list[str]:
+    """The user's app folders as inputs of the render (a new or removed one renders again)."""
+    return [f"app:{app}" for app in ownapps.apps_on_disk(paths.root, set(manifest.files))]
 
 
 def import_renderer(paths: Paths) -> None:
@@ -417,10 +394,10 @@ def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
 def stage(
     paths: Paths, context: RenderContext, out: Path, manifest: mf.Manifest, key: bytes, say: Say
 ) -> Staged:
-    """Render into ``out``, encrypt the secrets, validate the tree. The secrets are rendered
-    into memory first and encrypted (by sops, on the other core, fed on stdin) while the
-    rest renders into ``out``; then their ciphertext joins it and the whole tree is
-    validated. No plaintext secret is ever in ``out``."""
+    """Render into ``out`` and encrypt the secrets. The secrets are rendered into memory
+    first and encrypted (by sops, on the other core, fed on stdin) while the rest renders
+    into ``out``; then their ciphertext joins it. No plaintext secret is ever in ``out``.
+    The result is validated once the user's edits and apps are in (:func:`validate_plan`)."""
     from tasks.lib.config.render import render, render_secrets
 
     rendered = render_secrets(paths, context)
@@ -443,16 +420,8 @@ def stage(
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(ciphertext)
     say(f"rendered {len(files) + len(encrypted.ciphertexts)} files")
-    validate_staged(paths, out, say, context.config)
     say(f"secrets: {len(encrypted.encrypted)} encrypted, {len(encrypted.kept)} unchanged (ciphertext kept)")
     return Staged(read_tree(out), encrypted.digests, encrypted.encrypted, encrypted.kept)
-
-
-def new_manifest(staged: Staged, inputs: str) -> mf.Manifest:
-    entries = {
-        name: mf.Entry(mf.sha256(content), staged.secrets.get(name)) for name, content in staged.files.items()
-    }
-    return mf.Manifest(entries, inputs)
 
 
 def is_up_to_date(paths: Paths, manifest: mf.Manifest, inputs: str) -> bool:
@@ -460,9 +429,68 @@ def is_up_to_date(paths: Paths, manifest: mf.Manifest, inputs: str) -> bool:
         return False
     for name, entry in manifest.files.items():
         path = paths.root / name
-        if not path.is_file() or mf.sha256(path.read_bytes()) != entry.sha256:
+        if not path.is_file() or mf.sha256(path.read_bytes()) != entry.in_tree:
             return False
     return True
+
+
+# --------------------------------------------------------------------------- the tree to be
+
+#: Where the user's own files are copied for validation (kustomize builds need them).
+OWN_FILES_ROOT = "kubernetes"
+#: At most this many of the user's files are copied for validation.
+MAX_OWN_FILES = 20_000
+
+
+def copy_own_files(root: Path, out: Path, generated: Collection[str]) -> None:
+    """Copy the user's own files under kubernetes/ (everything configure does not generate)
+    into ``out``, so the generated kustomizations that list the user's apps build there.
+    Symbolic links are not followed; swap temporaries and oversized files are left out."""
+    from tasks.lib.files import MAX_TEXT_BYTES
+
+    base = root / OWN_FILES_ROOT
+    if base.is_symlink() or not base.is_dir():
+        return
+    count = 0
+    for directory, folders, names in os.walk(base):
+        folders[:] = [f for f in folders if not (Path(directory) / f).is_symlink()]
+        for file_name in names:
+            path = Path(directory) / file_name
+            name = path.relative_to(root).as_posix()
+            if name in generated or swap.target_of(path) != path or path.is_symlink() or not path.is_file():
+                continue
+            if path.stat().st_size > MAX_TEXT_BYTES:
+                continue
+            count += 1
+            if count > MAX_OWN_FILES:
+                raise UserError(f"{OWN_FILES_ROOT}/ holds more than {MAX_OWN_FILES} files of your own")
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out / name)
+
+
+def validate_plan(
+    paths: Paths, out: Path, staging: Path, the_plan: plan.Plan, config: ClusterConfig, say: Say
+) -> dict[str, Path]:
+    """Validate the tree as it will be: the render with the user's edits merged in and apps
+    listed, beside the user's own files. Returns where each pure render now is (the merged
+    ones were moved aside, for their git blobs)."""
+    pure_dir = staging / "pure"
+    locations = {name: out / name for name in the_plan.entries}
+    for name, content in the_plan.files.items():
+        target = out / name
+        if target.is_file() and target.read_bytes() != content:
+            aside = pure_dir / name
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(target, aside)
+            locations[name] = aside
+            target.write_bytes(content)
+    generated = set(the_plan.files)
+    copy_own_files(paths.root, out, generated)
+    validate_staged(paths, out, say, config, generated)
+    return locations
+
+
+# --------------------------------------------------------------------------- configure
 
 
 def configure(paths: Paths, options: Options) -> Summary:
@@ -507,8 +535,9 @@ def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary
     register_secrets([operator.age_key, operator.deploy_key, operator.push_token])
     manifest = mf.Manifest.load(paths.manifest)
     key = mf.secret_key(operator.age_key)
-    inputs = mf.inputs_digest(key, *render_inputs(paths, operator))
-    if not (options.check or options.force) and is_up_to_date(paths, manifest, inputs):
+    files, values = render_inputs(paths, operator)
+    inputs = mf.inputs_digest(key, files, [*values, *own_apps_inputs(paths, manifest)])
+    if not (options.check or options.force or options.resolved) and is_up_to_date(paths, manifest, inputs):
         # Same inputs as the last (validated) render, and the tree is what it wrote.
         say("nothing changed since the last configure: the tree is up to date")
         return Summary(unchanged=len(manifest.files), up_to_date=True)
@@ -535,60 +564,139 @@ def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary
         out = staging / "out"
         out.mkdir()
         staged = stage(paths, context, out, manifest, key, say)
+        return finish(paths, options, swapped, Rendered(staging, out, staged, manifest, inputs, config))
+
+
+@dataclass
+class Rendered:
+    """A render in its staging directory, with what the plan is made from."""
+
+    staging: Path
+    out: Path
+    staged: Staged
+    manifest: mf.Manifest
+    inputs: str
+    config: ClusterConfig
+
+
+def finish(paths: Paths, options: Options, swapped: list[bool], rendered: Rendered) -> Summary:
+    """Plan against the tree (merging the user's edits, listing their apps), validate the
+    tree as it will be, then report (``--check``, ``--dry``) or swap it in."""
+    say = options.say
+    staged = rendered.staged
     manifest_name = paths.rel(paths.manifest)
-    files = dict(staged.files)
-    files[manifest_name] = new_manifest(staged, inputs).dumps().encode()
-    plan = make_plan(paths.root, files, manifest, owned=manifest_name)
+    inputs = plan.Inputs(
+        paths.root,
+        staged.files,
+        staged.secrets,
+        rendered.manifest,
+        manifest_name,
+        normalized_resolved(paths, options.resolved),
+        options.force,
+    )
+    the_plan, unused = plan.make_plan(inputs, rendered.staging / "merge")
+    if unused:
+        reason = "not a generated file with edits of yours; nothing to resolve"
+        raise UserError(*(f"--resolved {name}: {reason}" for name in unused))
+    if the_plan.conflicts and not options.check:
+        raise UserError(*plan.conflict_report(the_plan.conflicts))
+    for folder in the_plan.skipped_apps:
+        say(f"warning: {folder} is not listed: name app folders with letters, digits, '.', '_' and '-'")
+    locations = validate_plan(paths, rendered.out, rendered.staging, the_plan, rendered.config, say)
     if options.check:
-        # The inputs digest is a cache key, not output: a stale one is not a difference.
-        if manifest_name in plan.write and only_inputs_differ(paths, files[manifest_name]):
-            plan.write.remove(manifest_name)
-        report_check(paths, plan, files, staged)
-        return Summary(unchanged=len(plan.unchanged), encrypted=staged.encrypted, kept=staged.kept)
-    if plan.conflicts and not options.force:
-        raise UserError(
-            "these generated files were changed since configure wrote them; nothing was written:",
-            *(
-                f"  {name}{' (not written by configure)' if name in plan.foreign else ''}"
-                for name in plan.conflicts
-            ),
-            "move your edits into the templates or the config, or overwrite them: `inv configure --force`",
-        )
+        report_check(paths, the_plan)
+        return summary_of(the_plan, staged, written=False)
     if options.dry:
-        for name in plan.write:
-            say(f"would write {name}")
-        for name in plan.remove:
-            say(f"would remove {name}")
-        return Summary(unchanged=len(plan.unchanged), encrypted=staged.encrypted, kept=staged.kept)
+        report_dry(the_plan, say)
+        return summary_of(the_plan, staged, written=False)
+    write_blobs(paths, the_plan, locations)
+    the_plan.files[manifest_name] = mf.Manifest(the_plan.entries, rendered.inputs).dumps().encode()
+    current = paths.manifest.read_bytes() if paths.manifest.is_file() else None
+    (the_plan.unchanged if the_plan.files[manifest_name] == current else the_plan.write).append(manifest_name)
+    stored = store_lost(paths, the_plan.forced)
     # The manifest last: until it is in place, the old manifest describes the old files.
-    order = sorted(plan.write, key=lambda name: name == manifest_name)
-    swap.swap_in(paths.root, files, order, plan.remove)
+    order = sorted(the_plan.write, key=lambda name: name == manifest_name)
+    swap.swap_in(paths.root, the_plan.files, order, the_plan.remove)
     swapped.append(True)
-    return Summary(plan.write, len(plan.unchanged), plan.remove, staged.encrypted, staged.kept)
+    summary = summary_of(the_plan, staged, written=True)
+    summary.forced = plan.forced_report(the_plan.forced, stored)
+    return summary
 
 
-def only_inputs_differ(paths: Paths, new_manifest_text: bytes) -> bool:
-    import json
+def normalized_resolved(paths: Paths, names: Sequence[str]) -> list[str]:
+    """``--resolved`` paths as repository-relative names (given relative to the root, or
+    absolute inside it)."""
+    result = []
+    for name in names:
+        path = Path(name)
+        path = path if path.is_absolute() else paths.root / path
+        relative = os.path.relpath(os.path.normpath(path), paths.root)
+        if relative.startswith(".."):
+            raise UserError(f"--resolved {name}: not inside the repository")
+        result.append(Path(relative).as_posix())
+    return result
 
-    try:
-        current = json.loads(paths.manifest.read_text())
-        new = json.loads(new_manifest_text)
-    except (OSError, ValueError):
-        return False
-    current.pop("inputs", None)
-    new.pop("inputs", None)
-    return bool(current == new)
+
+def write_blobs(paths: Paths, the_plan: plan.Plan, locations: dict[str, Path]) -> None:
+    """Put each pure render into git's object database and record its blob id, so the next
+    configure can merge on it (entries carried over keep theirs)."""
+    wanted = {name: locations[name] for name, entry in the_plan.entries.items() if entry.blob is None}
+    ids = merge.blob_ids(paths.root, wanted, write=True)
+    for name, blob in ids.items():
+        the_plan.entries[name].blob = blob
 
 
-def report_check(paths: Paths, plan: Plan, files: dict[str, bytes], staged: Staged) -> None:
-    """Raise when the tree is not what configure would write, with a diff of each file
-    (secrets: named only, compared by decrypted content, never printed)."""
+def store_lost(paths: Paths, forced: Sequence[plan.Conflict]) -> dict[str, str]:
+    """What ``--force`` overwrites goes into git's object database first: name -> blob id."""
+    stored: dict[str, str] = {}
+    if not forced:
+        return stored
+    with private_scratch("home-ops-lost-") as scratch:
+        files = {}
+        for index, conflict in enumerate(forced):
+            if conflict.ours is not None:
+                files[conflict.name] = scratch / f"f{index}"
+                files[conflict.name].write_bytes(conflict.ours)
+        stored = merge.blob_ids(paths.root, files, write=True)
+    return stored
+
+
+def summary_of(the_plan: plan.Plan, staged: Staged, written: bool) -> Summary:
+    return Summary(
+        the_plan.write if written else [],
+        len(the_plan.unchanged),
+        the_plan.remove if written else [],
+        staged.encrypted,
+        staged.kept,
+        merged=the_plan.merged,
+        edits_kept=sorted(the_plan.kept + the_plan.resolved),
+    )
+
+
+def report_dry(the_plan: plan.Plan, say: Say) -> None:
+    for name in the_plan.write:
+        verb = "would merge your edit into" if name in the_plan.merged else "would write"
+        say(f"{verb} {name}")
+    for name in the_plan.remove:
+        say(f"would remove {name}")
+    for conflict in the_plan.forced:
+        say(f"would overwrite {conflict.name} (your edit would be lost)")
+
+
+def report_check(paths: Paths, the_plan: plan.Plan) -> None:
+    """Raise when the tree is not what configure would leave, with a diff of each file
+    (secrets: named only, compared by decrypted content, never printed) and, for a file
+    whose edit conflicts with the new render, the conflict and how to resolve it. The
+    manifest is configure's record, not output: only a missing one is a difference."""
     import difflib
 
-    if not plan.changes:
+    manifest_name = paths.rel(paths.manifest)
+    missing_manifest = not paths.manifest.is_file()
+    changes = [*the_plan.changes, *([manifest_name] if missing_manifest else [])]
+    if not changes and not the_plan.conflicts:
         return
-    lines = [f"the tree differs from what configure would write ({len(plan.changes)} files):"]
-    for name in plan.write:
+    lines = [f"the tree differs from what configure would write ({len(changes)} files):"] if changes else []
+    for name in the_plan.write:
         current = paths.root / name
         if is_sops_name(name):
             lines.append(f"  {name}: secret content differs (not shown)")
@@ -596,13 +704,19 @@ def report_check(paths: Paths, plan: Plan, files: dict[str, bytes], staged: Stag
         if not current.exists():
             lines.append(f"  {name}: missing")
             continue
-        lines.append(f"  {name}: differs")
+        merged = " (your edit merged into the new render)" if name in the_plan.merged else ""
+        lines.append(f"  {name}: differs{merged}")
         before = current.read_text(errors="replace").splitlines(keepends=True)
-        after = files[name].decode(errors="replace").splitlines(keepends=True)
+        after = the_plan.files[name].decode(errors="replace").splitlines(keepends=True)
         diff = difflib.unified_diff(before, after, f"a/{name}", f"b/{name}")
         lines += [f"    {line.rstrip()}" for line in diff]
-    lines += [f"  {name}: would be removed" for name in plan.remove]
-    lines.append("run `inv configure` and commit the result")
+    lines += [f"  {name}: would be removed" for name in the_plan.remove]
+    if missing_manifest:
+        lines.append(f"  {manifest_name}: missing")
+    if the_plan.conflicts:
+        lines += plan.conflict_report(the_plan.conflicts, "`inv configure` stops on it")
+    else:
+        lines.append("run `inv configure` and commit the result")
     raise UserError(*lines)
 
 

@@ -3,9 +3,11 @@
 Secrets never come from plaintext files in the repository:
 
 - ``cluster.sops.yaml`` (committed, SOPS-encrypted whole) holds the values the operator
-  brings: the Cloudflare API token, the Cloudflare tunnel credentials and, optionally, the
+  brings: the Cloudflare API token, the Cloudflare tunnel credentials, optionally the
   1Password Connect credentials (without them no Connect server and no ClusterSecretStore
-  are rendered). It is decrypted in memory (``sops --decrypt`` to a pipe).
+  are rendered) and the operator's own variables for the ``cluster-secrets`` Secret that
+  Flux substitutes (``cluster_secrets``). It is decrypted in memory (``sops --decrypt`` to a
+  pipe).
 - The operator's local, git-ignored files made by ``inv init`` hold the rest: the age key,
   the deploy key and the push token.
 
@@ -81,14 +83,34 @@ def _webhook_token(value: Any) -> str | None:
     return "must be 16 to 512 printable characters without spaces (e.g. the output of `openssl rand -hex 32`)"
 
 
+#: A Flux substitution variable's name (``${NAME}``): what ``postBuild`` accepts.
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Variables of cluster-secrets that configure sets itself.
+RESERVED_VARIABLES = frozenset({"SECRET_DOMAIN"})
+
+
+def _variables(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a mapping of NAME: value (the variables Flux substitutes as ${NAME})"
+    for name, inner in value.items():
+        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
+            return f"{name!r} is not a variable name (letters, digits and _, not starting with a digit)"
+        if name in RESERVED_VARIABLES:
+            return f"{name} is set by configure (from cluster.yaml); choose another name"
+        if not isinstance(inner, str):
+            return f"{name} must be a string (quote numbers and booleans)"
+    return None
+
+
 SECRET_CHECKS: dict[str, SecretCheck] = {
     "cloudflare_token": _string,
     "cloudflare_tunnel": _tunnel,
     "flux_webhook_token": _webhook_token,
     "onepassword_connect": _onepassword,
+    "cluster_secrets": _variables,
 }
 #: Keys of cluster.sops.yaml that may be left out (the feature is then not rendered).
-OPTIONAL_SECRETS = frozenset({"onepassword_connect"})
+OPTIONAL_SECRETS = frozenset({"onepassword_connect", "cluster_secrets"})
 #: Webhook providers whose secret must be in cluster.sops.yaml (GitHub's may still be the
 #: operator's github-push-token.txt, as before the choice existed).
 WEBHOOK_SECRET_REQUIRED = frozenset({"gitlab", "gitea", "forgejo", "generic-hmac"})
@@ -300,11 +322,19 @@ def build_context(
         # cluster.sops.yaml wins; the plaintext key is accepted only for compatibility.
         settings = replace(config.settings, cloudflare_token=secret_data["cloudflare_token"])
         config = replace(config, settings=settings)
+    variables = {str(k): str(v) for k, v in (secrets.get("cluster_secrets") or {}).items()}
     data = {
         **config.template_data(),
         **secret_data,
         **operator.template_data(),
         "onepassword_enabled": "onepassword_token" in secret_data,
+        "cluster_secrets": variables,
     }
-    hidden = (*secret_data.values(), operator.age_key, operator.deploy_key, operator.push_token)
+    hidden = (
+        *secret_data.values(),
+        *variables.values(),
+        operator.age_key,
+        operator.deploy_key,
+        operator.push_token,
+    )
     return RenderContext(config, data, tuple(v for v in hidden if v), tuple(placeholders(secrets)))

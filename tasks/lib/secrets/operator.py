@@ -35,6 +35,10 @@ cloudflare_tunnel:
 # onepassword_connect:
 #   credentials: '<the text of 1password-credentials.json>'
 #   token: <a Connect access token>
+# Optional: your own variables for the cluster-secrets Secret, which Flux substitutes in
+# every app (`${NAME}` in a manifest). Values are strings.
+# cluster_secrets:
+#   SMTP_PASSWORD: <a value>
 """
 
 

@@ -20,6 +20,7 @@ from tasks.lib.tools.pins import (
     compare,
     missing_for,
     parse_version,
+    satisfied,
 )
 from tasks.lib.tools.runner import find_tool, run_many
 
@@ -95,22 +96,70 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)])
 
 
-def report(c: Context, paths: Paths) -> None:
-    """Print the tools, operator files and runnable tasks; raise when configure cannot run."""
+def required_tools() -> set[str]:
+    """Every tool some task cannot run without (both sides of an ``a|b`` choice: doctor asks
+    for the one that is missing only when neither is there)."""
+    return {name for needs in TASK_TOOLS.values() for req in needs for name in req.split("|")}
+
+
+def fix_lines(rows: Sequence[ToolRow], found: set[str]) -> tuple[list[str], list[str]]:
+    """(required, optional): one line per missing tool, saying how to install it here."""
+    from tasks.lib.tools.runner import install_hint
+
+    required: list[str] = []
+    optional: list[str] = []
+    needed = required_tools()
+    for row in rows:
+        if row.path is not None:
+            continue
+        name = row.tool.name
+        alternatives = [req for reqs in TASK_TOOLS.values() for req in reqs if name in req.split("|")]
+        if alternatives and all(satisfied(req, found) for req in alternatives):
+            continue  # the other side of an a|b choice is there
+        pin = f" {row.pinned}" if row.pinned else ""
+        line = f"  {row.tool.name}{pin}: {install_hint(row.tool.name)}"
+        (required if row.tool.name in needed else optional).append(line)
+    return required, optional
+
+
+def select(tools: Sequence[Tool], only: Sequence[str]) -> list[Tool]:
+    """The tools named in ``only`` (every tool when empty); an unknown name is an error."""
+    if not only:
+        return list(tools)
+    known = {tool.name: tool for tool in tools}
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise UserError(f"unknown tool {', '.join(unknown)}: choose from {', '.join(sorted(known))}")
+    return [known[name] for name in dict.fromkeys(only)]
+
+
+def report(c: Context, paths: Paths, only: Sequence[str] = ()) -> None:
+    """Print the tools, operator files and runnable tasks, with the fix for every missing
+    tool; raise when a required tool (or, for configure, an operator file) is missing.
+    With ``only``, just those tools are checked."""
     pins = all_pins(paths.root)
-    tools = probe_all(TOOLS, pins)
+    tools = probe_all(select(TOOLS, only), pins)
     print(
         table(
             ("tool", "status", "version", "pinned", "used for"),
             [(r.tool.name, r.status, r.version or "-", r.pinned or "-", r.tool.purpose) for r in tools],
         )
     )
+    found = {r.tool.name for r in tools if r.path is not None}
+    required, optional = fix_lines(tools, found)
+    if required or optional:
+        print("\nto install what is missing:")
+        for line in required + [f"{line} (optional)" for line in optional]:
+            print(line)
+    if only:
+        if required:
+            raise UserError(f"\nmissing: {', '.join(line.split()[0].rstrip(':') for line in required)}")
+        return
     print()
     files = operator_files(paths)
     file_rows = [(f.label, paths.rel(f.path), *f.describe(paths)) for f in files]
     print(table(("operator file", "path", "status", "note"), file_rows))
     print()
-    found = {r.tool.name for r in tools if r.path is not None}
     # configure also needs the files `inv init` makes (the kubeconfig comes later).
     init_missing = [f.label for f in files[:3] if not f.path.exists()]
     task_rows = []
@@ -120,6 +169,12 @@ def report(c: Context, paths: Paths) -> None:
             missing += [f"{label} (inv init)" for label in init_missing]
         task_rows.append((name, "ready" if not missing else "needs " + ", ".join(missing)))
     print(table(("task", "can run"), task_rows))
+    problems = []
     main_missing = dict(task_rows)[MAIN_TASK]
     if main_missing != "ready":
-        raise UserError(f"\n`inv {MAIN_TASK}` cannot run: it {main_missing}")
+        problems.append(f"`inv {MAIN_TASK}` cannot run: it {main_missing}")
+    blocked = [name for name, state in task_rows if state != "ready" and name != MAIN_TASK]
+    if blocked:
+        problems.append(f"tools missing for {', '.join(blocked)}: install them as shown above")
+    if problems:
+        raise UserError("", *problems)

