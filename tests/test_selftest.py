@@ -160,13 +160,16 @@ def test_a_failing_step_ends_that_configuration_and_is_reported(
     assert git(repo_with_configs, "status", "--porcelain") == ""
 
 
-def test_a_configuration_with_its_own_secrets_runs_with_the_test_only_keys(
-    repo_with_configs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_configuration_with_its_own_secrets_renders_with_them(
+    repo_with_configs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gitleaks: str
 ) -> None:
-    """no-cloudflare brings a cluster.sops.yaml without the Cloudflare secrets, encrypted to
-    the test-only key: it runs whatever keys the operator has (here: none that decrypt)."""
+    """no-cloudflare brings a cluster.sops.yaml without the Cloudflare secrets (the example's
+    would be refused: not used without Cloudflare), encrypted to the test-only key."""
     monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(tmp_path / "someone-else"))
     paths = repo_paths(repo_with_configs)
+    assert selftest.secrets_of(paths.root, selftest.TestConfig("bgp", CONFIGS / "bgp")) == (
+        paths.root / selftest.EXAMPLE_SECRETS
+    )
     result = selftest.run_config(
         paths,
         selftest.worktree_files(paths.root),
@@ -176,8 +179,6 @@ def test_a_configuration_with_its_own_secrets_runs_with_the_test_only_keys(
     )
     assert result.ok, result.steps[-1].output
     assert [step.step for step in result.steps] == [selftest.step_label(s) for s in selftest.STEPS]
-    env = selftest.scratch_env(tmp_path, paths, test_keys=True)
-    assert env["SOPS_AGE_KEY_FILE"] == str((paths.root / "tests/fixtures/example-operator/age.key").resolve())
     assert git(repo_with_configs, "status", "--porcelain") == ""
 
 
