@@ -229,10 +229,11 @@ def ingress_checks(cluster: Document) -> Iterator[ConfigProblem]:
     """Cloudflare, the ingress mode and the external gateway agree."""
     c = cluster.data
     dns = setting_value(c, "dns_provider")
-    ingress = setting_value(c, "ingress_mode") if is_set(c.get("ingress_mode")) else None
-    if dns is None or (ingress is None and is_set(c.get("ingress_mode"))):
+    if dns is None:
+        return  # invalid: its own check says so
+    ingress = setting_value(c, "ingress_mode") if is_set(c.get("ingress_mode")) else default_ingress(dns)
+    if ingress is None:
         return
-    ingress = ingress or default_ingress(dns)
     if ingress != "none" and dns != "cloudflare":
         yield cluster.problem(
             c,
