@@ -21,9 +21,21 @@ from tasks.lib.flux_live import FLUX_NS, reconcile_flux
 from tasks.lib.paths import paths_for
 from tasks.lib.selftest import STEPS, report, resolve_configs, run_config, step_label, worktree_files
 from tasks.lib.taskdef import task
-from tasks.lib.tools.runner import Command, find_tool, is_dry, observe, require, require_files, run, run_many
+from tasks.lib.tools.runner import (
+    GB,
+    Command,
+    find_tool,
+    is_dry,
+    observe,
+    require,
+    require_files,
+    run,
+    run_one,
+)
 
 ORIGINAL_REF = "home-ops.dev/original-ref"
+#: How long the whole test suite may run.
+TEST_DEADLINE = 7200.0
 FLUXINSTANCE = "fluxinstances.fluxcd.controlplane.io"
 
 
@@ -139,8 +151,8 @@ def _helm(tree: Any) -> list[str]:
 # Diff --------------------------------------------------------------------------------------
 def _git(root: Path, *args: str) -> tuple[int, str]:
     """Read-only git query (runs under --dry too: it changes nothing)."""
-    outcome = run_many([(["git", *args], None)], cwd=root)[0]
-    return outcome.returncode, outcome.stdout.decode("utf-8", "replace").strip()
+    outcome = run_one(Command(("git", *args), cwd=root))
+    return outcome.returncode, outcome.stdout.strip()
 
 
 def default_branch(root: Path) -> str:
@@ -232,11 +244,11 @@ def ensure_pushed(c: Context, branch: str) -> None:
 
 
 def _kubectl_json(c: Context, *args: str) -> Any:
-    outcome = run_many([(["kubectl", *args, "-o", "json"], None)], paths=paths_for(c))[0]
+    outcome = run_one(Command(("kubectl", *args, "-o", "json")), paths=paths_for(c))
     if not outcome.ok:
-        message = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
+        message = [outcome.problem] if outcome.limit else outcome.stderr.strip().splitlines()
         raise UserError(f"kubectl {' '.join(args)} failed", *(f"  {m}" for m in message[-3:]))
-    return jsonlib.loads(outcome.stdout or b"{}")
+    return jsonlib.loads(outcome.stdout or "{}")
 
 
 def find_instance(c: Context) -> dict[str, Any]:
@@ -423,9 +435,11 @@ def test(c: Context, workers: str = "auto") -> None:
     kubectl and yamlfmt are the pip-installed ones.
     """
     argv = [sys.executable, "-m", "pytest", "-n", workers, *shlex.split(c.remainder or "")]
-    result = run(c, argv, cwd=paths_for(c).root, stream=True, check=False)
+    result = run(
+        c, argv, cwd=paths_for(c).root, stream=True, check=False, timeout=TEST_DEADLINE, memory=4 * GB
+    )
     if result.failed:
-        raise Exit(code=result.exited)
+        raise Exit(code=result.returncode or 1)
 
 
 ns = Collection("dev")

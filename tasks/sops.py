@@ -22,19 +22,19 @@ from tasks.lib.files import memory_dir, private_scratch, read_text, write_atomic
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.secrets.sopsfile import (
     decrypt_argv,
+    decrypt_stdin_argv,
     encrypt_argv,
     encryption_state,
     is_encrypted_text,
     is_sops_name,
-    store_type,
 )
 from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import (
+    Command,
     command_env,
     command_line,
     find_tool,
     is_dry,
-    redact,
     require,
     run,
     run_many,
@@ -65,12 +65,6 @@ def rel(paths: Paths, path: Path) -> str:
     return paths.rel(path)
 
 
-def decrypt_stdin_argv(filename: str) -> list[str]:
-    """Decrypt a SOPS document fed on stdin (used to verify ciphertext before writing it)."""
-    kind = store_type(filename)
-    return ["sops", "--decrypt", "--input-type", kind, "--output-type", kind, "/dev/stdin"]
-
-
 def require_encrypted(target: Path, label: str) -> None:
     """Stop unless ``target`` is a completely encrypted sops file (by sops's own rules)."""
     state = encryption_state(read_text(target, label), label)
@@ -95,16 +89,17 @@ def run_sops_batch(
     or stops with one line per failure (what to do, never sops' wall of text)."""
     from tasks.lib.secrets.recipients import explain_sops_error
 
-    env = {"SOPS_AGE_KEY": extra_key} if extra_key else None
-    outcomes = run_many(jobs, cwd=paths.root, paths=paths, env=env)
+    env = {"SOPS_AGE_KEY": extra_key} if extra_key else {}
+    commands = [Command(tuple(argv), stdin=stdin, cwd=paths.root, env=env) for argv, stdin in jobs]
+    outcomes = run_many(commands, paths=paths)
     failures = [
-        explain_sops_error(paths, label, outcome.error_text)
+        explain_sops_error(paths, label, outcome.problem if outcome.limit else outcome.stderr)
         for label, outcome in zip(labels, outcomes, strict=True)
         if not outcome.ok
     ]
     if failures:
         raise UserError(*failures)
-    return [outcome.stdout.decode() for outcome in outcomes]
+    return [outcome.stdout for outcome in outcomes]
 
 
 # --------------------------------------------------------------------------- tasks
@@ -221,7 +216,7 @@ def decrypt(c: Context, path: str) -> None:
     require(c, "sops")
     result = run(c, decrypt_argv(label), cwd=paths.root, check=False)
     if result.failed:
-        raise UserError(explain_sops_error(paths, label, redact(result.stderr)))
+        raise UserError(explain_sops_error(paths, label, result.problem if result.limit else result.stderr))
     sys.stdout.write(result.stdout)
 
 
@@ -260,7 +255,8 @@ def edit(c: Context, path: str) -> None:
     # left by a run killed outright is removed by the next edit.
     with private_scratch(EDIT_SCRATCH, memory_dir()) as scratch:
         env = {**os.environ, **command_env(paths), "TMPDIR": str(scratch)}
-        # The editor needs the terminal itself, so this one command bypasses Invoke's pipes.
+        # The one command outside the runner: the editor sops starts needs the terminal
+        # itself (its stdin, stdout and stderr), which the runner never hands to a tool.
         completed = subprocess.run([exe, *argv[1:]], cwd=paths.root, env=env, check=False)
     if completed.returncode not in (0, SOPS_UNCHANGED):
         raise UserError(f"{label}: sops edit failed (exit {completed.returncode}); the file is unchanged")

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
-from invoke import Config, Context, Result
+from invoke import Config, Context
 from invoke.exceptions import Exit
 
+from tasks.lib.tools.runner import observe
+from tests import scripted
 from tests.fakes import FakeTools
+from tests.scripted import Reply
 from tests.tools_contract import real_tool  # before the tests' isolation moves HOME_OPS_TOOLS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +117,15 @@ def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _scripted_commands() -> Iterator[None]:
+    """Commands of a ``tests.scripted`` context are answered by its script (only while the
+    test that made it runs)."""
+    with observe(scripted.answer):
+        yield
+    scripted.ACTIVE.clear()
+
+
+@pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, _cache_home: Path) -> None:
     """No test sees the developer's own kubeconfig, age key, talosconfig or installed
     .tools/bin, and the tools installed next to this Python (sops, kubectl, yamlfmt) are found
@@ -200,9 +212,9 @@ def rewrite_secrets(repo: Path, change: Callable[[str], str]) -> None:
     (repo / "cluster.sops.yaml").write_text(sops(encrypt_argv("cluster.sops.yaml"), change(plain)))
 
 
-def gen(*commands: str) -> Result:
+def gen(*commands: str) -> Reply:
     """What ``talhelper gencommand`` prints: one talosctl command per line, ``;``-terminated."""
-    return Result(stdout="".join(f"{command};\n" for command in commands))
+    return Reply(stdout="".join(f"{command};\n" for command in commands))
 
 
 def exit_code(call: object) -> int:

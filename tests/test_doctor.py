@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from invoke.exceptions import Exit
 
 from tasks import root as root_tasks
 from tasks.lib.tools import doctor as doctor_module
-from tasks.lib.tools.pins import compare, parse_version
+from tasks.lib.tools.pins import compare, executable_pins, parse_version
 from tests.conftest import EXAMPLE_OPERATOR
 from tests.fakes import FakeTools, ok
 
@@ -124,7 +125,7 @@ def test_install_hints_are_honest(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "`inv doctor --install`" in runner.install_hint("gitleaks")
     assert runner.install_hint("sops").startswith("`uv sync`")
     assert runner.install_hint("node") == "`mise install`"
-    pin = runner.pins()["talhelper"]
+    pin = executable_pins(runner.repo_paths().mise_config)["talhelper"]
     install.write_record(
         tmp_path / "tools", {"talhelper": {"pin": pin, "state": "refused", "detail": "403", "at": 9e18}}
     )
@@ -165,3 +166,28 @@ def test_compare() -> None:
     assert compare("3.11", "3.11.0") == "ok"
     assert compare("3.11.0", "3.12.2") == "differs"
     assert compare(None, "1.0.0") == "unknown"
+
+
+INVOKE_LAUNCHER = (
+    "import sys\nfrom invoke.main import program\nif __name__ == '__main__':\n    sys.exit(program.run())\n"
+)
+OUR_LAUNCHER = (
+    "import sys\nfrom tasks.__main__ import main\nif __name__ == '__main__':\n    sys.exit(main())\n"
+)
+
+
+def test_doctor_says_when_inv_is_invokes_own_launcher(tmp_path: Path) -> None:
+    launcher = tmp_path / "inv"
+    launcher.write_text(INVOKE_LAUNCHER)
+    note = doctor_module.launcher_note(launcher)
+    assert "is Invoke's own `inv`" in note and "uv sync --reinstall-package home-ops" in note
+    launcher.write_text(OUR_LAUNCHER)
+    assert doctor_module.launcher_note(launcher) == ""
+    assert doctor_module.launcher_note(tmp_path / "missing") == ""
+
+
+def test_this_virtualenvs_inv_is_the_projects() -> None:
+    """The install order of the README and .ci/run puts the project's `inv` in place."""
+    launcher = Path(sys.executable).parent / "inv"
+    assert doctor_module.launcher_note(launcher) == ""
+    assert "tasks.__main__" in launcher.read_text()

@@ -29,7 +29,7 @@ def config_of(name: str):
 
 def inv(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tasks", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
 
 
@@ -236,4 +236,8 @@ def test_the_test_workflow_runs_the_suite_on_pull_requests_and_main() -> None:
     assert "pull_request" in triggers and triggers["push"]["branches"] == ["main"]
     runs = [step["run"] for job in test["jobs"].values() for step in job["steps"] if "run" in step]
     # the real tools first (their contract tests fail in CI without them), then the suite
-    assert runs == ["uv run --locked inv doctor --install", "uv run --locked inv dev.test"]
+    assert runs == [
+        "uv sync --locked --no-install-project",
+        "uv run --locked inv doctor --install",
+        "uv run --locked inv dev.test",
+    ]

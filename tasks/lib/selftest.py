@@ -27,11 +27,13 @@ from pathlib import Path
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import OPERATOR_DIR_ENV, Paths
-from tasks.lib.tools.runner import TOOLS_DIR_ENV, Outcome, run_many, tools_dir
+from tasks.lib.tools.runner import TOOLS_DIR_ENV, Command, Outcome, run_one, tools_dir
 
 #: Test configurations: one directory each, holding cluster.yaml and nodes.yaml.
 CONFIGS_DIR = Path("tests") / "fixtures" / "configs"
 CONFIG_FILES = ("cluster.yaml", "nodes.yaml")
+#: How long one step (a whole `inv configure`, say) may take in a scratch copy.
+STEP_DEADLINE = 900.0
 #: The bundled example (a configuration too, named ``example``) and the test-only keys its
 #: secrets are encrypted to: every configuration renders with these secrets and keys.
 EXAMPLE_DIR = Path("tests") / "fixtures" / "example"
@@ -136,12 +138,12 @@ def resolve_configs(root: Path, wanted: Sequence[str]) -> list[TestConfig]:
 def worktree_files(root: Path) -> list[str]:
     """Every file of the work tree that git tracks or would track (ignored files, such as
     the operator's keys and kubeconfig, are left out), as it is on disk now."""
-    (outcome,) = run_many(
-        [(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], None)], cwd=root
+    outcome = run_one(
+        Command(("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"), cwd=root)
     )
     if not outcome.ok:
         raise UserError(f"{root}: not a git work tree — dev.e2e copies the files git knows about")
-    names = sorted({name for name in outcome.stdout.decode().split("\0") if name})
+    names = sorted({name for name in outcome.stdout.split("\0") if name})
     return [name for name in names if (root / name).is_file() or (root / name).is_symlink()]
 
 
@@ -198,7 +200,10 @@ def run_config(
         env = scratch_env(scratch)
         for step in STEPS:
             started = time.monotonic()
-            (outcome,) = run_many([([sys.executable, "-m", "invoke", *step], None)], cwd=scratch, env=env)
+            command = Command(
+                (sys.executable, "-m", "tasks", *step), cwd=scratch, env=env, deadline=STEP_DEADLINE
+            )
+            outcome = run_one(command)
             output = text_of(outcome)
             result.steps.append(StepResult(step_label(step), outcome.ok, time.monotonic() - started, output))
             say(f"{config.name}: {progress_line(result.steps[-1])}")
@@ -214,7 +219,9 @@ def run_config(
 
 
 def text_of(outcome: Outcome) -> str:
-    return (outcome.stdout + outcome.stderr).decode(errors="replace").strip()
+    if outcome.limit:
+        return outcome.problem
+    return (outcome.stdout + outcome.stderr).strip()
 
 
 def progress_line(step: StepResult) -> str:

@@ -27,11 +27,13 @@ from tasks.lib.files import read_text, write_atomically
 from tasks.lib.paths import Paths
 from tasks.lib.secrets import scan, structure
 from tasks.lib.secrets.sopsfile import creation_rule_of, encrypt_argv, is_encrypted_text, store_for
-from tasks.lib.tools.runner import run_many
+from tasks.lib.tools.runner import Command, run_one
 
 #: Plaintext values set aside while the rest of a file is decrypted.
 Held = list[tuple[tuple[Any, ...], Any]]
 KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+#: How long one sops run may take.
+SOPS_DEADLINE = 120.0
 
 
 # --------------------------------------------------------------------------- sops on stdin
@@ -41,10 +43,12 @@ def sops(paths: Paths, argv: list[str], stdin: str, label: str) -> str:
     """Run one sops command from the repository root, plaintext on stdin; its stdout."""
     from tasks.lib.secrets.recipients import explain_sops_error
 
-    (outcome,) = run_many([(argv, stdin.encode())], cwd=paths.root, paths=paths, timeout=120)
+    command = Command(tuple(argv), stdin=stdin.encode(), cwd=paths.root, deadline=SOPS_DEADLINE, what=label)
+    outcome = run_one(command, paths=paths)
     if not outcome.ok:
-        raise UserError(explain_sops_error(paths, label, outcome.error_text) + "; nothing was written")
-    return outcome.stdout.decode()
+        reason = outcome.problem if outcome.limit else outcome.stderr
+        raise UserError(explain_sops_error(paths, label, reason) + "; nothing was written")
+    return outcome.stdout
 
 
 def encrypt_checked(paths: Paths, label: str, plaintext: str) -> str:
@@ -202,14 +206,16 @@ def move_config_secrets(paths: Paths, path: Path) -> str:
     if not moving:
         return f"{label}: no secret to move"
     require_keys(paths, [paths.secrets_config])
-    (outcome,) = run_many(
-        [(plain_decrypt_argv(secrets_label), None)], cwd=paths.root, paths=paths, timeout=120
+    command = Command(
+        tuple(plain_decrypt_argv(secrets_label)), cwd=paths.root, deadline=SOPS_DEADLINE, what=secrets_label
     )
+    outcome = run_one(command, paths=paths)
     if not outcome.ok:
         from tasks.lib.secrets.recipients import explain_sops_error
 
-        raise UserError(explain_sops_error(paths, secrets_label, outcome.error_text))
-    secrets = load_documents(outcome.stdout.decode(), "yaml")[0]
+        reason = outcome.problem if outcome.limit else outcome.stderr
+        raise UserError(explain_sops_error(paths, secrets_label, reason))
+    secrets = load_documents(outcome.stdout, "yaml")[0]
     clashes = [key for key, value in moving.items() if key in secrets and secrets[key] != value]
     if clashes:
         raise UserError(

@@ -113,7 +113,7 @@ def scan(root: Path, labels: Sequence[str]) -> list[Leak]:
     """Every token or key shape gitleaks finds in ``labels`` (paths relative to ``root``).
     Raises :class:`UserError` when gitleaks is missing or fails: the guard never passes
     without its scanner."""
-    from tasks.lib.tools.runner import find_tool, missing_tool_message, run_many
+    from tasks.lib.tools.runner import Command, find_tool, missing_tool_message, run_one
 
     if not labels:
         return []
@@ -122,10 +122,7 @@ def scan(root: Path, labels: Sequence[str]) -> list[Leak]:
     with tempfile.TemporaryDirectory(prefix="home-ops-gitleaks-") as scratch:
         farm = Path(scratch)
         link_tree(root, labels, farm)
-        (outcome,) = run_many([(argv(root), None)], cwd=farm, timeout=TIMEOUT)
+        outcome = run_one(Command(tuple(argv(root)), cwd=farm, deadline=TIMEOUT, what="scanning for secrets"))
     if not outcome.ok:
-        lines = outcome.error_text.strip().splitlines()
-        raise UserError(
-            f"gitleaks failed (exit {outcome.returncode}): {lines[-1] if lines else 'no message'}"
-        )
-    return parse_report(outcome.stdout, root)
+        raise UserError(outcome.problem)
+    return parse_report(outcome.data, root)

@@ -125,15 +125,12 @@ def repository_files(root: Path) -> list[str]:
     """The files git tracks, plus the untracked ones it would add (not ignored), relative
     to ``root``; every file outside ``.git`` and virtualenvs where ``root`` is not a git
     repository."""
-    from tasks.lib.tools.runner import run_many
+    from tasks.lib.tools.runner import Command, find_tool, run_one
 
-    (outcome,) = run_many(
-        [(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], None)],
-        cwd=root,
-        timeout=60,
-    )
-    if outcome.ok:
-        return sorted({name for name in outcome.stdout.decode("utf-8", "replace").split("\0") if name})
+    argv = ("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    outcome = run_one(Command(argv, cwd=root, deadline=60)) if find_tool("git") else None
+    if outcome is not None and outcome.ok:
+        return sorted({name for name in outcome.stdout.split("\0") if name})
     files = []
     for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in (".git", ".venv", "venv", "node_modules"))

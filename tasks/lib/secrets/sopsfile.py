@@ -116,6 +116,13 @@ def decrypt_argv(path: str) -> list[str]:
     return ["sops", "--decrypt", path]
 
 
+def decrypt_stdin_argv(filename: str) -> list[str]:
+    """Decrypt a SOPS document fed on stdin, of ``filename``'s type (used to verify
+    ciphertext before it is written)."""
+    kind = store_type(filename)
+    return ["sops", "--decrypt", "--input-type", kind, "--output-type", kind, "/dev/stdin"]
+
+
 def encrypt_to_argv(filename: str, recipient: str) -> list[str]:
     """Encrypt stdin to an explicit age recipient, whatever ``.sops.yaml`` says (used before
     ``.sops.yaml`` exists, and to re-key a file)."""

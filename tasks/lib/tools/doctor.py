@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import stat
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from invoke.context import Context
+from typing import TYPE_CHECKING
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
@@ -22,7 +22,13 @@ from tasks.lib.tools.pins import (
     parse_version,
     satisfied,
 )
-from tasks.lib.tools.runner import find_tool, run_many
+from tasks.lib.tools.runner import Command, find_tool, run_many
+
+if TYPE_CHECKING:
+    from invoke.context import Context
+
+#: How long a tool may take to print its version.
+VERSION_DEADLINE = 15.0
 
 
 @dataclass(frozen=True)
@@ -59,14 +65,9 @@ class FileRow:
 def versions(pairs: Sequence[tuple[Tool, str]]) -> list[str | None]:
     """The version each executable reports, asked all at once (a tool that hangs, fails or
     names no version gives None). Read-only, so it runs under ``--dry`` too."""
-    jobs: list[tuple[Sequence[str], bytes | None]] = [
-        ([exe, *tool.version_argv], None) for tool, exe in pairs
-    ]
-    outcomes = run_many(jobs, timeout=15, workers=len(jobs)) if jobs else []
-    return [
-        parse_version(f"{o.stdout.decode(errors='replace')}\n{o.stderr.decode(errors='replace')}")
-        for o in outcomes
-    ]
+    commands = [Command((exe, *tool.version_argv), deadline=VERSION_DEADLINE) for tool, exe in pairs]
+    outcomes = run_many(commands, workers=len(commands)) if commands else []
+    return [parse_version(f"{o.stdout}\n{o.stderr}") for o in outcomes]
 
 
 def probe_all(tools: Sequence[Tool], pins: dict[str, str]) -> list[ToolRow]:
@@ -133,6 +134,22 @@ def select(tools: Sequence[Tool], only: Sequence[str]) -> list[Tool]:
     return [known[name] for name in dict.fromkeys(only)]
 
 
+def launcher_note(launcher: Path) -> str:
+    """A line when the virtualenv's ``inv`` is Invoke's own launcher instead of this
+    project's (uv installed Invoke after the project): bare ``inv``, typo suggestions and
+    the Ctrl-C guard then do not apply."""
+    try:
+        text = launcher.read_text(errors="replace")[:4096]
+    except OSError:
+        return ""
+    if "tasks.__main__" in text or "invoke" not in text:
+        return ""
+    return (
+        f"note: {launcher} is Invoke's own `inv`, not this project's: "
+        "run `uv sync --reinstall-package home-ops` to put the project's back"
+    )
+
+
 def report(c: Context, paths: Paths, only: Sequence[str] = ()) -> None:
     """Print the tools, operator files and runnable tasks, with the fix for every missing
     tool; raise when a required tool (or, for configure, an operator file) is missing.
@@ -169,6 +186,9 @@ def report(c: Context, paths: Paths, only: Sequence[str] = ()) -> None:
             missing += [f"{label} (inv init)" for label in init_missing]
         task_rows.append((name, "ready" if not missing else "needs " + ", ".join(missing)))
     print(table(("task", "can run"), task_rows))
+    note = launcher_note(Path(sys.executable).parent / "inv")
+    if note:
+        print(f"\n{note}")
     problems = []
     main_missing = dict(task_rows)[MAIN_TASK]
     if main_missing != "ready":

@@ -231,6 +231,12 @@ def mise_pins(mise_file: Path) -> dict[str, str]:
     return {key.rsplit("/", 1)[-1].split(":")[-1]: str(version) for key, version in tools.items()}
 
 
+def executable_pins(mise_file: Path) -> dict[str, str]:
+    """Executable name -> version pinned in ``.mise.toml`` (empty when unreadable)."""
+    by_key = mise_pins(mise_file)
+    return {tool.name: by_key[tool.mise_key] for tool in TOOLS if tool.mise_key in by_key}
+
+
 def python_pins(pyproject: Path) -> dict[str, str]:
     """Distribution name -> version pinned with ``==`` in ``pyproject.toml`` (dependencies
     and dependency groups)."""
