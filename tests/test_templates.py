@@ -811,7 +811,7 @@ def test_versions_carry_renovate_annotations(example: Rendered) -> None:
     annotated = re.compile(r"# renovate: datasource=\S+ depName=(\S+)\n\s*(?:\w+): (\S+)")
     talenv = (example.out / "talos/talenv.yaml").read_text()
     assert dict(annotated.findall(talenv)) == {
-        "ghcr.io/siderolabs/installer": "v1.13.7",
+        "ghcr.io/siderolabs/installer": "v1.13.8",
         "ghcr.io/siderolabs/kubelet": "v1.36.4",
     }
     for name in ("00-crds.yaml", "01-apps.yaml"):
