@@ -64,6 +64,7 @@ RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makeji
 #: the digest; a test checks that every module of tasks.lib.config a render loads is listed).
 RENDER_CODE = (
     "tasks.lib.config.schema",
+    "tasks.lib.gitremote",
     "tasks.lib.config.constraints",
     "tasks.lib.config.network",
     "tasks.lib.config.document",
@@ -326,11 +327,7 @@ def talhelper_warnings(outcome: Outcome) -> str:
     the talhelper knows), for the summary line."""
     from tasks.lib.tools.failures import reason_lines
 
-    warned = [
-        line.strip(" *")
-        for line in reason_lines(outcome.stdout)
-        if "WARNING" in line
-    ]
+    warned = [line.strip(" *") for line in reason_lines(outcome.stdout) if "WARNING" in line]
     return "".join(f"; talos/talconfig.yaml: talhelper {line}" for line in warned)
 
 
