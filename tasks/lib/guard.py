@@ -34,15 +34,10 @@ from tasks.lib.errors import (
     DEBUG_ENV,
     HomeOpsError,
     UserError,
-    bug_line,
-    interrupted_line,
-    os_error_line,
     signals_interrupt,
     silence_stdout,
+    verdict,
 )
-
-#: What a shell reports for a process stopped by SIGPIPE.
-CLOSED_PIPE = 141
 
 
 def debugging() -> bool:
@@ -50,20 +45,11 @@ def debugging() -> bool:
 
 
 def judge(error: BaseException) -> tuple[list[str], int]:
-    """The lines to print and the exit code for an exception that ended a task."""
-    if isinstance(error, UserError):
-        return error.lines, 1
-    if isinstance(error, HomeOpsError):
-        return [str(error)], 1
-    if isinstance(error, KeyboardInterrupt):
-        line, code = interrupted_line(error)
-        return [line], code
+    """The lines to print and the exit code for an exception that ended a task
+    (:func:`~tasks.lib.errors.verdict`); a closed stdout is let go quietly."""
     if isinstance(error, BrokenPipeError):
         silence_stdout()
-        return [], CLOSED_PIPE
-    if isinstance(error, OSError):
-        return [os_error_line(error)], 1
-    return [bug_line(error)], 2
+    return verdict(error)
 
 
 def expected(error: BaseException) -> bool:
