@@ -23,7 +23,7 @@ from invoke.context import Context
 from tasks.lib.errors import UserError
 from tasks.lib.files import write_atomically
 from tasks.lib.paths import Paths, paths_for
-from tasks.lib.provision import plan
+from tasks.lib.provision import facts
 from tasks.lib.provision.steps import (
     BOOTSTRAP_TALOS,
     CONFIGURE,
@@ -133,7 +133,7 @@ def talos(
     ensure_talsecret(c, paths)
     runner.run(c, ["talhelper", "genconfig"], cwd=paths.talos, stream=True)
     nodes = known_nodes(paths)
-    args = ["apply", plan.extra_flags("--insecure")]
+    args = ["apply", facts.extra_flags("--insecure")]
     run_generated(c, paths, args, action="applying config (insecure, maintenance mode)", nodes=nodes)
     timing = {
         "deadline": float(deadline),
@@ -148,7 +148,7 @@ def talos(
     retry_generated(
         c,
         paths,
-        ["kubeconfig", plan.extra_flags(root, "--force")],
+        ["kubeconfig", facts.extra_flags(root, "--force")],
         waiting_for="the kubeconfig",
         **timing,
     )
@@ -165,15 +165,15 @@ def wait_for_nodes(c: Context, deadline: float, interval: float) -> None:
     argv = ["kubectl", "get", "nodes", "--output=json"]
     if not runner.is_dry(c):
         probe = runner.run(c, argv, check=False, timeout=30)
-        statuses = plan.node_statuses(probe.stdout) if probe.ok else []
-        if plan.nodes_ready(statuses):
+        statuses = facts.node_statuses(probe.stdout) if probe.ok else []
+        if facts.nodes_ready(statuses):
             print(f"nodes: all {len(statuses)} Ready, not waiting")
             return
-    last: list[plan.NodeStatus] = []
+    last: list[facts.NodeStatus] = []
 
     def registered(result: runner.Outcome) -> bool:
-        last[:] = plan.node_statuses(result.stdout)
-        return plan.nodes_registered(last)
+        last[:] = facts.node_statuses(result.stdout)
+        return facts.nodes_registered(last)
 
     try:
         runner.retry(
@@ -193,7 +193,7 @@ def wait_for_nodes(c: Context, deadline: float, interval: float) -> None:
 def ensure_namespaces(c: Context, paths: Paths) -> list[str]:
     """Create the namespace of every ``kubernetes/apps/*`` directory that does not exist yet.
     Returns the ones created."""
-    wanted = plan.app_namespaces(paths.kubernetes / "apps")
+    wanted = facts.app_namespaces(paths.kubernetes / "apps")
     argv = ["kubectl", "get", "namespaces", "--output=jsonpath={.items[*].metadata.name}"]
     existing = set(runner.run(c, argv).stdout.split())
     missing = [name for name in wanted if name not in existing]
@@ -210,8 +210,8 @@ def apply_secrets(c: Context, paths: Paths) -> list[str]:
     """Decrypt each bootstrap secret in memory and apply it server-side through stdin,
     skipping the ones ``kubectl diff`` shows are current. Returns the ones applied."""
     applied = []
-    kubectl = ["kubectl", "--namespace", plan.SECRETS_NAMESPACE]
-    for path in plan.bootstrap_secret_files(paths.root):
+    kubectl = ["kubectl", "--namespace", facts.SECRETS_NAMESPACE]
+    for path in facts.bootstrap_secret_files(paths.root):
         label = paths.rel(path)
         decrypt = sopsfile.decrypt_argv(label)
         diff = runner.pipe(
@@ -242,10 +242,10 @@ def apply_crds(c: Context, paths: Paths, helmfile: Path) -> bool:
         print(runner.command_line(apply))
         return True
     rendered = runner.run(c, render, cwd=paths.root).stdout
-    crds = plan.select_kind(rendered)
+    crds = facts.select_kind(rendered)
     if not crds:
         raise UserError(f"`{runner.command_line(render)}` rendered no CustomResourceDefinition")
-    stream = plan.join_documents(crds)
+    stream = facts.join_documents(crds)
     result = runner.run(c, diff, stdin=stream, check=False)
     if result.returncode == 0:
         print(f"CRDs: all {len(crds)} current")
@@ -261,12 +261,12 @@ def sync_releases(c: Context, paths: Paths, helmfile: Path, force: bool) -> list
     """``helmfile sync`` the bootstrap releases, unless every one is already deployed at
     its pinned chart version with exactly the values helmfile would give it (a re-run then
     leaves the cluster, and helm's history, alone). Returns the releases synced."""
-    releases = plan.helmfile_releases(helmfile, paths.rel(helmfile))
+    releases = facts.helmfile_releases(helmfile, paths.rel(helmfile))
     listing = runner.run(c, ["helm", "list", "--all-namespaces", "--output", "json"])
     if runner.is_dry(c):
         pending = releases
     else:
-        pending = plan.undeployed_releases(releases, listing.stdout)
+        pending = facts.undeployed_releases(releases, listing.stdout)
         pending += [release for release in releases if release not in pending and values_changed(c, release)]
     if not pending and not force:
         print(f"releases: all {len(releases)} deployed at their pinned versions and values (--sync re-syncs)")
@@ -282,13 +282,13 @@ def sync_releases(c: Context, paths: Paths, helmfile: Path, force: bool) -> list
     return [str(release) for release in (releases if force else pending)]
 
 
-def values_changed(c: Context, release: plan.Release) -> bool:
+def values_changed(c: Context, release: facts.Release) -> bool:
     """Whether a deployed release's values differ from what helmfile would apply now."""
     if release.values is None:
         print(f"release {release}: its values are only known when helmfile runs, will sync")
         return True
-    result = runner.run(c, plan.helm_get_values_argv(release), check=False)
-    if plan.values_current(release, result.stdout if result.ok else ""):
+    result = runner.run(c, facts.helm_get_values_argv(release), check=False)
+    if facts.values_current(release, result.stdout if result.ok else ""):
         return False
     print(f"release {release}: values changed, will sync")
     return True
@@ -323,7 +323,7 @@ def apps(c: Context, deadline: float = 600.0, interval: float = 10.0, sync: bool
             (paths.kubernetes / "apps", CONFIGURE),
         ],
     )
-    if not plan.app_namespaces(paths.kubernetes / "apps"):
+    if not facts.app_namespaces(paths.kubernetes / "apps"):
         raise UserError(f"{paths.rel(paths.kubernetes / 'apps')} has no namespace directories — {CONFIGURE}")
     wait_for_nodes(c, float(deadline), float(interval))
     changed = [f"namespace {name}" for name in ensure_namespaces(c, paths)]

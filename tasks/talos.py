@@ -14,7 +14,7 @@ from invoke.context import Context
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths, paths_for
-from tasks.lib.provision import plan
+from tasks.lib.provision import facts
 from tasks.lib.provision.steps import (
     CONFIGURE,
     TALSECRET,
@@ -46,7 +46,7 @@ def generate_config(c: Context) -> None:
 @task(
     help={
         "ip": "address of the node (one of nodes.yaml)",
-        "mode": f"talosctl apply mode: {', '.join(plan.APPLY_MODES)} (default auto)",
+        "mode": f"talosctl apply mode: {', '.join(facts.APPLY_MODES)} (default auto)",
     }
 )
 def apply_node(c: Context, ip: str = "", mode: str = "auto") -> None:
@@ -58,7 +58,7 @@ def apply_node(c: Context, ip: str = "", mode: str = "auto") -> None:
         c, paths, tools=["talhelper", "talosctl"], files=[(paths.talconfig, CONFIGURE), talosconfig(paths)]
     )
     probe_node(c, paths, address)
-    args = ["apply", "--node", address, plan.extra_flags(f"--mode={mode}")]
+    args = ["apply", "--node", address, facts.extra_flags(f"--mode={mode}")]
     run_generated(c, paths, args, action=f"applying config (mode {mode})", nodes=known_nodes(paths))
 
 
@@ -83,7 +83,7 @@ def upgrade_node(c: Context, ip: str = "") -> None:
         "upgrade",
         "--node",
         address,
-        plan.extra_flags(f"--image={image}", f"--timeout={UPGRADE_TIMEOUT}"),
+        facts.extra_flags(f"--image={image}", f"--timeout={UPGRADE_TIMEOUT}"),
     ]
     run_generated(c, paths, args, action="upgrading Talos", nodes=known_nodes(paths))
 
@@ -91,11 +91,11 @@ def upgrade_node(c: Context, ip: str = "") -> None:
 def node_image(paths: Paths, address: str) -> str:
     """The installer image ``address`` upgrades to: talconfig's talosImageURL + talosVersion."""
     label = paths.rel(paths.talconfig)
-    node = plan.node_by_address(plan.talconfig_nodes(paths.talconfig, label), address)
+    node = facts.node_by_address(facts.talconfig_nodes(paths.talconfig, label), address)
     if node is None:
         raise UserError(f"{label} has no node with ipAddress {address} — {CONFIGURE}")
-    version = plan.talenv_value(paths.talenv, "talosVersion", paths.rel(paths.talenv))
-    return plan.installer_image(node, version, label)
+    version = facts.talenv_value(paths.talenv, "talosVersion", paths.rel(paths.talenv))
+    return facts.installer_image(node, version, label)
 
 
 @task
@@ -108,9 +108,9 @@ def upgrade_k8s(c: Context) -> None:
         tools=["talhelper", "talosctl"],
         files=[(paths.talconfig, CONFIGURE), (paths.talenv, CONFIGURE), talosconfig(paths)],
     )
-    version = plan.talenv_value(paths.talenv, "kubernetesVersion", paths.rel(paths.talenv))
+    version = facts.talenv_value(paths.talenv, "kubernetesVersion", paths.rel(paths.talenv))
     print(f"upgrading Kubernetes to {version}")
-    args = ["upgrade-k8s", plan.extra_flags(f"--to={version}")]
+    args = ["upgrade-k8s", facts.extra_flags(f"--to={version}")]
     run_generated(c, paths, args, action="upgrading Kubernetes", nodes=known_nodes(paths))
 
 
@@ -133,7 +133,7 @@ def reset(c: Context, yes: bool = False, wipe_disk: bool = False) -> None:
     preflight(
         c, paths, tools=["talhelper", "talosctl"], files=[(paths.talconfig, CONFIGURE), talosconfig(paths)]
     )
-    nodes = plan.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
+    nodes = facts.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
     names = ", ".join(node.describe() for node in nodes)
     if not (yes or runner.is_dry(c)):
         wiped = "whole system disk" if wipe_disk else "STATE and EPHEMERAL partitions"
@@ -142,7 +142,7 @@ def reset(c: Context, yes: bool = False, wipe_disk: bool = False) -> None:
             f"(their {wiped} wiped, no drain)."
         )
     run_generated(
-        c, paths, ["reset", plan.extra_flags(*reset_flags(wipe_disk))], action="resetting", nodes=nodes
+        c, paths, ["reset", facts.extra_flags(*reset_flags(wipe_disk))], action="resetting", nodes=nodes
     )
 
 

@@ -687,9 +687,9 @@ def test_helm_accepts_the_arguments_we_pass(tmp_path: Path) -> None:
         "users: [{name: u, user: {}}]\n"
     )
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_CACHE_HOME": str(tmp_path / "cache")}
-    release = bootstrap.plan.helmfile_releases(helmfile, "01-apps.yaml")[0]
+    release = bootstrap.facts.helmfile_releases(helmfile, "01-apps.yaml")[0]
     for argv in (
-        bootstrap.plan.helm_get_values_argv(release),
+        bootstrap.facts.helm_get_values_argv(release),
         ["helm", "list", "--all-namespaces", "--output", "json"],
     ):
         done = subprocess.run(
@@ -699,7 +699,7 @@ def test_helm_accepts_the_arguments_we_pass(tmp_path: Path) -> None:
         assert "unknown flag" not in done.stderr and "invalid argument" not in done.stderr, done.stderr
         assert "127.0.0.1:1" in done.stderr, done.stderr
     bad = subprocess.run(
-        [real_tool("helm"), *bootstrap.plan.helm_get_values_argv(release)[1:], "--no-such-flag"],
+        [real_tool("helm"), *bootstrap.facts.helm_get_values_argv(release)[1:], "--no-such-flag"],
         env=env,
         capture_output=True,
         text=True,

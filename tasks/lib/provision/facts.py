@@ -1,4 +1,5 @@
-"""Pure logic behind the ``talos`` and ``bootstrap`` collections.
+"""What the ``talos`` and ``bootstrap`` collections know about the cluster: facts read from
+the generated files and from the tools' output.
 
 Nothing here runs a command: reading ``talenv.yaml`` / ``talconfig.yaml``, working out a
 node's installer image, turning ``talhelper gencommand`` output into argument lists,
