@@ -12,13 +12,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 
 from tasks.lib.errors import UserError
-from tasks.lib.files import check_output_path, write_output
-from tasks.lib.flux_live import follow_branch, follow_default, needs_cluster, reconcile_flux
-from tasks.lib.gitremote import current_branch, default_branch, git_query
 from tasks.lib.paths import paths_for
-from tasks.lib.selftest import STEPS, resolve_configs, run_config, step_label, summary_lines, worktree_files
 from tasks.lib.taskdef import task
-from tasks.lib.terminal import StatusLine
 from tasks.lib.tools.runner import GB, Command, find_tool, is_dry, observe, require, run
 
 #: How long the whole test suite may run.
@@ -64,6 +59,7 @@ def validate(
     from tasks.lib.fluxtree import helm as helm_charts
     from tasks.lib.fluxtree import report as fluxtree_report
     from tasks.lib.fluxtree.varsfile import variables
+    from tasks.lib.terminal import StatusLine
 
     require(c, "kustomize" if find_tool("kustomize") else "kubectl")
     target = Path(path).expanduser() if path else paths_for(c).root
@@ -110,7 +106,9 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
     without noisy chart labels, versions and checksums, capped in size.
     """
     from tasks.lib import fluxtree
+    from tasks.lib.files import check_output_path, write_output
     from tasks.lib.fluxtree.diff import diff_against
+    from tasks.lib.gitremote import default_branch, git_query
 
     root = paths_for(c).root
     if output_file:
@@ -158,6 +156,9 @@ def start(c: Context) -> None:
     patches the FluxInstance's sync ref, remembers the previous ref, and reconciles.
     Does nothing it does not need to; `inv dev.stop` undoes it.
     """
+    from tasks.lib.flux_live import follow_branch, needs_cluster, reconcile_flux
+    from tasks.lib.gitremote import current_branch, default_branch
+
     root = paths_for(c).root
     branch = current_branch(root)
     default = default_branch(root).split("/", 1)[-1]
@@ -179,6 +180,9 @@ def stop(c: Context) -> None:
     Restores the FluxInstance's sync ref (the one dev.start remembered, else the default
     branch), resumes the HelmRelease that manages it, and reconciles. Idempotent.
     """
+    from tasks.lib.flux_live import follow_default, needs_cluster, reconcile_flux
+    from tasks.lib.gitremote import default_branch
+
     needs_cluster(c, "kubectl", "flux")
     for line in follow_default(c, default_branch(paths_for(c).root).split("/", 1)[-1]):
         print(line)
@@ -207,7 +211,15 @@ def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None
     ones, never yours: it tests the template, on any clone. The work tree is never touched.
     Exits 1 when any configuration fails, after running all of them.
     """
-    from tasks.lib.selftest import require_example
+    from tasks.lib.selftest import (
+        STEPS,
+        require_example,
+        resolve_configs,
+        run_config,
+        step_label,
+        summary_lines,
+        worktree_files,
+    )
 
     paths = paths_for(c)
     chosen = resolve_configs(paths.root, config or [])

@@ -12,25 +12,13 @@ from __future__ import annotations
 from invoke.collection import Collection
 from invoke.context import Context
 
-from tasks.lib.errors import UserError
-from tasks.lib.paths import Paths, paths_for
-from tasks.lib.provision import facts
-from tasks.lib.provision.steps import (
-    CONFIGURE,
-    TALSECRET,
-    UPGRADE_TIMEOUT,
-    check_mode,
-    confirm,
-    known_nodes,
-    node_address,
-    preflight,
-    probe_node,
-    run_generated,
-    talos_files,
-    talosconfig,
-)
+from tasks.lib.paths import paths_for
 from tasks.lib.taskdef import task
-from tasks.lib.tools import runner
+from tasks.lib.tools.runner import is_dry, run
+
+#: ``talosctl apply-config --mode`` values, as the help says them (a test keeps this in
+#: line with ``facts.APPLY_MODES``, which the task checks against).
+MODES_HELP = "auto, interactive, no-reboot, reboot, staged, try"
 
 # --------------------------------------------------------------------------- tasks
 
@@ -38,28 +26,39 @@ from tasks.lib.tools import runner
 @task
 def generate_config(c: Context) -> None:
     """Render the Talos machine configs (`talhelper genconfig` in talos/)."""
+    from tasks.lib.provision import steps
+
     paths = paths_for(c)
-    preflight(c, paths, tools=["talhelper"], files=[*talos_files(paths), (paths.talsecret, TALSECRET)])
-    runner.run(c, ["talhelper", "genconfig"], cwd=paths.talos, stream=True)
+    steps.preflight(
+        c, paths, tools=["talhelper"], files=[*steps.talos_files(paths), (paths.talsecret, steps.TALSECRET)]
+    )
+    run(c, ["talhelper", "genconfig"], cwd=paths.talos, stream=True)
 
 
 @task(
     help={
         "ip": "address of the node (one of nodes.yaml)",
-        "mode": f"talosctl apply mode: {', '.join(facts.APPLY_MODES)} (default auto)",
+        "mode": f"talosctl apply mode: {MODES_HELP} (default auto)",
     }
 )
 def apply_node(c: Context, ip: str = "", mode: str = "auto") -> None:
     """Apply the node's generated Talos config (checks that the node answers first)."""
+    from tasks.lib.provision import facts, steps
+
     paths = paths_for(c)
-    mode = check_mode(mode)
-    address = node_address(paths, ip)
-    preflight(
-        c, paths, tools=["talhelper", "talosctl"], files=[(paths.talconfig, CONFIGURE), talosconfig(paths)]
+    mode = steps.check_mode(mode)
+    address = steps.node_address(paths, ip)
+    steps.preflight(
+        c,
+        paths,
+        tools=["talhelper", "talosctl"],
+        files=[(paths.talconfig, steps.CONFIGURE), steps.talosconfig(paths)],
     )
-    probe_node(c, paths, address)
+    steps.probe_node(c, paths, address)
     args = ["apply", "--node", address, facts.extra_flags(f"--mode={mode}")]
-    run_generated(c, paths, args, action=f"applying config (mode {mode})", nodes=known_nodes(paths))
+    steps.run_generated(
+        c, paths, args, action=f"applying config (mode {mode})", nodes=steps.known_nodes(paths)
+    )
 
 
 @task(help={"ip": "address of the node to upgrade (one of nodes.yaml)"})
@@ -68,57 +67,40 @@ def upgrade_node(c: Context, ip: str = "") -> None:
 
     The installer image is the node's talosImageURL in talconfig.yaml; talosctl gives up
     after 10 minutes."""
+    from tasks.lib.provision import facts, steps
+
     paths = paths_for(c)
-    address = node_address(paths, ip)
-    preflight(
+    address = steps.node_address(paths, ip)
+    steps.preflight(
         c,
         paths,
         tools=["talhelper", "talosctl"],
-        files=[(paths.talconfig, CONFIGURE), (paths.talenv, CONFIGURE), talosconfig(paths)],
+        files=[(paths.talconfig, steps.CONFIGURE), (paths.talenv, steps.CONFIGURE), steps.talosconfig(paths)],
     )
-    image = node_image(paths, address)
-    probe_node(c, paths, address)
+    image = steps.node_image(paths, address)
+    steps.probe_node(c, paths, address)
     print(f"upgrading {address} to {image}")
-    args = [
-        "upgrade",
-        "--node",
-        address,
-        facts.extra_flags(f"--image={image}", f"--timeout={UPGRADE_TIMEOUT}"),
-    ]
-    run_generated(c, paths, args, action="upgrading Talos", nodes=known_nodes(paths))
-
-
-def node_image(paths: Paths, address: str) -> str:
-    """The installer image ``address`` upgrades to: talconfig's talosImageURL + talosVersion."""
-    label = paths.rel(paths.talconfig)
-    node = facts.node_by_address(facts.talconfig_nodes(paths.talconfig, label), address)
-    if node is None:
-        raise UserError(f"{label} has no node with ipAddress {address} — {CONFIGURE}")
-    version = facts.talenv_value(paths.talenv, "talosVersion", paths.rel(paths.talenv))
-    return facts.installer_image(node, version, label)
+    flags = facts.extra_flags(f"--image={image}", f"--timeout={steps.UPGRADE_TIMEOUT}")
+    args = ["upgrade", "--node", address, flags]
+    steps.run_generated(c, paths, args, action="upgrading Talos", nodes=steps.known_nodes(paths))
 
 
 @task
 def upgrade_k8s(c: Context) -> None:
     """Upgrade Kubernetes to talenv.yaml's kubernetesVersion."""
+    from tasks.lib.provision import facts, steps
+
     paths = paths_for(c)
-    preflight(
+    steps.preflight(
         c,
         paths,
         tools=["talhelper", "talosctl"],
-        files=[(paths.talconfig, CONFIGURE), (paths.talenv, CONFIGURE), talosconfig(paths)],
+        files=[(paths.talconfig, steps.CONFIGURE), (paths.talenv, steps.CONFIGURE), steps.talosconfig(paths)],
     )
     version = facts.talenv_value(paths.talenv, "kubernetesVersion", paths.rel(paths.talenv))
     print(f"upgrading Kubernetes to {version}")
     args = ["upgrade-k8s", facts.extra_flags(f"--to={version}")]
-    run_generated(c, paths, args, action="upgrading Kubernetes", nodes=known_nodes(paths))
-
-
-def reset_flags(wipe_disk: bool) -> list[str]:
-    """talosctl reset flags: reboot into maintenance mode at once, no drain; wipe only the
-    STATE and EPHEMERAL partitions unless the whole disk is to go."""
-    wipe = [] if wipe_disk else ["--system-labels-to-wipe=STATE", "--system-labels-to-wipe=EPHEMERAL"]
-    return ["--reboot", *wipe, "--graceful=false", "--wait=false"]
+    steps.run_generated(c, paths, args, action="upgrading Kubernetes", nodes=steps.known_nodes(paths))
 
 
 @task(
@@ -129,21 +111,25 @@ def reset_flags(wipe_disk: bool) -> list[str]:
 )
 def reset(c: Context, yes: bool = False, wipe_disk: bool = False) -> None:
     """DESTROY the cluster: reset every node back to maintenance mode (asks first)."""
+    from tasks.lib.provision import facts, steps
+
     paths = paths_for(c)
-    preflight(
-        c, paths, tools=["talhelper", "talosctl"], files=[(paths.talconfig, CONFIGURE), talosconfig(paths)]
+    steps.preflight(
+        c,
+        paths,
+        tools=["talhelper", "talosctl"],
+        files=[(paths.talconfig, steps.CONFIGURE), steps.talosconfig(paths)],
     )
     nodes = facts.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
     names = ", ".join(node.describe() for node in nodes)
-    if not (yes or runner.is_dry(c)):
+    if not (yes or is_dry(c)):
         wiped = "whole system disk" if wipe_disk else "STATE and EPHEMERAL partitions"
-        confirm(
+        steps.confirm(
             f"This DESTROYS the cluster: {names} will be reset to maintenance mode "
             f"(their {wiped} wiped, no drain)."
         )
-    run_generated(
-        c, paths, ["reset", facts.extra_flags(*reset_flags(wipe_disk))], action="resetting", nodes=nodes
-    )
+    args = ["reset", facts.extra_flags(*steps.reset_flags(wipe_disk))]
+    steps.run_generated(c, paths, args, action="resetting", nodes=nodes)
 
 
 ns = Collection("talos")

@@ -389,3 +389,9 @@ def test_failing_talhelper_is_reported(tree: Path, fake_tools: FakeTools, capsys
     err = capsys.readouterr().err
     assert "command failed (exit 1): talhelper gencommand upgrade-k8s" in err
     assert "failed to parse talconfig.yaml: line 3" in err
+
+
+def test_the_mode_help_names_every_mode_the_task_accepts() -> None:
+    from tasks.lib.provision.facts import APPLY_MODES
+
+    assert talos.MODES_HELP == ", ".join(APPLY_MODES)

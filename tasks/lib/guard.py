@@ -17,7 +17,6 @@ one.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -99,6 +98,8 @@ UNKNOWN = re.compile(r"^No idea what '(?P<token>.+)' is!")
 
 def nearest(token: str, names: Sequence[str]) -> str | None:
     """The name ``token`` most likely meant (a typo, a missing namespace), if any is close."""
+    import difflib  # only for a typo, never for `inv --list`
+
     bare = {name.rsplit(".", 1)[-1]: name for name in names}
     match = difflib.get_close_matches(token, names, n=1, cutoff=0.6)
     if match:
@@ -121,7 +122,8 @@ class Program(InvokeProgram):
                 self.create_config()
                 self.parse_core(argv)
                 self.parse_collection()
-                self.parse_tasks()
+                if not self.listing_only():
+                    self.parse_tasks()
                 self.parse_cleanup()
                 self.update_config()
                 self.execute()
@@ -145,6 +147,11 @@ class Program(InvokeProgram):
             say(lines)
         if exit:
             sys.exit(code)
+
+    def listing_only(self) -> bool:
+        """``inv --list`` with nothing after it: the tasks need no parsing to be listed
+        (the parser Invoke builds for every task is most of the listing's cost)."""
+        return bool(self.args.list.value) and not self.core.unparsed
 
     def no_tasks_given(self) -> None:
         """A bare ``inv`` lists the tasks (Invoke would print its own help)."""

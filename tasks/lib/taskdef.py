@@ -11,6 +11,7 @@ task that has one (``init --from`` would otherwise take it first).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, cast, overload
@@ -31,10 +32,15 @@ TaskDecorator = Callable[[Body], "Task[Any]"]
 class HelpSafeTask(Task):  # type: ignore[type-arg]
     """A task whose automatic short flags never take a reserved letter."""
 
+    @functools.cached_property
+    def fixed_short_flags(self) -> set[str]:
+        """The letters this task's options with a fixed short flag take."""
+        parameters = inspect.signature(self.body).parameters
+        return {letter for option, letter in FIXED_SHORT_FLAGS.items() if option in parameters}
+
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         taken_names.update(RESERVED_SHORT_FLAGS)
-        parameters = inspect.signature(self.body).parameters
-        fixed = {letter for option, letter in FIXED_SHORT_FLAGS.items() if option in parameters}
+        fixed = self.fixed_short_flags
         if name in FIXED_SHORT_FLAGS:
             taken_names.discard(FIXED_SHORT_FLAGS[name])
         else:

@@ -168,3 +168,20 @@ def confirm(question: str, *, stdin: TextIO | None = None) -> None:
         answer = ""
     if answer.strip().lower() != "yes":
         raise UserError("cancelled: nothing was changed")
+
+
+def node_image(paths: Paths, address: str) -> str:
+    """The installer image ``address`` upgrades to: talconfig's talosImageURL + talosVersion."""
+    label = paths.rel(paths.talconfig)
+    node = facts.node_by_address(facts.talconfig_nodes(paths.talconfig, label), address)
+    if node is None:
+        raise UserError(f"{label} has no node with ipAddress {address} — {CONFIGURE}")
+    version = facts.talenv_value(paths.talenv, "talosVersion", paths.rel(paths.talenv))
+    return facts.installer_image(node, version, label)
+
+
+def reset_flags(wipe_disk: bool) -> list[str]:
+    """talosctl reset flags: reboot into maintenance mode at once, no drain; wipe only the
+    STATE and EPHEMERAL partitions unless the whole disk is to go."""
+    wipe = [] if wipe_disk else ["--system-labels-to-wipe=STATE", "--system-labels-to-wipe=EPHEMERAL"]
+    return ["--reboot", *wipe, "--graceful=false", "--wait=false"]
