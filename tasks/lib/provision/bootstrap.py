@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tasks.lib.errors import UserError
 from tasks.lib.files import write_atomically
 from tasks.lib.paths import Paths
-from tasks.lib.provision import facts
+from tasks.lib.provision import facts, talos_ops
 from tasks.lib.provision.steps import (
     BOOTSTRAP_TALOS,
     CONFIGURE,
@@ -114,7 +114,7 @@ def bootstrap_talos(
     applied, the etcd bootstrap and the kubeconfig retried until they succeed."""
     preflight(c, paths, tools=["talhelper", "talosctl", "sops"], files=talos_files(paths))
     ensure_talsecret(c, paths)
-    runner.run(c, ["talhelper", "genconfig"], cwd=paths.talos, stream=True)
+    talos_ops.generate_config(c, paths)
     nodes = known_nodes(paths)
     args = ["apply", facts.extra_flags("--insecure")]
     run_generated(c, paths, args, action="applying config (insecure, maintenance mode)", nodes=nodes)
