@@ -21,7 +21,7 @@ NODE_HELP = "a node's name or address (default: every node, one at a time)"
 YES_HELP = "do not ask for confirmation (needed when there is no terminal)"
 #: ``talosctl apply-config --mode`` values, as the help says them (a test keeps this in
 #: line with ``facts.APPLY_MODES``, which the task checks against).
-MODES_HELP = "auto, interactive, no-reboot, reboot, staged, try"
+MODES_HELP = "auto, no-reboot, reboot, staged, try"
 
 
 @task

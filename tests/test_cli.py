@@ -43,8 +43,8 @@ DRY_ARGS.update(
         "ci.summary": ["README.md"],
         "sops.decrypt": ["cluster.sops.yaml"],
         "sops.edit": ["cluster.sops.yaml"],
-        "talos.apply-node": ["--ip", "192.168.1.10"],
-        "talos.upgrade-node": ["--ip", "192.168.1.10"],
+        "talos.discover": ["--ip", "192.168.1.50"],
+        "talos.reset-node": ["--node", "k8s-0"],
     }
 )
 
@@ -138,6 +138,7 @@ REFUSED_EVEN_DRY = {
     "doctor": "tools are missing here (gitleaks, talosctl): doctor says so with exit 1",
     "sops.check": "gitleaks is not installed for the tests",
     "talos.generate-config": "the example has no Talos secrets yet (bootstrap.talos creates them)",
+    "talos.reset-node": "the example's one node is its only controller (talos.reset resets the cluster)",
 }
 
 #: What only a run that did something may say.

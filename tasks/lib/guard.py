@@ -120,7 +120,12 @@ class Program(InvokeProgram):
         try:
             with signals_interrupt():
                 self.create_config()
+                writes_bytecode = not sys.dont_write_bytecode
                 self.parse_core(argv)
+                # Invoke stops Python writing bytecode (for a tasks.py beside the user's files);
+                # this project's modules and dependencies are compiled once, like any
+                # program's, unless Python itself was told not to (-B, PYTHONDONTWRITEBYTECODE).
+                sys.dont_write_bytecode = not writes_bytecode
                 self.parse_collection()
                 if not self.listing_only():
                     self.parse_tasks()
