@@ -16,9 +16,8 @@ from invoke import Config, Context
 
 from tasks import root
 from tasks.lib import swap
-from tasks.lib.config.template_context import read_age_identity
 from tasks.lib.errors import UserError
-from tasks.lib.secrets.keys import age_recipients_of
+from tasks.lib.secrets.keys import age_recipients_of, read_age_identity
 from tests.conftest import EXAMPLE_OPERATOR, git
 
 OPERATOR_FILES = ("age.key", "github-deploy.key", "github-deploy.key.pub", "github-push-token.txt")

@@ -371,7 +371,7 @@ def read_tunnel(source: Source) -> dict[str, Any]:
 
 def read_age_key(source: Source) -> tuple[bytes, str]:
     """(file bytes, public key) of the template's age key."""
-    from tasks.lib.config.template_context import read_age_identity
+    from tasks.lib.secrets.keys import read_age_identity
 
     path = source.file("age.key")
     label = source.label(path)
@@ -486,7 +486,7 @@ def same_secrets(path: Path, out: Import, age_key_file: Path, sops: SopsRun) -> 
 # --------------------------------------------------------------------------- the import
 
 
-def plan_import(source: Source, paths: Paths, sops: SopsRun, dry: bool) -> Import:
+def prepare_import(source: Source, paths: Paths, sops: SopsRun, dry: bool) -> Import:
     """Read and validate everything; encrypt the secrets (unless ``dry``). Writes nothing.
     Every problem in the inputs is reported at once, one line each."""
     out = Import()
@@ -641,7 +641,7 @@ def leftovers(source: Source) -> list[str]:
 
 
 def example_public_key(paths: Paths) -> str | None:
-    from tasks.lib.config.template_context import read_age_identity
+    from tasks.lib.secrets.keys import read_age_identity
     from tasks.lib.secrets.operator import EXAMPLE_OPERATOR
 
     example = paths.root / EXAMPLE_OPERATOR / "age.key"
@@ -710,7 +710,7 @@ def import_checkout(
             swap.require_settled(paths.root)
         else:
             swap.finish_interrupted(paths.root, print, paths.key_dirs)
-        out = plan_import(source, paths, sops or sops_runner(paths), dry)
+        out = prepare_import(source, paths, sops or sops_runner(paths), dry)
         write, same, conflicts = sort_out(paths, out, force)
         if conflicts:
             raise UserError(

@@ -10,6 +10,9 @@ import datetime as dt
 import secrets
 from pathlib import Path
 
+from tasks.lib.errors import UserError
+from tasks.lib.files import MAX_KEY_BYTES, read_text
+
 
 def age_key_file() -> tuple[str, str]:
     """(file content in age-keygen's format, public key)."""
@@ -90,9 +93,6 @@ def age_recipients_of(sops_file: Path) -> list[str]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from tasks.lib.errors import UserError
-    from tasks.lib.files import read_text
-
     try:
         data = YAML(typ="safe", pure=True).load(read_text(sops_file))
     except (UserError, YAMLError, RecursionError):
@@ -101,3 +101,21 @@ def age_recipients_of(sops_file: Path) -> list[str]:
         return []
     entries = data["sops"].get("age") or []
     return [str(e["recipient"]) for e in entries if isinstance(e, dict) and "recipient" in e]
+
+
+def read_age_identity(path: Path, label: str) -> tuple[str, str]:
+    """(identity, public key) from an age-keygen style file."""
+    import pyrage
+
+    if not path.exists():
+        raise UserError(f"{label} not found — run `inv init` to create an age key")
+    text = read_text(path, label, "an age key file from `inv init`", limit=MAX_KEY_BYTES)
+    lines = [line.strip() for line in text.splitlines()]
+    identities = [line for line in lines if line.startswith("AGE-SECRET-KEY-")]
+    if not identities:
+        raise UserError(f"{label}: no AGE-SECRET-KEY line — is this an age key file?")
+    try:
+        identity = pyrage.x25519.Identity.from_str(identities[0])
+    except Exception:  # pyrage raises its own untyped error for a malformed key
+        raise UserError(f"{label}: the AGE-SECRET-KEY line is not a valid age key") from None
+    return identities[0], str(identity.to_public())
