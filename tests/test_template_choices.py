@@ -5,6 +5,7 @@ one line and nothing written."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
