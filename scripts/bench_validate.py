@@ -371,10 +371,12 @@ def flux_local(entry: Path) -> Callable[[], object]:
             done = subprocess.run(
                 ["flux-local", "get", what, "--all-namespaces", "--path", str(entry)],
                 capture_output=True,
+                text=True,
+                errors="replace",
                 check=False,
             )
             if done.returncode != 0:
-                raise SystemExit(done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:])
+                raise SystemExit(done.stderr.strip().splitlines()[-1:])
 
     return run
 
