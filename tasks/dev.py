@@ -28,11 +28,15 @@ FLUXINSTANCE = "fluxinstances.fluxcd.controlplane.io"
 
 
 # Offline validation ------------------------------------------------------------------------
-def _validate_tree(path: Path, variables: dict[str, str] | None = None, progress: bool = False) -> Any:
+def _validate_tree(
+    path: Path, variables: dict[str, str] | None = None, progress: bool = False, strict: bool = False
+) -> Any:
     from tasks.lib.fluxtree import EntryNotFound, validate
 
     try:
-        return validate(path, variables=variables, progress=_progress_line if progress else None)
+        return validate(
+            path, variables=variables, progress=_progress_line if progress else None, strict=strict
+        )
     except EntryNotFound as error:
         raise UserError(str(error)) from None
     finally:
@@ -77,6 +81,7 @@ def _emit(text: str) -> None:
         "helm": "also inflate HelmReleases with helm template and check schemas with kubeconform",
         "var": "KEY=VALUE: a postBuild variable that lives only in the cluster (repeatable)",
         "vars_file": "file of such variables: KEY=VALUE lines, a YAML mapping, or a ConfigMap/Secret",
+        "strict": "also fail on Kustomizations that could not be validated (external or missing source)",
     },
 )
 def validate(
@@ -86,6 +91,7 @@ def validate(
     helm: bool = False,
     var: list[str] | None = None,
     vars_file: str = "",
+    strict: bool = False,
 ) -> None:
     """Validate the Flux tree offline: build every Kustomization as Flux would, report problems.
 
@@ -106,7 +112,7 @@ def validate(
     try:
         with observe(_dry_echo) if is_dry(c) else contextlib.nullcontext():
             tree = _validate_tree(
-                target, variables, progress=sys.stderr.isatty() and not json and not is_dry(c)
+                target, variables, progress=sys.stderr.isatty() and not json and not is_dry(c), strict=strict
             )
         notes = _helm(tree) if helm else []
         text = report.as_json(tree, notes) if json else report.as_text(tree, notes)

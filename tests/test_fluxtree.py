@@ -249,7 +249,7 @@ def test_plan_groups_keeps_renaming_items_apart() -> None:
 
 def test_reports(clean_tree) -> None:
     text = as_text(clean_tree)
-    assert "Kustomizations  8 (8 built, 0 skipped)" in text
+    assert "Kustomizations  8 (8 validated, 0 skipped)" in text
     assert "Problems        0" in text
     data = json.loads(as_json(clean_tree))
     assert data["summary"]["helmreleases"] == 6

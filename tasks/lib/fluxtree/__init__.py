@@ -24,10 +24,12 @@ def validate(
     workers: int | None = None,
     variables: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> Tree:
     """Build the Flux tree at ``path`` and run every check. ``variables`` stand for
-    ``postBuild`` values that live only in the cluster (``--var``)."""
-    from .checks import run_checks
+    ``postBuild`` values that live only in the cluster (``--var``); ``strict`` makes every
+    Kustomization that could not be validated a problem."""
+    from .checks import check_not_validated, run_checks
     from .engine import Engine
 
     root, entry = locate(path)
@@ -37,6 +39,8 @@ def validate(
     try:
         engine.run()
         run_checks(engine)
+        if strict:
+            check_not_validated(engine)
         engine.finish()
     finally:
         wait_cleanup()  # the temporary build folders are removed while the checks run

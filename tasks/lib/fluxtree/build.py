@@ -114,7 +114,10 @@ def kustomize_error(error: str, root: Path, temporaries: Sequence[Path]) -> tupl
     if "accumulation err=" in text or "': " in text:  # keep kustomize's innermost reason
         text = text.rsplit("': ", 1)[-1]
     # kubectl's kustomize escapes the quotes of nested errors (\\"), kustomize does not
-    return found, (text.replace('\\"', '"').strip("'\" \\")[:400] or "kustomize build failed")
+    text = text.replace('\\"', '"').strip("'\" \\")
+    if text.count("'") % 2:  # the closing quote of a path, stripped with the outer ones
+        text += "'"
+    return found, (text.strip()[:400] or "kustomize build failed")
 
 
 def strip_origin(body: dict[str, Any]) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -11,6 +10,8 @@ from tasks.lib.secrets.sopsfile import SECRET_ROOTS, is_encrypted, is_sops_name
 
 from .engine import Engine
 from .model import HR_GROUP, SOURCE_GROUP, SOURCE_KINDS, Obj, Ref
+from .walk import walk
+from .yamlio import read_text
 
 SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".ruff_cache", ".pytest_cache"}
 
@@ -22,12 +23,12 @@ def _folder_text(directory: Path) -> str:
     """Every YAML file below ``directory``, concatenated (memoised per run's folders)."""
     if directory not in _HINT_CACHE:
         parts = []
-        for current, dirs, files in os.walk(directory):
+        for current, dirs, files in walk(directory):
             dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
             for name in files:
                 if name.endswith((".yaml", ".yml")):
                     try:
-                        parts.append((Path(current) / name).read_text(encoding="utf-8", errors="replace"))
+                        parts.append(read_text(current / name))
                     except OSError:
                         continue
         _HINT_CACHE[directory] = "\n".join(parts)
@@ -58,13 +59,15 @@ def check_depends_on(engine: Engine) -> None:
     for ks in tree.kustomizations.values():
         for dep in ks.depends_on():
             if dep not in tree.kustomizations:
-                engine.problem(
+                name = dep.split("/", 1)[1]
+                engine.ks_problem(
                     "depends-on-missing",
-                    ks.file,
+                    ks,
                     f"Kustomization {ks.id} depends on Kustomization {dep}, "
-                    f"which does not exist{_hint(engine, 'Kustomization', dep.split('/', 1)[1])}",
-                    ks.id,
-                    subject=("Kustomization", ks.name),
+                    f"which does not exist{_hint(engine, 'Kustomization', name)}",
+                    ("dependsOn",),
+                    name,
+                    near=name,
                 )
     releases = {(o.namespace, o.name) for o in tree.helmreleases()}
     for hr in tree.helmreleases():
@@ -73,13 +76,17 @@ def check_depends_on(engine: Engine) -> None:
                 continue
             key = (str(dep.get("namespace") or hr.namespace), str(dep["name"]))
             if key not in releases:
+                line = engine.field_line(
+                    hr.file, ("spec", "dependsOn"), key[1], kind="HelmRelease", name=hr.name, near=key[1]
+                )
                 engine.problem(
                     "depends-on-missing",
                     hr.file,
                     f"HelmRelease {hr.namespace}/{hr.name} depends on HelmRelease {key[0]}/{key[1]}, "
                     f"which does not exist{_hint(engine, 'HelmRelease', key[1])}",
                     hr.owner,
-                    subject=("HelmRelease", hr.name),
+                    line,
+                    subject=None if line else ("HelmRelease", hr.name),
                 )
 
 
@@ -139,7 +146,7 @@ def _chart_ref(hr: Obj) -> Ref | None:
 
 def check_sources(engine: Engine) -> None:
     tree = engine.tree
-    known = set(engine.source_objects()) | engine.bootstrap_sources
+    known = engine.known_sources()
     for hr in tree.helmreleases():
         ref = _chart_ref(hr)
         subject = ("HelmRelease", hr.name)
@@ -172,10 +179,28 @@ def check_sources(engine: Engine) -> None:
             )
 
 
+SSA_KEY = "kustomize.toolkit.fluxcd.io/ssa"
+
+
+def ssa_policy(obj: Obj) -> str:
+    """The object's apply policy (``kustomize.toolkit.fluxcd.io/ssa``, label or annotation,
+    any case), lower case; "" when not set."""
+    metadata = obj.body.get("metadata") or {}
+    for key in ("annotations", "labels"):
+        values = metadata.get(key) if isinstance(metadata, dict) else None
+        if isinstance(values, dict) and values.get(SSA_KEY):
+            return str(values[SSA_KEY]).lower()
+    return ""
+
+
 def check_duplicates(engine: Engine) -> None:
+    """An object two Kustomizations apply: both own it, and the one that drops it deletes
+    it. Copies marked ``ssa: IfNotPresent`` (created only when absent) or ``ssa: Ignore``
+    (never applied) are shared on purpose and do not count."""
     owners: dict[tuple[str, str, str, str], list[Obj]] = defaultdict(list)
     for obj in engine.tree.objects():
-        owners[(obj.group, obj.kind, obj.namespace, obj.name)].append(obj)
+        if ssa_policy(obj) not in ("ifnotpresent", "ignore"):
+            owners[(obj.group, obj.kind, obj.namespace, obj.name)].append(obj)
     for (_group, kind, namespace, name), objs in sorted(owners.items()):
         distinct = sorted({o.owner for o in objs})
         if len(distinct) < 2:
@@ -223,9 +248,9 @@ def repository_files(root: Path) -> list[Path]:
             return [root / name for name in outcome.stdout.decode("utf-8", "replace").split("\0") if name]
     files = []
     for name in roots:
-        for current, dirs, names in os.walk(root / name):
+        for current, dirs, names in walk(root / name):
             dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
-            files += [Path(current) / n for n in names]
+            files += [current / n for n in names]
     return files
 
 
@@ -237,6 +262,20 @@ def check_sops(engine: Engine) -> None:
         if not is_encrypted(path):
             engine.problem(
                 "sops-unencrypted", str(path.relative_to(root)), "named *.sops.* but not encrypted"
+            )
+
+
+def check_not_validated(engine: Engine) -> None:
+    """``--strict``: a Kustomization that was skipped (external or missing source) is a
+    problem, since nothing about what it applies was checked."""
+    for ks in engine.tree.kustomizations.values():
+        if ks.skipped and not ks.synthetic:
+            engine.problem(
+                "not-validated",
+                ks.file,
+                f"Kustomization {ks.id} was not validated: {ks.skipped} (--strict)",
+                ks.id,
+                subject=("Kustomization", ks.name),
             )
 
 

@@ -1,50 +1,124 @@
 """Where a repository's Flux tree starts, from whatever folder the user points at.
 
-Accepted: a repository root (``kubernetes/flux/cluster``, or the one cluster a
-``FluxInstance``/``flux-system`` Kustomization syncs, or a ``*/flux/cluster`` folder), a
-cluster folder (holding Flux Kustomizations), or an apps folder (Flux Kustomizations in its
-sub-folders), with or without ``.git``. Without ``.git`` the repository root is the nearest
-folder from which the entry's ``spec.path`` values exist.
+Accepted: a repository root, a cluster folder (holding Flux Kustomizations), or an apps folder
+(Flux Kustomizations in its sub-folders), with or without ``.git``. In order:
+
+1. ``kubernetes/flux/cluster`` (this project's layout);
+2. the folder the cluster syncs: a ``FluxInstance`` (also one rendered from a HelmRelease's
+   values) or a ``flux-system`` Kustomization (``flux bootstrap``'s gotk-sync), when it lies
+   in the folder given. Its path is relative to the source: the git top level, else the
+   nearest folder (the one given or above it) where it exists; for an OCI sync, also a
+   sub-folder the artifact may have been pushed from;
+3. a ``*/flux/cluster`` folder;
+4. the folder given, when it holds Flux Kustomizations itself or one level down;
+5. a Kustomization that manages the folder it sits in (``flux/config/cluster.yaml``);
+6. the folder given, when Flux Kustomizations are anywhere below it.
+
+Folders the source's ``.sourceignore`` leaves out are never looked in. The same pass finds
+what the validator needs to know about the cluster's Flux: the sync URL (this repository,
+even without a git remote) and the Flux version it runs.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tasks.lib.errors import HomeOpsError
 
 from . import yamlio
+from .ignore import SourceIgnore
+from .walk import walk
 
 CLUSTER_DIR = Path("kubernetes/flux/cluster")
 SKIP_DIRS = frozenset({".git", "node_modules", ".venv", "venv", "__pycache__", ".terraform", ".github"})
 MAX_DEPTH = 7
 _FLUX_KS = re.compile(r"^apiVersion:\s*['\"]?kustomize\.toolkit\.fluxcd\.io/", re.MULTILINE)
+#: Where a repository pins its Flux release besides a FluxInstance: gotk-components' header,
+#: a kustomization of Flux's install manifests, the flux-manifests OCI artifact's tag.
+_FLUX_VERSION_TEXT = re.compile(
+    r"^#\s*Flux Version:\s*v?(\d+\.\d+\.\d+)|fluxcd/flux2/manifests/install\?ref=v?(\d+\.\d+\.\d+)",
+    re.MULTILINE,
+)
+_STRICT_GATE = re.compile(r"StrictPostBuildSubstitutions=(true|false)")
 LOOKED_FOR = (
     f"{CLUSTER_DIR}/, a FluxInstance or flux-system Kustomization naming its sync path, "
     "or Flux Kustomization manifests (kustomize.toolkit.fluxcd.io)"
 )
+#: The first Flux release whose kustomize-controller fails a Kustomization on a variable
+#: without a value (feature gate StrictPostBuildSubstitutions on by default).
+STRICT_SINCE = (2, 9)
 
 
 class EntryNotFound(HomeOpsError):
     """No Flux tree where we looked."""
 
 
-def _yaml_files(directory: Path, depth: int = MAX_DEPTH) -> list[Path]:
+@dataclass(frozen=True)
+class Sync:
+    """One sync definition: what a FluxInstance or a flux-system Kustomization reconciles."""
+
+    kind: str  # GitRepository | OCIRepository | Bucket
+    url: str
+    path: str
+    file: Path
+
+
+@dataclass
+class FluxFacts:
+    """What the repository says about the Flux that runs it."""
+
+    syncs: list[Sync] = field(default_factory=list)
+    version: str = ""  # as pinned: "2.6.4", "2.x", "" when not pinned
+    strict_gate: bool | None = None  # an explicit --feature-gates=StrictPostBuildSubstitutions=
+
+    @property
+    def sync_urls(self) -> set[str]:
+        from .sources import normalize_url
+
+        return {normalize_url(s.url) for s in self.syncs if s.kind == "GitRepository" and s.url}
+
+    @property
+    def strict(self) -> bool:
+        """Whether an undefined variable fails the whole Kustomization."""
+        if self.strict_gate is not None:
+            return self.strict_gate
+        numbers = re.match(r"^v?(\d+)\.(\d+)", self.version)
+        return numbers is None or (int(numbers[1]), int(numbers[2])) >= STRICT_SINCE
+
+    def describe(self) -> str:
+        """The Flux whose behaviour is assumed, for messages."""
+        if self.strict_gate is not None:
+            return f"the repository sets StrictPostBuildSubstitutions={str(self.strict_gate).lower()}"
+        if self.version and re.match(r"^v?\d+\.\d+\.\d+$", self.version):
+            return f"the repository pins Flux {self.version.removeprefix('v')}"
+        if self.version:
+            return f"the repository follows Flux {self.version}, which is 2.9 or later"
+        return "Flux 2.9 or later, the repository pins no version"
+
+
+def _walk(directory: Path, depth: int, ignore: SourceIgnore | None) -> list[Path]:
     found: list[Path] = []
-    base = len(directory.parts)
-    for current, dirs, files in os.walk(directory):
-        here = Path(current)
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and len(here.parts) - base < depth)
-        found += [here / f for f in sorted(files) if f.endswith((".yaml", ".yml"))]
+    for here, dirs, files in walk(directory, max_depth=depth - 1):
+        dirs[:] = [
+            d
+            for d in dirs
+            if d not in SKIP_DIRS and not (ignore is not None and ignore.ignored_path(here / d))
+        ]
+        found += [
+            here / f
+            for f in sorted(files)
+            if f.endswith((".yaml", ".yml")) and not (ignore is not None and ignore.ignored_path(here / f))
+        ]
     return found
 
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8", errors="replace")
+        return yamlio.read_text(path, 4 * 1024 * 1024)
     except OSError:
         return ""
 
@@ -53,25 +127,53 @@ def _flux_files(files: list[Path]) -> list[Path]:
     return [f for f in files if _FLUX_KS.search(_read(f))]
 
 
-def _git_toplevel(path: Path) -> Path | None:
+def git_toplevel(path: Path) -> Path | None:
+    """The git work tree holding ``path``, or None."""
     from tasks.lib.tools.runner import find_tool, run_many
 
     if find_tool("git") is None:
         return None
-    outcome = run_many([(["git", "rev-parse", "--show-toplevel"], None)], cwd=path)[0]
+    outcome = run_many([(["git", "rev-parse", "--show-toplevel"], None)], cwd=path, timeout=30)[0]
     text = outcome.stdout.decode("utf-8", "replace").strip()
     return Path(text).resolve() if outcome.ok and text else None
 
 
-def sync_paths(directory: Path, root: Path) -> tuple[list[str], list[str]]:
-    """Repository-relative sync paths: (those a FluxInstance -- also one rendered by a
-    HelmRelease's values -- or a ``flux-system`` Kustomization (``flux bootstrap``'s
-    gotk-sync) names; those of a Kustomization managing the folder it sits in, the
-    ``flux/config/cluster.yaml`` layout, when no other Kustomization applies it)."""
-    named: list[str] = []
-    kustomizations: list[tuple[Path, Path]] = []  # (file, target folder)
-    for file in _yaml_files(directory):
+def _clean(path: str) -> str:
+    return path.strip().removeprefix("./").strip("/")
+
+
+@dataclass
+class _Scan:
+    syncs: list[Sync] = field(default_factory=list)
+    self_managed: list[tuple[Path, str]] = field(default_factory=list)  # (file, spec.path)
+    facts: FluxFacts = field(default_factory=FluxFacts)
+
+
+def _sync_of(doc: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(the sync settings a document defines, the FluxInstance spec it comes from)."""
+    kind = doc.get("kind")
+    spec: dict[str, Any] = doc["spec"] if isinstance(doc.get("spec"), dict) else {}
+    if kind == "FluxInstance":
+        return (spec.get("sync") if isinstance(spec.get("sync"), dict) else None), spec
+    values = spec.get("values") if kind == "HelmRelease" else doc if kind is None else None
+    # the flux-instance chart's values, in a HelmRelease or in a values file of their own
+    instance = values.get("instance") if isinstance(values, dict) else None
+    if isinstance(instance, dict):
+        return (instance.get("sync") if isinstance(instance.get("sync"), dict) else None), instance
+    return None, {}
+
+
+def _scan(directory: Path, ignore: SourceIgnore | None) -> _Scan:
+    """Sync definitions, self-managing Kustomizations and Flux facts below ``directory``."""
+    out = _Scan()
+    for file in _walk(directory, MAX_DEPTH, ignore):
         text = _read(file)
+        if (gate := _STRICT_GATE.search(text)) is not None:
+            out.facts.strict_gate = gate.group(1) == "true"
+        if (pinned := _FLUX_VERSION_TEXT.search(text)) is not None and not out.facts.version:
+            out.facts.version = pinned.group(1) or pinned.group(2)
+        if "flux-manifests" in text:
+            _flux_manifests(text, out.facts)
         if "FluxInstance" not in text and "instance:" not in text and not _FLUX_KS.search(text):
             continue
         try:
@@ -79,34 +181,86 @@ def sync_paths(directory: Path, root: Path) -> tuple[list[str], list[str]]:
         except (yamlio.YAMLError, ValueError):
             continue
         for doc in docs:
-            if not isinstance(doc, dict):
-                continue
-            kind = doc.get("kind")
-            spec: dict[str, Any] = doc["spec"] if isinstance(doc.get("spec"), dict) else {}
-            sync = None
-            if kind == "FluxInstance":
-                sync = spec.get("sync")
-            elif kind == "HelmRelease" and isinstance(spec.get("values"), dict):
-                instance = spec["values"].get("instance")
-                sync = instance.get("sync") if isinstance(instance, dict) else None
-            elif kind == "Kustomization" and str(doc.get("apiVersion", "")).startswith(
-                "kustomize.toolkit.fluxcd.io/"
-            ):
-                path = str(spec.get("path") or "").strip().removeprefix("./").strip("/")
-                if (doc.get("metadata") or {}).get("name") == "flux-system":
-                    sync = spec
-                elif path and "${" not in path:
-                    kustomizations.append((file, (root / path).resolve()))
-            if isinstance(sync, dict) and isinstance(sync.get("path"), str) and "${" not in sync["path"]:
-                named.append(sync["path"].strip().removeprefix("./").strip("/"))
-    roots = [
-        target
-        for file, target in kustomizations
-        if target.is_dir()
-        and file.is_relative_to(target)
-        and not any(other != file and file.is_relative_to(t) for other, t in kustomizations if t != target)
-    ]
-    return named, [os.path.relpath(t, root) for t in roots]
+            if isinstance(doc, dict):
+                _scan_doc(doc, file, docs, out)
+    return out
+
+
+def _flux_manifests(text: str, found: FluxFacts) -> None:
+    """The Flux version an ``oci://ghcr.io/fluxcd/flux-manifests`` OCIRepository pins."""
+    try:
+        docs = yamlio.load_all(text)
+    except (yamlio.YAMLError, ValueError):
+        return
+    for doc in docs:
+        spec = doc.get("spec") if isinstance(doc, dict) and doc.get("kind") == "OCIRepository" else None
+        if isinstance(spec, dict) and "fluxcd/flux-manifests" in str(spec.get("url", "")):
+            tag = (spec.get("ref") or {}).get("tag") if isinstance(spec.get("ref"), dict) else None
+            if tag and re.match(r"^v?\d+\.\d+\.\d+$", str(tag)):
+                found.version = str(tag).removeprefix("v")
+
+
+def _scan_doc(doc: dict[str, Any], file: Path, docs: list[Any], out: _Scan) -> None:
+    sync, instance = _sync_of(doc)
+    if sync is not None:
+        distribution = instance.get("distribution")
+        if isinstance(distribution, dict) and distribution.get("version"):
+            out.facts.version = str(distribution["version"])  # the FluxInstance decides
+        if isinstance(sync.get("path"), str) and "${" not in sync["path"]:
+            kind = str(sync.get("kind") or "GitRepository")
+            out.syncs.append(Sync(kind, str(sync.get("url") or ""), _clean(sync["path"]), file))
+        return
+    if doc.get("kind") != "Kustomization" or not str(doc.get("apiVersion", "")).startswith(
+        "kustomize.toolkit.fluxcd.io/"
+    ):
+        return
+    spec: dict[str, Any] = doc["spec"] if isinstance(doc.get("spec"), dict) else {}
+    path = _clean(str(spec.get("path") or ""))
+    if (doc.get("metadata") or {}).get("name") == "flux-system" and "${" not in path:
+        # flux bootstrap's gotk-sync: the source is the flux-system GitRepository beside it
+        ref: dict[str, Any] = spec["sourceRef"] if isinstance(spec.get("sourceRef"), dict) else {}
+        kind = str(ref.get("kind") or "GitRepository")
+        url = next(
+            (
+                str((d.get("spec") or {}).get("url") or "")
+                for d in docs
+                if isinstance(d, dict)
+                and d.get("kind") == kind
+                and (d.get("metadata") or {}).get("name") == ref.get("name")
+            ),
+            "",
+        )
+        out.syncs.append(Sync(kind, url, path, file))
+    elif path and "${" not in path:
+        out.self_managed.append((file, path))
+
+
+def facts(root: Path) -> FluxFacts:
+    """What ``root``'s files say about the Flux running it (sync URLs, version)."""
+    scan = _scan(root, SourceIgnore(root))
+    scan.facts.syncs = scan.syncs
+    return scan.facts
+
+
+def _bases(path: Path, top: Path | None) -> list[Path]:
+    """Folders a sync path may be relative to, most likely first: git's top level, the folder
+    given, and its parents."""
+    out = [top] if top is not None else []
+    return out + [p for p in [path, *path.parents] if p not in out]
+
+
+def _resolve_sync(sync: Sync, path: Path, top: Path | None) -> tuple[Path, Path] | None:
+    """(source root, cluster folder) for one sync path, or None when it exists nowhere."""
+    for base in _bases(path, top):
+        target = base / sync.path if sync.path else base
+        if target.is_dir() and sync.path:
+            return base.resolve(), target.resolve()
+    if sync.kind != "GitRepository" and sync.path:
+        # An OCI artifact is often pushed from a sub-folder (``flux push artifact --path=kubernetes``).
+        for base in sorted(p for p in path.iterdir() if p.is_dir() and p.name not in SKIP_DIRS):
+            if (base / sync.path).is_dir():
+                return base.resolve(), (base / sync.path).resolve()
+    return None
 
 
 def _spec_paths(files: list[Path]) -> list[str]:
@@ -124,18 +278,17 @@ def _spec_paths(files: list[Path]) -> list[str]:
                 and str(doc.get("apiVersion", "")).startswith("kustomize.toolkit.fluxcd.io/")
                 and isinstance(doc.get("spec"), dict)
             ):
-                path = str(doc["spec"].get("path") or "").strip().removeprefix("./").strip("/")
+                path = _clean(str(doc["spec"].get("path") or ""))
                 if path and "${" not in path:
                     out.append(path)
     return out
 
 
-def _root_for(entry: Path, start: Path) -> Path:
-    """The repository root for ``entry``: of git's top level and the entry's ancestors, the
-    one from which most of the entry's ``spec.path`` values exist (git's top level, then the
-    nearest, on a tie), else git's top level, else ``start``."""
-    paths = _spec_paths(_flux_files(_yaml_files(entry, 3))[:40])
-    top = _git_toplevel(entry)
+def _root_for(entry: Path, start: Path, top: Path | None) -> Path:
+    """The repository root for an entry found without a sync path: of git's top level and
+    the entry's ancestors, the one from which most of the entry's ``spec.path`` values exist
+    (git's top level, then the nearest, on a tie), else git's top level, else ``start``."""
+    paths = _spec_paths(_flux_files(_walk(entry, 3, None))[:40])
     candidates = [c for c in [top, entry, *entry.parents] if c is not None and entry.is_relative_to(c)]
     scores = [(sum((c / p).is_dir() for p in paths), -index, c) for index, c in enumerate(candidates)]
     best = max(scores, default=None, key=lambda score: score[:2])
@@ -146,23 +299,16 @@ def _root_for(entry: Path, start: Path) -> Path:
     return start if entry.is_relative_to(start) else entry
 
 
-def _clusters(path: Path, root: Path) -> list[Path]:
-    """Cluster entry folders found below ``path``."""
-    found: dict[Path, None] = {}
-    named, self_managed = sync_paths(path, root)
-    for sync in named:
-        for base in (root, path):
-            if sync and (base / sync).is_dir():
-                found[(base / sync).resolve()] = None
-                break
-    for file in _yaml_files(path, 5):
-        parent = file.parent
-        if parent.name == "cluster" and parent.parent.name == "flux":
-            found[parent.resolve()] = None
-    if not found:
-        found = dict.fromkeys((root / p).resolve() for p in self_managed)
-    # A cluster folder inside another one is part of it (a root managing its own folder).
-    return sorted(c for c in found if not any(c != o and c.is_relative_to(o) for o in found))
+def _outermost(found: dict[Path, Path]) -> dict[Path, Path]:
+    """Cluster folders not inside another one (a root managing its own folder is one cluster)."""
+    return {c: r for c, r in found.items() if not any(c != o and c.is_relative_to(o) for o in found)}
+
+
+def _too_many(path: Path, clusters: list[Path]) -> EntryNotFound:
+    listed = ", ".join(os.path.relpath(c, path) for c in sorted(clusters))
+    return EntryNotFound(
+        f"{path} holds {len(clusters)} Flux clusters ({listed}): pass one of them with --path"
+    )
 
 
 def locate(path: Path) -> tuple[Path, Path]:
@@ -175,17 +321,54 @@ def locate(path: Path) -> tuple[Path, Path]:
         raise EntryNotFound(f"{path} is not a directory")
     if (path / CLUSTER_DIR).is_dir():
         return path, path / CLUSTER_DIR
-    top = _git_toplevel(path) or path
-    if _flux_files(_yaml_files(path, 1)):
-        return _root_for(path, top), path
-    clusters = [c for c in _clusters(path, top) if c.is_relative_to(top) or c.is_relative_to(path)]
-    if len(clusters) == 1:
-        return _root_for(clusters[0], top), clusters[0]
-    if len(clusters) > 1:
-        listed = ", ".join(os.path.relpath(c, path) for c in clusters)
-        raise EntryNotFound(
-            f"{path} holds {len(clusters)} Flux clusters ({listed}): pass one of them with --path"
-        )
-    if _flux_files(_yaml_files(path)):
-        return _root_for(path, top), path
+    top = git_toplevel(path)
+    ignore = SourceIgnore(top if top is not None and path.is_relative_to(top) else path)
+    scan = _scan(path, ignore)
+    synced: dict[Path, Path] = {}
+    for sync in scan.syncs:
+        resolved = _resolve_sync(sync, path, top)
+        if resolved is not None and resolved[1].is_relative_to(path):
+            synced[resolved[1]] = resolved[0]
+    synced = _outermost(synced)
+    if len(synced) == 1:
+        entry, root = next(iter(synced.items()))
+        return root, entry
+    if len(synced) > 1:
+        raise _too_many(path, list(synced))
+    start = top or path
+    layout = _outermost(
+        {
+            f.parent.resolve(): start
+            for f in _walk(path, 5, ignore)
+            if f.parent.name == "cluster" and f.parent.parent.name == "flux"
+        }
+    )
+    if len(layout) == 1:
+        entry = next(iter(layout))
+        return _root_for(entry, start, top), entry
+    if len(layout) > 1:
+        raise _too_many(path, list(layout))
+    if _flux_files(_walk(path, 1, ignore)):
+        return _root_for(path, start, top), path
+    managed = _outermost(
+        {
+            target: start
+            for file, spec_path in scan.self_managed
+            for target in [(start / spec_path).resolve()]
+            if target.is_dir()
+            and file.is_relative_to(target)
+            and not any(
+                other != file and file.is_relative_to(start / p)
+                for other, p in scan.self_managed
+                if p != spec_path
+            )
+        }
+    )
+    if len(managed) == 1:
+        entry = next(iter(managed))
+        return _root_for(entry, start, top), entry
+    if len(managed) > 1:
+        raise _too_many(path, list(managed))
+    if _flux_files(_walk(path, MAX_DEPTH, ignore)):
+        return _root_for(path, start, top), path
     raise EntryNotFound(f"no Flux tree under {path}: looked for {LOOKED_FOR}")

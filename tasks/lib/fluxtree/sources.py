@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .yamlio import read_text
+
 _SCHEME = re.compile(r"^[a-z+]+://")
 
 
@@ -58,8 +60,8 @@ class LineFinder:
         if file not in self._docs:
             entries: list[tuple[int, str, str]] = []
             try:
-                text = (self.root / file).read_text(encoding="utf-8", errors="replace")
-            except OSError:
+                text = read_text(self.root / file)
+            except (OSError, ValueError):
                 text = ""
             line = 1
             for part in re.split(r"(?m)^(---[ \t]*\n)", text):
@@ -68,7 +70,11 @@ class LineFinder:
                     continue
                 kind = re.search(r"(?m)^kind:\s*['\"]?([\w.-]+)", part)
                 name = re.search(r"(?m)^metadata:\s*\n(?:[ \t]+.*\n)*?[ \t]+name:\s*['\"]?([^'\"\s#]+)", part)
-                lead = len(part) - len(part.lstrip("\n"))
+                # the object's first line: blank lines and leading comments skipped
+                rows = part.split("\n")
+                lead = next(
+                    (i for i, r in enumerate(rows) if r.strip() and not r.lstrip().startswith("#")), 0
+                )
                 entries.append((line + lead, kind.group(1) if kind else "", name.group(1) if name else ""))
                 line += part.count("\n")
             self._docs[file] = entries
