@@ -29,13 +29,21 @@ FLUXINSTANCE = "fluxinstances.fluxcd.controlplane.io"
 
 # Offline validation ------------------------------------------------------------------------
 def _validate_tree(
-    path: Path, variables: dict[str, str] | None = None, progress: bool = False, strict: bool = False
+    path: Path,
+    variables: dict[str, str] | None = None,
+    progress: bool = False,
+    strict: bool = False,
+    helm: bool = False,
 ) -> Any:
     from tasks.lib.fluxtree import EntryNotFound, validate
 
     try:
         return validate(
-            path, variables=variables, progress=_progress_line if progress else None, strict=strict
+            path,
+            variables=variables,
+            progress=_progress_line if progress else None,
+            strict=strict,
+            helm=helm,
         )
     except EntryNotFound as error:
         raise UserError(str(error)) from None
@@ -78,7 +86,7 @@ def _emit(text: str) -> None:
     help={
         "path": "a Flux repository, cluster folder or apps folder to validate; default: this repository",
         "json": "print the full result as JSON",
-        "helm": "also inflate HelmReleases with helm template and check schemas with kubeconform",
+        "helm": "also render every HelmRelease (helm template, charts cached) and check what it renders",
         "var": "KEY=VALUE: a postBuild variable that lives only in the cluster (repeatable)",
         "vars_file": "file of such variables: KEY=VALUE lines, a YAML mapping, or a ConfigMap/Secret",
         "strict": "also fail on Kustomizations that could not be validated (external or missing source)",
@@ -112,10 +120,13 @@ def validate(
     try:
         with observe(_dry_echo) if is_dry(c) else contextlib.nullcontext():
             tree = _validate_tree(
-                target, variables, progress=sys.stderr.isatty() and not json and not is_dry(c), strict=strict
+                target,
+                variables,
+                progress=sys.stderr.isatty() and not json and not is_dry(c),
+                strict=strict,
+                helm=helm,
             )
-        notes = _helm(tree) if helm else []
-        text = report.as_json(tree, notes) if json else report.as_text(tree, notes)
+        text = report.as_json(tree) if json else report.as_text(tree)
     except OSError as error:  # a path the OS refuses (too long, no permission): the user's to fix
         problem = UserError(os_error_line(error))
         if json:
@@ -136,12 +147,6 @@ def validate(
         raise Exit(code=1)
 
 
-def _helm(tree: Any) -> list[str]:
-    from tasks.lib.fluxtree.helm import inflate
-
-    return inflate(tree, helm=find_tool("helm"), kubeconform=find_tool("kubeconform"))
-
-
 # Diff --------------------------------------------------------------------------------------
 def _git(root: Path, *args: str) -> tuple[int, str]:
     """Read-only git query (runs under --dry too: it changes nothing)."""
@@ -160,14 +165,17 @@ def default_branch(root: Path) -> str:
         "base": "git ref to compare against; default: the default branch (origin/HEAD, else main)",
         "output_file": "also write the markdown to this file",
         "limit": "maximum size of the markdown in characters (default 60000)",
+        "helm": "also diff what the charts of changed HelmReleases render (helm template)",
     }
 )
-def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000) -> None:
+def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000, helm: bool = False) -> None:
     """Diff the Flux tree of the working tree against a base ref, as a PR comment.
 
     Renders both trees offline (the base from a temporary git worktree, always removed) and
     prints object-level unified diffs of Kustomizations, HelmReleases and what they apply,
-    without noisy chart labels, versions and checksums, capped in size.
+    without noisy chart labels, versions and checksums, Secret values hidden, capped in size.
+    With --helm, the charts of the HelmReleases whose spec, chart source or values changed
+    are rendered on both sides and what they render is diffed too.
     """
     from tasks.lib.fluxtree.diff import markdown
 
@@ -186,17 +194,26 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
             f"would build the Flux tree at {ref} (temporary git worktree) and the working tree, and diff them"
         )
         return
-    head = _validate_tree(root)
+    head_engine = _analyse(root)
+    head = head_engine.tree
+    changed: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="home-ops-diff-") as tmp:
         worktree = Path(tmp) / "base"
         code, _out = _git(root, "worktree", "add", "--detach", "--quiet", str(worktree), ref)
         if code != 0:
             raise UserError(f"could not check out {ref} into a temporary worktree")
         try:
-            base_tree = _base_tree(worktree)
+            base_engine = _base_engine(worktree)
+            base_tree = base_engine.tree if base_engine is not None else _empty_tree(worktree)
+            if helm:
+                changed = _changed_releases(base_tree, head)
+                if base_engine is not None:
+                    _render(base_engine, changed)  # while the worktree (its local charts) exists
         finally:
             _git(root, "worktree", "remove", "--force", str(worktree))
             _git(root, "worktree", "prune")
+    if helm:
+        _render(head_engine, changed)
     text = markdown(base_tree, head, base_label=ref, limit=limit)
     if output_file:
         write_output(Path(output_file), text)
@@ -204,14 +221,42 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
     print(text, end="")
 
 
-def _base_tree(worktree: Path) -> Any:
-    """The base's tree; an empty one when the base has no Flux tree yet (everything is new)."""
-    from tasks.lib.fluxtree import EntryNotFound, Tree, validate
+def _analyse(path: Path) -> Any:
+    from tasks.lib.fluxtree import EntryNotFound, analyse
 
     try:
-        return validate(worktree)
+        return analyse(path)
+    except EntryNotFound as error:
+        raise UserError(str(error)) from None
+
+
+def _base_engine(worktree: Path) -> Any:
+    """The base's validation; None when the base has no Flux tree yet (everything is new)."""
+    from tasks.lib.fluxtree import EntryNotFound, analyse
+
+    try:
+        return analyse(worktree)
     except EntryNotFound:
-        return Tree(root=str(worktree), entry="")
+        return None
+
+
+def _empty_tree(worktree: Path) -> Any:
+    from tasks.lib.fluxtree import Tree
+
+    return Tree(root=str(worktree), entry="")
+
+
+def _changed_releases(base: Any, head: Any) -> set[str]:
+    from tasks.lib.fluxtree.diff import changed_releases
+
+    return changed_releases(base, head)
+
+
+def _render(engine: Any, only: set[str]) -> None:
+    from tasks.lib.fluxtree.checks import check_rendered
+
+    if only:
+        check_rendered(engine, only=only)
 
 
 # Branch testing ----------------------------------------------------------------------------

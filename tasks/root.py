@@ -111,8 +111,14 @@ def configure(c: Context, force: bool = False, check: bool = False) -> None:
     sys.stdout.flush()
 
 
-@task(help={"install": "first build the pinned tools that are missing or differ into .tools/bin (needs Go)"})
-def doctor(c: Context, install: bool = False) -> None:
+@task(
+    iterable=["tool"],
+    help={
+        "install": "first build the pinned tools that are missing or differ into .tools/bin (needs Go)",
+        "tool": "with --install: build only this tool (repeatable), e.g. --tool helm --tool kubeconform",
+    },
+)
+def doctor(c: Context, install: bool = False, tool: list[str] | None = None) -> None:
     """Check this machine: tools and versions against .mise.toml, operator files, what can run.
 
     --install first builds every tool pinned in .mise.toml that is missing or at another
@@ -124,6 +130,8 @@ def doctor(c: Context, install: bool = False) -> None:
     from tasks.lib.tools.install import install_tools, summary
 
     paths = paths_for(c)
+    if tool and not install:
+        raise UserError("--tool chooses what --install builds: add --install")
     if install:
-        print(summary(install_tools(c, paths.root)) + "\n")
+        print(summary(install_tools(c, paths.root, only=set(tool or []) or None)) + "\n")
     report(c, paths)

@@ -10,12 +10,46 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .entry import CLUSTER_DIR, EntryNotFound, locate
 from .model import PROBLEM_KINDS, FluxKustomization, Obj, Problem, Tree
 
+if TYPE_CHECKING:
+    from .engine import Engine
+
 #: ``progress(done, total, what)``: called while building, for a progress line on a terminal.
 Progress = Callable[[int, int, str], None]
+
+
+def analyse(
+    path: Path,
+    *,
+    workers: int | None = None,
+    variables: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+    strict: bool = False,
+    helm: bool = False,
+) -> Engine:
+    """Build the Flux tree at ``path`` and run every check; the engine, for what needs more
+    than the tree (rendering charts afterwards). See :func:`validate`."""
+    from .build import wait_cleanup
+    from .checks import check_not_validated, check_rendered, run_checks
+    from .engine import Engine
+
+    root, entry = locate(path)
+    engine = Engine(root, entry, workers=workers, variables=variables, progress=progress)
+    try:
+        engine.run()
+        if helm:
+            check_rendered(engine)
+        run_checks(engine)
+        if strict:
+            check_not_validated(engine)
+        engine.finish()
+    finally:
+        wait_cleanup()  # the temporary build folders are removed while the checks run
+    return engine
 
 
 def validate(
@@ -25,25 +59,13 @@ def validate(
     variables: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     strict: bool = False,
+    helm: bool = False,
 ) -> Tree:
     """Build the Flux tree at ``path`` and run every check. ``variables`` stand for
     ``postBuild`` values that live only in the cluster (``--var``); ``strict`` makes every
-    Kustomization that could not be validated a problem."""
-    from .checks import check_not_validated, run_checks
-    from .engine import Engine
-
-    root, entry = locate(path)
-    engine = Engine(root, entry, workers=workers, variables=variables, progress=progress)
-    from .build import wait_cleanup
-
-    try:
-        engine.run()
-        run_checks(engine)
-        if strict:
-            check_not_validated(engine)
-        engine.finish()
-    finally:
-        wait_cleanup()  # the temporary build folders are removed while the checks run
+    Kustomization that could not be validated a problem; ``helm`` renders every HelmRelease
+    (``helm template``) and checks what it renders too."""
+    engine = analyse(path, workers=workers, variables=variables, progress=progress, strict=strict, helm=helm)
     return engine.tree
 
 
@@ -56,6 +78,7 @@ __all__ = [
     "Problem",
     "Progress",
     "Tree",
+    "analyse",
     "locate",
     "validate",
 ]

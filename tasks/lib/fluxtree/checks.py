@@ -149,7 +149,7 @@ def check_sources(engine: Engine) -> None:
     known = engine.known_sources()
     for hr in tree.helmreleases():
         ref = _chart_ref(hr)
-        subject = ("HelmRelease", hr.name)
+        subject = hr.subject
         if ref is None:
             engine.problem(
                 "chart-source-missing",
@@ -203,13 +203,27 @@ def check_duplicates(engine: Engine) -> None:
             owners[(obj.group, obj.kind, obj.namespace, obj.name)].append(obj)
     for (_group, kind, namespace, name), objs in sorted(owners.items()):
         distinct = sorted({o.owner for o in objs})
+        label = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+        for owner in distinct:
+            twice = [o for o in objs if o.owner == owner]
+            if (
+                len(twice) > 1 and owner not in engine.incomplete
+            ):  # two manifests that substitution made one object
+                files = ", ".join(sorted({o.file for o in twice}))
+                engine.problem(
+                    "duplicate-object",
+                    twice[-1].file,
+                    f"{label} is applied {len(twice)} times by {owner} after substitution, the last "
+                    f"copy silently wins ({files})",
+                    owner,
+                    subject=twice[-1].subject,
+                )
         if len(distinct) < 2:
             continue
         where = ", ".join(f"{o.owner} ({o.file})" for o in sorted(objs, key=lambda o: o.owner))
-        label = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
         last = sorted(objs, key=lambda o: o.owner)[-1]
         message = f"{label} is applied by {len(distinct)} Kustomizations: {where}"
-        engine.problem("duplicate-object", last.file, message, last.owner, subject=(kind, name))
+        engine.problem("duplicate-object", last.file, message, last.owner, subject=last.subject)
 
 
 def check_substitute_from(engine: Engine) -> None:
@@ -265,6 +279,53 @@ def check_sops(engine: Engine) -> None:
             )
 
 
+def check_rendered(engine: Engine, only: set[str] | None = None) -> None:
+    """``--helm``: render every HelmRelease (those of ``only``, ids, when given); its
+    failures are problems of the HelmRelease, unreachable chart sources one note each."""
+    from tasks.lib.tools.runner import find_tool
+
+    from .helm import Renderer
+
+    releases = engine.tree.helmreleases()
+    if find_tool("helm") is None:
+        engine.tree.notes.append(
+            f"--helm: helm is not installed, {len(releases)} HelmRelease(s) not rendered"
+        )
+        return
+    renderer = Renderer(engine, only=only)
+    rendered = renderer.render()
+    engine.tree.rendered = rendered.objects
+    engine.tree.notes += rendered.notes
+    for hr, kind, message in renderer.problems:
+        engine.problem(kind, hr.file, message, hr.owner, subject=hr.subject)
+
+
+def check_schemas(engine: Engine) -> None:
+    """Every object, and what the charts render (``--helm``), against the Kubernetes API
+    schemas (kubeconform, offline): what the API server refuses fails Flux's apply of the
+    whole Kustomization, or helm-controller's install of the release."""
+    from .schemacheck import check
+
+    rendered = [obj for objects in engine.tree.rendered.values() for obj in objects]
+    invalid, notes = check([*engine.tree.objects(), *rendered])
+    engine.tree.notes += notes
+    for found in invalid:
+        obj = found.obj
+        label = f"{obj.kind} {obj.namespace}/{obj.name}" if obj.namespace else f"{obj.kind} {obj.name}"
+        if obj.rendered_by:
+            owner = f"HelmRelease {obj.rendered_by}'s chart renders {label}"
+            effect = "helm-controller's install fails"
+        else:
+            owner, effect = label, f"Flux's apply of {obj.owner} fails"
+        engine.problem(
+            "schema-invalid",
+            obj.file,
+            f"{owner}: {found.reason} (the API server refuses it: {effect})",
+            obj.owner,
+            subject=("HelmRelease", obj.rendered_by.split("/", 1)[1]) if obj.rendered_by else obj.subject,
+        )
+
+
 def check_not_validated(engine: Engine) -> None:
     """``--strict``: a Kustomization that was skipped (external or missing source) is a
     problem, since nothing about what it applies was checked."""
@@ -279,7 +340,15 @@ def check_not_validated(engine: Engine) -> None:
             )
 
 
-CHECKS = (check_depends_on, check_cycles, check_sources, check_duplicates, check_substitute_from, check_sops)
+CHECKS = (
+    check_depends_on,
+    check_cycles,
+    check_sources,
+    check_duplicates,
+    check_substitute_from,
+    check_sops,
+    check_schemas,
+)
 
 
 def run_checks(engine: Engine) -> None:

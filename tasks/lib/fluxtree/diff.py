@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import difflib
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from . import yamlio
-from .model import Tree
+from .model import Obj, Tree
 
 NOISY_LABELS = frozenset({"helm.sh/chart", "app.kubernetes.io/version", "chart", "heritage", "release"})
 NOISY_ANNOTATION_PREFIXES = ("checksum/", "config.kubernetes.io/")
@@ -47,13 +48,53 @@ def _noisy_annotation(key: str) -> bool:
     return key.startswith(NOISY_ANNOTATION_PREFIXES)
 
 
+RENDERED = "HelmRelease "
+
+
+def _label(obj: Obj) -> str:
+    return f"{obj.kind} {obj.namespace}/{obj.name}" if obj.namespace else f"{obj.kind} {obj.name}"
+
+
 def snapshot(tree: Tree) -> dict[tuple[str, str], str]:
-    """(Flux Kustomization, object) -> normalised YAML, for every object the tree applies."""
+    """(Flux Kustomization, object) -> normalised YAML, for every object the tree applies;
+    (``HelmRelease ns/name``, object) for what the charts of rendered releases render."""
     out: dict[tuple[str, str], str] = {}
     for obj in tree.objects():
-        label = f"{obj.kind} {obj.namespace}/{obj.name}" if obj.namespace else f"{obj.kind} {obj.name}"
-        out[(obj.owner, label)] = yamlio.dump(normalize(obj.body))
+        out[(obj.owner, _label(obj))] = yamlio.dump(normalize(obj.body))
+    for release, objects in tree.rendered.items():
+        for obj in objects:
+            out[(f"{RENDERED}{release}", _label(obj))] = yamlio.dump(normalize(obj.body))
     return out
+
+
+def _release_inputs(tree: Tree) -> dict[str, str]:
+    """HelmRelease id -> everything its render depends on: the release, its chart source,
+    the ConfigMaps/Secrets of its valuesFrom (Secrets by digest only)."""
+    objects = {(o.kind, o.namespace, o.name): o for o in tree.objects()}
+    out = {}
+    for hr in tree.helmreleases():
+        parts = [yamlio.dump(normalize(hr.body))]
+        refs = [hr.spec.get("chartRef"), ((hr.spec.get("chart") or {}).get("spec") or {}).get("sourceRef")]
+        refs += list(hr.spec.get("valuesFrom") or [])
+        for ref in refs:
+            if not isinstance(ref, dict):
+                continue
+            found = objects.get(
+                (str(ref.get("kind")), str(ref.get("namespace") or hr.namespace), str(ref.get("name")))
+            )
+            if found is None:
+                continue
+            text = yamlio.dump(found.body)
+            parts.append(hashlib.sha256(text.encode()).hexdigest() if found.kind == "Secret" else text)
+        out[f"{hr.namespace}/{hr.name}"] = "\n".join(parts)
+    return out
+
+
+def changed_releases(base: Tree, head: Tree) -> set[str]:
+    """The HelmReleases of ``head`` whose render may differ from ``base``'s: new, or with a
+    different spec, chart source or valuesFrom input."""
+    before, after = _release_inputs(base), _release_inputs(head)
+    return {release for release, inputs in after.items() if before.get(release) != inputs}
 
 
 @dataclass
@@ -92,7 +133,10 @@ def markdown(
         lines.append("No changes to Kustomizations, HelmReleases or the objects they apply.")
     else:
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        lines.append(f"**{summary}** object(s) in {len(owners)} Flux Kustomization(s).")
+        releases = sum(1 for owner in owners if owner.startswith(RENDERED))
+        where = f"{len(owners) - releases} Flux Kustomization(s)"
+        where += f" and the charts of {releases} HelmRelease(s)" if releases else ""
+        lines.append(f"**{summary}** object(s) in {where}.")
     if head.problems:
         lines.append(
             f"\n:warning: {len(head.problems)} validation problem(s) in {head_label}: run `inv dev.validate`."
@@ -101,7 +145,12 @@ def markdown(
     size = sum(len(line) + 1 for line in lines)
     shown = 0
     for owner in owners:
-        section = [f"\n### Kustomization `{owner}`"]
+        heading = (
+            f"HelmRelease `{owner.removeprefix(RENDERED)}` (what its chart renders)"
+            if owner.startswith(RENDERED)
+            else f"Kustomization `{owner}`"
+        )
+        section = [f"\n### {heading}"]
         for change in (c for c in found if c.owner == owner):
             block = [
                 f"<details><summary>{change.label} ({change.status})</summary>",

@@ -70,10 +70,11 @@ class Engine:
         self.entry_sources: set[Ref] = {Ref(kind, "flux-system", "flux-system") for kind in REPO_KINDS}
         #: Sources the bootstrap applies before Flux runs (the tree's own win over them).
         self.bootstrap_objects: dict[Ref, Obj] = {}
-        self.flux: FluxFacts = facts(self.root)
+        self.flux: FluxFacts = facts(self.root, self.entry)
         #: URLs that are this repository: its git remotes and what the cluster syncs.
         self.remote = sources.repository_urls(self.root) | self.flux.sync_urls
         self.failed: set[str] = set()
+        self.incomplete: set[str] = set()
         self.lines = sources.LineFinder(self.root)
         self.variables_at = VariableFinder(self.root)
 
@@ -132,11 +133,23 @@ class Engine:
         url = str(found.spec.get("url", ""))
         if found.kind == "GitRepository" and sources.same_repository(url, self.remote):
             return "repo"
+        if found.kind == "GitRepository" and url and self._manages_the_entry(ks):
+            self.remote.add(sources.normalize_url(url))  # its source is this checkout
+            return "repo"
         if found.kind == "GitRepository" and not self.remote and ks.path and (self.root / ks.path).is_dir():
             # Nothing says which repository this is (no git remote, no sync URL): a Git source
             # whose (non-empty) path exists here is taken to be this repository.
             return "repo"
         return "external"
+
+    def _manages_the_entry(self, ks: FluxKustomization) -> bool:
+        """Whether ``ks`` is the root of a cluster bootstrapped by hand: applied by the entry,
+        no sync definition anywhere, and its path holds the file it is written in (so it
+        applies itself, from the repository this checkout is)."""
+        parent = self.tree.kustomizations.get(ks.parent)
+        if parent is None or not parent.synthetic or self.flux.syncs:
+            return False
+        return Path(ks.file).is_relative_to(ks.path) and self.entry.is_relative_to(self.root / ks.path)
 
     # Planning -----------------------------------------------------------------------------
     def field_line(self, file: str, keys: tuple[str, ...], value: str, **where: str) -> int | None:
@@ -413,6 +426,8 @@ class Engine:
 
     def objects(self, ks: FluxKustomization, *, report: bool) -> list[Obj]:
         variables, complete = self.variables(ks)
+        if not complete:
+            self.incomplete.add(ks.id)  # values unknown offline: substituted names are guesses
         out: list[Obj] = []
         unresolved: list[tuple[Doc, str]] = []
         for doc in self.raw.get(ks.id, []):
@@ -442,7 +457,10 @@ class Engine:
                     body = parsed
                 if complete:
                     unresolved += [(doc, name) for name in dict.fromkeys(result.unresolved)]
-            out.append(Obj(body=body, owner=ks.id, file=doc.file))
+            written = _subject(doc.body)[1]
+            obj = Obj(body=body, owner=ks.id, file=doc.file)
+            obj.written_name = written if written != obj.name else ""
+            out.append(obj)
         if report and unresolved:
             self._report_unresolved(ks, unresolved)
         _common_metadata(ks, out)

@@ -10,9 +10,9 @@ Accepted: a repository root, a cluster folder (holding Flux Kustomizations), or 
    nearest folder (the one given or above it) where it exists; for an OCI sync, also a
    sub-folder the artifact may have been pushed from;
 3. a ``*/flux/cluster`` folder;
-4. the folder given, when it holds Flux Kustomizations itself or one level down;
-5. a Kustomization that manages the folder it sits in (``flux/config/cluster.yaml``);
-6. the folder given, when Flux Kustomizations are anywhere below it.
+4. a Kustomization that manages the folder it sits in (``flux/config/cluster.yaml``, a
+   cluster bootstrapped by hand);
+5. the folder given, when Flux Kustomizations are anywhere below it (a cluster or apps folder).
 
 Folders the source's ``.sourceignore`` leaves out are never looked in. The same pass finds
 what the validator needs to know about the cluster's Flux: the sync URL (this repository,
@@ -65,6 +65,7 @@ class Sync:
     url: str
     path: str
     file: Path
+    version: str = ""  # the FluxInstance's distribution.version
 
 
 @dataclass
@@ -146,7 +147,8 @@ def _clean(path: str) -> str:
 class _Scan:
     syncs: list[Sync] = field(default_factory=list)
     self_managed: list[tuple[Path, str]] = field(default_factory=list)  # (file, spec.path)
-    facts: FluxFacts = field(default_factory=FluxFacts)
+    versions: list[tuple[Path, str]] = field(default_factory=list)  # (file, Flux version it pins)
+    gates: list[tuple[Path, bool]] = field(default_factory=list)  # (file, StrictPostBuildSubstitutions)
 
 
 def _sync_of(doc: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -168,12 +170,10 @@ def _scan(directory: Path, ignore: SourceIgnore | None) -> _Scan:
     out = _Scan()
     for file in _walk(directory, MAX_DEPTH, ignore):
         text = _read(file)
-        if (gate := _STRICT_GATE.search(text)) is not None:
-            out.facts.strict_gate = gate.group(1) == "true"
-        if (pinned := _FLUX_VERSION_TEXT.search(text)) is not None and not out.facts.version:
-            out.facts.version = pinned.group(1) or pinned.group(2)
+        out.gates += [(file, gate == "true") for gate in _STRICT_GATE.findall(text)]
+        out.versions += [(file, a or b) for a, b in _FLUX_VERSION_TEXT.findall(text)]
         if "flux-manifests" in text:
-            _flux_manifests(text, out.facts)
+            out.versions += [(file, v) for v in _flux_manifests(text)]
         if "FluxInstance" not in text and "instance:" not in text and not _FLUX_KS.search(text):
             continue
         try:
@@ -186,29 +186,30 @@ def _scan(directory: Path, ignore: SourceIgnore | None) -> _Scan:
     return out
 
 
-def _flux_manifests(text: str, found: FluxFacts) -> None:
-    """The Flux version an ``oci://ghcr.io/fluxcd/flux-manifests`` OCIRepository pins."""
+def _flux_manifests(text: str) -> list[str]:
+    """The Flux versions ``oci://ghcr.io/fluxcd/flux-manifests`` OCIRepositories pin."""
     try:
         docs = yamlio.load_all(text)
     except (yamlio.YAMLError, ValueError):
-        return
+        return []
+    out = []
     for doc in docs:
         spec = doc.get("spec") if isinstance(doc, dict) and doc.get("kind") == "OCIRepository" else None
         if isinstance(spec, dict) and "fluxcd/flux-manifests" in str(spec.get("url", "")):
             tag = (spec.get("ref") or {}).get("tag") if isinstance(spec.get("ref"), dict) else None
             if tag and re.match(r"^v?\d+\.\d+\.\d+$", str(tag)):
-                found.version = str(tag).removeprefix("v")
+                out.append(str(tag).removeprefix("v"))
+    return out
 
 
 def _scan_doc(doc: dict[str, Any], file: Path, docs: list[Any], out: _Scan) -> None:
     sync, instance = _sync_of(doc)
     if sync is not None:
         distribution = instance.get("distribution")
-        if isinstance(distribution, dict) and distribution.get("version"):
-            out.facts.version = str(distribution["version"])  # the FluxInstance decides
+        version = str(distribution.get("version") or "") if isinstance(distribution, dict) else ""
         if isinstance(sync.get("path"), str) and "${" not in sync["path"]:
             kind = str(sync.get("kind") or "GitRepository")
-            out.syncs.append(Sync(kind, str(sync.get("url") or ""), _clean(sync["path"]), file))
+            out.syncs.append(Sync(kind, str(sync.get("url") or ""), _clean(sync["path"]), file, version))
         return
     if doc.get("kind") != "Kustomization" or not str(doc.get("apiVersion", "")).startswith(
         "kustomize.toolkit.fluxcd.io/"
@@ -235,11 +236,25 @@ def _scan_doc(doc: dict[str, Any], file: Path, docs: list[Any], out: _Scan) -> N
         out.self_managed.append((file, path))
 
 
-def facts(root: Path) -> FluxFacts:
-    """What ``root``'s files say about the Flux running it (sync URLs, version)."""
+def _one(values: list[tuple[Path, Any]], entry: Path) -> Any:
+    """The value found in the entry folder, else the one value the whole repository agrees
+    on, else None."""
+    inside = {v for f, v in values if f.is_relative_to(entry)}
+    if len(inside) == 1:
+        return inside.pop()
+    everywhere = {v for _f, v in values}
+    return everywhere.pop() if len(everywhere) == 1 else None
+
+
+def facts(root: Path, entry: Path) -> FluxFacts:
+    """What ``root``'s files say about the Flux running the cluster at ``entry``: the
+    syncs that reconcile it (their URLs are this repository), the Flux version it runs and
+    whether substitution is strict."""
     scan = _scan(root, SourceIgnore(root))
-    scan.facts.syncs = scan.syncs
-    return scan.facts
+    syncs = [s for s in scan.syncs if (root / s.path).resolve() == entry.resolve()]
+    pinned = {s.version for s in syncs if s.version}
+    version = pinned.pop() if len(pinned) == 1 else _one(scan.versions, entry)
+    return FluxFacts(syncs=syncs, version=str(version or ""), strict_gate=_one(scan.gates, entry))
 
 
 def _bases(path: Path, top: Path | None) -> list[Path]:
@@ -299,6 +314,26 @@ def _root_for(entry: Path, start: Path, top: Path | None) -> Path:
     return start if entry.is_relative_to(start) else entry
 
 
+def _self_managed(found: list[tuple[Path, str]], path: Path, top: Path | None) -> dict[Path, Path]:
+    """{folder: source root} of the Kustomizations below ``path`` that manage the folder
+    they sit in (their path, relative to the source root, holds their own file), unless
+    another such Kustomization already applies them."""
+    out: dict[Path, Path] = {}
+    for file, spec_path in found:
+        for base in _bases(path, top):
+            target = (base / spec_path).resolve()
+            if target.is_dir() and target.is_relative_to(path) and file.is_relative_to(target):
+                inside = any(
+                    o != file and file.is_relative_to((base / p).resolve())
+                    for o, p in found
+                    if p != spec_path
+                )
+                if not inside:
+                    out[target] = base.resolve()
+                break
+    return out
+
+
 def _outermost(found: dict[Path, Path]) -> dict[Path, Path]:
     """Cluster folders not inside another one (a root managing its own folder is one cluster)."""
     return {c: r for c, r in found.items() if not any(c != o and c.is_relative_to(o) for o in found)}
@@ -348,25 +383,10 @@ def locate(path: Path) -> tuple[Path, Path]:
         return _root_for(entry, start, top), entry
     if len(layout) > 1:
         raise _too_many(path, list(layout))
-    if _flux_files(_walk(path, 1, ignore)):
-        return _root_for(path, start, top), path
-    managed = _outermost(
-        {
-            target: start
-            for file, spec_path in scan.self_managed
-            for target in [(start / spec_path).resolve()]
-            if target.is_dir()
-            and file.is_relative_to(target)
-            and not any(
-                other != file and file.is_relative_to(start / p)
-                for other, p in scan.self_managed
-                if p != spec_path
-            )
-        }
-    )
+    managed = _outermost(_self_managed(scan.self_managed, path, top))
     if len(managed) == 1:
-        entry = next(iter(managed))
-        return _root_for(entry, start, top), entry
+        entry, root = next(iter(managed.items()))
+        return root, entry
     if len(managed) > 1:
         raise _too_many(path, list(managed))
     if _flux_files(_walk(path, MAX_DEPTH, ignore)):

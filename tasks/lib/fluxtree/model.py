@@ -30,6 +30,7 @@ PROBLEM_KINDS = (
     "substitute-from-missing",
     "unresolved-variable",
     "substitution-failed",
+    "values-from-missing",
     "helm-template-failed",
     "schema-invalid",
     "not-validated",
@@ -108,6 +109,13 @@ class Obj:
     body: dict[str, Any]
     owner: str  # id of the Flux Kustomization that applies it
     file: str  # repository-relative file it comes from (best knowledge)
+    written_name: str = ""  # metadata.name before substitution, when it differs
+    rendered_by: str = ""  # the HelmRelease (namespace/name) whose chart renders it
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        """(kind, name as written in its file), to find its line."""
+        return self.kind, self.written_name or self.name
 
     @property
     def kind(self) -> str:
@@ -199,6 +207,8 @@ class Tree:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     builds: int = 0
+    #: HelmRelease id -> the objects its chart renders (``--helm``)
+    rendered: dict[str, list[Obj]] = field(default_factory=dict)
 
     def objects(self) -> list[Obj]:
         return [obj for ks in self.kustomizations.values() for obj in ks.objects]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from invoke.context import Context
 
+from tasks.lib.errors import UserError
 from tasks.lib.tools.doctor import versions
 from tasks.lib.tools.pins import TOOLS, GoBuild, Tool, all_pins, compare
 from tasks.lib.tools.runner import find_tool, is_dry, run, tools_dir
@@ -247,12 +248,22 @@ def install_tools(
     *,
     go: str | None = None,
     say: Callable[[str], None] = print,
+    only: set[str] | None = None,
 ) -> list[Outcome]:
-    """Install every Go-built tool that is missing or not at its pin; one line per tool."""
+    """Install every Go-built tool (of ``only``, names, when given) that is missing or not
+    at its pin; one line per tool."""
     directory = tools_dir()
     pins = all_pins(root)
     go = go if go is not None else find_go()
     wanted = [(tool, pins[tool.mise_key]) for tool in TOOLS if tool.go and tool.mise_key in pins]
+    if only is not None:
+        unknown = sorted(only - {tool.name for tool, _pin in wanted})
+        if unknown:
+            known = ", ".join(sorted(tool.name for tool, _pin in wanted))
+            raise UserError(
+                f"--tool {', '.join(unknown)}: not a Go-built tool pinned in .mise.toml ({known})"
+            )
+        wanted = [(tool, pin) for tool, pin in wanted if tool.name in only]
     say(f"installing the tools pinned in .mise.toml into {directory} ({len(wanted)} Go-built tools)")
     outcomes: list[Outcome] = []
     todo: list[tuple[Tool, str]] = []
