@@ -267,13 +267,19 @@ def current_branch(root: Path) -> str:
     return branch
 
 
-def ensure_pushed(root: Path, branch: str) -> None:
-    code, upstream = _git(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
-    if code != 0 or not upstream:
-        raise UserError(f"branch '{branch}' is not pushed: run `git push -u origin {branch}` first")
-    code, ahead = _git(root, "rev-list", "--count", "@{upstream}..HEAD")
-    if code == 0 and ahead not in ("", "0"):
-        raise UserError(f"branch '{branch}' has {ahead} unpushed commit(s): run `git push` first")
+def ensure_pushed(c: Context, branch: str) -> None:
+    """HEAD is on ``branch`` of the repository Flux pulls from (cluster.yaml's
+    ``repository_name``, when there is a cluster.yaml)."""
+    from tasks.lib import gitremote
+    from tasks.lib.config.checks import load_config
+
+    paths = paths_for(c)
+    repository = None
+    if paths.cluster_config.exists():
+        repository = load_config(paths.cluster_config, paths.nodes_config, paths.root).repository
+    problem = gitremote.push_problem(paths.root, repository, branch)
+    if problem:
+        raise UserError(problem)
 
 
 def _kubectl_json(c: Context, *args: str) -> Any:
@@ -352,7 +358,7 @@ def start(c: Context) -> None:
         raise UserError(
             f"on '{branch}', the default branch: Flux already follows it (dev.start is for other branches)"
         )
-    ensure_pushed(root, branch)
+    ensure_pushed(c, branch)
     _preconditions(c)
     instance = find_instance(c)
     wanted = f"refs/heads/{branch}"

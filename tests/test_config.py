@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from tasks.lib.config import schema
-from tasks.lib.config.schema import CLUSTER_DEFAULTS, load_config
+from tasks.lib.config.checks import load_config
+from tasks.lib.config.schema import CLUSTER_DEFAULTS
 from tasks.lib.errors import UserError
 from tests.conftest import EXAMPLE_INPUTS
 

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from tasks.lib.config import schema
+from tasks.lib.config import constraints, document, network, schema
+from tasks.lib.config.checks import load_config
 from tasks.lib.config.constraints import GitBranch, git_ref_problem
-from tasks.lib.config.schema import load_config
 from tasks.lib.errors import UserError
 from tests.test_config import VALID_CLUSTER, errors_of, node, with_cluster, write
 from tests.test_pipeline import MINIMAL_TEMPLATES, run, use_templates
@@ -212,8 +212,8 @@ FREE_FORM = [
 def test_adversarial_strings_are_refused_by_every_free_form_key(tmp_path: Path, where: str, key: str) -> None:
     specs = schema.CLUSTER_SPECS if where == "cluster" else schema.NODE_SPECS
     for text in ADVERSARIAL:
-        value = [text] if isinstance(specs[key].constraint, schema.ListOf) else text
-        if not schema.is_set(value):
+        value = [text] if isinstance(specs[key].constraint, constraints.ListOf) else text
+        if not constraints.is_set(value):
             continue  # an empty value means "use the default"
         assert specs[key].constraint.check(value) is not None, (key, text)
         cluster = with_cluster(**{key: value}) if where == "cluster" else None
@@ -290,7 +290,7 @@ def test_every_address_the_templates_derive_is_checked() -> None:
         for key, index in re.findall(r"(\w+)\s*\|\s*nthhost\(\s*(-?\d+)\s*\)", template.read_text()):
             used.add((key, int(index)))
     assert used, "no nthhost use found: update this test"
-    reserved = {(key, index) for key, index, _ in schema.RESERVED_HOSTS}
+    reserved = {(key, index) for key, index, _ in network.RESERVED_HOSTS}
     assert used <= reserved, used - reserved
 
 
@@ -320,7 +320,7 @@ def test_only_regular_files_are_read(tmp_path: Path, replace: Any, expected: str
 
 
 def test_a_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
-    huge = "# padding\n" * (schema.MAX_FILE_BYTES // 10 + 1)
+    huge = "# padding\n" * (document.MAX_FILE_BYTES // 10 + 1)
     lines = errors_of(tmp_path, raw_cluster=huge)
     assert lines == ["cluster.yaml: larger than 256 KiB — is this the right file?"]
 
@@ -424,7 +424,9 @@ def test_any_value_for_any_node_key_is_valid_or_one_line_per_problem(
         assert error.lines and all("\n" not in line and len(line) < 400 for line in error.lines)
     else:
         convert = schema.NODE_SPECS[key].constraint.convert
-        expected = schema.to_template(convert(value)) if schema.is_set(value) else schema.NODE_DEFAULTS[key]
+        expected = (
+            schema.to_template(convert(value)) if constraints.is_set(value) else schema.NODE_DEFAULTS[key]
+        )
         assert config.nodes[0][key] == expected
 
 
@@ -571,7 +573,7 @@ BRANCHES = st.from_regex(r"[A-Za-z0-9._/#\"'!&*%@{},|>\[\]=+$`é-]{1,24}", fullm
 )
 @given(
     name=LABEL,
-    module=st.from_regex(schema.KERNEL_MODULE, fullmatch=True),
+    module=st.from_regex(constraints.KERNEL_MODULE, fullmatch=True),
     device=DEVICES,
     serial=SERIALS,
     branch=BRANCHES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from invoke import Config, Context
 from invoke.exceptions import Exit
 
 from tasks import dev
-from tests.conftest import git
+from tests.conftest import EXAMPLE_INPUTS, git
 from tests.fakes import FakeTools, ok
 
 INSTANCE = "fluxinstances.fluxcd.controlplane.io"
@@ -104,6 +105,21 @@ def test_start_refuses_unpushed_branch(repo: Path, tools: FakeTools, capsys) -> 
     git(repo, "add", "new.txt")
     git(repo, "commit", "-q", "-m", "ahead")
     refuses(repo, capsys, "1 unpushed commit")
+
+
+def test_start_checks_the_remote_flux_pulls_from(repo: Path, tools: FakeTools, capsys) -> None:
+    """With a cluster.yaml, the branch must be on the remote whose URL is repository_name,
+    whatever the branch tracks and whatever form the remote's URL takes."""
+    for name in ("cluster.yaml", "nodes.yaml"):
+        shutil.copy(EXAMPLE_INPUTS / name, repo / name)
+    text = (repo / "cluster.yaml").read_text()
+    (repo / "cluster.yaml").write_text(text.replace("example/home-ops", "Me/Home-Ops", 1))
+    git(repo, "remote", "add", "forge", "git@github.com:me/home-ops.git")
+    refuses(repo, capsys, "branch 'feature' is not on forge: run `git push -u forge feature` first")
+    git(repo, "update-ref", "refs/remotes/forge/feature", "HEAD~0")
+    cluster(tools, "refs/heads/feature", suspended=True, original="refs/heads/main")
+    dev.start(context(repo))
+    assert "nothing to change" in capsys.readouterr().out
 
 
 def test_start_suspends_patches_and_reconciles(repo: Path, tools: FakeTools, capsys) -> None:

@@ -13,7 +13,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from tasks.lib import selftest
-from tasks.lib.config.schema import GATEWAY_KEYS, load_config
+from tasks.lib.config.checks import load_config
+from tasks.lib.config.schema import GATEWAY_KEYS
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
 from tests.conftest import ROOT, git

@@ -24,7 +24,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.lib.config.schema import ClusterConfig, explain_rendered_error, load_config
+from tasks.lib.config.blame import explain_rendered_error
+from tasks.lib.config.checks import load_config
+from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
 from tasks.lib.errors import Interrupted, UserError, signals_deferred
 from tasks.lib.files import memory_dir, private_scratch
@@ -43,6 +45,9 @@ RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makeji
 RENDER_CODE = (
     "tasks/lib/config/schema.py",
     "tasks/lib/config/constraints.py",
+    "tasks/lib/config/network.py",
+    "tasks/lib/config/document.py",
+    "tasks/lib/config/checks.py",
     "tasks/lib/config/template_context.py",
     "tasks/lib/config/render.py",
 )

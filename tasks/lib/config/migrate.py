@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.lib.config.schema import CLUSTER_KEYS, NODE_KEYS, Document, key_position, read_yaml, validate
+from tasks.lib.config.checks import validate
+from tasks.lib.config.document import Document, key_position, read_documents
+from tasks.lib.config.schema import CLUSTER_KEYS, NODE_KEYS
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.problems import ConfigProblem
@@ -297,19 +299,10 @@ def load_plain(text: str) -> Any:
 def read_config(source: Source, out: Import) -> tuple[str, str]:
     """cluster.yaml and nodes.yaml in our format (text), validated as the template's files
     (positions point into them), or a UserError listing every problem."""
-    errors: list[str] = []
-    documents = []
-    for path in (source.cluster, source.nodes):
-        if not path.is_file():
-            errors.append(f"{source.label(path)} not found — `task init` of the template creates it")
-            continue
-        try:
-            documents.append(read_yaml(path, source.label(path)))
-        except UserError as error:
-            errors += error.lines
-    if errors:
-        raise UserError(*errors)
-    cluster, nodes = documents
+    cluster, nodes = read_documents(
+        ((path, source.label(path)) for path in (source.cluster, source.nodes)),
+        missing_hint="`task init` of the template creates it",
+    )
     problems = translate_cluster(cluster, out)
     translate_nodes(nodes, out)
     problems += validate(cluster, nodes)
@@ -323,7 +316,7 @@ def read_config(source: Source, out: Import) -> tuple[str, str]:
 def check_written_config(cluster_text: str, nodes_text: str) -> None:
     """What will be written validates as ours too (a failure here is a bug, not bad input)."""
     with tempfile.TemporaryDirectory(prefix="home-ops-import-") as scratch:
-        from tasks.lib.config.schema import load_config
+        from tasks.lib.config.checks import load_config
 
         for name, text in (("cluster.yaml", cluster_text), ("nodes.yaml", nodes_text)):
             (Path(scratch) / name).write_text(text)  # plain settings only: nothing secret

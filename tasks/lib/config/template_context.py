@@ -21,8 +21,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tasks.lib.config.checks import load_config
 from tasks.lib.config.constraints import is_set, plain
-from tasks.lib.config.schema import ClusterConfig, Document, key_position, load_config
+from tasks.lib.config.document import Document, key_position, read_yaml
+from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.problems import ConfigProblem
@@ -195,8 +197,6 @@ def load_secrets(paths: Paths, decrypt: Callable[[Path], str]) -> dict[str, Any]
     (a bounded, regular file), so sops never blocks on a pipe or reads a device."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
-
-    from tasks.lib.config.schema import read_yaml
 
     label = paths.rel(paths.secrets_config)
     encrypted = read_yaml(paths.secrets_config, label)

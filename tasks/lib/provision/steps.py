@@ -70,7 +70,7 @@ def talosconfig(paths: Paths) -> tuple[Path, str]:
 
 def node_address(paths: Paths, ip: str) -> str:
     """``ip`` checked against nodes.yaml (an IPv4 address of a configured node)."""
-    from tasks.lib.config.schema import load_config
+    from tasks.lib.config.checks import load_config
 
     if ip and plan.ipv4(ip) is not None:  # only a well-formed address needs the config read
         nodes = load_config(paths.cluster_config, paths.nodes_config, paths.root).nodes

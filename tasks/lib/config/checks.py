@@ -1,0 +1,363 @@
+"""Validating ``cluster.yaml`` and ``nodes.yaml`` against the model, and loading them.
+
+:func:`validate` collects *every* problem of the pair of files and reports each as a
+:class:`~tasks.lib.problems.ConfigProblem` (``FILE:LINE:COLUMN: key: message``, with a
+suggested fix where one is obvious): unknown and missing keys, each value against its
+:class:`~tasks.lib.config.constraints.Constraint`, then the rules that tie keys together
+(:data:`~tasks.lib.config.schema.RULES`: networks, addresses, BGP, nodes).
+:func:`load_config` reads, validates and completes the configuration.
+
+Pure Python: nothing here runs a command, so it is tested without Invoke or any tool.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.lib.config.blame import origins
+from tasks.lib.config.constraints import MAX_STRING, IPv4Addr, IPv4Net, is_set, parse_address, shown
+from tasks.lib.config.document import Document, key_position, read_documents
+from tasks.lib.config.network import (
+    MAX_SVC_PREFIX_BITS,
+    NODE_POD_PREFIX,
+    RESERVED_HOSTS,
+    is_network_or_broadcast,
+    pod_prefix_for,
+    prefix_for_hosts,
+    usable_hosts,
+)
+from tasks.lib.config.schema import (
+    BGP_KEYS,
+    CLUSTER_DEFAULTS,
+    CLUSTER_REQUIRED,
+    CLUSTER_SPECS,
+    GATEWAY_KEYS,
+    NODE_REQUIRED,
+    NODE_SPECS,
+    RESERVED_NODE_NAMES,
+    ClusterConfig,
+    NodeSettings,
+    Spec,
+    build,
+    cluster_settings,
+)
+from tasks.lib.errors import UserError
+from tasks.lib.problems import ConfigProblem
+
+#: More nodes than this is the wrong file (and would make the checks slow).
+MAX_NODES = 256
+
+# --------------------------------------------------------------------------- per-key checks
+
+
+def too_long(value: Any) -> str | None:
+    strings = (
+        [value]
+        if isinstance(value, str)
+        else [v for v in value if isinstance(v, str)]
+        if isinstance(value, list)
+        else []
+    )
+    longest = max((len(s) for s in strings), default=0)
+    if longest > MAX_STRING:
+        return f"a value of {longest} characters — at most {MAX_STRING}"
+    return None
+
+
+def check_value(spec: Spec, value: Any) -> str | None:
+    return too_long(value) or spec.constraint(value)
+
+
+def unknown_key_message(key: Any, known: frozenset[str]) -> str:
+    close = difflib.get_close_matches(str(key)[:MAX_STRING], sorted(known), n=1, cutoff=0.6)
+    hint = f" — did you mean {close[0]}?" if close else ""
+    return f"unknown key{hint}"
+
+
+def key_name(key: Any) -> str:
+    text = str(key)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def check_mapping(
+    doc: Document, node: Any, model_specs: dict[str, Spec], required_keys: Sequence[str], prefix: str = ""
+) -> Iterator[ConfigProblem]:
+    """Unknown keys, missing required keys and per-key checks of one mapping."""
+    for key in node:
+        name = f"{prefix}{key_name(key)}"
+        if key not in model_specs:
+            line, column = key_position(node, key)
+            yield ConfigProblem(
+                doc.label, line, column, name, unknown_key_message(key, frozenset(model_specs))
+            )
+        elif is_set(node[key]) and (message := check_value(model_specs[key], node[key])) is not None:
+            yield doc.problem(node, key, name, message)
+    for key in required_keys:
+        if not is_set(node.get(key)):
+            yield doc.problem(node, None, f"{prefix}{key}", "required key is missing")
+
+
+# --------------------------------------------------------------------------- cross-key checks
+
+
+@dataclass
+class Located:
+    """A value with the document position it came from, for cross-key messages."""
+
+    value: Any
+    doc: Document
+    node: Any
+    key: str | int
+    name: str
+
+    def problem(self, message: str) -> ConfigProblem:
+        return self.doc.problem(self.node, self.key, self.name, message)
+
+
+def valid_network(c: dict[str, Any], key: str) -> IPv4Net | None:
+    value = c.get(key) if is_set(c.get(key)) else CLUSTER_DEFAULTS.get(key)
+    if value is None or check_value(CLUSTER_SPECS[key], value) is not None:
+        return None
+    return IPv4Net(value)
+
+
+def network_checks(cluster: Document, node_count: int) -> Iterator[ConfigProblem]:
+    """Overlaps, and networks too small for what the templates and Kubernetes take."""
+    c = cluster.data
+    networks = {key: valid_network(c, key) for key in ("node_cidr", "cluster_pod_cidr", "cluster_svc_cidr")}
+    keys = list(networks)
+    for i, first in enumerate(keys):
+        for second in keys[i + 1 :]:
+            a, b = networks[first], networks[second]
+            if a is None or b is None or not a.overlaps(b):
+                continue
+            at, other, mine, theirs = (second, first, b, a) if second in c else (first, second, a, b)
+            yield cluster.problem(c, at if at in c else None, at, f"{mine} overlaps {other} ({theirs})")
+
+    def where(key: str) -> str | None:
+        return key if key in c else None
+
+    svc = networks["cluster_svc_cidr"]
+    if svc is not None:
+        if svc.prefixlen < 32 - MAX_SVC_PREFIX_BITS:
+            yield cluster.problem(
+                c,
+                where("cluster_svc_cidr"),
+                "cluster_svc_cidr",
+                f"{svc} is larger than Kubernetes allows — use a /{32 - MAX_SVC_PREFIX_BITS} or smaller",
+            )
+        for key, index, who in RESERVED_HOSTS:
+            if key == "cluster_svc_cidr" and index >= svc.num_addresses:
+                yield cluster.problem(
+                    c,
+                    where(key),
+                    key,
+                    f"{svc} has {svc.num_addresses} addresses, but {who} takes host {index} of it "
+                    f"— use a /{prefix_for_hosts(index)} or larger",
+                )
+    pods = networks["cluster_pod_cidr"]
+    if pods is not None and node_count:
+        needed = pod_prefix_for(node_count)
+        if pods.prefixlen > needed:
+            yield cluster.problem(
+                c,
+                where("cluster_pod_cidr"),
+                "cluster_pod_cidr",
+                f"{pods} is too small: each node takes a /{NODE_POD_PREFIX} of it, so {node_count} "
+                f"node{'s' * (node_count != 1)} need a /{needed} or larger",
+            )
+
+
+def node_cidr_capacity(cluster: Document, node_count: int, bgp: bool) -> Iterator[ConfigProblem]:
+    c = cluster.data
+    node_cidr = valid_network(c, "node_cidr")
+    if node_cidr is None:
+        return
+    needed = node_count + 2 + (0 if bgp else len(GATEWAY_KEYS))
+    if usable_hosts(node_cidr) >= needed:
+        return
+    what = "the API address, the default gateway" + ("" if bgp else " and 3 load balancer addresses")
+    yield cluster.problem(
+        c,
+        "node_cidr",
+        "node_cidr",
+        f"{node_cidr} has {usable_hosts(node_cidr)} host addresses, but {needed} are needed "
+        f"({node_count} node{'s' * (node_count != 1)}, {what}) — use a /{prefix_for_hosts(needed)} or larger",
+    )
+
+
+def cross_checks(cluster: Document, nodes: Document, node_list: list[Any]) -> Iterator[ConfigProblem]:
+    c = cluster.data
+    entries = [e for e in node_list if isinstance(e, dict)]
+    yield from network_checks(cluster, len(entries))
+
+    bgp_set = [key for key in BGP_KEYS if is_set(c.get(key))]
+    if bgp_set and len(bgp_set) != len(BGP_KEYS):
+        missing = [key for key in BGP_KEYS if key not in bgp_set]
+        yield cluster.problem(
+            c,
+            bgp_set[0],
+            bgp_set[0],
+            f"BGP needs all of {', '.join(BGP_KEYS)} — missing {', '.join(missing)}",
+        )
+    bgp = len(bgp_set) == len(BGP_KEYS)
+    yield from node_cidr_capacity(cluster, len(entries), bgp)
+    yield from address_checks(cluster, nodes, node_list, bgp)
+    yield from node_checks(nodes, node_list)
+
+
+def address_checks(
+    cluster: Document, nodes: Document, node_list: list[Any], bgp: bool
+) -> Iterator[ConfigProblem]:
+    c = cluster.data
+    node_cidr = valid_network(c, "node_cidr")
+    addresses: list[Located] = []
+    for key in ("cluster_api_addr", *GATEWAY_KEYS, "node_default_gateway"):
+        if is_set(c.get(key)) and parse_address(c[key]) is not None:
+            addresses.append(Located(parse_address(c[key]), cluster, c, key, key))
+    for index, entry in enumerate(node_list):
+        if isinstance(entry, dict) and parse_address(entry.get("address")) is not None:
+            addresses.append(
+                Located(parse_address(entry["address"]), nodes, entry, "address", f"nodes[{index}].address")
+            )
+
+    if node_cidr is not None:
+        for item in addresses:
+            may_be_outside = item.key in GATEWAY_KEYS and bgp
+            if item.value not in node_cidr and not may_be_outside:
+                hint = " (allowed only with BGP)" if item.key in GATEWAY_KEYS else ""
+                yield item.problem(f"{item.value} is outside node_cidr {node_cidr}{hint}")
+            elif item.value in node_cidr and is_network_or_broadcast(item.value, node_cidr):
+                yield item.problem(f"{item.value} is the network or broadcast address of {node_cidr}")
+
+    seen: dict[IPv4Addr, Located] = {}
+    for item in addresses:
+        if item.value in seen:
+            yield item.problem(f"{item.value} is already used by {seen[item.value].name}")
+        else:
+            seen[item.value] = item
+
+
+def node_checks(nodes: Document, node_list: list[Any]) -> Iterator[ConfigProblem]:
+    for attribute in ("name", "mac_addr"):
+        first_use: dict[str, str] = {}
+        for index, entry in enumerate(node_list):
+            if not isinstance(entry, dict) or not isinstance(entry.get(attribute), str):
+                continue
+            value = entry[attribute]
+            if value in first_use:
+                yield nodes.problem(
+                    entry,
+                    attribute,
+                    f"nodes[{index}].{attribute}",
+                    f"{shown(value)} is already used by {first_use[value]}",
+                )
+            else:
+                first_use[value] = f"nodes[{index}]"
+
+    for index, entry in enumerate(node_list):
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("name"), str)
+            and entry["name"] in RESERVED_NODE_NAMES
+        ):
+            yield nodes.problem(
+                entry,
+                "name",
+                f"nodes[{index}].name",
+                f"{entry['name']!r} is reserved by talhelper — pick another name",
+            )
+
+    entries = [e for e in node_list if isinstance(e, dict)]
+    if entries and not any(e.get("controller") is True for e in entries):
+        yield nodes.problem(nodes.data, "nodes", "nodes", "at least one node must have controller: true")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def node_entries(doc: Document) -> Iterator[ConfigProblem]:
+    data = doc.data
+    if not isinstance(data, dict):
+        yield doc.problem(data, None, "", f"expected a mapping with a 'nodes' list, found a {kind(data)}")
+        return
+    for key in data:
+        if key != "nodes":
+            line, column = key_position(data, key)
+            yield ConfigProblem(
+                doc.label, line, column, key_name(key), unknown_key_message(key, frozenset({"nodes"}))
+            )
+    if "nodes" not in data:
+        yield doc.problem(data, None, "nodes", "required key is missing")
+        return
+    node_list = data["nodes"]
+    if not isinstance(node_list, list) or not node_list:
+        yield doc.problem(data, "nodes", "nodes", "must be a non-empty list of nodes")
+        return
+    if len(node_list) > MAX_NODES:
+        yield doc.problem(data, "nodes", "nodes", f"has {len(node_list)} nodes — at most {MAX_NODES}")
+        return
+    for index, entry in enumerate(node_list):
+        if not isinstance(entry, dict):
+            yield doc.problem(
+                node_list, index, f"nodes[{index}]", f"expected a mapping, found a {kind(entry)}"
+            )
+            continue
+        yield from check_mapping(doc, entry, NODE_SPECS, NODE_REQUIRED, f"nodes[{index}].")
+
+
+def kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    if value is None:
+        return "nothing"
+    return type(value).__name__ if not isinstance(value, str) else "string"
+
+
+def validate(cluster: Document, nodes: Document) -> list[ConfigProblem]:
+    """Every problem in the pair of files, in file order."""
+    problems: list[ConfigProblem] = []
+    if isinstance(cluster.data, dict):
+        problems += check_mapping(cluster, cluster.data, CLUSTER_SPECS, CLUSTER_REQUIRED)
+    else:
+        problems.append(
+            cluster.problem(
+                cluster.data, None, "", f"expected a mapping of settings, found a {kind(cluster.data)}"
+            )
+        )
+    problems += node_entries(nodes)
+    if (
+        isinstance(cluster.data, dict)
+        and isinstance(nodes.data, dict)
+        and isinstance(nodes.data.get("nodes"), list)
+        and len(nodes.data["nodes"]) <= MAX_NODES
+    ):
+        problems += cross_checks(cluster, nodes, nodes.data["nodes"])
+    return sorted(set(problems), key=lambda p: (p.file, p.line or 0, p.column or 0, p.key, p.message))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(cluster_path: Path, nodes_path: Path, root: Path | None = None) -> ClusterConfig:
+    """Read, validate and complete the configuration, or raise a :class:`UserError` listing
+    every problem. Nothing is written."""
+
+    def label(path: Path) -> str:
+        return str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
+
+    cluster, nodes = read_documents((path, label(path)) for path in (cluster_path, nodes_path))
+    problems = validate(cluster, nodes)
+    if problems:
+        raise UserError(*problems)
+    return ClusterConfig(
+        cluster_settings(cluster.data),
+        tuple(build(NodeSettings, entry) for entry in nodes.data["nodes"]),
+        tuple(origins(cluster, nodes)),
+    )
