@@ -13,36 +13,33 @@ from pathlib import Path
 
 from .yamlio import read_text
 
-_SCHEME = re.compile(r"^[a-z+]+://")
-
 
 def normalize_url(url: str) -> str:
-    """``host/owner/name`` of a git URL in any spelling (https, ssh, scp-like), lower case."""
-    text = url.strip().lower()
-    text = _SCHEME.sub("", text)
-    text = text.split("@", 1)[-1] if "@" in text.split("/", 1)[0] else text
-    if ":" in text.split("/", 1)[0]:  # scp-like git@host:owner/name, or host:port/...
-        host, _, rest = text.partition(":")
-        rest = rest.split("/", 1)[1] if rest.split("/", 1)[0].isdigit() and "/" in rest else rest
-        text = f"{host}/{rest}"
-    return text.removesuffix("/").removesuffix(".git")
+    """``host/owner/name`` of a git URL in any spelling (https, ssh, scp-like, with ``.git``
+    or credentials), case-folded: one key per repository (:mod:`tasks.lib.gitremote`)."""
+    from tasks.lib.gitremote import parse_remote
+
+    parsed = parse_remote(url)
+    if parsed is None:
+        return url.strip().casefold().removesuffix("/").removesuffix(".git")
+    host, path = parsed.identity()
+    return f"{host}/{path}"
 
 
 def repository_urls(root: Path) -> set[str]:
-    """This repository's git remotes, normalised (empty without git or remotes)."""
+    """The remotes of the checkout ``root`` belongs to, normalised: empty without git, and
+    when ``root`` is only a folder inside some other checkout that does not track it (an
+    extracted archive under a home directory kept in git)."""
+    from tasks.lib.gitremote import remotes
     from tasks.lib.tools.runner import find_tool, run_many
 
-    if find_tool("git") is None or not (root / ".git").exists():
+    if find_tool("git") is None:
         return set()
-    outcome = run_many([(["git", "remote", "-v"], None)], cwd=root)[0]
-    if not outcome.ok:
-        return set()
-    urls = set()
-    for line in outcome.stdout.decode("utf-8", "replace").splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            urls.add(normalize_url(parts[1]))
-    return urls
+    if not (root / ".git").exists():
+        outcome = run_many([(["git", "ls-files", "-z", "--", "."], None)], cwd=root, timeout=60)[0]
+        if not outcome.ok or not outcome.stdout:
+            return set()
+    return {normalize_url(url) for url in remotes(root).values()}
 
 
 def same_repository(url: str, remotes: set[str]) -> bool:
