@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tasks.lib.fluxtree import Tree, validate
+from tests.tools_contract import TOOLS_DIR, real_tool
 
 CHECKOUT = Path(os.environ["FLUX_LOCAL_TESTDATA"]) if os.environ.get("FLUX_LOCAL_TESTDATA") else None
 pytestmark = pytest.mark.skipif(
@@ -187,8 +188,6 @@ def test_built_objects_match_flux_local(base: Path, case: str) -> None:
 def test_an_invalid_pod_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     """flux-local's image_error cluster: a Pod whose image is a mapping (the API server
     refuses it; flux-local fails extracting images)."""
-    from tests.tools_contract import TOOLS_DIR, real_tool
-
     real_tool("kubeconform")
     monkeypatch.setenv("HOME_OPS_TOOLS_DIR", str(TOOLS_DIR))
     assert CHECKOUT is not None
