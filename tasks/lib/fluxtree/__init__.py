@@ -36,7 +36,9 @@ def analyse(
     from .build import wait_cleanup
     from .checks import check_not_validated, check_rendered, run_checks
     from .engine import Engine
+    from .entry import forget
 
+    forget()
     root, entry = locate(path)
     engine = Engine(root, entry, workers=workers, variables=variables, progress=progress)
     try:

@@ -165,8 +165,36 @@ def _sync_of(doc: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]
     return None, {}
 
 
+#: One scan per folder and run (:func:`locate` and :func:`facts` read the same files);
+#: :func:`forget` empties it when a run starts.
+_SCANS: dict[tuple[Path, Path | None], _Scan] = {}
+
+
+_IGNORES: dict[Path, SourceIgnore] = {}
+
+
+def forget() -> None:
+    """Drop what earlier runs scanned (the files may have changed since)."""
+    _SCANS.clear()
+    _IGNORES.clear()
+
+
+def ignore_for(root: Path) -> SourceIgnore:
+    """The ignore rules of the source at ``root`` (read once per run)."""
+    if root not in _IGNORES:
+        _IGNORES[root] = SourceIgnore(root)
+    return _IGNORES[root]
+
+
 def _scan(directory: Path, ignore: SourceIgnore | None) -> _Scan:
     """Sync definitions, self-managing Kustomizations and Flux facts below ``directory``."""
+    key = (directory, ignore.root if ignore is not None else None)
+    if key not in _SCANS:
+        _SCANS[key] = _scan_files(directory, ignore)
+    return _SCANS[key]
+
+
+def _scan_files(directory: Path, ignore: SourceIgnore | None) -> _Scan:
     out = _Scan()
     for file in _walk(directory, MAX_DEPTH, ignore):
         text = _read(file)
@@ -250,7 +278,7 @@ def facts(root: Path, entry: Path) -> FluxFacts:
     """What ``root``'s files say about the Flux running the cluster at ``entry``: the
     syncs that reconcile it (their URLs are this repository), the Flux version it runs and
     whether substitution is strict."""
-    scan = _scan(root, SourceIgnore(root))
+    scan = _scan(root, ignore_for(root))  # the scan locate() made, when it looked at root
     syncs = [s for s in scan.syncs if (root / s.path).resolve() == entry.resolve()]
     pinned = {s.version for s in syncs if s.version}
     version = pinned.pop() if len(pinned) == 1 else _one(scan.versions, entry)
@@ -357,7 +385,7 @@ def locate(path: Path) -> tuple[Path, Path]:
     if (path / CLUSTER_DIR).is_dir():
         return path, path / CLUSTER_DIR
     top = git_toplevel(path)
-    ignore = SourceIgnore(top if top is not None and path.is_relative_to(top) else path)
+    ignore = ignore_for(top if top is not None and path.is_relative_to(top) else path)
     scan = _scan(path, ignore)
     synced: dict[Path, Path] = {}
     for sync in scan.syncs:

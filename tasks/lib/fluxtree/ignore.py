@@ -177,6 +177,7 @@ class SourceIgnore:
         defaults = [] if user else [Pattern.parse(p) for p in EXCLUDE_DEFAULT]
         self.patterns = [*vcs, *defaults, *user]
         self.custom = bool(user)
+        self._verdicts: dict[tuple[str, bool], bool] = {}
 
     @staticmethod
     def _load(root: Path) -> list[Pattern]:
@@ -199,7 +200,15 @@ class SourceIgnore:
 
     def ignored(self, relative: str | Path, is_dir: bool = False) -> bool:
         """Whether the artifact leaves ``relative`` (a path below the root) out."""
-        parts = tuple(p for p in Path(relative).parts if p not in ("", "."))
+        key = (str(relative), is_dir)
+        found = self._verdicts.get(key)
+        if found is None:
+            found = self._verdicts[key] = self._ignored(
+                tuple(p for p in Path(relative).parts if p not in ("", ".")), is_dir
+            )
+        return found
+
+    def _ignored(self, parts: tuple[str, ...], is_dir: bool) -> bool:
         if not parts:
             return False
         for pattern in reversed(self.patterns):

@@ -58,19 +58,24 @@ class SourceView:
 
     root: Path
     ignore: SourceIgnore
+    _relative: dict[str, str | None] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, root: Path) -> SourceView:
+        from .entry import ignore_for
+
         root = Path(os.path.realpath(root))
-        return cls(root, SourceIgnore(root))
+        return cls(root, ignore_for(root))
 
     def relative(self, path: Path) -> str | None:
         """``path`` relative to the root when it stays inside (symlinks followed), else None."""
-        normal = Path(os.path.normpath(path))
-        real = Path(os.path.realpath(normal))
-        if not (normal.is_relative_to(self.root) and real.is_relative_to(self.root)):
-            return None
-        return str(normal.relative_to(self.root)) or "."
+        normal = os.path.normpath(path)
+        if normal not in self._relative:
+            real = os.path.realpath(normal)
+            root = str(self.root)
+            inside = all(p == root or p.startswith(root + os.sep) for p in (normal, real))
+            self._relative[normal] = os.path.relpath(normal, root) if inside else None
+        return self._relative[normal]
 
     def excluded(self, path: Path) -> bool:
         relative = self.relative(path)
