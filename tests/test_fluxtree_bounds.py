@@ -123,7 +123,9 @@ def test_a_yaml_bomb_is_refused_before_kustomize_sees_it(tmp_path: Path, listed:
     assert problem.kind == ("file-refused" if listed else "yaml-invalid")
     assert problem.file == "kubernetes/apps/" + ("kustomization.yaml" if listed else "bomb.yaml")
     assert not tree.kustomizations["flux-system/apps"].built
-    assert len(seen) == 1  # the entry's build; the bomb's Kustomization never reached kustomize
+    assert (
+        len([line for line in seen if " kustomize " in line]) == 1
+    )  # only the entry: the bomb never reached kustomize
 
 
 def test_a_huge_sparse_file_is_refused_by_its_size(tmp_path: Path) -> None:
