@@ -13,8 +13,9 @@ from invoke import Config, Context
 
 from tasks import dev
 from tasks.lib.fluxtree import validate
-from tasks.lib.fluxtree.helm import merge, release_name, set_path
+from tasks.lib.fluxtree.helm import release_name, set_path
 from tasks.lib.fluxtree.model import Obj
+from tasks.lib.provision.plan import merge_values
 from tests.conftest import git
 from tests.oci_registry import Registry, serve
 from tests.tools_contract import TOOLS_DIR, real_tool
@@ -186,7 +187,7 @@ def make_repo(root: Path, host: str) -> Path:
 
 
 def test_values_merge_as_helm_controller_does() -> None:
-    assert merge({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": 3}, "l": [2]}) == {
+    assert merge_values({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": 3}, "l": [2]}) == {
         "a": {"b": 3, "c": 2},
         "l": [2],
     }

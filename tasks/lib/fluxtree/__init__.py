@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from .entry import CLUSTER_DIR, EntryNotFound, locate
 from .model import PROBLEM_KINDS, FluxKustomization, Obj, Problem, Tree
@@ -22,15 +22,20 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int, str], None]
 
 
-def analyse(
-    path: Path,
-    *,
-    workers: int | None = None,
-    variables: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
-    strict: bool = False,
-    helm: bool = False,
-) -> Engine:
+class Options(TypedDict, total=False):
+    """How :func:`validate` runs: ``variables`` stand for ``postBuild`` values that live
+    only in the cluster (``--var``); ``strict`` makes every Kustomization that could not be
+    validated a problem; ``helm`` renders every HelmRelease (``helm template``) and checks
+    what it renders too."""
+
+    workers: int | None
+    variables: Mapping[str, str] | None
+    progress: Progress | None
+    strict: bool
+    helm: bool
+
+
+def analyse(path: Path, **options: Unpack[Options]) -> Engine:
     """Build the Flux tree at ``path`` and run every check; the engine, for what needs more
     than the tree (rendering charts afterwards). See :func:`validate`."""
     from .build import wait_cleanup
@@ -40,13 +45,19 @@ def analyse(
 
     forget()
     root, entry = locate(path)
-    engine = Engine(root, entry, workers=workers, variables=variables, progress=progress)
+    engine = Engine(
+        root,
+        entry,
+        workers=options.get("workers"),
+        variables=options.get("variables"),
+        progress=options.get("progress"),
+    )
     try:
         engine.run()
-        if helm:
+        if options.get("helm"):
             check_rendered(engine)
         run_checks(engine)
-        if strict:
+        if options.get("strict"):
             check_not_validated(engine)
         engine.finish()
     finally:
@@ -54,21 +65,9 @@ def analyse(
     return engine
 
 
-def validate(
-    path: Path,
-    *,
-    workers: int | None = None,
-    variables: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
-    strict: bool = False,
-    helm: bool = False,
-) -> Tree:
-    """Build the Flux tree at ``path`` and run every check. ``variables`` stand for
-    ``postBuild`` values that live only in the cluster (``--var``); ``strict`` makes every
-    Kustomization that could not be validated a problem; ``helm`` renders every HelmRelease
-    (``helm template``) and checks what it renders too."""
-    engine = analyse(path, workers=workers, variables=variables, progress=progress, strict=strict, helm=helm)
-    return engine.tree
+def validate(path: Path, **options: Unpack[Options]) -> Tree:
+    """Build the Flux tree at ``path`` and run every check (see :class:`Options`)."""
+    return analyse(path, **options).tree
 
 
 __all__ = [

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tasks.lib.provision.plan import merge_values as merge
+
 from . import yamlio
 from .model import SOURCE_GROUP, Obj, Ref
 
@@ -70,17 +72,6 @@ def release_name(hr: Obj) -> str:
     if spec.get("releaseName"):
         return str(spec["releaseName"])
     return f"{spec['targetNamespace']}-{hr.name}" if spec.get("targetNamespace") else hr.name
-
-
-def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """helm-controller's ``MergeMaps``: mappings merged key by key, anything else replaced."""
-    out = dict(a)
-    for key, value in b.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def set_path(values: dict[str, Any], path: str, raw: str) -> None:
@@ -184,7 +175,8 @@ class Renderer:
 
     # Values ---------------------------------------------------------------------------------
     def values(self, hr: Obj) -> tuple[dict[str, Any], list[str]]:
-        """helm-controller's values for ``hr`` and notes on what is not known offline."""
+        """helm-controller's values for ``hr`` and notes on what is not known offline (its
+        merge is Helm's merge of values files)."""
         result: dict[str, Any] = {}
         notes = []
         inline: dict[str, Any] = hr.spec["values"] if isinstance(hr.spec.get("values"), dict) else {}
@@ -397,4 +389,4 @@ def clear_cache(cache: Path | None = None) -> None:
     shutil.rmtree(cache or chart_cache(), ignore_errors=True)
 
 
-__all__ = ["SOURCE_GROUP", "Chart", "Rendered", "Renderer", "merge", "release_name", "set_path"]
+__all__ = ["SOURCE_GROUP", "Chart", "Rendered", "Renderer", "release_name", "set_path"]
