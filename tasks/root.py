@@ -79,18 +79,24 @@ def import_template(c: Context, paths: Paths, source: str, force: bool) -> None:
 
 @task(
     help={
-        "force": "Overwrite generated files that were edited by hand since configure wrote them.",
-        "check": "Write nothing; exit 1 and show a diff when the tree differs from a fresh render.",
-    }
+        "force": "where your edit conflicts with the new render, take the render (names files and the loss)",
+        "check": "write nothing; exit 1 and show a diff when the tree differs from what configure writes",
+        "resolved": "FILE as it is now resolves its conflict: keep it, merge on the new render next time",
+    },
+    iterable=["resolved"],
 )
-def configure(c: Context, force: bool = False, check: bool = False) -> None:
+def configure(
+    c: Context, force: bool = False, check: bool = False, resolved: list[str] | None = None
+) -> None:
     """Render, encrypt and validate the cluster definition from cluster.yaml and nodes.yaml.
 
     Validates the config (every problem reported at once), renders the templates into a
     private staging directory, encrypts every *.sops.* file (unchanged secrets keep their
-    ciphertext), builds every kustomization and validates the Talos config, and only then
-    swaps the generated files into the tree; files the templates no longer produce are
-    removed, files edited by hand are protected. A failure leaves the tree as it was.
+    ciphertext), merges your own edits of generated files into the new render (three-way,
+    on the last render; a conflict is shown and nothing is written), lists your own apps in
+    the generated kustomizations, builds every kustomization and validates the Talos config,
+    and only then swaps the files into the tree; files the templates no longer produce are
+    removed. A failure leaves the tree as it was.
     """
     from tasks.lib.config import configure as pipeline
 
@@ -101,13 +107,23 @@ def configure(c: Context, force: bool = False, check: bool = False) -> None:
     if not find_tool("kustomize"):
         require(c, "kubectl")
     options = pipeline.Options(
-        force=force, check=check, dry=is_dry(c), say=lambda line: print(f"configure: {line}")
+        force=force,
+        check=check,
+        dry=is_dry(c),
+        say=lambda line: print(f"configure: {line}"),
+        resolved=tuple(resolved or ()),
     )
     summary = pipeline.configure(paths, options)
+    for name in summary.merged:
+        print(f"configure: merged your edit into the new render: {name}")
+    for line in summary.forced:
+        print(f"configure: {line}")
     if check:
         print("configure --check: the tree is exactly what configure produces")
     elif not options.dry:
         print(f"configure: done — {pipeline.describe(summary)}")
+    if summary.edits_kept:
+        print(f"configure: your edits kept as they are: {', '.join(summary.edits_kept)}")
     sys.stdout.flush()
 
 
@@ -115,23 +131,23 @@ def configure(c: Context, force: bool = False, check: bool = False) -> None:
     iterable=["tool"],
     help={
         "install": "first build the pinned tools that are missing or differ into .tools/bin (needs Go)",
-        "tool": "with --install: build only this tool (repeatable), e.g. --tool helm --tool kubeconform",
+        "tool": "only this tool (repeatable), e.g. --tool gitleaks: what a CI job needs",
     },
 )
 def doctor(c: Context, install: bool = False, tool: list[str] | None = None) -> None:
     """Check this machine: tools and versions against .mise.toml, operator files, what can run.
 
-    --install first builds every tool pinned in .mise.toml that is missing or at another
-    version from its Go module into .tools/bin (searched after PATH); without Go it prints
-    the `mise install` line. A tool that cannot be built is named with the reason and does
-    not change the exit code.
+    Exits 1 when a tool some task needs is missing (or configure cannot run), printing for
+    each missing tool how to install it here. --install first builds every tool pinned in
+    .mise.toml that is missing or at another version from its Go module into .tools/bin
+    (searched after PATH); a tool it cannot build is named with the reason and the way that
+    works (mise). --tool limits both to the named tools.
     """
     from tasks.lib.tools.doctor import report
     from tasks.lib.tools.install import install_tools, summary
 
     paths = paths_for(c)
-    if tool and not install:
-        raise UserError("--tool chooses what --install builds: add --install")
+    only = tool or []
     if install:
-        print(summary(install_tools(c, paths.root, only=set(tool or []) or None)) + "\n")
-    report(c, paths)
+        print(summary(install_tools(c, paths.root, only=only)) + "\n")
+    report(c, paths, only)

@@ -2,8 +2,10 @@
 
 helmfile pulls every OCI chart even for ``helmfile build``, and there is no network in the
 tests: this serves, for any ``NAME:VERSION`` asked for, a minimal valid chart of that name
-and version (the OCI distribution API's pull side: manifest and blobs), so the real
-helmfile and helm run end to end with only the registry standing in.
+and version (the OCI distribution API's pull side: manifest and blobs), and for every
+repository the tags in ``Registry.tags`` (``GET /v2/NAME/tags/list``, how helm finds a
+chart's newest version), so the real helmfile and helm run end to end with only the
+registry standing in.
 """
 
 from __future__ import annotations
@@ -54,10 +56,16 @@ def digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+#: The tags every repository lists unless a test sets others: semantic versions out of
+#: order, a pre-release and a tag that is no version (the newest stable one is 1.10.0).
+TAGS = ["1.9.3", "1.10.0", "0.4.0", "2.0.0-rc.1", "latest", "1.2.0"]
+
+
 class Registry:
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
         self.pulled: list[str] = []
+        self.tags: list[str] = list(TAGS)
 
     def manifest(self, repository: str, tag: str) -> bytes:
         name = repository.rsplit("/", 1)[-1]
@@ -96,7 +104,11 @@ def handler(registry: Registry) -> type[BaseHTTPRequestHandler]:
                 return
             manifest = re.fullmatch(r"/v2/(.+)/manifests/([^/]+)", self.path)
             blob = re.fullmatch(r"/v2/(.+)/blobs/(sha256:[0-9a-f]+)", self.path)
-            if manifest:
+            tags = re.fullmatch(r"/v2/(.+)/tags/list(?:\?.*)?", self.path)
+            if tags:
+                body = json.dumps({"name": tags.group(1), "tags": registry.tags}).encode()
+                self.reply(body, "application/json", send_body)
+            elif manifest:
                 self.reply(registry.manifest(manifest.group(1), manifest.group(2)), MANIFEST_TYPE, send_body)
             elif blob and blob.group(2) in registry.blobs:
                 self.reply(registry.blobs[blob.group(2)], "application/octet-stream", send_body)

@@ -5,11 +5,13 @@ files, --check, and every failure path leaving the tree byte-for-byte as it was.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +19,7 @@ from tasks.lib.config import configure as pipeline
 from tasks.lib.config import swap
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
-from tasks.lib.secrets.sopsfile import encrypt_argv
-from tests.conftest import EXAMPLE_OPERATOR, git
+from tests.conftest import EXAMPLE_OPERATOR, git, rewrite_secrets
 from tests.fakes import FakeTools
 
 TOKEN = "example-cloudflare-api-token-not-real"  # the bundled example's fake secret
@@ -43,9 +44,13 @@ stores:
 
 MINIMAL_TEMPLATES = {
     ".sops.yaml.j2": SOPS_TEMPLATE,
-    "talos/talenv.yaml.j2": "---\ntalosVersion: v1.13.0\n",
+    "talos/talenv.yaml.j2": "---\ntalosVersion: v1.13.8\nkubernetesVersion: v1.36.4\n",
+    # The least the real talhelper validates (configure runs it when it is installed).
     "talos/talconfig.yaml.j2": (
         "---\nclusterName: kubernetes\nendpoint: https://#{ cluster_api_addr }#:6443\n"
+        'talosVersion: "${talosVersion}"\nkubernetesVersion: "${kubernetesVersion}"\n'
+        "nodes:\n  - hostname: k8s-0\n    ipAddress: 192.168.1.10\n    controlPlane: true\n"
+        "    installDisk: /dev/sda\n"
     ),
     "kubernetes/apps/default/kustomization.yaml.j2": (
         "---\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
@@ -85,7 +90,7 @@ def repo(example_repo: Path) -> Path:
     return example_repo
 
 
-def run(repo: Path, **options: bool) -> pipeline.Summary:
+def run(repo: Path, **options: Any) -> pipeline.Summary:
     lines: list[str] = []
     return pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append, **options))
 
@@ -183,25 +188,7 @@ def test_one_value_changed_rewrites_only_affected_files(repo: Path) -> None:
 def test_changed_secret_is_reencrypted_and_nothing_else_changes(repo: Path) -> None:
     run(repo)
     before = snapshot(repo)
-    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key")}
-    plain = subprocess.run(
-        ["sops", "--decrypt", "cluster.sops.yaml"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    new = subprocess.run(
-        encrypt_argv("cluster.sops.yaml"),
-        cwd=repo,
-        env=env,
-        input=plain.replace(TOKEN, "a-rotated-token"),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    (repo / "cluster.sops.yaml").write_text(new)
+    rewrite_secrets(repo, lambda plain: plain.replace(TOKEN, "a-rotated-token"))
     summary = run(repo)
     assert summary.encrypted == ["kubernetes/apps/default/secret.sops.yaml"]
     assert summary.kept == ["bootstrap/github-deploy-key.sops.yaml"]
@@ -214,32 +201,130 @@ def test_changed_secret_is_reencrypted_and_nothing_else_changes(repo: Path) -> N
     assert b"a-rotated-token" not in after["kubernetes/apps/default/secret.sops.yaml"]
 
 
-def test_hand_edits_are_protected_and_force_overwrites(repo: Path) -> None:
-    run(repo)
-    edited = repo / "kubernetes/apps/default/configmap.yaml"
-    edited.write_text(edited.read_text() + "  extra: value\n")
+CONFIGMAP = "kubernetes/apps/default/configmap.yaml"
+
+
+def set_domain(repo: Path, domain: str) -> None:
     cluster = repo / "cluster.yaml"
-    cluster.write_text(
-        cluster.read_text().replace("cloudflare_domain: example.com", "cloudflare_domain: example.org")
-    )
+    text = cluster.read_text()
+    current = text.split("cloudflare_domain: ")[1].split()[0]
+    cluster.write_text(text.replace(f"cloudflare_domain: {current}", f"cloudflare_domain: {domain}"))
+
+
+def test_an_edit_is_merged_into_a_changed_render_before_anything_is_committed(repo: Path) -> None:
+    run(repo)
+    edited = repo / CONFIGMAP
+    edited.write_text(edited.read_text().replace("---\n", "---\n# mine: keep this\n", 1))
+    set_domain(repo, "example.org")
+    summary = run(repo)
+    assert summary.merged == [CONFIGMAP] and CONFIGMAP in summary.written
+    text = edited.read_text()
+    assert "# mine: keep this" in text and "domain: example.org" in text
+    # The base of the next merge is the pure render, in git's object database (nothing is
+    # committed since the fixture's first commit, which never held this file).
+    entry = json.loads((repo / ".configure-manifest.json").read_text())["files"][CONFIGMAP]
+    assert git(repo, "cat-file", "-p", entry["blob"]) == text.replace("# mine: keep this\n", "")
+    assert entry["written"] != entry["sha256"]
+    assert run(repo).up_to_date  # what configure wrote is recognised: the fast path holds
+    set_domain(repo, "example.net")
+    summary = run(repo)
+    assert summary.merged == [CONFIGMAP]
+    assert "# mine: keep this" in edited.read_text() and "domain: example.net" in edited.read_text()
+    run(repo, check=True)
+
+
+def test_an_edit_the_render_does_not_touch_stays_and_check_passes(repo: Path) -> None:
+    run(repo)
+    edited = repo / CONFIGMAP
+    edited.write_text(edited.read_text() + "  extra: value\n")
+    before = snapshot(repo)
+    run(repo, check=True)  # configure would leave it: no difference
+    summary = run(repo)
+    assert summary.edits_kept == [CONFIGMAP]
+    assert snapshot(repo)[CONFIGMAP] == before[CONFIGMAP]
+
+
+def test_a_conflicting_edit_writes_nothing_and_shows_the_hunks(repo: Path) -> None:
+    run(repo)
+    edited = repo / CONFIGMAP
+    edited.write_text(edited.read_text().replace("domain: example.com", "domain: mine.example"))
+    set_domain(repo, "example.org")
     before = snapshot(repo)
     with pytest.raises(UserError) as raised:
         run(repo)
-    assert "  kubernetes/apps/default/configmap.yaml" in raised.value.lines
-    assert any("--force" in line for line in raised.value.lines)
+    lines = raised.value.lines
+    assert lines[0] == "1 generated file cannot take the new render; nothing was written:"
+    assert f"  {CONFIGMAP}: your edit and the new render change the same lines" in lines
+    text = "\n".join(lines)
+    assert f"<<<<<<< yours: {CONFIGMAP}\n" in text and "  domain: mine.example" in text
+    assert "  domain: example.org" in text and ">>>>>>> new render" in text
+    assert f"`inv configure --resolved {CONFIGMAP}`" in text and "`inv configure --force`" in text
     assert snapshot(repo) == before
-    run(repo, force=True)
-    assert "example.org" in edited.read_text() and "extra" not in edited.read_text()
+    # --check says the same, and the commands it advises work.
+    with pytest.raises(UserError) as checked:
+        run(repo, check=True)
+    assert "`inv configure --force`" in "\n".join(checked.value.lines)
+    assert snapshot(repo) == before
+
+
+def test_force_names_each_overwritten_file_and_what_is_lost(repo: Path) -> None:
+    run(repo)
+    edited = repo / CONFIGMAP
+    mine = edited.read_text().replace("domain: example.com", "domain: mine.example")
+    edited.write_text(mine)
+    set_domain(repo, "example.org")
+    summary = run(repo, force=True)
+    assert "domain: example.org" in edited.read_text() and "mine.example" not in edited.read_text()
+    assert summary.forced[0] == f"overwrote {CONFIGMAP} — lost:"
+    assert "  +  domain: mine.example" in summary.forced
+    recover = summary.forced[-1]
+    blob = recover.split("git cat-file -p ")[1].rstrip("`")
+    assert git(repo, "cat-file", "-p", blob) == mine  # what was lost can be had back
+
+
+def test_a_resolved_conflict_is_kept_and_merges_on_the_new_render_next_time(repo: Path) -> None:
+    run(repo)
+    edited = repo / CONFIGMAP
+    edited.write_text(edited.read_text().replace("domain: example.com", "domain: mine.example"))
+    set_domain(repo, "example.org")
+    with pytest.raises(UserError):
+        run(repo)
+    resolution = edited.read_text().replace("domain: mine.example", "domain: mine.example.org")
+    edited.write_text(resolution)
+    summary = run(repo, resolved=(CONFIGMAP,))
+    assert summary.edits_kept == [CONFIGMAP] and edited.read_text() == resolution
+    cluster = repo / "cluster.yaml"  # a change elsewhere in the same file now merges cleanly
+    templates = repo / "templates/config/kubernetes/apps/default/configmap.yaml.j2"
+    templates.write_text(templates.read_text().replace("name: settings", "name: settings-v2"))
+    assert run(repo).merged == [CONFIGMAP]
+    assert "name: settings-v2" in edited.read_text() and "domain: mine.example.org" in edited.read_text()
+    assert cluster.exists()
+
+
+def test_resolved_names_only_edited_generated_files(repo: Path) -> None:
+    run(repo)
+    with pytest.raises(UserError) as raised:
+        run(repo, resolved=("talos/talenv.yaml",))
+    assert raised.value.lines == [
+        "--resolved talos/talenv.yaml: not a generated file with edits of yours; nothing to resolve"
+    ]
 
 
 def test_files_configure_never_wrote_are_not_overwritten(repo: Path) -> None:
-    mine = repo / "kubernetes/apps/default/configmap.yaml"
+    mine = repo / CONFIGMAP
     mine.parent.mkdir(parents=True)
     mine.write_text("---\n# my own file\n")
     with pytest.raises(UserError) as raised:
         run(repo)
-    assert "  kubernetes/apps/default/configmap.yaml (not written by configure)" in raised.value.lines
+    assert (
+        f"  {CONFIGMAP}: exists, but configure never wrote it, and the render now produces it"
+        in raised.value.lines
+    )
+    assert raised.value.lines[-1].endswith("`inv configure --force`")
     assert mine.read_text() == "---\n# my own file\n"
+    summary = run(repo, force=True)
+    assert summary.forced[0] == f"overwrote {CONFIGMAP} — lost:"
+    assert "  -# my own file" in summary.forced
 
 
 def test_stale_generated_files_are_removed_and_foreign_files_kept(repo: Path) -> None:
@@ -258,9 +343,28 @@ def test_stale_file_edited_by_hand_is_protected(repo: Path) -> None:
     run(repo)
     (repo / "talos/talconfig.yaml").write_text("---\n# edited\n")
     (repo / "templates/config/talos/talconfig.yaml.j2").unlink()
-    with pytest.raises(UserError):
+    with pytest.raises(UserError) as raised:
         run(repo)
+    assert (
+        "  talos/talconfig.yaml: configure no longer generates it, and you changed it" in raised.value.lines
+    )
     assert (repo / "talos/talconfig.yaml").read_text() == "---\n# edited\n"
+    run(repo, resolved=("talos/talconfig.yaml",))  # now yours: kept, no longer in the manifest
+    assert (repo / "talos/talconfig.yaml").read_text() == "---\n# edited\n"
+    assert "talos/talconfig.yaml" not in (repo / ".configure-manifest.json").read_text()
+    run(repo, check=True)
+
+
+def test_force_removes_a_stale_edited_file_and_says_so(repo: Path) -> None:
+    run(repo)
+    (repo / "talos/talconfig.yaml").write_text("---\n# edited\n")
+    (repo / "templates/config/talos/talconfig.yaml.j2").unlink()
+    summary = run(repo, force=True)
+    assert not (repo / "talos/talconfig.yaml").exists()
+    assert summary.forced[:2] == [
+        "removed talos/talconfig.yaml — lost:",
+        "  the whole file, as you edited it",
+    ]
 
 
 def test_removing_a_whole_app_prunes_its_directories(repo: Path) -> None:
@@ -273,17 +377,42 @@ def test_removing_a_whole_app_prunes_its_directories(repo: Path) -> None:
 def test_check_passes_on_a_fresh_tree_and_reports_differences(repo: Path) -> None:
     run(repo)
     run(repo, check=True)
-    (repo / "kubernetes/apps/default/configmap.yaml").write_text("---\n# drift\n")
+    set_domain(repo, "example.org")
     (repo / "kubernetes/apps/default/secret.sops.yaml").unlink()
     before = snapshot(repo)
     with pytest.raises(UserError) as raised:
         run(repo, check=True)
     text = "\n".join(raised.value.lines)
-    assert "kubernetes/apps/default/configmap.yaml: differs" in text
-    assert "+  domain: example.com" in text
+    assert f"{CONFIGMAP}: differs" in text
+    assert "+  domain: example.org" in text
     assert "kubernetes/apps/default/secret.sops.yaml: secret content differs (not shown)" in text
+    assert raised.value.lines[-1] == "run `inv configure` and commit the result"
     assert TOKEN not in text
     assert snapshot(repo) == before
+    run(repo)  # and what it advised works
+    run(repo, check=True)
+
+
+def test_check_shows_a_merged_edit_as_the_difference_configure_would_make(repo: Path) -> None:
+    run(repo)
+    edited = repo / CONFIGMAP
+    edited.write_text(edited.read_text().replace("---\n", "---\n# mine\n", 1))
+    set_domain(repo, "example.org")
+    with pytest.raises(UserError) as raised:
+        run(repo, check=True)
+    assert f"  {CONFIGMAP}: differs (your edit merged into the new render)" in raised.value.lines
+    assert "    +  domain: example.org" in raised.value.lines
+    assert "    -# mine" not in raised.value.lines  # your edit is not part of the difference
+    run(repo)
+    run(repo, check=True)
+
+
+def test_check_reports_a_missing_manifest(repo: Path) -> None:
+    run(repo)
+    (repo / ".configure-manifest.json").unlink()
+    with pytest.raises(UserError) as raised:
+        run(repo, check=True)
+    assert "  .configure-manifest.json: missing" in raised.value.lines
 
 
 def test_check_ignores_a_stale_inputs_digest(repo: Path) -> None:
@@ -462,7 +591,7 @@ def test_plaintext_token_in_a_committed_cluster_yaml_is_refused(repo: Path) -> N
 
 def inv(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
+        [sys.executable, "-m", "tasks", *args],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -520,25 +649,55 @@ def test_talhelper_validates_the_staged_talconfig_when_installed(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fakes = FakeTools(tmp_path / "fakebin").install("talhelper")
-    fakes.script(
-        "talhelper", ("validate", {"exit": 1, "stdout": "", "stderr": "machine.install.disk: required"})
+    # What the real talhelper prints: the problems on stdout, a bare log timestamp on stderr.
+    issues = (
+        'There are issues with your talhelper config file:\nfield: "kubernetesVersion"\n'
+        '  * compatibility with version 1.99.0 is not supported\nfield: "talosVersion"\n'
+        '  * "v1.99.0" is not a supported Talos version\n'
     )
+    fakes.script("talhelper", ("validate", {"exit": 1, "stdout": issues, "stderr": "2026/12/03 12:26:02 \n"}))
     monkeypatch.setenv("PATH", fakes.path_env())
     before = snapshot(repo)
     with pytest.raises(UserError) as raised:
         run(repo)
-    assert (
-        "talos/talconfig.yaml: talhelper validate failed: machine.install.disk: required"
-        in raised.value.lines
+    lines = raised.value.lines
+    start = lines.index(
+        "talos/talconfig.yaml (from templates/config/talos/talconfig.yaml.j2): talhelper validate failed:"
     )
+    assert lines[start + 1 : start + 7] == [
+        "  There are issues with your talhelper config file:",
+        '  field: "kubernetesVersion"',
+        "    * compatibility with version 1.99.0 is not supported",
+        '  field: "talosVersion"',
+        '    * "v1.99.0" is not a supported Talos version',
+        "fix: the installed talhelper is older than talenv.yaml's talosVersion: install the talhelper "
+        "version .mise.toml pins (`mise install`, or `inv doctor` to see what is installed)",
+    ]
+    assert not any("12:26:02" in line for line in lines)
     assert snapshot(repo) == before
     (call,) = fakes.calls("talhelper")
     assert call.argv == ["validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml"]
     assert Path(call.cwd).name == "talos" and not Path(call.cwd).is_relative_to(repo)
     fakes.script("talhelper", ("validate", {"exit": 0, "stdout": "ok", "stderr": ""}))
-    lines: list[str] = []
-    pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
-    assert any(line.startswith("validated") and "talhelper" not in line for line in lines)
+    said: list[str] = []
+    pipeline.configure(repo_paths(repo), pipeline.Options(say=said.append))
+    assert any(line.startswith("validated") and "talhelper" not in line for line in said)
+
+
+def test_a_talhelper_warning_is_in_the_summary(repo: Path, tmp_path: Path, monkeypatch) -> None:
+    fakes = FakeTools(tmp_path / "fakebin").install("talhelper")
+    warning = '  * WARNING: "v1.13.8" might not be compatible with this Talhelper version you\'re using\n'
+    fakes.script(
+        "talhelper", ("validate", {"exit": 0, "stdout": f"There are issues:\n{warning}", "stderr": ""})
+    )
+    monkeypatch.setenv("PATH", fakes.path_env())
+    said: list[str] = []
+    pipeline.configure(repo_paths(repo), pipeline.Options(say=said.append))
+    (validated,) = [line for line in said if line.startswith("validated")]
+    assert validated.endswith(
+        '; talos/talconfig.yaml: talhelper WARNING: "v1.13.8" might not be compatible with this '
+        "Talhelper version you're using"
+    )
 
 
 def test_a_failing_tool_that_echoes_its_input_prints_no_secret(
@@ -560,21 +719,61 @@ def test_a_failing_tool_that_echoes_its_input_prints_no_secret(
 
 
 def test_registered_secrets_are_masked_in_every_tool_error() -> None:
-    from tasks.lib.tools.runner import register_secrets, run_many
+    from tasks.lib.tools.runner import Command, register_secrets, run_one
 
     secret = "s3cr3t-value-for-redaction-test"
     register_secrets([f"multi\n{secret}\nline"])
-    (outcome,) = run_many([(["sh", "-c", f"echo 'leaked {secret}' >&2; exit 3"], None)])
-    assert secret not in outcome.error_text and secret.encode() not in outcome.stderr
-    assert "leaked ***" in outcome.error_text
+    outcome = run_one(Command(("sh", "-c", f"echo 'leaked {secret}' >&2; exit 3")))
+    assert secret not in outcome.stderr and secret not in outcome.problem
+    assert "leaked ***" in outcome.stderr
 
 
-def test_configure_says_when_talconfig_was_not_validated(repo: Path) -> None:
+def test_configure_says_when_talconfig_was_not_validated(repo: Path, monkeypatch) -> None:
+    import shutil
+
     from tasks.lib.tools.runner import find_tool
 
-    assert find_tool("talhelper") is None  # the tests' PATH has no talhelper
+    # A machine may have talhelper installed: take its directory off PATH for this test.
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    monkeypatch.setenv("PATH", os.pathsep.join(d for d in path if not shutil.which("talhelper", path=d)))
+    assert find_tool("talhelper") is None
     lines: list[str] = []
     pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
     (validated,) = [line for line in lines if line.startswith("validated")]
     assert "talos/talconfig.yaml NOT validated: talhelper is not installed" in validated
-    assert "`inv doctor --install`" in validated
+    assert "install it with `" in validated and "talhelper" in validated
+
+
+#: Modules of tasks.lib.config a configure run loads whose code does not decide what is
+#: rendered (the pipeline around the render, the manifest, the swap, error messages).
+NOT_RENDER_CODE = {"configure", "manifest", "swap", "blame", "config"}
+
+
+def test_the_render_cache_names_every_module_a_render_loads(example_repo: Path) -> None:
+    """The inputs digest covers the code of :data:`RENDER_CODE` by module name: a module
+    added to the render (or split out of one) must be listed, or a change to it would leave
+    an old render looking up to date."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "tasks", "configure", "--dry", "--force"],
+        cwd=example_repo,
+        env={**os.environ, "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and ("tasks.lib.config" in line or "tasks.lib.gitremote" in line)
+    }
+    # the config package, and the git address parsing the model derives the clone URL with
+    names = {
+        name.removeprefix("tasks.lib.config.")
+        for name in loaded
+        if name.startswith("tasks.lib.config") or name == "tasks.lib.gitremote"
+    }
+    listed = {name.removeprefix("tasks.lib.config.") for name in pipeline.RENDER_CODE}
+    assert names - NOT_RENDER_CODE - {"tasks.lib.config"} <= listed
+    assert listed <= names  # and every listed module is really part of a render
+    assert all(pipeline.module_file(name).is_file() for name in pipeline.RENDER_CODE)

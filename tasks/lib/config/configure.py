@@ -13,14 +13,12 @@ in the middle of the swap is finished by the next run.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,23 +32,49 @@ from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
 from tasks.lib.tools.kustomize import kustomize_argv
-from tasks.lib.tools.runner import Outcome, find_tool, redact, register_secrets, run_many
+from tasks.lib.tools.runner import (
+    Command,
+    Outcome,
+    find_tool,
+    install_hint,
+    redact,
+    register_secrets,
+    run_many,
+    run_one,
+    started,
+)
 
 from . import manifest as mf
-from . import swap
+from . import merge, ownapps, plan, swap
 
 #: Files whose bytes decide what a render produces (besides templates/ and the operator's
 #: key material, which are added separately).
 RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makejinja.toml")
+#: The modules whose code decides what a render produces (by module name: a module that
+#: moves or is renamed stops configure with a bug line instead of silently dropping out of
+#: the digest; a test checks that every module of tasks.lib.config a render loads is listed).
 RENDER_CODE = (
-    "tasks/lib/config/schema.py",
-    "tasks/lib/config/constraints.py",
-    "tasks/lib/config/network.py",
-    "tasks/lib/config/document.py",
-    "tasks/lib/config/checks.py",
-    "tasks/lib/config/template_context.py",
-    "tasks/lib/config/render.py",
+    "tasks.lib.config.schema",
+    "tasks.lib.gitremote",
+    "tasks.lib.config.constraints",
+    "tasks.lib.config.network",
+    "tasks.lib.config.document",
+    "tasks.lib.config.checks",
+    "tasks.lib.config.template_context",
+    "tasks.lib.config.render",
+    "tasks.lib.config.ownapps",
+    "tasks.lib.config.plan",
+    "tasks.lib.config.merge",
 )
+
+
+def module_file(name: str) -> Path:
+    """The source file of module ``name``, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"configure's render cache names the module {name}, which does not exist")
+    return Path(spec.origin)
+
 
 Say = Callable[[str], None]
 
@@ -61,6 +85,7 @@ class Options:
     check: bool = False
     dry: bool = False
     say: Say = print
+    resolved: tuple[str, ...] = ()  # files whose edits are the user's resolution of a conflict
 
 
 @dataclass
@@ -74,23 +99,6 @@ class Staged:
 
 
 @dataclass
-class Plan:
-    write: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    remove: list[str] = field(default_factory=list)
-    hand_edited: list[str] = field(default_factory=list)
-    foreign: list[str] = field(default_factory=list)  # exist, but configure never wrote them
-
-    @property
-    def conflicts(self) -> list[str]:
-        return sorted(self.hand_edited + self.foreign)
-
-    @property
-    def changes(self) -> list[str]:
-        return sorted(self.write + self.remove)
-
-
-@dataclass
 class Summary:
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
@@ -98,6 +106,9 @@ class Summary:
     encrypted: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     up_to_date: bool = False
+    merged: list[str] = field(default_factory=list)  # your edits merged into the new render
+    edits_kept: list[str] = field(default_factory=list)  # your edits the render left alone
+    forced: list[str] = field(default_factory=list)  # what --force overwrote and lost (lines)
 
 
 # --------------------------------------------------------------------------- staging
@@ -133,10 +144,11 @@ def sops_decrypt(paths: Paths) -> Callable[[Path], str]:
     """A decrypt function for :func:`build_context` (plaintext to memory only)."""
 
     def decrypt(path: Path) -> str:
-        (outcome,) = run_many([(decrypt_argv(str(path)), None)], paths=paths)
+        command = Command(tuple(decrypt_argv(str(path))), what=f"decrypting {paths.rel(path)}")
+        outcome = run_one(command, paths=paths)
         if not outcome.ok:
             raise UserError(sops_failure(paths.rel(path), "decrypt", outcome))
-        return outcome.stdout.decode()
+        return outcome.stdout
 
     return decrypt
 
@@ -146,15 +158,16 @@ NO_KEY_MARKERS = ("no identity matched", "no master key was able to decrypt", "0
 
 
 def sops_failure(label: str, action: str, outcome: Outcome) -> str:
-    text = outcome.error_text.strip()
-    lines = text.splitlines()
-    reason = lines[-1] if lines else f"exit {outcome.returncode}"
+    if outcome.limit:
+        return outcome.problem
+    text = outcome.stderr.strip()
+    reason = outcome.last_line
     if any(marker in text for marker in NO_KEY_MARKERS):
         reason = "no key in the age key file can decrypt it (wrong or missing age key; see `inv init`)"
     return f"{label}: sops could not {action} it: {reason}"
 
 
-def same_yaml(first: bytes, second: bytes) -> bool:
+def same_yaml(first: str | bytes, second: str | bytes) -> bool:
     """Whether two YAML texts hold the same data (sops re-serialises what it decrypts)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
@@ -166,36 +179,19 @@ def same_yaml(first: bytes, second: bytes) -> bool:
         return first == second
 
 
-@dataclass
-class Encrypted:
-    """What :func:`encrypt_staged` decided for each secret."""
-
-    ciphertexts: dict[str, bytes]  # relative path -> the bytes to write
-    digests: dict[str, str]  # relative path -> keyed digest of the plaintext
-    encrypted: list[str]
-    kept: list[str]
-
-
-def encrypt_staged(
+def unchanged_secrets(
     paths: Paths,
-    sops_config: Path,
     plaintexts: dict[str, bytes],
-    context: RenderContext,
+    digests: dict[str, str],
+    recipient: object,
     manifest: mf.Manifest,
-    key: bytes,
-) -> Encrypted:
-    """Encrypt every rendered secret (``plaintexts``: relative path -> plaintext, in memory),
-    in parallel, feeding sops on stdin and writing nothing.
-
-    A secret whose plaintext is unchanged keeps the ciphertext already in the tree, known
-    either from the manifest's keyed digest (no sops call at all) or by decrypting the
-    tree's copy and comparing; only a secret that changed gets new ciphertext."""
-    names = sorted(plaintexts)
-    digests = {name: mf.keyed_digest(key, plaintexts[name]) for name in names}
-    recipient = context.data.get("age_public_key")
+) -> list[str]:
+    """The secrets whose plaintext did not change, so the tree's ciphertext stays: known
+    from the manifest's keyed digest (no sops call at all), or by decrypting the tree's
+    copy and comparing (a tree configure did not write, e.g. fresh from git)."""
     kept: list[str] = []
     to_compare: list[str] = []
-    for name in names:
+    for name in sorted(plaintexts):
         current = paths.root / name
         if not current.is_file() or age_recipients_of(current) != [recipient]:
             continue
@@ -204,32 +200,56 @@ def encrypt_staged(
             kept.append(name)
         elif is_encrypted_text(current.read_text(errors="replace")):
             to_compare.append(name)
-    outcomes = run_many([(decrypt_argv(str(paths.root / n)), None) for n in to_compare], paths=paths)
+    commands = [Command(tuple(decrypt_argv(str(paths.root / n))), what=f"decrypting {n}") for n in to_compare]
+    outcomes = run_many(commands, paths=paths)
     kept += [
         n for n, o in zip(to_compare, outcomes, strict=True) if o.ok and same_yaml(o.stdout, plaintexts[n])
     ]
-    ciphertexts = {name: (paths.root / name).read_bytes() for name in kept}
-    fresh = [name for name in names if name not in kept]
+    return sorted(kept)
+
+
+def encrypt_commands(sops_config: Path, plaintexts: dict[str, bytes], names: Sequence[str]) -> list[Command]:
+    """One sops run per secret, fed its plaintext on stdin, following the staged .sops.yaml."""
     env = {"SOPS_CONFIG": str(sops_config)}
-    outcomes = run_many(
-        [(encrypt_argv(n), plaintexts[n]) for n in fresh], cwd=sops_config.parent, paths=paths, env=env
-    )
-    failures = [sops_failure(n, "encrypt", o) for n, o in zip(fresh, outcomes, strict=True) if not o.ok]
+    return [
+        Command(
+            tuple(encrypt_argv(n)),
+            stdin=plaintexts[n],
+            cwd=sops_config.parent,
+            env=env,
+            what=f"encrypting {n}",
+        )
+        for n in names
+    ]
+
+
+def encryption_result(
+    context: RenderContext, names: Sequence[str], outcomes: Sequence[Outcome]
+) -> dict[str, bytes]:
+    """The ciphertext sops returned for each secret, or one line per failure."""
+    failures = [sops_failure(n, "encrypt", o) for n, o in zip(names, outcomes, strict=True) if not o.ok]
     if failures:
         raise UserError(*(redact(line, context.secret_values) for line in failures))
-    for name, outcome in zip(fresh, outcomes, strict=True):
-        if not is_encrypted_text(outcome.stdout.decode(errors="replace")):
+    ciphertexts: dict[str, bytes] = {}
+    for name, outcome in zip(names, outcomes, strict=True):
+        if not is_encrypted_text(outcome.stdout):
             raise UserError(f"{name}: sops returned it unencrypted — does .sops.yaml have a rule for it?")
-        ciphertexts[name] = outcome.stdout
-    return Encrypted(ciphertexts, digests, sorted(fresh), sorted(kept))
+        ciphertexts[name] = outcome.stdout.encode()
+    return ciphertexts
 
 
 # --------------------------------------------------------------------------- validation
 
 
-def kustomization_dirs(out: Path) -> list[str]:
-    names = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-    return sorted({str(p.parent.relative_to(out)) for n in names for p in out.rglob(n)})
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def kustomization_dirs(out: Path, generated: Collection[str] | None = None) -> list[str]:
+    """The folders of ``out`` with a kustomization; with ``generated``, only the folders of
+    generated ones (the user's own files are in ``out`` only for these to build)."""
+    if generated is not None:
+        return sorted({str(Path(n).parent) for n in generated if Path(n).name in KUSTOMIZATION_NAMES})
+    return sorted({str(p.parent.relative_to(out)) for n in KUSTOMIZATION_NAMES for p in out.rglob(n)})
 
 
 def is_component(out: Path, directory: str) -> bool:
@@ -266,40 +286,63 @@ def combined_root(out: Path, dirs: Sequence[str], root: Path) -> Path:
     return root
 
 
-def kustomize_problems(paths: Paths, out: Path, dirs: Sequence[str]) -> list[str]:
-    """Build every kustomization directory: all in one kustomize run; only when that fails,
-    each directory on its own (in parallel) to say exactly which ones are broken."""
-    if not dirs:
-        return []
-    root = combined_root(out, dirs, out.parent / "validate")
-    try:
-        (combined,) = run_many([(kustomize_argv(str(root)), None)], cwd=out, paths=paths)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def kustomize_problems(paths: Paths, out: Path, dirs: Sequence[str], combined: Outcome) -> list[str]:
+    """What broke when the build of every kustomization at once failed: each directory
+    built on its own (in parallel) to say exactly which ones are broken."""
     if combined.ok:
         return []
-    problems = []
-    outcomes = run_many([(kustomize_argv(d), None) for d in dirs], cwd=out, paths=paths)
-    for directory, outcome in zip(dirs, outcomes, strict=True):
-        if not outcome.ok:
-            problems.append(f"{directory}: kustomize build failed: {last_line(outcome)}")
+    commands = [Command(tuple(kustomize_argv(d)), cwd=out, what=f"building {d}") for d in dirs]
+    problems = [
+        f"{d}: kustomize build failed: {last_line(o)}"
+        for d, o in zip(dirs, run_many(commands, paths=paths), strict=True)
+        if not o.ok
+    ]
     return problems or [f"kustomize build of all directories together failed: {last_line(combined)}"]
 
 
+def talhelper_problems(outcome: Outcome) -> list[str]:
+    """``talhelper validate`` failed: every line of its reason (it prints the problems on
+    stdout and a bare log timestamp on stderr), the template behind the file, the fix."""
+    from tasks.lib.tools.failures import explain
+
+    lines = explain(
+        "talos/talconfig.yaml (from templates/config/talos/talconfig.yaml.j2): talhelper validate failed:",
+        outcome.stdout,
+        outcome.stderr,
+    )
+    return lines if len(lines) > 1 else [f"{lines[0]} exit {outcome.returncode}"]
+
+
+def talhelper_warnings(outcome: Outcome) -> str:
+    """What a passing ``talhelper validate`` still warns of (e.g. a Talos version newer than
+    the talhelper knows), for the summary line."""
+    from tasks.lib.tools.failures import reason_lines
+
+    warned = [line.strip(" *") for line in reason_lines(outcome.stdout) if "WARNING" in line]
+    return "".join(f"; talos/talconfig.yaml: talhelper {line}" for line in warned)
+
+
 def last_line(outcome: Outcome) -> str:
-    """The last line a failing tool printed, secrets masked (a tool may echo its input)."""
-    lines = outcome.error_text.strip().splitlines()
-    return lines[-1] if lines else f"exit {outcome.returncode}"
+    """Why a tool failed, in one line: the limit it hit, or the last line it printed
+    (secrets masked: a tool may echo its input)."""
+    return outcome.problem if outcome.limit else outcome.last_line
 
 
-def yaml_problems(out: Path, config: ClusterConfig | None = None) -> list[str]:
-    """Every rendered YAML file must parse (libyaml's C parser: fast, with positions).
-    With ``config``, a problem also names the cluster.yaml/nodes.yaml key behind it."""
+def yaml_problems(
+    out: Path, config: ClusterConfig | None = None, generated: Collection[str] | None = None
+) -> list[str]:
+    """Every rendered YAML file (with ``generated``: every one of those) must parse
+    (libyaml's C parser: fast, with positions). With ``config``, a problem also names the
+    cluster.yaml/nodes.yaml key behind it."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     problems = []
-    for path in sorted(out.rglob("*.y*ml")):
+    if generated is None:
+        files = sorted(out.rglob("*.y*ml"))
+    else:
+        files = [out / n for n in sorted(generated) if n.endswith((".yaml", ".yml"))]
+    for path in files:
         try:
             for _ in yaml.load_all(path.read_bytes(), Loader=loader):
                 pass
@@ -316,84 +359,68 @@ def yaml_problems(out: Path, config: ClusterConfig | None = None) -> list[str]:
     return problems
 
 
-def validate_staged(paths: Paths, out: Path, say: Say, config: ClusterConfig | None = None) -> None:
+TALHELPER_VALIDATE = ("talhelper", "validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml")
+
+
+def validate_staged(
+    paths: Paths,
+    out: Path,
+    say: Say,
+    config: ClusterConfig | None = None,
+    generated: Collection[str] | None = None,
+) -> None:
     """YAML-parse every file, build every kustomization and, when talhelper is installed,
-    validate the Talos config. Every problem is reported, then we stop."""
-    dirs = kustomization_dirs(out)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        building = pool.submit(kustomize_problems, paths, out, dirs)  # kustomize runs meanwhile
-        problems = yaml_problems(out, config)
-        problems += building.result()
+    validate the Talos config. With ``generated`` only those files are checked (``out`` also
+    holds the user's own, for kustomize). kustomize (one run for every directory) and
+    talhelper work in their own processes while the YAML is parsed here. Every problem is
+    reported, then we stop."""
+    dirs = kustomization_dirs(out, generated)
     talos = out / "talos"
+    has_talos = (talos / "talconfig.yaml").is_file()
+    commands = []
+    if dirs:
+        root = combined_root(out, dirs, out.parent / "validate")
+        commands.append(
+            Command(tuple(kustomize_argv(str(root))), cwd=out, what="building every kustomization")
+        )
+    checks_talos = has_talos and find_tool("talhelper") is not None
+    if checks_talos:
+        commands.append(Command(TALHELPER_VALIDATE, cwd=talos, what="validating talos/talconfig.yaml"))
+    with started(commands, paths=paths) as checking:
+        problems = yaml_problems(out, config, generated)
+        outcomes = checking.wait()
+    shutil.rmtree(out.parent / "validate", ignore_errors=True)
+    if dirs:
+        problems += kustomize_problems(paths, out, dirs, outcomes[0])
+    if checks_talos and not outcomes[-1].ok:
+        problems += talhelper_problems(outcomes[-1])
     note = ""
-    if (talos / "talconfig.yaml").is_file() and find_tool("talhelper"):
-        argv = ["talhelper", "validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml"]
-        (outcome,) = run_many([(argv, None)], cwd=talos, paths=paths)
-        if not outcome.ok:
-            problems.append(f"talos/talconfig.yaml: talhelper validate failed: {last_line(outcome)}")
-    elif (talos / "talconfig.yaml").is_file():
+    if checks_talos and outcomes[-1].ok:
+        note = talhelper_warnings(outcomes[-1])
+    if has_talos and not checks_talos:
         note = (
             "; talos/talconfig.yaml NOT validated: talhelper is not installed "
-            "(`inv doctor --install` builds it, or `mise install`)"
+            f"(install it with {install_hint('talhelper')})"
         )
     if problems:
         raise UserError("the rendered tree does not validate; nothing was written:", *problems)
     say(f"validated {len(dirs)} kustomizations and every YAML file{note}")
 
 
-# --------------------------------------------------------------------------- plan and swap
-
-
-def make_plan(root: Path, staged: dict[str, bytes], manifest: mf.Manifest, owned: str = "") -> Plan:
-    """Compare the staged files with the tree. ``owned`` (the manifest itself) is always
-    configure's to write."""
-    plan = Plan()
-    for name, content in sorted(staged.items()):
-        current = root / name
-        if not current.exists():
-            plan.write.append(name)
-            continue
-        existing = current.read_bytes()
-        if existing == content:
-            plan.unchanged.append(name)
-            continue
-        plan.write.append(name)
-        entry = manifest.files.get(name)
-        if name == owned:
-            continue
-        if entry is None:
-            plan.foreign.append(name)
-        elif entry.sha256 != mf.sha256(existing):
-            plan.hand_edited.append(name)
-    for name, entry in sorted(manifest.files.items()):
-        if name in staged:
-            continue
-        current = root / name
-        if not current.exists():
-            continue
-        plan.remove.append(name)
-        if entry.sha256 != mf.sha256(current.read_bytes()):
-            plan.hand_edited.append(name)
-    return plan
-
-
 # --------------------------------------------------------------------------- the pipeline
 
 
 def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], list[str]]:
-    """Every file and value a render depends on (the key material as values)."""
-    files = [paths.root / name for name in (*RENDER_INPUT_FILES, *RENDER_CODE)]
+    """Every file and value a render depends on (the key material as values), and the
+    user's app folders (each one is listed in a generated kustomization)."""
+    files = [paths.root / name for name in RENDER_INPUT_FILES] + [module_file(m) for m in RENDER_CODE]
     files += [p for p in paths.templates.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
 
 
-def import_renderer(paths: Paths) -> None:
-    """Load makejinja ahead of time (in a background thread). A failure is left for the
-    render to report, in the main thread, as one line."""
-    from tasks.lib.config.render import makejinja_app
-
-    with contextlib.suppress(UserError):
-        makejinja_app(paths)
+def own_apps_inputs(paths: Paths, manifest: mf.Manifest) -> list[str]:
+    """The user's app folders as inputs of the render (a new or removed one renders again)."""
+    return [f"app:{app}" for app in ownapps.apps_on_disk(paths.root, set(manifest.files))]
 
 
 def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
@@ -401,13 +428,8 @@ def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
     while git ignores cluster.yaml; otherwise it would be committed in plaintext."""
     if not context.config.cluster.get("cloudflare_token") or "cloudflare_token" not in context.data:
         return
-    ignored = subprocess.run(
-        ["git", "check-ignore", "-q", str(paths.cluster_config)],
-        cwd=paths.root,
-        capture_output=True,
-        check=False,
-    )
-    if ignored.returncode != 0:
+    ignored = run_one(Command(("git", "check-ignore", "-q", str(paths.cluster_config)), cwd=paths.root))
+    if not ignored.ok:
         raise UserError(
             "cluster.yaml: cloudflare_token: a plaintext secret in a file git would commit — "
             "move it to cluster.sops.yaml (`inv sops.edit cluster.sops.yaml`) and delete it here"
@@ -417,10 +439,12 @@ def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
 def stage(
     paths: Paths, context: RenderContext, out: Path, manifest: mf.Manifest, key: bytes, say: Say
 ) -> Staged:
-    """Render into ``out``, encrypt the secrets, validate the tree. The secrets are rendered
-    into memory first and encrypted (by sops, on the other core, fed on stdin) while the
-    rest renders into ``out``; then their ciphertext joins it and the whole tree is
-    validated. No plaintext secret is ever in ``out``."""
+    """Render into ``out`` and encrypt the secrets. The secrets are rendered into memory
+    first and encrypted (by sops, on the other core, fed on stdin) while the rest renders
+    into ``out``; then their ciphertext joins it. No plaintext secret is ever in ``out``.
+    The result is validated once the user's edits and apps are in (:func:`validate_plan`).
+    A secret whose plaintext did not change keeps the tree's ciphertext
+    (:func:`unchanged_secrets`)."""
     from tasks.lib.config.render import render, render_secrets
 
     rendered = render_secrets(paths, context)
@@ -430,29 +454,22 @@ def stage(
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             (out / name).write_text(text)
     del rendered
-    sops_config = out / ".sops.yaml"
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        encrypting = pool.submit(encrypt_staged, paths, sops_config, plaintexts, context, manifest, key)
-        try:
-            files = render(paths, context, out, part="rest")
-        finally:
-            wait([encrypting])  # never leave while sops still runs
-        encrypted = encrypting.result()
+    digests = {name: mf.keyed_digest(key, text) for name, text in plaintexts.items()}
+    kept = unchanged_secrets(paths, plaintexts, digests, context.data.get("age_public_key"), manifest)
+    fresh = [name for name in sorted(plaintexts) if name not in kept]
+    commands = encrypt_commands(out / ".sops.yaml", plaintexts, fresh)
+    with started(commands, paths=paths, workers=len(commands) or 1) as encrypting:
+        files = render(paths, context, out, part="rest")  # while sops encrypts
+        outcomes = encrypting.wait()
     del plaintexts
-    for name, ciphertext in encrypted.ciphertexts.items():
+    ciphertexts = {name: (paths.root / name).read_bytes() for name in kept}
+    ciphertexts.update(encryption_result(context, fresh, outcomes))
+    for name, ciphertext in ciphertexts.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(ciphertext)
-    say(f"rendered {len(files) + len(encrypted.ciphertexts)} files")
-    validate_staged(paths, out, say, context.config)
-    say(f"secrets: {len(encrypted.encrypted)} encrypted, {len(encrypted.kept)} unchanged (ciphertext kept)")
-    return Staged(read_tree(out), encrypted.digests, encrypted.encrypted, encrypted.kept)
-
-
-def new_manifest(staged: Staged, inputs: str) -> mf.Manifest:
-    entries = {
-        name: mf.Entry(mf.sha256(content), staged.secrets.get(name)) for name, content in staged.files.items()
-    }
-    return mf.Manifest(entries, inputs)
+    say(f"rendered {len(files) + len(ciphertexts)} files")
+    say(f"secrets: {len(fresh)} encrypted, {len(kept)} unchanged (ciphertext kept)")
+    return Staged(read_tree(out), digests, fresh, kept)
 
 
 def is_up_to_date(paths: Paths, manifest: mf.Manifest, inputs: str) -> bool:
@@ -460,20 +477,84 @@ def is_up_to_date(paths: Paths, manifest: mf.Manifest, inputs: str) -> bool:
         return False
     for name, entry in manifest.files.items():
         path = paths.root / name
-        if not path.is_file() or mf.sha256(path.read_bytes()) != entry.sha256:
+        if not path.is_file() or mf.sha256(path.read_bytes()) != entry.in_tree:
             return False
     return True
+
+
+# --------------------------------------------------------------------------- the tree to be
+
+#: Where the user's own files are copied for validation (kustomize builds need them).
+OWN_FILES_ROOT = "kubernetes"
+#: At most this many of the user's files are copied for validation.
+MAX_OWN_FILES = 20_000
+
+
+def copy_own_files(root: Path, out: Path, generated: Collection[str]) -> None:
+    """Copy the user's own files under kubernetes/ (everything configure does not generate)
+    into ``out``, so the generated kustomizations that list the user's apps build there.
+    Symbolic links are not followed; swap temporaries and oversized files are left out."""
+    from tasks.lib.files import MAX_TEXT_BYTES
+
+    base = root / OWN_FILES_ROOT
+    if base.is_symlink() or not base.is_dir():
+        return
+    count = 0
+    for directory, folders, names in os.walk(base):
+        folders[:] = [f for f in folders if not (Path(directory) / f).is_symlink()]
+        for file_name in names:
+            path = Path(directory) / file_name
+            name = path.relative_to(root).as_posix()
+            if name in generated or swap.target_of(path) != path or path.is_symlink() or not path.is_file():
+                continue
+            if path.stat().st_size > MAX_TEXT_BYTES:
+                continue
+            count += 1
+            if count > MAX_OWN_FILES:
+                raise UserError(f"{OWN_FILES_ROOT}/ holds more than {MAX_OWN_FILES} files of your own")
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out / name)
+
+
+def validate_plan(
+    paths: Paths, out: Path, staging: Path, the_plan: plan.Plan, config: ClusterConfig, say: Say
+) -> dict[str, Path]:
+    """Validate the tree as it will be: the render with the user's edits merged in and apps
+    listed, beside the user's own files. Returns where each pure render now is (the merged
+    ones were moved aside, for their git blobs)."""
+    pure_dir = staging / "pure"
+    locations = {name: out / name for name in the_plan.entries}
+    for name, content in the_plan.files.items():
+        target = out / name
+        if target.is_file() and target.read_bytes() != content:
+            aside = pure_dir / name
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(target, aside)
+            locations[name] = aside
+            target.write_bytes(content)
+    generated = set(the_plan.files)
+    copy_own_files(paths.root, out, generated)
+    validate_staged(paths, out, say, config, generated)
+    return locations
+
+
+# --------------------------------------------------------------------------- configure
 
 
 def configure(paths: Paths, options: Options) -> Summary:
     """Run the whole pipeline under the repository's configure lock; raises
     :class:`UserError` (tree untouched) on any problem. An interrupt says truthfully
     whether the new tree is in place."""
-    swapped: list[bool] = []
+    swapped = False
     try:
         with swap.configure_lock(paths.root, optional=options.check or options.dry):
             settle_interrupted_run(paths, options)
-            return run_pipeline(paths, options, swapped)
+            result = run_pipeline(paths, options)
+            if isinstance(result, Summary):
+                return result
+            swap.swap_in(paths.root, result.files, result.order, result.remove)
+            swapped = True
+            return result.summary
     except KeyboardInterrupt as error:
         if isinstance(error, Interrupted) and error.message:
             raise
@@ -501,28 +582,28 @@ def settle_interrupted_run(paths: Paths, options: Options) -> None:
     swap.recover(paths.root, options.say)
 
 
-def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary:
+def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
+    """Everything up to the swap: the finished :class:`Summary` when nothing is to be
+    written (up to date, ``--check``, ``--dry``), else what to swap in."""
     say = options.say
     operator = read_operator_files(paths)
     register_secrets([operator.age_key, operator.deploy_key, operator.push_token])
     manifest = mf.Manifest.load(paths.manifest)
     key = mf.secret_key(operator.age_key)
-    inputs = mf.inputs_digest(key, *render_inputs(paths, operator))
-    if not (options.check or options.force) and is_up_to_date(paths, manifest, inputs):
+    files, values = render_inputs(paths, operator)
+    inputs = mf.inputs_digest(key, files, [*values, *own_apps_inputs(paths, manifest)])
+    if not (options.check or options.force or options.resolved) and is_up_to_date(paths, manifest, inputs):
         # Same inputs as the last (validated) render, and the tree is what it wrote.
         say("nothing changed since the last configure: the tree is up to date")
         return Summary(unchanged=len(manifest.files), up_to_date=True)
     from tasks.lib.config.render import read_settings
 
     read_settings(paths)  # a broken makejinja.toml: one line now, before anything loads it
-    warm = threading.Thread(target=import_renderer, args=(paths,), daemon=True)
-    warm.start()  # makejinja loads while the config is validated and sops decrypts the secrets
     config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
     count = len(config.nodes)
     say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
     context = build_context(paths, sops_decrypt(paths), config, operator)
     register_secrets(context.secret_values)
-    warm.join()
     label = paths.rel(paths.secrets_config)
     for placeholder in context.placeholder_keys:
         print(
@@ -535,60 +616,148 @@ def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary
         out = staging / "out"
         out.mkdir()
         staged = stage(paths, context, out, manifest, key, say)
+        return finish(paths, options, Rendered(staging, out, staged, manifest, inputs, config))
+
+
+@dataclass
+class Rendered:
+    """A render in its staging directory, with what the plan is made from."""
+
+    staging: Path
+    out: Path
+    staged: Staged
+    manifest: mf.Manifest
+    inputs: str
+    config: ClusterConfig
+
+
+@dataclass
+class Ready:
+    """A validated render, ready to be swapped into the tree: every file to write, in
+    order, and the files to remove."""
+
+    files: dict[str, bytes]
+    order: list[str]
+    remove: list[str]
+    summary: Summary
+
+
+def finish(paths: Paths, options: Options, rendered: Rendered) -> Summary | Ready:
+    """Plan against the tree (merging the user's edits, listing their apps), validate the
+    tree as it will be, then report (``--check``, ``--dry``) or say what to swap in."""
+    say = options.say
+    staged = rendered.staged
     manifest_name = paths.rel(paths.manifest)
-    files = dict(staged.files)
-    files[manifest_name] = new_manifest(staged, inputs).dumps().encode()
-    plan = make_plan(paths.root, files, manifest, owned=manifest_name)
+    inputs = plan.Inputs(
+        paths.root,
+        staged.files,
+        staged.secrets,
+        rendered.manifest,
+        manifest_name,
+        normalized_resolved(paths, options.resolved),
+        options.force,
+    )
+    the_plan, unused = plan.make_plan(inputs, rendered.staging / "merge")
+    if unused:
+        reason = "not a generated file with edits of yours; nothing to resolve"
+        raise UserError(*(f"--resolved {name}: {reason}" for name in unused))
+    if the_plan.conflicts and not options.check:
+        raise UserError(*plan.conflict_report(the_plan.conflicts))
+    for folder in the_plan.skipped_apps:
+        say(f"warning: {folder} is not listed: name app folders with letters, digits, '.', '_' and '-'")
+    locations = validate_plan(paths, rendered.out, rendered.staging, the_plan, rendered.config, say)
     if options.check:
-        # The inputs digest is a cache key, not output: a stale one is not a difference.
-        if manifest_name in plan.write and only_inputs_differ(paths, files[manifest_name]):
-            plan.write.remove(manifest_name)
-        report_check(paths, plan, files, staged)
-        return Summary(unchanged=len(plan.unchanged), encrypted=staged.encrypted, kept=staged.kept)
-    if plan.conflicts and not options.force:
-        raise UserError(
-            "these generated files were changed since configure wrote them; nothing was written:",
-            *(
-                f"  {name}{' (not written by configure)' if name in plan.foreign else ''}"
-                for name in plan.conflicts
-            ),
-            "move your edits into the templates or the config, or overwrite them: `inv configure --force`",
-        )
+        report_check(paths, the_plan)
+        return summary_of(the_plan, staged, written=False)
     if options.dry:
-        for name in plan.write:
-            say(f"would write {name}")
-        for name in plan.remove:
-            say(f"would remove {name}")
-        return Summary(unchanged=len(plan.unchanged), encrypted=staged.encrypted, kept=staged.kept)
+        report_dry(the_plan, say)
+        return summary_of(the_plan, staged, written=False)
+    write_blobs(paths, the_plan, locations)
+    the_plan.files[manifest_name] = mf.Manifest(the_plan.entries, rendered.inputs).dumps().encode()
+    current = paths.manifest.read_bytes() if paths.manifest.is_file() else None
+    (the_plan.unchanged if the_plan.files[manifest_name] == current else the_plan.write).append(manifest_name)
+    stored = store_lost(paths, the_plan.forced)
     # The manifest last: until it is in place, the old manifest describes the old files.
-    order = sorted(plan.write, key=lambda name: name == manifest_name)
-    swap.swap_in(paths.root, files, order, plan.remove)
-    swapped.append(True)
-    return Summary(plan.write, len(plan.unchanged), plan.remove, staged.encrypted, staged.kept)
+    order = sorted(the_plan.write, key=lambda name: name == manifest_name)
+    summary = summary_of(the_plan, staged, written=True)
+    summary.forced = plan.forced_report(the_plan.forced, stored)
+    return Ready(the_plan.files, order, the_plan.remove, summary)
 
 
-def only_inputs_differ(paths: Paths, new_manifest_text: bytes) -> bool:
-    import json
+def normalized_resolved(paths: Paths, names: Sequence[str]) -> list[str]:
+    """``--resolved`` paths as repository-relative names (given relative to the root, or
+    absolute inside it)."""
+    result = []
+    for name in names:
+        path = Path(name)
+        path = path if path.is_absolute() else paths.root / path
+        relative = os.path.relpath(os.path.normpath(path), paths.root)
+        if relative.startswith(".."):
+            raise UserError(f"--resolved {name}: not inside the repository")
+        result.append(Path(relative).as_posix())
+    return result
 
-    try:
-        current = json.loads(paths.manifest.read_text())
-        new = json.loads(new_manifest_text)
-    except (OSError, ValueError):
-        return False
-    current.pop("inputs", None)
-    new.pop("inputs", None)
-    return bool(current == new)
+
+def write_blobs(paths: Paths, the_plan: plan.Plan, locations: dict[str, Path]) -> None:
+    """Put each pure render into git's object database and record its blob id, so the next
+    configure can merge on it (entries carried over keep theirs)."""
+    wanted = {name: locations[name] for name, entry in the_plan.entries.items() if entry.blob is None}
+    ids = merge.blob_ids(paths.root, wanted, write=True)
+    for name, blob in ids.items():
+        the_plan.entries[name].blob = blob
 
 
-def report_check(paths: Paths, plan: Plan, files: dict[str, bytes], staged: Staged) -> None:
-    """Raise when the tree is not what configure would write, with a diff of each file
-    (secrets: named only, compared by decrypted content, never printed)."""
+def store_lost(paths: Paths, forced: Sequence[plan.Conflict]) -> dict[str, str]:
+    """What ``--force`` overwrites goes into git's object database first: name -> blob id."""
+    stored: dict[str, str] = {}
+    if not forced:
+        return stored
+    with private_scratch("home-ops-lost-") as scratch:
+        files = {}
+        for index, conflict in enumerate(forced):
+            if conflict.ours is not None:
+                files[conflict.name] = scratch / f"f{index}"
+                files[conflict.name].write_bytes(conflict.ours)
+        stored = merge.blob_ids(paths.root, files, write=True)
+    return stored
+
+
+def summary_of(the_plan: plan.Plan, staged: Staged, written: bool) -> Summary:
+    return Summary(
+        the_plan.write if written else [],
+        len(the_plan.unchanged),
+        the_plan.remove if written else [],
+        staged.encrypted,
+        staged.kept,
+        merged=the_plan.merged,
+        edits_kept=sorted(the_plan.kept + the_plan.resolved),
+    )
+
+
+def report_dry(the_plan: plan.Plan, say: Say) -> None:
+    for name in the_plan.write:
+        verb = "would merge your edit into" if name in the_plan.merged else "would write"
+        say(f"{verb} {name}")
+    for name in the_plan.remove:
+        say(f"would remove {name}")
+    for conflict in the_plan.forced:
+        say(f"would overwrite {conflict.name} (your edit would be lost)")
+
+
+def report_check(paths: Paths, the_plan: plan.Plan) -> None:
+    """Raise when the tree is not what configure would leave, with a diff of each file
+    (secrets: named only, compared by decrypted content, never printed) and, for a file
+    whose edit conflicts with the new render, the conflict and how to resolve it. The
+    manifest is configure's record, not output: only a missing one is a difference."""
     import difflib
 
-    if not plan.changes:
+    manifest_name = paths.rel(paths.manifest)
+    missing_manifest = not paths.manifest.is_file()
+    changes = [*the_plan.changes, *([manifest_name] if missing_manifest else [])]
+    if not changes and not the_plan.conflicts:
         return
-    lines = [f"the tree differs from what configure would write ({len(plan.changes)} files):"]
-    for name in plan.write:
+    lines = [f"the tree differs from what configure would write ({len(changes)} files):"] if changes else []
+    for name in the_plan.write:
         current = paths.root / name
         if is_sops_name(name):
             lines.append(f"  {name}: secret content differs (not shown)")
@@ -596,13 +765,19 @@ def report_check(paths: Paths, plan: Plan, files: dict[str, bytes], staged: Stag
         if not current.exists():
             lines.append(f"  {name}: missing")
             continue
-        lines.append(f"  {name}: differs")
+        merged = " (your edit merged into the new render)" if name in the_plan.merged else ""
+        lines.append(f"  {name}: differs{merged}")
         before = current.read_text(errors="replace").splitlines(keepends=True)
-        after = files[name].decode(errors="replace").splitlines(keepends=True)
+        after = the_plan.files[name].decode(errors="replace").splitlines(keepends=True)
         diff = difflib.unified_diff(before, after, f"a/{name}", f"b/{name}")
         lines += [f"    {line.rstrip()}" for line in diff]
-    lines += [f"  {name}: would be removed" for name in plan.remove]
-    lines.append("run `inv configure` and commit the result")
+    lines += [f"  {name}: would be removed" for name in the_plan.remove]
+    if missing_manifest:
+        lines.append(f"  {manifest_name}: missing")
+    if the_plan.conflicts:
+        lines += plan.conflict_report(the_plan.conflicts, "`inv configure` stops on it")
+    else:
+        lines.append("run `inv configure` and commit the result")
     raise UserError(*lines)
 
 

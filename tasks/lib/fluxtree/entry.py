@@ -130,12 +130,12 @@ def _flux_files(files: list[Path]) -> list[Path]:
 
 def git_toplevel(path: Path) -> Path | None:
     """The git work tree holding ``path``, or None."""
-    from tasks.lib.tools.runner import find_tool, run_many
+    from tasks.lib.tools.runner import Command, find_tool, run_one
 
     if find_tool("git") is None:
         return None
-    outcome = run_many([(["git", "rev-parse", "--show-toplevel"], None)], cwd=path, timeout=30)[0]
-    text = outcome.stdout.decode("utf-8", "replace").strip()
+    outcome = run_one(Command(("git", "rev-parse", "--show-toplevel"), cwd=path, deadline=30))
+    text = outcome.stdout.strip()
     return Path(text).resolve() if outcome.ok and text else None
 
 

@@ -28,6 +28,8 @@ from . import yamlio
 from .model import SOURCE_GROUP, Obj, Ref
 
 if TYPE_CHECKING:
+    from tasks.lib.tools.runner import Outcome
+
     from .engine import Engine
 
 #: Words of a helm error that mean the chart's host could not be reached.
@@ -238,7 +240,7 @@ class Renderer:
 
     def fetch(self, charts: list[Chart]) -> dict[Chart, Path | str]:
         """Each chart's archive in the cache (fetched when missing), or the helm error."""
-        from tasks.lib.tools.runner import run_many
+        from tasks.lib.tools.runner import Command, run_many
 
         out: dict[Chart, Path | str] = {}
         missing = []
@@ -260,15 +262,13 @@ class Renderer:
                 argv += ["--repo", chart.repo] if chart.repo else []
                 argv += ["--version", chart.version] if chart.version and "@sha256:" not in chart.name else []
                 argv += ["--plain-http"] if chart.plain_http else []
-                jobs.append((argv, None))
-            for index, (chart, outcome) in enumerate(
-                zip(missing, run_many(jobs, timeout=TIMEOUT), strict=True)
-            ):
+                jobs.append(Command(tuple(argv), deadline=TIMEOUT, what=f"fetching chart {chart.name}"))
+            for index, (chart, outcome) in enumerate(zip(missing, run_many(jobs), strict=True)):
                 archives = list(Path(scratch, str(index)).glob("*.tgz"))
                 if outcome.ok and len(archives) == 1:
                     out[chart] = self.cache_store(chart, archives[0])
                 else:
-                    out[chart] = " ".join(outcome.error_text.split())[:300] or "helm pull failed"
+                    out[chart] = _reason(outcome)
         return out
 
     def _key(self, chart: Chart) -> str:
@@ -301,7 +301,7 @@ class Renderer:
         return blob
 
     def render(self) -> Rendered:
-        from tasks.lib.tools.runner import run_many
+        from tasks.lib.tools.runner import Command, run_many
 
         out = Rendered()
         plans: list[tuple[Obj, Chart, dict[str, Any]]] = []
@@ -325,13 +325,21 @@ class Renderer:
                 self._failed(out, hr, chart, archive)
                 continue
             path = str(archive) if archive is not None else chart.name
-            jobs.append((self.argv(hr, chart, path), yamlio.dump(values).encode()))
+            what = f"rendering HelmRelease {hr.namespace}/{hr.name}"
+            jobs.append(
+                Command(
+                    tuple(self.argv(hr, chart, path)),
+                    stdin=yamlio.dump(values).encode(),
+                    deadline=TIMEOUT,
+                    what=what,
+                )
+            )
             planned.append((hr, chart))
-        for (hr, chart), outcome in zip(planned, run_many(jobs, timeout=TIMEOUT), strict=True):
+        for (hr, chart), outcome in zip(planned, run_many(jobs), strict=True):
             if not outcome.ok:
-                self._failed(out, hr, chart, " ".join(outcome.error_text.split())[:300])
+                self._failed(out, hr, chart, _reason(outcome))
                 continue
-            out.objects[f"{hr.namespace}/{hr.name}"] = self._objects(hr, outcome.stdout)
+            out.objects[f"{hr.namespace}/{hr.name}"] = self._objects(hr, outcome.data)
         for source, releases in sorted(out.offline.items()):
             out.notes.append(f"--helm: not rendered (offline): {source} ({len(releases)} HelmRelease(s))")
         return out
@@ -363,6 +371,13 @@ class Renderer:
                 obj.rendered_by = f"{hr.namespace}/{hr.name}"
                 objects.append(obj)
         return objects
+
+
+def _reason(outcome: Outcome) -> str:
+    """One line of why helm failed: the limit it hit, else its message."""
+    if outcome.limit:
+        return outcome.problem
+    return " ".join(outcome.stderr.split())[:300] or f"helm exited {outcome.returncode}"
 
 
 def _mapping(value: Any) -> dict[str, Any]:

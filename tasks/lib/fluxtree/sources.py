@@ -31,13 +31,13 @@ def repository_urls(root: Path) -> set[str]:
     when ``root`` is only a folder inside some other checkout that does not track it (an
     extracted archive under a home directory kept in git)."""
     from tasks.lib.gitremote import remotes
-    from tasks.lib.tools.runner import find_tool, run_many
+    from tasks.lib.tools.runner import Command, find_tool, run_one
 
     if find_tool("git") is None:
         return set()
     if not (root / ".git").exists():
-        outcome = run_many([(["git", "ls-files", "-z", "--", "."], None)], cwd=root, timeout=60)[0]
-        if not outcome.ok or not outcome.stdout:
+        outcome = run_one(Command(("git", "ls-files", "-z", "--", "."), cwd=root, deadline=60))
+        if not outcome.ok or not outcome.data:
             return set()
     return {normalize_url(url) for url in remotes(root).values()}
 
