@@ -118,11 +118,14 @@ def validate(
     Starts at the cluster entry (kubernetes/flux/cluster, a FluxInstance's sync path, or the
     folder given), follows nested Kustomizations built from this repository (components,
     patches, postBuild substitution; other sources are listed as external, not built),
-    collects HelmReleases and their sources, and reports broken YAML, missing files,
-    unknown or cyclic dependsOn, missing sources, objects applied twice, unencrypted
-    *.sops.* files, substituteFrom without a creator and ${VARS} without a value, each with
-    its file, line and Kustomization chain. Needs only kustomize (or kubectl). Exits 1 on
-    any problem.
+    honouring .sourceignore and Flux's load restrictions, collects HelmReleases and their
+    sources, and reports broken YAML, missing or outside files, unknown or cyclic dependsOn,
+    missing sources, objects applied twice, unencrypted *.sops.* files, substituteFrom
+    without a creator, ${VARS} without a value (fatal since Flux 2.9) and objects the API
+    server would refuse (kubeconform), each at the line to edit with its Kustomization
+    chain. Says how many Kustomizations were validated and why others were skipped
+    (--strict fails on them). Needs kustomize (or kubectl); kubeconform and helm when
+    installed. Exits 1 on any problem.
     """
     from tasks.lib.fluxtree import report
 

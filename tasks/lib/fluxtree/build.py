@@ -326,7 +326,12 @@ class Builder:
         try:
             batch, _keys = self._write_batch(group)
             argv = kustomize_argv(str(batch), self.tool, unrestricted=True)
-            outcome = run_one(Command(tuple(argv), what=f"building {len(group)} Kustomization(s)"))
+            what = (
+                f"building Kustomization {group[0].key}"
+                if len(group) == 1
+                else f"building {len(group)} Kustomizations"
+            )
+            outcome = run_one(Command(tuple(argv), what=what))
             if outcome.ok:
                 return self._split(batch, group, outcome.stdout), []
             error, internal = (outcome.problem if outcome.limit else outcome.stderr.strip()), False

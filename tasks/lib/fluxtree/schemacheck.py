@@ -57,7 +57,7 @@ def check(
     objects: list[Obj], *, schemas: Schemas | None = None, timeout: float = 300
 ) -> tuple[list[Invalid], list[str]]:
     """(the objects kubeconform refuses, notes on what was and was not checked)."""
-    from tasks.lib.tools.runner import find_tool, run_many
+    from tasks.lib.tools.runner import Command, find_tool, run_one
 
     if find_tool("kubeconform") is None:
         return [], ["schemas not checked: kubeconform is not installed (inv doctor --install)"]
@@ -73,11 +73,15 @@ def check(
         body.setdefault("metadata", {})["name"] = f"o{index}"
         documents.append(json.dumps(body))
     argv = ["kubeconform", *schemas.argv(), "-strict=false", "-output", "json", "-verbose", "-"]
-    outcome = run_many([(argv, "\n---\n".join(documents).encode())], timeout=timeout)[0]
+    stdin = "\n---\n".join(documents).encode()
+    outcome = run_one(
+        Command(tuple(argv), stdin=stdin, deadline=timeout, what="checking objects against their schemas")
+    )
     try:
-        resources = json.loads(outcome.stdout or b"{}").get("resources") or []
+        resources = json.loads(outcome.data or b"{}").get("resources") or []
     except ValueError:
-        return [], [f"schemas not checked: kubeconform failed ({' '.join(outcome.error_text.split())[:200]})"]
+        why = outcome.problem if outcome.limit else " ".join(outcome.stderr.split())[:200]
+        return [], [f"schemas not checked: kubeconform failed ({why})"]
     invalid = []
     statuses: Counter[str] = Counter()
     for resource in resources:
