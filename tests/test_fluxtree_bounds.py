@@ -205,3 +205,28 @@ def test_vars_file_that_is_not_a_small_file_is_one_line(tmp_path: Path, kind: st
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1
     assert f"--vars-file {target}" in result.stderr
+
+
+def test_a_build_stopped_by_its_memory_limit_is_one_problem_of_its_kustomization(tmp_path: Path) -> None:
+    """kustomize runs under the runner's memory limit: a build that hits it (a batch is
+    split until the one Kustomization is alone) is one line on that Kustomization."""
+    from tasks.lib.tools.runner import OUT_OF_MEMORY, Command, Outcome, observe
+
+    repo = repo_with(
+        tmp_path, {"kustomization.yaml": "resources:\n  - ./cm.yaml\n", "cm.yaml": "kind: ConfigMap\n"}
+    )
+
+    def out_of_memory(command: Command) -> Outcome | None:
+        if " kustomize " in command.line and "Kustomization flux-system/apps" in command.what:
+            return Outcome(command, -9, limit=OUT_OF_MEMORY)
+        return None
+
+    with observe(out_of_memory):
+        tree = validate(repo)
+    assert [(p.kind, p.file, p.message) for p in tree.problems] == [
+        (
+            "build-failed",
+            "kubernetes/apps/kustomization.yaml",
+            "kubectl ran out of its 2 GB memory limit building Kustomization flux-system/apps",
+        )
+    ]
