@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.lib.secrets.sopsfile import SECRET_ROOTS, is_encrypted, is_sops_name
 
 from .engine import Engine
 from .model import HR_GROUP, SOURCE_GROUP, SOURCE_KINDS, Obj, Ref
+from .schemacheck import Invalid
 from .walk import walk
 from .yamlio import read_text
+
+if TYPE_CHECKING:
+    from tasks.lib.tools.runner import Outcome
 
 SKIP_DIRS = {".git", "node_modules", ".venv", "venv", "__pycache__", ".ruff_cache", ".pytest_cache"}
 
@@ -300,15 +308,11 @@ def check_rendered(engine: Engine, only: set[str] | None = None) -> None:
         engine.problem(kind, hr.file, message, hr.owner, subject=hr.subject)
 
 
-def check_schemas(engine: Engine) -> None:
+def check_schemas(engine: Engine, invalid: list[Invalid]) -> None:
     """Every object, and what the charts render (``--helm``), against the Kubernetes API
-    schemas (kubeconform, offline): what the API server refuses fails Flux's apply of the
-    whole Kustomization, or helm-controller's install of the release."""
-    from .schemacheck import check
-
-    rendered = [obj for objects in engine.tree.rendered.values() for obj in objects]
-    invalid, notes = check([*engine.tree.objects(), *rendered])
-    engine.tree.notes += notes
+    schemas (kubeconform, offline, in the background while the other checks run): what the
+    API server refuses fails Flux's apply of the whole Kustomization, or helm-controller's
+    install of the release."""
     for found in invalid:
         obj = found.obj
         label = f"{obj.kind} {obj.namespace}/{obj.name}" if obj.namespace else f"{obj.kind} {obj.name}"
@@ -324,6 +328,28 @@ def check_schemas(engine: Engine) -> None:
             obj.owner,
             subject=("HelmRelease", obj.rendered_by.split("/", 1)[1]) if obj.rendered_by else obj.subject,
         )
+
+
+@contextlib.contextmanager
+def schemas_in_background(engine: Engine) -> Iterator[Callable[[], list[Invalid]]]:
+    """Start kubeconform over every object; the block gets a function that waits for it."""
+    from tasks.lib.tools.runner import started
+
+    from .schemacheck import prepare, read
+
+    rendered = [obj for objects in engine.tree.rendered.values() for obj in objects]
+    plan = prepare([*engine.tree.objects(), *rendered])
+
+    def finish(outcome: Outcome | None) -> list[Invalid]:
+        invalid, notes = read(plan, outcome)
+        engine.tree.notes += notes
+        return invalid
+
+    if plan.command is None:
+        yield lambda: finish(None)
+        return
+    with started([plan.command]) as batch:
+        yield lambda: finish(batch.wait()[0])
 
 
 def check_not_validated(engine: Engine) -> None:
@@ -347,23 +373,29 @@ CHECKS = (
     check_duplicates,
     check_substitute_from,
     check_sops,
-    check_schemas,
 )
 
 
 def run_checks(engine: Engine) -> None:
-    """Every check; one that fails unexpectedly is reported as a bug and the others still run."""
+    """Every check; one that fails unexpectedly is reported as a bug and the others still
+    run. kubeconform runs in the background meanwhile."""
     _HINT_CACHE.clear()
-    for check in CHECKS:
-        try:
-            check(engine)
-        except Exception as error:
-            engine.problem(
-                "internal-error",
-                engine.tree.entry,
-                f"{check.__name__} failed ({type(error).__name__}: {error}); this is a bug in the "
-                "validator, please report it",
-            )
+    with schemas_in_background(engine) as schemas:
+        for check in CHECKS:
+            _guarded(engine, check.__name__, functools.partial(check, engine))
+        _guarded(engine, "check_schemas", lambda: check_schemas(engine, schemas()))
+
+
+def _guarded(engine: Engine, name: str, step: Callable[[], None]) -> None:
+    try:
+        step()
+    except Exception as error:
+        engine.problem(
+            "internal-error",
+            engine.tree.entry,
+            f"{name} failed ({type(error).__name__}: {error}); this is a bug in the validator, "
+            "please report it",
+        )
 
 
 __all__ = ["HR_GROUP", "SOURCE_GROUP", "SOURCE_KINDS", "find_cycles", "run_checks"]

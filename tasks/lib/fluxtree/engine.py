@@ -75,6 +75,8 @@ class Engine:
         self.remote = sources.repository_urls(self.root) | self.flux.sync_urls
         self.failed: set[str] = set()
         self.incomplete: set[str] = set()
+        #: Kustomization id -> (variables it was substituted with, objects, unresolved, problems)
+        self.substituted: dict[str, tuple[Any, list[Obj], list[tuple[Doc, str]], list[tuple[Any, ...]]]] = {}
         self.lines = sources.LineFinder(self.root)
         self.variables_at = VariableFinder(self.root)
 
@@ -425,34 +427,51 @@ class Engine:
         return values, complete
 
     def objects(self, ks: FluxKustomization, *, report: bool) -> list[Obj]:
+        """What ``ks`` applies after ``postBuild`` substitution (with ``report``, its
+        substitution problems are recorded). Computed once per set of variables: the final
+        pass reuses the first one's when nothing the variables come from changed."""
         variables, complete = self.variables(ks)
+        key = (tuple(sorted((variables or {}).items())), variables is None, complete)
+        done = self.substituted.get(ks.id)
+        if done is None or done[0] != key:
+            done = (key, *self._substitute(ks, variables, complete))
+            self.substituted[ks.id] = done
+        _key, out, unresolved, problems = done
         if not complete:
             self.incomplete.add(ks.id)  # values unknown offline: substituted names are guesses
+        if report:
+            for args in problems:
+                self.problem(*args)
+            if unresolved:
+                self._report_unresolved(ks, unresolved)
+        return out
+
+    def _substitute(
+        self, ks: FluxKustomization, variables: dict[str, str] | None, complete: bool
+    ) -> tuple[list[Obj], list[tuple[Doc, str]], list[tuple[Any, ...]]]:
+        """(objects, unresolved (document, variable), problems to report)."""
+        from .build import strip_origin
+
         out: list[Obj] = []
         unresolved: list[tuple[Doc, str]] = []
+        problems: list[tuple[Any, ...]] = []
         for doc in self.raw.get(ks.id, []):
             body = doc.body
             if variables and "${" in doc.text and not is_disabled(body):
                 result = substitute(doc.text, variables)
-                if result.error and report:
-                    self.problem(
-                        "substitution-failed",
-                        doc.file,
+                if result.error:
+                    message = (
                         f"Flux's postBuild substitution stops here: {result.error} (escape it as $${{...}} "
-                        f"or annotate the object {DISABLED_KEY}: disabled)",
-                        ks.id,
-                        subject=_subject(body),
+                        f"or annotate the object {DISABLED_KEY}: disabled)"
                     )
+                    problems.append(("substitution-failed", doc.file, message, ks.id, None, _subject(body)))
                 try:
                     parsed = yamlio.load(result.text)
                 except yamlio.YAMLError as error:
-                    if report:
-                        _line, _c, message = yamlio.error_position(error)
-                        self.problem("yaml-invalid", doc.file, f"after substitution: {message}", ks.id)
+                    _line, _c, text = yamlio.error_position(error)
+                    problems.append(("yaml-invalid", doc.file, f"after substitution: {text}", ks.id))
                     parsed = None
                 if isinstance(parsed, dict):
-                    from .build import strip_origin
-
                     strip_origin(parsed)
                     body = parsed
                 if complete:
@@ -461,10 +480,8 @@ class Engine:
             obj = Obj(body=body, owner=ks.id, file=doc.file)
             obj.written_name = written if written != obj.name else ""
             out.append(obj)
-        if report and unresolved:
-            self._report_unresolved(ks, unresolved)
         _common_metadata(ks, out)
-        return out
+        return out, unresolved, problems
 
     def _report_unresolved(self, ks: FluxKustomization, unresolved: list[tuple[Doc, str]]) -> None:
         """One problem per variable and file, at the line that uses it."""

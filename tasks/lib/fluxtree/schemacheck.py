@@ -13,11 +13,14 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .model import Obj
 from .schemas import Schemas, local_schemas
+
+if TYPE_CHECKING:
+    from tasks.lib.tools.runner import Command, Outcome
 
 _DETAIL = re.compile(r"- at '([^']*)': (.+?)(?=\s+- at '|$)")
 
@@ -49,34 +52,51 @@ def reason(message: str) -> str:
     return "; ".join(details) if details else message.strip()
 
 
-def _checkable(objects: list[Obj], schemas: Schemas) -> list[Obj]:
-    return [o for o in objects if schemas.has(o.kind, o.api_version)]
+@dataclass
+class Plan:
+    """One kubeconform run over the objects that have a schema (no command: nothing to run,
+    the notes say why)."""
+
+    objects: list[Obj]
+    checked: list[Obj] = field(default_factory=list)
+    command: Command | None = None
+    notes: list[str] = field(default_factory=list)
+    kubernetes_version: str = ""
 
 
-def check(
-    objects: list[Obj], *, schemas: Schemas | None = None, timeout: float = 300
-) -> tuple[list[Invalid], list[str]]:
-    """(the objects kubeconform refuses, notes on what was and was not checked)."""
-    from tasks.lib.tools.runner import Command, find_tool, run_one
+def prepare(objects: list[Obj], *, schemas: Schemas | None = None, timeout: float = 300) -> Plan:
+    """The kubeconform command for ``objects`` (see :func:`check`)."""
+    from tasks.lib.tools.runner import Command, find_tool
 
+    plan = Plan(objects)
     if find_tool("kubeconform") is None:
-        return [], ["schemas not checked: kubeconform is not installed (inv doctor --install)"]
+        plan.notes.append("schemas not checked: kubeconform is not installed (inv doctor --install)")
+        return plan
     schemas = schemas or local_schemas()
     if schemas is None:
-        return [], ["schemas not checked: the kubernetes-validate wheel is not installed"]
-    checked = _checkable(objects, schemas)
-    if not checked:
-        return [], []
+        plan.notes.append("schemas not checked: the kubernetes-validate wheel is not installed")
+        return plan
+    plan.kubernetes_version = schemas.kubernetes_version
+    plan.checked = [o for o in objects if schemas.has(o.kind, o.api_version)]
+    if not plan.checked:
+        return plan
     documents = []
-    for index, obj in enumerate(checked):
+    for index, obj in enumerate(plan.checked):
         body: dict[str, Any] = json.loads(json.dumps(obj.body, default=str))
         body.setdefault("metadata", {})["name"] = f"o{index}"
         documents.append(json.dumps(body))
     argv = ["kubeconform", *schemas.argv(), "-strict=false", "-output", "json", "-verbose", "-"]
     stdin = "\n---\n".join(documents).encode()
-    outcome = run_one(
-        Command(tuple(argv), stdin=stdin, deadline=timeout, what="checking objects against their schemas")
+    plan.command = Command(
+        tuple(argv), stdin=stdin, deadline=timeout, what="checking objects against their schemas"
     )
+    return plan
+
+
+def read(plan: Plan, outcome: Outcome | None) -> tuple[list[Invalid], list[str]]:
+    """(the objects kubeconform refused, notes on what was and was not checked)."""
+    if plan.command is None or outcome is None:
+        return [], plan.notes
     try:
         resources = json.loads(outcome.data or b"{}").get("resources") or []
     except ValueError:
@@ -88,11 +108,22 @@ def check(
         status = str(resource.get("status", ""))
         statuses[status] += 1
         name = str(resource.get("name", ""))
-        if status in {"statusInvalid", "statusError"} and name[1:].isdigit() and int(name[1:]) < len(checked):
-            invalid.append(Invalid(checked[int(name[1:])], reason(str(resource.get("msg", "")))[:400]))
-    unchecked = len(objects) - len(checked)
+        index = int(name[1:]) if name[1:].isdigit() else len(plan.checked)
+        if status in {"statusInvalid", "statusError"} and index < len(plan.checked):
+            invalid.append(Invalid(plan.checked[index], reason(str(resource.get("msg", "")))[:400]))
+    unchecked = len(plan.objects) - len(plan.checked)
     notes = [
         f"{statuses['statusValid'] + len(invalid)} object(s) checked against the Kubernetes "
-        f"{schemas.kubernetes_version} schemas ({unchecked} of kinds without a shipped schema)"
+        f"{plan.kubernetes_version} schemas ({unchecked} of kinds without a shipped schema)"
     ]
     return invalid, notes
+
+
+def check(
+    objects: list[Obj], *, schemas: Schemas | None = None, timeout: float = 300
+) -> tuple[list[Invalid], list[str]]:
+    """(the objects kubeconform refuses, notes on what was and was not checked)."""
+    from tasks.lib.tools.runner import run_one
+
+    plan = prepare(objects, schemas=schemas, timeout=timeout)
+    return read(plan, run_one(plan.command) if plan.command is not None else None)
