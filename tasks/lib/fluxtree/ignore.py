@@ -19,6 +19,7 @@ gitignore library.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -88,9 +89,25 @@ def _class_body(body: str) -> str:
     return "".join(out)
 
 
-def _match(pattern: str, name: str) -> bool:
+_GLOB_CHARS = frozenset("*?[\\")
+
+
+@lru_cache(maxsize=4096)
+def _matcher(pattern: str) -> Callable[[str], bool]:
+    """A fast test for one element pattern: equality, a ``*suffix``, or the glob."""
+    if not _GLOB_CHARS & set(pattern):
+        return pattern.__eq__
+    if pattern.startswith("*") and not _GLOB_CHARS & set(pattern[1:]):
+        suffix = pattern[1:]
+        return lambda name: name.endswith(suffix) and "/" not in name
     compiled = _glob(pattern)
-    return compiled is not None and compiled.match(name) is not None
+    if compiled is None:
+        return lambda name: False
+    return lambda name: compiled.match(name) is not None
+
+
+def _match(pattern: str, name: str) -> bool:
+    return _matcher(pattern)(name)
 
 
 @dataclass(frozen=True)

@@ -212,12 +212,13 @@ def check_file(view: SourceView, path: Path) -> tuple[str, str] | None:
 def check_yaml(path: Path) -> tuple[str, str] | None:
     """("file-refused", reason) when a manifest kustomize would load is over the YAML bounds
     (aliases that expand past the limit, too many documents): kustomize would expand it in
-    memory. Only texts that use aliases are parsed here; the rest is left to kustomize."""
+    memory. Only texts with many aliases are parsed here (a few cannot multiply a file much;
+    the memory limit kustomize runs under bounds the rest)."""
     try:
         text = yamlio.read_text(path)
     except OSError as error:
         return "file-refused", f"cannot be read ({error.strerror or error})"
-    if yamlio.may_alias(text) or text.count("---") > yamlio.MAX_DOCUMENTS:
+    if yamlio.many_aliases(text) or text.count("---") > yamlio.MAX_DOCUMENTS:
         try:
             yamlio.load_all(text)
         except yamlio.LimitExceeded as error:

@@ -173,6 +173,16 @@ def _check_expansion(data: Any) -> None:
         stack.extend((c, False) for c in children if isinstance(c, (dict, list)) and id(c) not in sizes)
 
 
+_ALIAS = re.compile(r"(?:^|[\s\[{,:-])\*[^\s,\]}]+")
+#: Fewer aliases than this cannot multiply a file's size much.
+FEW_ALIASES = 32
+
+
+def many_aliases(text: str) -> bool:
+    """Whether ``text`` holds enough alias references to be a YAML bomb."""
+    return may_alias(text) and len(_ALIAS.findall(text, 0)) >= FEW_ALIASES
+
+
 def may_alias(text: str) -> bool:
     """Whether ``text`` may use aliases (an anchor and an alias character both appear)."""
     return "&" in text and "*" in text
