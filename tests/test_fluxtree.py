@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.lib.fluxtree import EntryNotFound, locate, validate
+from tasks.lib.fluxtree import EntryNotFound, locate, validate, yamlio
 from tasks.lib.fluxtree.build import BuildItem, plan_groups
 from tasks.lib.fluxtree.checks import find_cycles
 from tasks.lib.fluxtree.report import as_json, as_text
@@ -261,3 +261,97 @@ def test_helm_without_helm_is_a_note_not_a_problem(tmp_path: Path) -> None:
     assert tree.problems == []
     assert "--helm: helm is not installed, 6 HelmRelease(s) not rendered" in tree.notes
     assert any(note.startswith("schemas not checked: kubeconform is not installed") for note in tree.notes)
+
+
+SHARED = """---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: shared
+provisioner: x
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: reader
+rules: []
+"""
+BINDING = """---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {app}-reader
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: reader
+subjects: []
+"""
+APP = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {app}
+data:
+  claim: ${{APP}}
+"""
+APP_KS = """---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: {app}
+  namespace: flux-system
+spec:
+  path: ./kubernetes/apps/{app}
+  targetNamespace: media
+  components: [../../components/app]
+  postBuild:
+    substitute:
+      APP: {app}
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+"""
+CLAIM = """apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: ${APP}
+spec:
+  storageClassName: shared
+  accessModes: [ReadWriteOnce]
+"""
+
+
+def test_batched_builds_give_exactly_what_builds_one_by_one_give(tmp_path: Path, monkeypatch) -> None:
+    """Many Kustomizations share one kustomize run (same-namespace apps loading one component
+    take a nameSuffix of their own, removed afterwards): the objects are exactly those of
+    one run per Kustomization, references to another app's objects included."""
+    from tasks.lib.fluxtree import build
+
+    repo = tmp_path / "repo"
+    component = repo / "kubernetes/components/app"
+    component.mkdir(parents=True)
+    (component / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [claim.yaml]\n"
+    )
+    (component / "claim.yaml").write_text(CLAIM)
+    for index in range(6):
+        app = repo / f"kubernetes/apps/app{index}"
+        app.mkdir(parents=True)
+        (app / "kustomization.yaml").write_text("resources: [all.yaml]\n")
+        extra = SHARED if index == 0 else BINDING.format(app=f"app{index}")
+        (app / "all.yaml").write_text(APP.format(app=f"app{index}") + extra)
+    (repo / "kubernetes/flux/cluster").mkdir(parents=True)
+    (repo / "kubernetes/flux/cluster/ks.yaml").write_text(
+        "".join(APP_KS.format(app=f"app{i}") for i in range(6))
+    )
+
+    def objects(tree) -> dict[str, list[str]]:
+        return {k.id: sorted(yamlio.dump(o.body) for o in k.objects) for k in tree.kustomizations.values()}
+
+    batched = validate(repo, workers=1)
+    assert batched.builds < 6  # the apps shared a kustomize run
+    monkeypatch.setattr(build, "plan_groups", lambda items, workers: [[item] for item in items])
+    alone = validate(repo, workers=1)
+    assert objects(batched) == objects(alone)
+    (binding,) = [o for o in alone.objects() if o.name == "app3-reader"]
+    assert binding.body["roleRef"]["name"] == "reader"

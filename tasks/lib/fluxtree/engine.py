@@ -324,6 +324,10 @@ class Engine:
             namespace=str(ks.spec.get("targetNamespace") or ""),
             dirs=frozenset(d.path for d in closure),
         )
+        if kdir.file is not None and not item.renames and not item.alone:
+            # Built with a nameSuffix of its own in a shared batch: only what kustomize never
+            # renames can still collide with another item's objects.
+            item.fixed = frozenset(d.path for d in closure if d.unrenamed or d.file is None)
         if (
             kdir.file is None
             or kdir.remote

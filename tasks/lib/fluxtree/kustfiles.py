@@ -15,6 +15,7 @@ repository, a FIFO, a device or a file over the size limit.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import threading
 from dataclasses import dataclass, field
@@ -104,6 +105,7 @@ class KDir:
     refused: list[Refusal] = field(default_factory=list)
     remote: list[str] = field(default_factory=list)
     renames: bool = False
+    unrenamed: bool = False  # one of its files holds a kind no nameSuffix renames (Namespace, CRD)
     error: tuple[int | None, str] | None = None  # YAML error (line, message)
     error_kind: str = "yaml-invalid"
 
@@ -209,23 +211,29 @@ def check_file(view: SourceView, path: Path) -> tuple[str, str] | None:
     return None
 
 
-def check_yaml(path: Path) -> tuple[str, str] | None:
-    """("file-refused", reason) when a manifest kustomize would load is over the YAML bounds
+#: Kinds kustomize never gives a name prefix or suffix.
+_UNRENAMED = re.compile(r"^kind:\s*['\"]?(?:Namespace|CustomResourceDefinition|APIService)['\"]?\s*$", re.M)
+
+
+def check_yaml(path: Path) -> tuple[tuple[str, str] | None, bool]:
+    """(("file-refused", reason) when a manifest kustomize would load is over the YAML bounds
     (aliases that expand past the limit, too many documents): kustomize would expand it in
     memory. Only texts with many aliases are parsed here (a few cannot multiply a file much;
-    the memory limit kustomize runs under bounds the rest)."""
+    the memory limit kustomize runs under bounds the rest), or None; whether the file holds
+    a kind no nameSuffix renames)."""
     try:
         text = yamlio.read_text(path)
     except OSError as error:
-        return "file-refused", f"cannot be read ({error.strerror or error})"
+        return ("file-refused", f"cannot be read ({error.strerror or error})"), False
+    unrenamed = bool(_UNRENAMED.search(text))
     if yamlio.many_aliases(text) or text.count("---") > yamlio.MAX_DOCUMENTS:
         try:
             yamlio.load_all(text)
         except yamlio.LimitExceeded as error:
-            return "file-refused", str(error)
+            return ("file-refused", str(error)), unrenamed
         except yamlio.YAMLError:
-            return None  # kustomize reports it, and yaml_errors() explains it
-    return None
+            return None, unrenamed  # kustomize reports it, and yaml_errors() explains it
+    return None, unrenamed
 
 
 def read_kdir(directory: Path, view: SourceView) -> KDir:
@@ -264,7 +272,8 @@ def read_kdir(directory: Path, view: SourceView) -> KDir:
             target = Path(os.path.normpath(directory / ref))
             problem = check_file(view, target)
             if problem is None and not target.is_dir():
-                problem = check_yaml(target)
+                problem, unrenamed = check_yaml(target)
+                kdir.unrenamed = kdir.unrenamed or unrenamed
             if problem is not None:
                 kdir.refused.append(Refusal(key, ref, *problem))
             elif target.is_dir():
