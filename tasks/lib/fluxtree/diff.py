@@ -5,11 +5,16 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import tempfile
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import yamlio
 from .model import Obj, Tree
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 NOISY_LABELS = frozenset({"helm.sh/chart", "app.kubernetes.io/version", "chart", "heritage", "release"})
 NOISY_ANNOTATION_PREFIXES = ("checksum/", "config.kubernetes.io/")
@@ -172,3 +177,45 @@ def markdown(
         size += sum(len(line) + 1 for line in section)
         body += section
     return "\n".join([*lines, *body]) + "\n"
+
+
+def base_engine(worktree: Path) -> Engine | None:
+    """The validation of a checkout of the base; None when the base has no Flux tree yet
+    (then everything is new)."""
+    from . import analyse
+    from .entry import EntryNotFound
+
+    try:
+        return analyse(worktree)
+    except EntryNotFound:
+        return None
+
+
+def diff_against(root: Path, ref: str, head: Engine, limit: int = DEFAULT_LIMIT, helm: bool = False) -> str:
+    """The markdown diff of ``head`` (the work tree's validation) against ``ref``, built from
+    a temporary git worktree of ``ref`` that is always removed. With ``helm``, the charts of
+    the HelmReleases whose inputs changed are rendered on both sides (the base's while its
+    worktree, and so its local charts, still exists) and what they render is diffed too."""
+    from tasks.lib.errors import UserError
+    from tasks.lib.gitremote import git_query
+
+    from .checks import check_rendered
+
+    changed: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="home-ops-diff-") as scratch:
+        worktree = Path(scratch) / "base"
+        if git_query(root, "worktree", "add", "--detach", "--quiet", str(worktree), ref) is None:
+            raise UserError(f"could not check out {ref} into a temporary worktree")
+        try:
+            engine = base_engine(worktree)
+            base = engine.tree if engine is not None else Tree(root=str(worktree), entry="")
+            if helm:
+                changed = changed_releases(base, head.tree)
+                if engine is not None and changed:
+                    check_rendered(engine, only=changed)
+        finally:
+            git_query(root, "worktree", "remove", "--force", str(worktree))
+            git_query(root, "worktree", "prune")
+    if changed:
+        check_rendered(head, only=changed)
+    return markdown(base, head.tree, base_label=ref, limit=limit)

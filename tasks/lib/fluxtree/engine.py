@@ -299,7 +299,7 @@ class Engine:
             return None
         return closure, generated
 
-    def plan(self, ks: FluxKustomization) -> BuildItem | None:
+    def build_item(self, ks: FluxKustomization) -> BuildItem | None:
         """How to build ``ks``, or None (with the reason recorded) when it cannot be built."""
         directory = self._check_path(ks)
         if directory is None or not self._check_components(ks, directory):
@@ -566,7 +566,7 @@ class Engine:
         items: list[BuildItem] = []
         for ks in level:
             try:
-                if (item := self.plan(ks)) is not None:
+                if (item := self.build_item(ks)) is not None:
                     items.append(item)
             except Exception as error:
                 self.internal_error(ks, error)
