@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.lib.provision.plan import merge_values as merge
+from tasks.lib.provision.facts import merge_values as merge
 
 from . import yamlio
 from .model import SOURCE_GROUP, Obj, Ref
