@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tasks.lib.fluxtree import validate, yamlio
+from tasks.lib.fluxtree.walk import walk
 
 ROOT = Path(__file__).parent.parent
 DEADLINE = 300  # seconds: far above a normal run, far below a hang
@@ -71,9 +72,7 @@ def run_validate(*args: str) -> subprocess.CompletedProcess[str]:
 
 def remove_deep(top: Path) -> None:
     """Remove a tree of nested folders without recursion."""
-    folders = []
-    from tasks.lib.fluxtree.walk import walk
-
+    folders: list[Path] = []
     for here, _dirs, files in walk(top, max_depth=10_000):
         folders.append(here)
         for name in files:
