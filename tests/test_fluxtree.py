@@ -259,8 +259,8 @@ def test_reports(clean_tree) -> None:
 def test_helm_without_helm_is_a_note_not_a_problem(tmp_path: Path) -> None:
     tree = validate(CLEAN, helm=True)  # the tests see no .tools/bin: no helm, no kubeconform
     assert tree.problems == []
-    assert "--helm: helm is not installed, 6 HelmRelease(s) not rendered" in tree.notes
-    assert any(note.startswith("schemas not checked: kubeconform is not installed") for note in tree.notes)
+    assert "--helm: helm is missing, 6 HelmRelease(s) not rendered" in tree.notes
+    assert any(note.startswith("schemas not checked: kubeconform is missing") for note in tree.notes)
 
 
 SHARED = """---

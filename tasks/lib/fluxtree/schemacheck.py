@@ -70,11 +70,11 @@ def prepare(objects: list[Obj], *, schemas: Schemas | None = None, timeout: floa
 
     plan = Plan(objects)
     if find_tool("kubeconform") is None:
-        plan.notes.append("schemas not checked: kubeconform is not installed (inv doctor --install)")
+        plan.notes.append("schemas not checked: kubeconform is missing (inv doctor --install)")
         return plan
     schemas = schemas or local_schemas()
     if schemas is None:
-        plan.notes.append("schemas not checked: the kubernetes-validate wheel is not installed")
+        plan.notes.append("schemas not checked: the kubernetes-validate wheel is missing")
         return plan
     plan.kubernetes_version = schemas.kubernetes_version
     plan.checked = [o for o in objects if schemas.has(o.kind, o.api_version)]
