@@ -296,9 +296,7 @@ def check_rendered(engine: Engine, only: set[str] | None = None) -> None:
 
     releases = engine.tree.helmreleases()
     if find_tool("helm") is None:
-        engine.tree.notes.append(
-            f"--helm: helm is missing, {len(releases)} HelmRelease(s) not rendered"
-        )
+        engine.tree.notes.append(f"--helm: helm is missing, {len(releases)} HelmRelease(s) not rendered")
         return
     renderer = Renderer(engine, only=only)
     rendered = renderer.render()

@@ -191,11 +191,14 @@ def base_engine(worktree: Path) -> Engine | None:
         return None
 
 
-def diff_against(root: Path, ref: str, head: Engine, limit: int = DEFAULT_LIMIT, helm: bool = False) -> str:
-    """The markdown diff of ``head`` (the work tree's validation) against ``ref``, built from
-    a temporary git worktree of ``ref`` that is always removed. With ``helm``, the charts of
-    the HelmReleases whose inputs changed are rendered on both sides (the base's while its
-    worktree, and so its local charts, still exists) and what they render is diffed too."""
+def diff_against(
+    root: Path, ref: str, head: Engine, limit: int = DEFAULT_LIMIT, helm: bool = False, label: str = ""
+) -> str:
+    """The markdown diff of ``head`` (the work tree's validation) against ``ref`` (a commit,
+    named ``label`` in the markdown), built from a temporary git worktree of ``ref`` that is
+    always removed. With ``helm``, the charts of the HelmReleases whose inputs changed are
+    rendered on both sides (the base's while its worktree, and so its local charts, still
+    exists) and what they render is diffed too."""
     from tasks.lib.errors import UserError
     from tasks.lib.gitremote import git_query
 
@@ -218,4 +221,4 @@ def diff_against(root: Path, ref: str, head: Engine, limit: int = DEFAULT_LIMIT,
             git_query(root, "worktree", "prune")
     if changed:
         check_rendered(head, only=changed)
-    return markdown(base, head.tree, base_label=ref, limit=limit)
+    return markdown(base, head.tree, base_label=label or ref, limit=limit)
