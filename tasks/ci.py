@@ -10,7 +10,7 @@ from invoke.context import Context
 from tasks.lib.errors import UserError
 from tasks.lib.paths import paths_for
 from tasks.lib.taskdef import task
-from tasks.lib.tools.runner import Command, run_one
+from tasks.lib.tools.runner import Command, find_tool, is_dry, run, run_one
 
 
 @task(
@@ -92,6 +92,35 @@ def renovate_token(c: Context) -> None:
     ci.append(ci.SUMMARY_ENV, f"## Renovate\n\n{ci.RENOVATE_SETUP}.\n")
 
 
+@task
+def install_qemu(c: Context) -> None:
+    """Install QEMU for `inv dev.cluster-test` on a Debian/Ubuntu runner (sudo apt-get).
+
+    Does nothing when QEMU is installed already. On a workstation install it yourself."""
+    from tasks.lib.clustertest import journey, plan
+
+    binary = journey.qemu_binary()
+    if find_tool(binary) is not None and not is_dry(c):
+        print(f"{binary} is installed already")
+        return
+    if find_tool("apt-get") is None and not is_dry(c):
+        raise UserError(f"no apt-get here: install QEMU ({binary}) with this system's package manager")
+    sudo = journey.sudo_prefix()
+    run(c, [*sudo, "apt-get", "update", "--quiet"], timeout=600, what="updating the package lists")
+    install = [
+        *sudo,
+        "apt-get",
+        "install",
+        "--quiet",
+        "--yes",
+        "--no-install-recommends",
+        *plan.QEMU_PACKAGES,
+    ]
+    run(c, install, timeout=1200, stream=True, what="installing QEMU")
+    if not is_dry(c):
+        print(f"installed {', '.join(plan.QEMU_PACKAGES)}")
+
+
 ns = Collection("ci")
-for _task in (changed, summary, renovate_token):
+for _task in (changed, summary, renovate_token, install_qemu):
     ns.add_task(_task)

@@ -46,7 +46,9 @@ def reads(nodes: Sequence[str]) -> list[Read]:
         Read("flux.json", ("kubectl", "get", FLUX_RESOURCES, "--all-namespaces", "--output=json")),
         Read("events.txt", ("kubectl", "get", "events", "--all-namespaces", "--sort-by=.lastTimestamp")),
     ]
-    found += [Read(f"dmesg-{node}.txt", ("talosctl", "dmesg", "--nodes", node), DMESG_LINES) for node in nodes]
+    found += [
+        Read(f"dmesg-{node}.txt", ("talosctl", "dmesg", "--nodes", node), DMESG_LINES) for node in nodes
+    ]
     return found
 
 

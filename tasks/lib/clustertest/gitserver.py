@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.server
+import io
 import os
 import re
 import socketserver
@@ -31,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from tasks.lib.errors import signals_interrupt
 from tasks.lib.tools.runner import GB, MB, Command, run_one
@@ -69,7 +70,7 @@ class DeadlinePassed(Exception):
 # --------------------------------------------------------------------------- pure parts
 
 
-def read_body(stream: BinaryIO, headers: Any, limit: int = MAX_BODY) -> bytes:
+def read_body(stream: io.BufferedIOBase, headers: Any, limit: int = MAX_BODY) -> bytes:
     """The request body: ``Content-Length`` bytes, or the chunks of a ``Transfer-Encoding:
     chunked`` request (git sends a large push in chunks). Larger than ``limit``: refused."""
     if str(headers.get("Transfer-Encoding", "")).strip().lower() == "chunked":
@@ -86,7 +87,7 @@ def read_body(stream: BinaryIO, headers: Any, limit: int = MAX_BODY) -> bytes:
     return body
 
 
-def read_chunked(stream: BinaryIO, limit: int) -> bytes:
+def read_chunked(stream: io.BufferedIOBase, limit: int) -> bytes:
     body = bytearray()
     while True:
         line = stream.readline(1024)
@@ -140,7 +141,9 @@ def parse_cgi(output: bytes) -> CgiResponse:
     return CgiResponse(status, reason, tuple(headers), body)
 
 
-def cgi_env(root: Path, method: str, path: str, query: str, headers: Any, body: bytes, client: str) -> dict[str, str]:
+def cgi_env(
+    root: Path, method: str, path: str, query: str, headers: Any, body: bytes, client: str
+) -> dict[str, str]:
     """The CGI variables ``git http-backend`` reads, pushes enabled (``http.receivepack``
     through git's environment configuration, whatever the repository's own config says)."""
     env = {
@@ -157,7 +160,10 @@ def cgi_env(root: Path, method: str, path: str, query: str, headers: Any, body: 
         "CONTENT_TYPE": str(headers.get("Content-Type") or ""),
         "CONTENT_LENGTH": str(len(body)),
     }
-    for header, variable in (("Git-Protocol", "HTTP_GIT_PROTOCOL"), ("Content-Encoding", "HTTP_CONTENT_ENCODING")):
+    for header, variable in (
+        ("Git-Protocol", "HTTP_GIT_PROTOCOL"),
+        ("Content-Encoding", "HTTP_CONTENT_ENCODING"),
+    ):
         value = headers.get(header)
         if value:
             env[variable] = str(value)
@@ -205,10 +211,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     timeout = REQUEST_TIMEOUT
     protocol_version = "HTTP/1.0"  # one request per connection: nothing to keep track of
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.serve_git()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.serve_git()
 
     def serve_git(self) -> None:
@@ -245,7 +251,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise BadRequest(502, outcome.problem)
         return parse_cgi(outcome.data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: Any) -> None:
         self.server.note(f"{self.client_address[0]} {format % args}")
 
 

@@ -34,6 +34,8 @@ WORKER_MEMORY = "3GiB"
 #: talosctl's QEMU presets: boot the ISO and stay in maintenance mode (no config applied),
 #: as a bare-metal machine booted from the Talos ISO does.
 PRESETS = "iso,maintenance"
+#: What the VMs need on a Debian/Ubuntu host (the reference template's runner setup).
+QEMU_PACKAGES = ("qemu-system-x86", "qemu-utils", "ovmf")
 #: The first node's offset in the network (talosctl: gatewayOffset 1, nodesOffset 2).
 GATEWAY_OFFSET = 1
 NODES_OFFSET = 2
@@ -50,6 +52,8 @@ MAX_NODES = 9
 #: The largest network prefix that still has room for the addresses above.
 MAX_PREFIX = 24
 
+#: ``--workers`` when not given.
+UNSET = -1
 #: Node names, in order: k8s-0, k8s-1, ... (what ``inv talos.discover`` would choose).
 NAME_PREFIX = "k8s-"
 
@@ -117,8 +121,8 @@ def parse_addresses(text: str) -> list[str]:
 def make_plan(
     *, controlplanes: int, workers: int, nodes: str, cidr: str, gateway: str, name: str = DEFAULT_NAME
 ) -> Plan:
-    """Check the options and say where every node is. ``workers`` below 0 means "not given":
-    one worker when booting, every address after the controllers with ``--nodes``."""
+    """Check the options and say where every node is. ``workers`` -1 means "not given": one
+    worker when booting, every address after the controllers with ``--nodes``."""
     network = parse_network(cidr)
     hosts = list(network.hosts())
     gateway_address = gateway.strip() or str(network.network_address + GATEWAY_OFFSET)
@@ -132,7 +136,7 @@ def make_plan(
         problems.append(f"--controlplanes {controlplanes}: at least one controller is needed")
     given = parse_addresses(nodes)
     if given:
-        worker_count = len(given) - controlplanes if workers < 0 else workers
+        worker_count = len(given) - controlplanes if workers == UNSET else workers
         if controlplanes + worker_count != len(given):
             problems.append(
                 f"--nodes lists {len(given)} address(es), but --controlplanes {controlplanes} and "
@@ -148,7 +152,7 @@ def make_plan(
             elif parsed in reserved or address == gateway_address:
                 problems.append(f"--nodes: {address} is an address the test gives the cluster itself")
     else:
-        worker_count = 1 if workers < 0 else workers
+        worker_count = 1 if workers == UNSET else workers
         given = [str(network.network_address + NODES_OFFSET + i) for i in range(controlplanes + worker_count)]
     if worker_count < 0:
         problems.append(f"--workers {worker_count}: cannot be negative")
@@ -204,7 +208,9 @@ def cluster_document(settings: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- the VMs
 
 
-def create_argv(plan: Plan, *, state: str, talosctl: str, talos_version: str, sudo: Sequence[str]) -> list[str]:
+def create_argv(
+    plan: Plan, *, state: str, talosctl: str, talos_version: str, sudo: Sequence[str]
+) -> list[str]:
     """``talosctl cluster create qemu`` booting every node in maintenance mode from the ISO
     (its flags: cmd/talosctl/cmd/mgmt/cluster/create/cmd_qemu.go and cmd.go)."""
     return [
@@ -348,3 +354,86 @@ def health_checks(node_count: int, system_namespaces: Sequence[str]) -> list[Che
         minimum = 0 if what == "OCIRepositories" else 1
         checks.append(Check(what, ("kubectl", "get", resource, "--all-namespaces", "--output=json"), minimum))
     return checks
+
+
+# --------------------------------------------------------------------------- SOPS and day 2
+
+
+def secret_manifest(name: str, namespace: str, value: str) -> str:
+    """The Secret Flux must decrypt (its plaintext goes to sops through stdin only)."""
+    return (
+        f"---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {namespace}\n"
+        f"type: Opaque\nstringData:\n  value: {json.dumps(value)}\n"
+    )
+
+
+def secret_value(text: str) -> str | None:
+    """``data.value`` of ``kubectl get secret NAME --output=json``, decoded (None: no such value)."""
+    import base64
+    import binascii
+
+    try:
+        encoded = (json.loads(text).get("data") or {}).get("value")
+        return base64.b64decode(encoded, validate=True).decode() if isinstance(encoded, str) else None
+    except (ValueError, AttributeError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML()  # round trip: comments and order stay
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def _dump(data: Any, text: str) -> str:
+    import io
+
+    out = io.StringIO()
+    if text.startswith("---"):
+        out.write("---\n")
+    _yaml().dump(data, out)
+    return out.getvalue()
+
+
+def add_resource(kustomization: str, entry: str) -> str:
+    """``kustomization.yaml`` with ``entry`` at the end of its ``resources`` (once)."""
+    data = _yaml().load(kustomization)
+    if not isinstance(data, dict):
+        raise UserError("kustomization.yaml is not a mapping")
+    resources = data.setdefault("resources", [])
+    if entry not in resources:
+        resources.append(entry)
+    return _dump(data, kustomization)
+
+
+def with_values(helmrelease: str, image: str) -> str:
+    """``app.new``'s HelmRelease with the values of one app-template controller running
+    ``image`` (``REPOSITORY:TAG``), as an operator sets them after scaffolding."""
+    data = _yaml().load(helmrelease)
+    repository, _, tag = image.rpartition(":")
+    data["spec"]["values"] = {
+        "controllers": {"main": {"containers": {"app": {"image": {"repository": repository, "tag": tag}}}}}
+    }
+    return _dump(data, helmrelease)
+
+
+def echo_chart(ocirepository: str, helmrelease: str) -> tuple[str, str, str]:
+    """The chart URL, its version and the image of the bundled echo app."""
+    from ruamel.yaml import YAML
+
+    safe = YAML(typ="safe", pure=True)
+    source = safe.load(ocirepository) or {}
+    release = safe.load(helmrelease) or {}
+    try:
+        url = str(source["spec"]["url"])
+        tag = str(source["spec"]["ref"]["tag"])
+        controllers = release["spec"]["values"]["controllers"]
+        container = next(iter(controllers.values()))["containers"]["app"]["image"]
+        image = f"{container['repository']}:{container['tag']}"
+    except (KeyError, TypeError, StopIteration, AttributeError):
+        raise UserError("the echo app's OCIRepository or HelmRelease is not the bundled one") from None
+    return url, tag, image

@@ -317,11 +317,7 @@ def talhelper_warnings(outcome: Outcome) -> str:
     the talhelper knows), for the summary line."""
     from tasks.lib.tools.failures import reason_lines
 
-    warned = [
-        line.strip(" *")
-        for line in reason_lines(outcome.stdout)
-        if "WARNING" in line
-    ]
+    warned = [line.strip(" *") for line in reason_lines(outcome.stdout) if "WARNING" in line]
     return "".join(f"; talos/talconfig.yaml: talhelper {line}" for line in warned)
 
 
