@@ -36,7 +36,7 @@ from invoke.config import Config
 from invoke.context import Context
 
 from tasks.lib.clustertest import diagnostics, plan
-from tasks.lib.errors import UserError, signals_deferred
+from tasks.lib.errors import UserError, os_error_line, signals_deferred
 from tasks.lib.paths import OPERATOR_DIR_ENV, Paths
 from tasks.lib.provision import discover as discovery
 from tasks.lib.tools import runner
@@ -59,8 +59,9 @@ GIT_DEADLINE = 120.0
 CHECK_TIMEOUT = 60.0
 #: The git server runs for the whole journey at most.
 SERVER_DEADLINE = 6 * 3600.0
-#: Seconds between two looks at the cluster while waiting.
+#: Seconds between two looks at the cluster while waiting, and at a booting node.
 POLL = 10.0
+MAINTENANCE_POLL = 5.0
 
 # --------------------------------------------------------------------------- names
 
@@ -358,7 +359,9 @@ class Journey:
             problems.append(runner.missing_tool_message("kustomize"))
         if self.plan.boot:
             problems += [p for p in (kvm_problem(), qemu_problem()) if p]
-            if sudo_prefix():
+            if sudo_prefix() and runner.find_tool("sudo") is None:
+                problems.append("sudo: not found — talosctl's QEMU provisioner runs as root: install sudo")
+            elif sudo_prefix():
                 sudo = self.run(
                     ["sudo", "-n", "true"], what="checking sudo works without a password", check=False
                 )
@@ -394,7 +397,7 @@ class Journey:
                 discovery.read_argv(address, "links"),
                 waiting_for=f"{address} to answer in maintenance mode",
                 deadline=MAINTENANCE_DEADLINE,
-                interval=5.0,
+                interval=MAINTENANCE_POLL,
                 attempt_timeout=discovery.READ_TIMEOUT,
             )
 
@@ -647,11 +650,14 @@ class Journey:
                     record.seconds = time.monotonic() - started
                 record.ok = True
             if failure is not None and not self.dry:
-                self.collect_diagnostics(failure)
+                try:
+                    self.collect_diagnostics(failure)
+                except OSError as error:  # the failure itself matters more: say it, go on
+                    print(f"the diagnostics could not be written: {os_error_line(error)}", file=sys.stderr)
         finally:
             self.teardown()
         if failure is not None:
-            number, name = len(self.records), self.current
+            number, name = len(self.records), self.records[-1].name
             lines = [f"cluster test failed at step {number}/{len(steps)} ({name}):", *failure.lines]
             if not self.dry:
                 lines.append(f"diagnostics: {self.paths.rel(self.diagnostics_folder)}")
@@ -661,6 +667,7 @@ class Journey:
     def collect_diagnostics(self, failure: UserError) -> None:
         """Everything about the cluster as it is now, into the diagnostics folder, and a
         summary of it on the screen."""
+        self.current = "collecting diagnostics"
         self.say(f"==> collecting diagnostics into {self.paths.rel(self.diagnostics_folder)}")
         commands = diagnostics.commands(self.plan.nodes, self.scratch)
         outcomes = runner.run_many(commands, paths=self.scratch_paths)
@@ -687,6 +694,7 @@ class Journey:
         """Stop the git server, destroy the VMs, remove the scratch copy: always, each step
         bounded by its deadline, not cut short by another Ctrl-C (held until the end)."""
         with signals_deferred():
+            self.current = "teardown"
             problems: list[str] = []
             if self.server is not None:
                 self.server.stop()

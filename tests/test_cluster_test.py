@@ -1,0 +1,531 @@
+"""``inv dev.cluster-test``: the whole journey against a fake cluster, a failure injected at
+every step, Ctrl-C, and ``--dry``.
+
+What needs VMs is answered by :class:`FakeCluster` (through the runner's ``observe``) in the
+real tools' shapes: ``talosctl get ... --insecure -o json`` of a QEMU VM
+(tests/talos_shapes.py), ``kubectl get ... -o json`` lists with their Ready conditions. What
+can run here runs for real: git, the git server the cluster would pull from, sops, ``inv
+init`` and ``inv app.new`` in the scratch copy. ``inv configure`` in the scratch copy is
+answered with the bundled example's rendered tree (the real configure of the files the test
+writes is ``test_the_written_config_is_what_configure_accepts``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from invoke import Config, Context
+
+from tasks import dev
+from tasks.lib.clustertest import journey, plan
+from tasks.lib.tools import runner
+from tasks.lib.tools.runner import Command, Outcome
+from tests import talos_shapes as shapes
+from tests.conftest import example_source, exit_code, git
+from tests.fakes import FakeTools
+
+CIDR = "127.0.0.0/24"  # the gateway, 127.0.0.1, is an address the real git server can listen on
+
+
+def ready(kind: str, namespace: str | None, name: str, ok: bool = True, message: str = "") -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "generation": 2}
+    if namespace:
+        metadata["namespace"] = namespace
+    condition = {
+        "type": "Ready",
+        "status": "True" if ok else "False",
+        "reason": "Progressing",
+        "message": message,
+    }
+    return {
+        "kind": kind,
+        "metadata": metadata,
+        "status": {"conditions": [condition], "observedGeneration": 2},
+    }
+
+
+def listing(*found: dict[str, Any]) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(found)})
+
+
+FLUX_OBJECTS = {
+    "fluxinstances.fluxcd.controlplane.io": ("FluxInstance", "flux-system", "flux"),
+    "gitrepositories.source.toolkit.fluxcd.io": ("GitRepository", "flux-system", "flux-system"),
+    "ocirepositories.source.toolkit.fluxcd.io": ("OCIRepository", "default", "echo"),
+    "kustomizations.kustomize.toolkit.fluxcd.io": ("Kustomization", "flux-system", "cluster-apps"),
+    "helmreleases.helm.toolkit.fluxcd.io": ("HelmRelease", "default", "echo"),
+}
+RENDERED = ("kubernetes", "talos", "bootstrap", ".sops.yaml", ".configure-manifest.json")
+
+
+class Refused(Exception):
+    """What a fake tool says when it fails (its stderr)."""
+
+
+@dataclass
+class FakeCluster:
+    """Answers the journey's commands as a cluster of QEMU VMs would; fails every command
+    issued while the journey is in ``fail_step``; lets git, the git server, sops and the
+    inner ``inv init`` / ``inv app.new`` run for real."""
+
+    fail_step: str | None = None
+    destroy_fails: bool = False
+    journey: journey.Journey | None = None
+    calls: list[Command] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def step(self) -> str:
+        return self.journey.current if self.journey is not None else ""
+
+    def __call__(self, command: Command) -> Outcome | None:
+        self.calls.append(command)
+        if self.fail_step is not None and self.step == self.fail_step:
+            return Outcome(command, 1, "", f"error: injected failure while {self.step}\n")
+        argv = list(command.argv)
+        if argv[0] == "sudo":  # sudo -n -E COMMAND: what COMMAND would say
+            argv = argv[1:]
+            while argv[0].startswith("-"):
+                argv = argv[1:]
+            if argv == ["true"]:
+                return Outcome(command, 0, "", "")
+        tool = Path(argv[0]).name
+        if tool == Path(sys.executable).name or argv[0] == sys.executable:
+            return self.python(command, argv)
+        handler: Callable[[list[str]], str | None] | None = getattr(self, tool.replace("-", "_"), None)
+        if handler is None:
+            return None  # git, sops, true: the real ones
+        try:
+            answer = handler(argv[1:])
+        except Refused as error:
+            return Outcome(command, 1, "", f"{error}\n")
+        return None if answer is None else Outcome(command, 0, answer, "")
+
+    def python(self, command: Command, argv: list[str]) -> Outcome | None:
+        if argv[1:3] != ["-m", "tasks"]:
+            return None  # the git server: real
+        task = argv[3]
+        if task == "configure":  # the example's rendered tree (see the module docstring)
+            assert command.cwd is not None
+            self.seen["cluster.yaml"] = (command.cwd / "cluster.yaml").read_text()
+            self.seen["nodes.yaml"] = (command.cwd / "nodes.yaml").read_text()
+            for item in RENDERED:
+                origin, target = example_source() / item, command.cwd / item
+                if origin.is_dir():
+                    shutil.copytree(origin, target, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(origin, target)
+            return Outcome(command, 0, "configure: done — 312 written\n", "")
+        if task in ("init", "app.new"):
+            return None  # real
+        return Outcome(command, 0, f"{task}: done\n", "")
+
+    # tools ---------------------------------------------------------------------------------
+    def talosctl(self, args: list[str]) -> str | None:
+        if args[:2] == ["cluster", "create"]:
+            return "creating the cluster\n"
+        if args[:2] == ["cluster", "destroy"] and self.destroy_fails:
+            raise Refused("error: failed to destroy: qemu still running")
+        if args[:2] == ["cluster", "destroy"]:
+            return "destroying the cluster\n"
+        if args[0] == "get":
+            node = args[args.index("--nodes") + 1]
+            mac = f"02:00:7f:00:00:{int(node.rsplit('.', 1)[1]):02x}"
+            return shapes.qemu_node(node, mac)[args[1]]
+        if args[0] == "dmesg":
+            return "[    0.000000] Linux version 6.18.5-talos\n"
+        raise AssertionError(f"unexpected talosctl {args}")
+
+    def kubectl(self, args: list[str]) -> str | None:
+        assert args[0] == "get", args
+        kind = args[1]
+        if kind == "nodes":
+            count = len(self.journey.plan.nodes) if self.journey else 1
+            return listing(*(ready("Node", None, f"k8s-{i}") for i in range(count)))
+        if kind == "pods" and "--all-namespaces" in args:  # the diagnostics: one is failing
+            return listing(
+                ready("Pod", "kube-system", "cilium-abcde"),
+                ready("Pod", "flux-system", "flux-operator-1", ok=False, message="back-off restarting"),
+            )
+        if kind == "pods":
+            namespace = args[args.index("--namespace") + 1]
+            return listing(ready("Pod", namespace, f"{namespace}-pod"))
+        if kind == "secret":
+            value = base64.b64encode(journey.SOPS_VALUE.encode()).decode()
+            return json.dumps({"kind": "Secret", "data": {"value": value}})
+        if kind == "events":
+            return "flux-system 2m Warning BackOff pod/flux-operator-1 Back-off restarting failed container\n"
+        if kind in FLUX_OBJECTS:
+            what, namespace, name = FLUX_OBJECTS[kind]
+            if any(arg.startswith("--field-selector=metadata.name=") for arg in args):
+                name = args[-2].split("=")[-1]
+            return listing(ready(what, namespace, name))
+        if "," in kind:  # the diagnostics' all-Flux listing
+            return listing(
+                ready("HelmRelease", "network", "cloudflared", ok=False, message="install retries exhausted")
+            )
+        raise AssertionError(f"unexpected kubectl {args}")
+
+    def flux(self, args: list[str]) -> str:
+        assert args[:2] == ["reconcile", "kustomization"], args
+        return "► annotating GitRepository flux-system\n✔ applied revision main@sha1:0123\n"
+
+    # what the test looks at ----------------------------------------------------------------
+    def lines(self) -> list[str]:
+        return [c.line for c in self.calls]
+
+    def places(self) -> set[Path]:
+        return {c.cwd for c in self.calls if c.cwd is not None}
+
+
+@pytest.fixture
+def repo(example_repo: Path) -> Path:
+    return example_repo
+
+
+@pytest.fixture
+def fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waits short enough for a test to see them time out."""
+    for name in ("HEALTH_DEADLINE", "MAINTENANCE_DEADLINE", "RECONCILE_DEADLINE"):
+        monkeypatch.setattr(journey, name, 0.6)
+    monkeypatch.setattr(journey, "POLL", 0.1)
+    monkeypatch.setattr(journey, "MAINTENANCE_POLL", 0.1)
+
+
+@pytest.fixture
+def vm_host(monkeypatch: pytest.MonkeyPatch, fake_tools: FakeTools) -> None:
+    """A machine that could boot the VMs: KVM and QEMU there, sudo asked for (as a user)."""
+    fake_tools.install("sudo")
+    monkeypatch.setattr(journey, "kvm_problem", lambda: None)
+    monkeypatch.setattr(journey, "qemu_problem", lambda: None)
+    monkeypatch.setattr(journey, "sudo_prefix", lambda: ["sudo", "-n", "-E"])
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch, fake_tools: FakeTools) -> Iterator[FakeCluster]:
+    fake = FakeCluster()
+    original = journey.Journey.__init__
+
+    def remember(self: journey.Journey, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        fake.journey = self
+
+    monkeypatch.setattr(journey.Journey, "__init__", remember)
+    with runner.observe(fake):
+        yield fake
+
+
+def context(root: Path, dry: bool = False) -> Context:
+    return Context(config=Config(overrides={"home_ops": {"root": str(root)}, "run": {"dry": dry}}))
+
+
+def step_names(boot: bool) -> list[str]:
+    the_plan = plan.make_plan(
+        controlplanes=1, workers=1, nodes="" if boot else "127.0.0.2,127.0.0.3", cidr=CIDR, gateway=""
+    )
+    return [
+        name
+        for name, _ in journey.Journey(
+            context(Path(".")), journey.Paths(Path(".").resolve()), the_plan, journey.Options()
+        )
+        .steps()
+        .items
+    ]
+
+
+def servers_of(state: str) -> list[int]:
+    """Processes of the git server serving ``state`` (none may outlive the test)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "tasks.lib.clustertest.gitserver" in cmdline and state in cmdline:
+                found.append(int(proc.name))
+    return found
+
+
+def children(parent: int, needle: str) -> list[int]:
+    """The child processes of ``parent`` whose command line holds ``needle``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            status = (proc / "status").read_text()
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if f"\nPPid:\t{parent}\n" in status and needle in cmdline:
+            found.append(int(proc.name))
+    return found
+
+
+def state_of(fake: FakeCluster) -> str:
+    server = next(c for c in fake.calls if "tasks.lib.clustertest.gitserver" in c.line)
+    return server.argv[server.argv.index("--root") + 1].rsplit("/", 1)[0]
+
+
+# --------------------------------------------------------------------------- the whole journey
+
+
+def test_the_whole_journey_on_nodes_someone_else_booted(
+    repo: Path, cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = dict(os.environ)
+    dev.cluster_test(context(repo), nodes="127.0.0.2,127.0.0.3", cidr=CIDR)
+    out = capsys.readouterr().out
+    print(out)
+    assert "cluster test passed:" in out and "19 steps" not in out  # --nodes: no boot step
+    assert f"{len(step_names(boot=False))} steps in" in out
+    lines = cluster.lines()
+    # Discovery read every node, the way `inv talos.discover` does.
+    for node in ("127.0.0.2", "127.0.0.3"):
+        for resource in ("links", "disks", "systeminformation", "extensions"):
+            assert f"talosctl get {resource} --insecure --nodes {node} --output json" in lines
+    # nodes.yaml is what the nodes said: the virtio disk, the NIC's MAC, the ISO's schematic.
+    nodes = cluster.seen["nodes.yaml"]
+    assert "- name: k8s-0\n    address: 127.0.0.2\n    controller: true\n    disk: /dev/vda" in nodes
+    assert "mac_addr: 02:00:7f:00:00:03" in nodes and f"schematic_id: {shapes.VANILLA}" in nodes
+    settings = cluster.seen["cluster.yaml"]
+    assert "node_cidr: 127.0.0.0/24" in settings and "cluster_api_addr: 127.0.0.240" in settings
+    assert "repository_name: http://127.0.0.1:" in settings
+    # In order: bootstraps, idempotency, SOPS, day 2; the bootstraps with --yes (init's placeholders).
+    inv = [c.argv[3:] for c in cluster.calls if c.argv[1:3] == ("-m", "tasks")]
+    assert [args[0] for args in inv] == [
+        "init", "configure", "bootstrap.talos", "bootstrap.apps", "configure", "bootstrap.talos",
+        "bootstrap.apps", "app.new", "dev.validate", "talos.upgrade",
+    ]  # fmt: skip
+    assert ("bootstrap.apps", "--yes") in inv
+    assert ("talos.upgrade", "--node", "k8s-1", "--yes", "--reinstall") in inv
+    assert (
+        lines.count(
+            "flux reconcile kustomization cluster-apps --namespace flux-system --with-source --timeout 15m"
+        )
+        == 2
+    )
+    # Everything ran in the scratch copy, never in the repository; all of it is gone now.
+    in_repo = [c.line for c in cluster.calls if c.cwd == repo]
+    assert in_repo == ["git ls-files -z --cached --others --exclude-standard"], "it only read the repository"
+    assert all(not place.exists() for place in cluster.places() - {repo})
+    assert git(repo, "status", "--porcelain") == ""
+    assert servers_of(state_of(cluster)) == []
+    assert dict(os.environ) == before, "the environment is the caller's again"
+    assert not (repo / "cluster-test-diagnostics").exists()
+
+
+def test_what_the_cluster_pulled_is_the_scratch_copy_with_the_secret_and_the_app(
+    repo: Path, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Clone the test's git server just before the teardown: the rendered repository, the
+    Talos secrets, the SOPS Secret (encrypted) and the day-2 app, each pushed."""
+    clone = tmp_path / "pulled"
+    original = journey.Journey.teardown
+
+    def look_first(self: journey.Journey) -> None:
+        git(tmp_path, "clone", "-q", self.url, str(clone))
+        original(self)
+
+    monkeypatch.setattr(journey.Journey, "teardown", look_first)
+    dev.cluster_test(context(repo), nodes="127.0.0.2", cidr=CIDR)
+    log = git(clone, "log", "--format=%s").splitlines()
+    assert log == [f"day 2: {journey.DAY2_APP}", "a SOPS-encrypted Secret", "rendered for the VM network"]
+    secret = (clone / journey.SOPS_FILE).read_text()
+    assert journey.SOPS_VALUE not in secret and "ENC[AES256_GCM" in secret
+    assert (
+        f"./{Path(journey.SOPS_FILE).name}"
+        in (clone / "kubernetes/apps/default/kustomization.yaml").read_text()
+    )
+    release = (clone / f"kubernetes/apps/default/{journey.DAY2_APP}/app/helmrelease.yaml").read_text()
+    assert "repository: ghcr.io/mendhak/http-https-echo" in release
+    assert (
+        f"./{journey.DAY2_APP}/ks.yaml" in (clone / "kubernetes/apps/default/kustomization.yaml").read_text()
+    )
+    assert not (clone / "age.key").exists() and (clone / "cluster.sops.yaml").exists()
+
+
+# --------------------------------------------------------------------------- a failure at every step
+
+
+@pytest.mark.parametrize("step", step_names(boot=True))
+def test_a_failure_at_any_step_collects_diagnostics_and_always_tears_down(
+    repo: Path, cluster: FakeCluster, vm_host: None, fast: None, step: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster.fail_step = step
+    before = dict(os.environ)
+    code = exit_code(lambda: dev.cluster_test(context(repo), controlplanes=1, workers=1, cidr=CIDR))
+    captured = capsys.readouterr()
+    names = step_names(boot=True)
+    number = names.index(step) + 1
+    assert code == 1
+    assert f"cluster test failed at step {number}/{len(names)} ({step}):" in captured.err
+    # Diagnostics: one folder, the journey's record and what the cluster said.
+    (folder,) = (repo / "cluster-test-diagnostics").iterdir()
+    summary = (folder / "summary.txt").read_text()
+    assert f"{number:2d}. FAILED" in summary and f" {step}" in summary
+    assert {"pods.txt", "flux.txt", "events.txt", "nodes.txt", "dmesg-127.0.0.2.txt"} <= {
+        p.name for p in folder.iterdir()
+    }
+    assert "flux-system/flux-operator-1: back-off restarting" in captured.out  # the summary, on screen
+    assert f"diagnostics: cluster-test-diagnostics/{folder.name}" in captured.err
+    # Teardown: the VMs destroyed once they may exist, the server stopped, scratch removed.
+    destroyed = [c for c in cluster.calls if "cluster destroy" in c.line]
+    assert len(destroyed) == (0 if number == 1 else 1)
+    if destroyed:
+        assert destroyed[0].argv[:3] == ("sudo", "-n", "-E")
+    if any("tasks.lib.clustertest.gitserver" in c.line for c in cluster.calls):
+        assert servers_of(state_of(cluster)) == []
+    assert all(not place.exists() for place in cluster.places() if "home-ops-" in str(place))
+    assert dict(os.environ) == before
+    assert git(repo, "status", "--porcelain") == "", "only the git-ignored diagnostics were written"
+
+
+def test_a_vm_destroy_that_fails_says_how_to_do_it_by_hand(
+    repo: Path, cluster: FakeCluster, vm_host: None, fast: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster.fail_step = "discover the nodes"
+    cluster.destroy_fails = True
+    assert exit_code(lambda: dev.cluster_test(context(repo), cidr=CIDR)) == 1
+    err = capsys.readouterr().err
+    assert (
+        "the VMs could not be destroyed: talosctl failed destroying the VMs (exit 1): error: failed to destroy"
+        in err
+    )
+    line = next(row for row in err.splitlines() if "destroy them yourself:" in row)
+    state = line.split("--state ", 1)[1].split()[0]
+    assert Path(state).is_dir(), "the state folder is kept: destroying needs it"
+    shutil.rmtree(state)
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+def test_ctrl_c_while_a_step_runs_tears_everything_down_and_exits_130(
+    repo: Path, fake_tools: FakeTools, tmp_path: Path
+) -> None:
+    """A real `inv dev.cluster-test` process: the fake talosctl answers discovery, a fake sops
+    hangs inside the scratch copy's `inv init`; SIGINT then: exit 130, the git server and the
+    scratch copy gone."""
+    node = shapes.qemu_node("127.0.0.2", "02:00:7f:00:00:02")
+    fake_tools.script(
+        "talosctl", *[(f"get {r} ", {"exit": 0, "stdout": t, "stderr": ""}) for r, t in node.items()]
+    )
+    fake_tools.install("sops")
+    fake_tools.script("sops", (None, {"exit": 0, "stdout": "", "stderr": "", "sleep": 600}))
+    env = {**os.environ, "PATH": fake_tools.path_env(), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tasks", "dev.cluster-test", "--nodes", "127.0.0.2", "--cidr", CIDR],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        until = time.monotonic() + 120
+        while time.monotonic() < until and not any(c.tool == "sops" for c in fake_tools.calls()):
+            time.sleep(0.2)
+        assert any(c.tool == "sops" for c in fake_tools.calls()), "init did not reach sops"
+        (sops_call,) = [c for c in fake_tools.calls() if c.tool == "sops"]
+        scratch = Path(sops_call.cwd)
+        assert scratch.is_dir()
+        servers = children(proc.pid, "tasks.lib.clustertest.gitserver")
+        assert servers, "the git server runs"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out
+    assert "interrupted (Ctrl-C)" in out
+    assert not scratch.exists()
+    assert all(not Path(f"/proc/{pid}").exists() for pid in servers)
+    assert git(repo, "status", "--porcelain") == ""
+
+
+# --------------------------------------------------------------------------- --dry
+
+
+def test_dry_prints_the_whole_journey_and_runs_nothing(repo: Path, fake_tools: FakeTools) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tasks",
+            "--dry",
+            "dev.cluster-test",
+            "--controlplanes",
+            "1",
+            "--workers",
+            "1",
+        ],
+        cwd=repo,
+        env={**os.environ, "PATH": fake_tools.path_env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    names = step_names(boot=True)
+    for number, name in enumerate(names, 1):
+        assert f"# [{number}/{len(names)}] {name}\n" in out
+    expected = [
+        "talosctl cluster create qemu --name home-ops-test --state '$STATE' --presets iso,maintenance "
+        "--controlplanes 1 --workers 1 --cidr 10.5.0.0/24 --talos-version v",
+        "talosctl get links --insecure --nodes 10.5.0.3 --output json",
+        "-m tasks.lib.clustertest.gitserver --root '$STATE/git' --listen 10.5.0.1",
+        "cd '$SCRATCH' && ",
+        "-m tasks bootstrap.talos --yes",
+        "-m tasks bootstrap.apps --yes",
+        "kubectl get helmreleases.helm.toolkit.fluxcd.io --all-namespaces --output=json",
+        "sops --encrypt --filename-override kubernetes/apps/default/cluster-test-sops.sops.yaml",
+        "flux reconcile kustomization cluster-apps",
+        "-m tasks app.new cluster-test-app --namespace default",
+        "-m tasks talos.upgrade --node k8s-1 --yes --reinstall",
+        "talosctl cluster destroy --name home-ops-test --state '$STATE' --force",
+    ]
+    for line in expected:
+        assert line in out, line
+    assert out.index("cluster destroy") > out.index("talos.upgrade"), "teardown comes last"
+    assert fake_tools.calls() == [], "nothing ran"
+    assert git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--controlplanes", "0"], "--controlplanes 0: at least one controller is needed"),
+        (["--cidr", "10.5.0.0/26"], "--cidr 10.5.0.0/26: too small"),
+        (["--nodes", "10.5.0.2,10.6.0.3"], "--nodes: 10.6.0.3 is not a host address of the network 10.5.0.0/24"),
+        (["--nodes", "10.5.0.2", "--workers", "1"], "--nodes lists 1 address(es), but --controlplanes 1 and --workers 1 make 2"),
+        (["--diagnostics", "../elsewhere"], "--diagnostics '../elsewhere': must be a folder inside the repository"),
+        (["--gateway", "10.9.0.1"], "--gateway 10.9.0.1 is not in the network 10.5.0.0/24"),
+    ],
+)  # fmt: skip
+def test_bad_options_are_one_line_each_before_anything_runs(
+    repo: Path, args: list[str], problem: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tasks", "dev.cluster-test", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert problem in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""
