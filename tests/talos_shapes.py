@@ -243,8 +243,13 @@ def qemu_link(node: str, mac: str) -> str:
     return resource(node, "network", "LinkStatuses.net.talos.dev", "eth0", spec)
 
 
-def qemu_node(node: str, mac: str, disk_bytes: int = 6 * 1024**3 * 2) -> dict[str, str]:
-    """The four ``talosctl get ... --insecure -o json`` outputs of a maintenance-mode VM."""
+#: talosctl cluster create qemu's default disks (clusterops/options.go: "virtio:10GiB,virtio:6GiB").
+QEMU_DISKS = (10 * 1024**3, 6 * 1024**3)
+
+
+def qemu_node(node: str, mac: str) -> dict[str, str]:
+    """The four ``talosctl get ... --insecure -o json`` outputs of a maintenance-mode VM
+    with talosctl's default disks (the system disk, and a second one for user volumes)."""
     disks = (
         disk(node, "loop0", 74_448_896, "74 MB", transport="", readonly=True)
         + disk(
@@ -257,7 +262,10 @@ def qemu_node(node: str, mac: str, disk_bytes: int = 6 * 1024**3 * 2) -> dict[st
             cdrom=True,
             readonly=True,
         )
-        + disk(node, "vda", disk_bytes, f"{disk_bytes / 1000**3:.0f} GB", transport="virtio", rotational=True)
+        + "".join(
+            disk(node, name, size, f"{size / 1000**3:.0f} GB", transport="virtio", rotational=True)
+            for name, size in zip(("vda", "vdb"), QEMU_DISKS, strict=True)
+        )
     )
     system = {
         "manufacturer": "QEMU",

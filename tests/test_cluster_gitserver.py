@@ -110,8 +110,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     ready = tmp_path / "ready"
     log = tmp_path / "server.log"
     command = Command(
-        (sys.executable, "-m", "tasks.lib.clustertest.gitserver", "--root", str(root), "--listen", "127.0.0.1",
-         "--ready", str(ready), "--log", str(log), "--deadline", "300"),
+        (sys.executable, "-m", "tasks.lib.clustertest.gitserver", "--root", str(root),
+         "--listen", "127.0.0.1", "--ready", str(ready), "--log", str(log), "--deadline", "300"),
         deadline=320,
     )  # fmt: skip
     with runner.started([command]) as batch:
@@ -208,9 +208,9 @@ def test_what_is_not_a_repository_is_a_404_and_nothing_else_is_served(server: st
         "/home-ops.git/config",
     ):
         with pytest.raises(urllib.error.HTTPError) as refused:
-            urllib.request.urlopen(base + path, timeout=10)  # noqa: S310 - the test's own server
+            urllib.request.urlopen(base + path, timeout=10)
         assert refused.value.code == 404, path
-    with urllib.request.urlopen(f"{server}/info/refs?service=git-upload-pack", timeout=10) as answer:  # noqa: S310
+    with urllib.request.urlopen(f"{server}/info/refs?service=git-upload-pack", timeout=10) as answer:
         assert answer.headers["Content-Type"] == "application/x-git-upload-pack-advertisement"
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -29,12 +30,14 @@ import pytest
 from invoke import Config, Context
 
 from tasks import dev
-from tasks.lib.clustertest import journey, plan
+from tasks.lib.clustertest import diagnostics, journey, plan
 from tasks.lib.tools import runner
 from tasks.lib.tools.runner import Command, Outcome
 from tests import talos_shapes as shapes
-from tests.conftest import example_source, exit_code, git
+from tests import talosctl_cli
+from tests.conftest import EXAMPLE_OPERATOR, copy_repo, example_source, exit_code, git
 from tests.fakes import FakeTools
+from tests.tools_contract import argv_problem, real_tool
 
 CIDR = "127.0.0.0/24"  # the gateway, 127.0.0.1, is an address the real git server can listen on
 
@@ -82,6 +85,7 @@ class FakeCluster:
 
     fail_step: str | None = None
     destroy_fails: bool = False
+    fake_init: bool = False
     journey: journey.Journey | None = None
     calls: list[Command] = field(default_factory=list)
     seen: dict[str, str] = field(default_factory=dict)
@@ -128,12 +132,20 @@ class FakeCluster:
                 else:
                     shutil.copy2(origin, target)
             return Outcome(command, 0, "configure: done — 312 written\n", "")
+        if task == "init" and self.fake_init:  # the example's key and secrets, as init would write
+            assert command.cwd is not None
+            shutil.copy2(EXAMPLE_OPERATOR / "age.key", command.cwd / "age.key")
+            for name in (".sops.yaml", "cluster.sops.yaml"):
+                shutil.copy2(example_source() / name, command.cwd / name)
+            return Outcome(command, 0, "init: done\n", "")
         if task in ("init", "app.new"):
             return None  # real
         return Outcome(command, 0, f"{task}: done\n", "")
 
     # tools ---------------------------------------------------------------------------------
     def talosctl(self, args: list[str]) -> str | None:
+        problem = talosctl_cli.argv_problem(args)
+        assert problem is None, problem
         if args[:2] == ["cluster", "create"]:
             return "creating the cluster\n"
         if args[:2] == ["cluster", "destroy"] and self.destroy_fails:
@@ -190,9 +202,22 @@ class FakeCluster:
         return {c.cwd for c in self.calls if c.cwd is not None}
 
 
+@pytest.fixture(scope="module")
+def shared_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One committed copy of the example for the module: the journey only reads it (and
+    writes its git-ignored diagnostics, which each test removes)."""
+    repo = copy_repo(tmp_path_factory.mktemp("cluster-test") / "repo")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
 @pytest.fixture
-def repo(example_repo: Path) -> Path:
-    return example_repo
+def repo(shared_repo: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(EXAMPLE_OPERATOR))
+    yield shared_repo
+    shutil.rmtree(shared_repo / "cluster-test-diagnostics", ignore_errors=True)
 
 
 @pytest.fixture
@@ -364,6 +389,7 @@ def test_a_failure_at_any_step_collects_diagnostics_and_always_tears_down(
     repo: Path, cluster: FakeCluster, vm_host: None, fast: None, step: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cluster.fail_step = step
+    cluster.fake_init = True  # the real one runs in the whole journey's tests
     before = dict(os.environ)
     code = exit_code(lambda: dev.cluster_test(context(repo), controlplanes=1, workers=1, cidr=CIDR))
     captured = capsys.readouterr()
@@ -399,10 +425,8 @@ def test_a_vm_destroy_that_fails_says_how_to_do_it_by_hand(
     cluster.destroy_fails = True
     assert exit_code(lambda: dev.cluster_test(context(repo), cidr=CIDR)) == 1
     err = capsys.readouterr().err
-    assert (
-        "the VMs could not be destroyed: talosctl failed destroying the VMs (exit 1): error: failed to destroy"
-        in err
-    )
+    assert "the VMs could not be destroyed: talosctl failed destroying the VMs (exit 1)" in err
+    assert "error: failed to destroy" in err
     line = next(row for row in err.splitlines() if "destroy them yourself:" in row)
     state = line.split("--state ", 1)[1].split()[0]
     assert Path(state).is_dir(), "the state folder is kept: destroying needs it"
@@ -459,27 +483,36 @@ def test_ctrl_c_while_a_step_runs_tears_everything_down_and_exits_130(
 # --------------------------------------------------------------------------- --dry
 
 
-def test_dry_prints_the_whole_journey_and_runs_nothing(repo: Path, fake_tools: FakeTools) -> None:
+@dataclass(frozen=True)
+class DryRun:
+    out: str
+    fakes: FakeTools
+    repo: Path
+
+
+@pytest.fixture(scope="module")
+def dry_run(shared_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> DryRun:
+    """`inv --dry dev.cluster-test --controlplanes 1 --workers 1`, the cluster tools faked
+    (so that anything that ran would show)."""
+    fakes = FakeTools(tmp_path_factory.mktemp("fakebin")).install(*CLUSTER_TOOLS)
+    argv = ["--dry", "dev.cluster-test", "--controlplanes", "1", "--workers", "1"]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tasks",
-            "--dry",
-            "dev.cluster-test",
-            "--controlplanes",
-            "1",
-            "--workers",
-            "1",
-        ],
-        cwd=repo,
-        env={**os.environ, "PATH": fake_tools.path_env()},
+        [sys.executable, "-m", "tasks", *argv],
+        cwd=shared_repo,
+        env={**os.environ, "PATH": fakes.path_env(), "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR)},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
+    return DryRun(result.stdout, fakes, shared_repo)
+
+
+CLUSTER_TOOLS = ("talosctl", "talhelper", "kubectl", "helmfile", "flux", "helm")
+
+
+def test_dry_prints_the_whole_journey_and_runs_nothing(dry_run: DryRun) -> None:
+    out = dry_run.out
     names = step_names(boot=True)
     for number, name in enumerate(names, 1):
         assert f"# [{number}/{len(names)}] {name}\n" in out
@@ -501,8 +534,42 @@ def test_dry_prints_the_whole_journey_and_runs_nothing(repo: Path, fake_tools: F
     for line in expected:
         assert line in out, line
     assert out.index("cluster destroy") > out.index("talos.upgrade"), "teardown comes last"
-    assert fake_tools.calls() == [], "nothing ran"
-    assert git(repo, "status", "--porcelain") == ""
+    assert dry_run.fakes.calls() == [], "nothing ran"
+    assert git(dry_run.repo, "status", "--porcelain") == ""
+
+
+def cluster_commands(out: str) -> list[tuple[str, list[str]]]:
+    """(tool, arguments) of each talosctl, kubectl and flux line of a --dry output, with the
+    commands the diagnostics would run (they run only after a failure)."""
+    found = []
+    lines = [line.split(" && ", 1)[-1] for line in out.splitlines() if line and not line.startswith("#")]
+    lines += [runner.command_line(c.argv) for c in diagnostics.commands(["10.5.0.2"], Path("/scratch"))]
+    for line in lines:
+        words = shlex.split(line)
+        words = words[3:] if words[0] == "sudo" else words
+        tool = Path(words[0]).name
+        if tool in ("talosctl", "kubectl", "flux"):
+            found.append((tool, words[1:]))
+    return found
+
+
+def test_every_talosctl_command_is_one_talosctl_accepts(dry_run: DryRun) -> None:
+    """Against talosctl's command line as its source defines it (tests/talosctl_cli.py):
+    talosctl cannot be built here."""
+    commands = [argv for tool, argv in cluster_commands(dry_run.out) if tool == "talosctl"]
+    seen = {tuple(argv[:2]) for argv in commands}
+    assert seen >= {("cluster", "create"), ("cluster", "destroy"), ("get", "links")}
+    assert any(argv[0] == "dmesg" for argv in commands)
+    assert [talosctl_cli.argv_problem(argv) for argv in commands] == [None] * len(commands)
+
+
+@pytest.mark.tools
+def test_every_kubectl_and_flux_command_is_one_the_real_tools_accept(dry_run: DryRun) -> None:
+    found = cluster_commands(dry_run.out)
+    commands = sorted({(tool, tuple(argv)) for tool, argv in found if tool != "talosctl"})
+    assert {tool for tool, _ in commands} == {"kubectl", "flux"}
+    problems = [argv_problem(real_tool(tool), tool, list(argv)) for tool, argv in commands]
+    assert [p for p in problems if p] == []
 
 
 @pytest.mark.parametrize(
@@ -510,12 +577,12 @@ def test_dry_prints_the_whole_journey_and_runs_nothing(repo: Path, fake_tools: F
     [
         (["--controlplanes", "0"], "--controlplanes 0: at least one controller is needed"),
         (["--cidr", "10.5.0.0/26"], "--cidr 10.5.0.0/26: too small"),
-        (["--nodes", "10.5.0.2,10.6.0.3"], "--nodes: 10.6.0.3 is not a host address of the network 10.5.0.0/24"),
-        (["--nodes", "10.5.0.2", "--workers", "1"], "--nodes lists 1 address(es), but --controlplanes 1 and --workers 1 make 2"),
-        (["--diagnostics", "../elsewhere"], "--diagnostics '../elsewhere': must be a folder inside the repository"),
+        (["--nodes", "10.5.0.2,10.6.0.3"], "--nodes: 10.6.0.3 is not a host address of the network "),
+        (["--nodes", "10.5.0.2", "--workers", "1"], "--nodes lists 1 address(es), but --controlplanes 1 and"),
+        (["--diagnostics", "../elsewhere"], "--diagnostics '../elsewhere': must be a folder inside the"),
         (["--gateway", "10.9.0.1"], "--gateway 10.9.0.1 is not in the network 10.5.0.0/24"),
     ],
-)  # fmt: skip
+)
 def test_bad_options_are_one_line_each_before_anything_runs(
     repo: Path, args: list[str], problem: str
 ) -> None:

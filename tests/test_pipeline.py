@@ -765,9 +765,14 @@ def test_the_render_cache_names_every_module_a_render_loads(example_repo: Path) 
     loaded = {
         line.rsplit("|", 1)[-1].strip()
         for line in done.stderr.splitlines()
-        if line.startswith("import time:") and "tasks.lib.config" in line
+        if line.startswith("import time:") and ("tasks.lib.config" in line or "tasks.lib.gitremote" in line)
     }
-    names = {name.removeprefix("tasks.lib.config.") for name in loaded if name.startswith("tasks.lib.config")}
+    # the config package, and the git address parsing the model derives the clone URL with
+    names = {
+        name.removeprefix("tasks.lib.config.")
+        for name in loaded
+        if name.startswith("tasks.lib.config") or name == "tasks.lib.gitremote"
+    }
     listed = {name.removeprefix("tasks.lib.config.") for name in pipeline.RENDER_CODE}
     assert names - NOT_RENDER_CODE - {"tasks.lib.config"} <= listed
     assert listed <= names  # and every listed module is really part of a render

@@ -62,6 +62,16 @@ def test_bgp_sets_every_bgp_key_and_puts_the_gateways_outside_node_cidr() -> Non
         assert ipaddress.IPv4Address(config.cluster[key]) not in node_cidr, key
 
 
+def test_the_choices_have_their_configurations() -> None:
+    none = config_of("no-cloudflare")
+    assert none.settings.dns_provider == "none" and none.settings.ingress_mode == "none"
+    assert none.derived["spegel_enabled"] is False and len(none.nodes) == 3
+    ssh = config_of("selfhosted-ssh")
+    assert ssh.repository.ssh and ssh.repository.port == 2222 and ssh.settings.repository_webhook == "gitea"
+    gitlab = config_of("gitlab-webhook")
+    assert gitlab.settings.repository_webhook == "gitlab" and gitlab.settings.ingress_mode == "direct"
+
+
 def test_private_repo_covers_visibility_vlan_cidrs_and_sans() -> None:
     cluster = config_of("private-repo").cluster
     assert cluster["repository_visibility"] == "private"
@@ -145,9 +155,31 @@ def test_a_failing_step_ends_that_configuration_and_is_reported(
     assert [step.step for step in result.steps] == ["inv configure"]
     assert "missing cilium_bgp_node_asn" in result.steps[0].output
     assert lines[0].startswith("broken: inv configure: FAILED")
-    report = selftest.report([result])
+    report = selftest.summary_lines([result])
     assert report[1].split() == ["broken", "FAILED", "at", "`inv", "configure`"]
     assert report[-1] == "e2e: 0 of 1 configurations passed"
+    assert git(repo_with_configs, "status", "--porcelain") == ""
+
+
+def test_a_configuration_with_its_own_secrets_renders_with_them(
+    repo_with_configs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gitleaks: str
+) -> None:
+    """no-cloudflare brings a cluster.sops.yaml without the Cloudflare secrets (the example's
+    would be refused: not used without Cloudflare), encrypted to the test-only key."""
+    monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(tmp_path / "someone-else"))
+    paths = repo_paths(repo_with_configs)
+    assert selftest.secrets_of(paths.root, selftest.TestConfig("bgp", CONFIGS / "bgp")) == (
+        paths.root / selftest.EXAMPLE_SECRETS
+    )
+    result = selftest.run_config(
+        paths,
+        selftest.worktree_files(paths.root),
+        selftest.TestConfig("no-cloudflare", CONFIGS / "no-cloudflare"),
+        keep=False,
+        say=lambda line: None,
+    )
+    assert result.ok, result.steps[-1].output
+    assert [step.step for step in result.steps] == [selftest.step_label(s) for s in selftest.STEPS]
     assert git(repo_with_configs, "status", "--porcelain") == ""
 
 

@@ -72,9 +72,22 @@ def content(read: Read, outcome: Outcome) -> str:
     return f"# could not read it: `{redact(outcome.command.line)}`\n{redact(why)}\n"
 
 
+def fresh_folder(folder: Path) -> Path:
+    """``folder``, created; taken already (two runs in one second): ``folder-2``, ``-3``, ..."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for number in range(1, 1000):
+        candidate = folder if number == 1 else folder.with_name(f"{folder.name}-{number}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"{folder}: 999 diagnostics folders of that name")
+
+
 def write(folder: Path, results: Sequence[tuple[Read, Outcome]], extra: dict[str, str]) -> list[str]:
-    """Write every result (and ``extra``: file name -> text) into ``folder``; the names written."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write every result (and ``extra``: file name -> text) into ``folder`` (made already by
+    :func:`fresh_folder`); the names written."""
     written = []
     for read, outcome in results:
         (folder / read.file).write_text(content(read, outcome), encoding="utf-8")

@@ -314,13 +314,14 @@ class Journey:
     def say(self, line: str) -> None:
         print(line, flush=True)
 
-    def wait(self, check: plan.Check, deadline: float = HEALTH_DEADLINE) -> None:
-        """Until ``check`` passes, with a progress line; at its deadline, what was still wrong."""
+    def wait(self, check: plan.Check, deadline: float | None = None) -> None:
+        """Until ``check`` passes, with a progress line; at its deadline (by default
+        :data:`HEALTH_DEADLINE`), what was still wrong."""
         runner.retry(
             self.context,
             check.argv,
             waiting_for=check.what,
-            deadline=deadline,
+            deadline=HEALTH_DEADLINE if deadline is None else deadline,
             interval=POLL,
             attempt_timeout=CHECK_TIMEOUT,
             accept=lambda outcome: not check.problems(outcome.stdout),
@@ -503,7 +504,7 @@ class Journey:
 
     def system_namespaces(self) -> list[str]:
         """The namespaces bootstrap.apps installs into (the bootstrap helmfile's releases)."""
-        from tasks.lib.provision.plan import helmfile_releases
+        from tasks.lib.provision.facts import helmfile_releases
 
         root = self.paths.root if self.dry else self.scratch
         helmfile = root / "bootstrap" / "helmfile.d" / "01-apps.yaml"
@@ -668,6 +669,7 @@ class Journey:
         """Everything about the cluster as it is now, into the diagnostics folder, and a
         summary of it on the screen."""
         self.current = "collecting diagnostics"
+        self.diagnostics_folder = diagnostics.fresh_folder(self.diagnostics_folder)
         self.say(f"==> collecting diagnostics into {self.paths.rel(self.diagnostics_folder)}")
         commands = diagnostics.commands(self.plan.nodes, self.scratch)
         outcomes = runner.run_many(commands, paths=self.scratch_paths)

@@ -55,6 +55,7 @@ RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makeji
 #: the digest; a test checks that every module of tasks.lib.config a render loads is listed).
 RENDER_CODE = (
     "tasks.lib.config.schema",
+    "tasks.lib.gitremote",
     "tasks.lib.config.constraints",
     "tasks.lib.config.network",
     "tasks.lib.config.document",

@@ -16,13 +16,19 @@ EXAMPLE_OPERATOR = Path("tests/fixtures/example-operator")
 
 PLACEHOLDER_SECRETS = """\
 # Secrets the templates need, encrypted by SOPS. Edit with `inv sops.edit cluster.sops.yaml`.
-# Cloudflare API token (Zone:DNS:Edit and Account:Cloudflare Tunnel:Read).
+# Cloudflare API token (Zone:DNS:Edit and Account:Cloudflare Tunnel:Read); remove it with
+# `dns_provider: none` in cluster.yaml.
 cloudflare_token: replace-me
-# The contents of cloudflare-tunnel.json (`cloudflared tunnel create`).
+# The contents of cloudflare-tunnel.json (`cloudflared tunnel create`); remove it unless
+# `ingress_mode` is `cloudflare-tunnel` (the default with Cloudflare).
 cloudflare_tunnel:
   AccountTag: replace-me
   TunnelID: 00000000-0000-0000-0000-000000000000
   TunnelSecret: replace-me
+# The secret your git host's push webhook signs with (`openssl rand -hex 32`): required for a
+# GitLab, Gitea, Forgejo or generic-hmac webhook (`repository_webhook`); GitHub's uses
+# github-push-token.txt when this is absent.
+# flux_webhook_token: <a random secret>
 # Optional: 1Password Connect for External Secrets (a Connect server and a ClusterSecretStore
 # named onepassword are rendered only when this key is present). Uncomment and fill in the
 # 1password-credentials.json text and a Connect access token to use it.
@@ -59,7 +65,7 @@ def create_operator_files(paths: Paths, dry: bool) -> list[str]:
 
 
 def public_key(paths: Paths, dry: bool) -> str:
-    from tasks.lib.config.template_context import read_age_identity
+    from tasks.lib.secrets.keys import read_age_identity
 
     if dry and not paths.age_key.exists():
         return "<new age public key>"
@@ -82,7 +88,7 @@ def seed_secrets(c: Context, paths: Paths) -> str | None:
     example = paths.root / EXAMPLE_OPERATOR / "age.key"
     if not example.exists() or age_recipients_of(paths.secrets_config) == [recipient]:
         return None
-    from tasks.lib.config.template_context import read_age_identity
+    from tasks.lib.secrets.keys import read_age_identity
 
     example_public = read_age_identity(example, paths.rel(example))[1]
     if age_recipients_of(paths.secrets_config) != [example_public]:
