@@ -10,7 +10,6 @@ from invoke.context import Context
 from tasks.lib.errors import UserError
 from tasks.lib.paths import paths_for
 from tasks.lib.taskdef import task
-from tasks.lib.tools.runner import Command, find_tool, is_dry, run, run_one
 
 
 @task(
@@ -38,13 +37,7 @@ def changed(c: Context, base: str, path: list[str] | None = None, output: str = 
         print("no base to compare with (a new branch, a manual run): everything counts as changed")
         return
     root = paths_for(c).root
-    outcome = run_one(Command(("git", "diff", "--name-only", f"{base}...HEAD"), cwd=root))
-    if not outcome.ok:
-        raise UserError(
-            f"cannot diff against '{base}': {outcome.last_line}",
-            "fetch the base branch's history first (actions/checkout with fetch-depth: 0)",
-        )
-    hits = ci.touches(outcome.stdout.splitlines(), path)
+    hits = ci.touches(ci.changed_since(root, base), path)
     ci.set_output(output, "true" if hits else "false")
     if hits:
         print(f"{len(hits)} changed file(s) under {', '.join(path)}:")
@@ -97,28 +90,9 @@ def install_qemu(c: Context) -> None:
     """Install QEMU for `inv dev.cluster-test` on a Debian/Ubuntu runner (sudo apt-get).
 
     Does nothing when QEMU is installed already. On a workstation install it yourself."""
-    from tasks.lib.clustertest import journey, plan
+    from tasks.lib.clustertest import journey
 
-    binary = journey.qemu_binary()
-    if find_tool(binary) is not None and not is_dry(c):
-        print(f"{binary} is installed already")
-        return
-    if find_tool("apt-get") is None and not is_dry(c):
-        raise UserError(f"no apt-get here: install QEMU ({binary}) with this system's package manager")
-    sudo = journey.sudo_prefix()
-    run(c, [*sudo, "apt-get", "update", "--quiet"], timeout=600, what="updating the package lists")
-    install = [
-        *sudo,
-        "apt-get",
-        "install",
-        "--quiet",
-        "--yes",
-        "--no-install-recommends",
-        *plan.QEMU_PACKAGES,
-    ]
-    run(c, install, timeout=1200, stream=True, what="installing QEMU")
-    if not is_dry(c):
-        print(f"installed {', '.join(plan.QEMU_PACKAGES)}")
+    journey.install_qemu(c)
 
 
 ns = Collection("ci")

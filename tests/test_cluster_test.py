@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 from invoke import Config, Context
 
-from tasks import dev
+from tasks import ci, dev
 from tasks.lib.clustertest import diagnostics, journey, plan
 from tasks.lib.tools import runner
 from tasks.lib.tools.runner import Command, Outcome
@@ -596,3 +596,39 @@ def test_bad_options_are_one_line_each_before_anything_runs(
     assert result.returncode == 1
     assert problem in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+# --------------------------------------------------------------------------- ci.install-qemu
+
+
+@pytest.mark.parametrize("sudo", [[], ["sudo", "-n", "-E"]], ids=["root", "user"])
+def test_install_qemu_installs_the_packages_with_apt_get(
+    repo: Path, fake_tools: FakeTools, monkeypatch: pytest.MonkeyPatch, sudo: list[str]
+) -> None:
+    fake_tools.install("apt-get", "sudo")
+    monkeypatch.setattr(journey, "sudo_prefix", lambda: sudo)
+    monkeypatch.setattr(journey, "qemu_binary", lambda: "qemu-system-test")
+    ci.install_qemu(context(repo))
+    lines = fake_tools.lines()
+    prefix = " ".join([*sudo[1:], ""]) if sudo else ""
+    assert lines == [
+        f"{'sudo ' if sudo else ''}{prefix}apt-get update --quiet",
+        f"{'sudo ' if sudo else ''}{prefix}apt-get install --quiet --yes --no-install-recommends "
+        + " ".join(plan.QEMU_PACKAGES),
+    ]
+
+
+def test_install_qemu_does_nothing_when_qemu_is_there_and_says_what_to_do_without_apt(
+    repo: Path, fake_tools: FakeTools, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(journey, "qemu_binary", lambda: "qemu-system-test")
+    monkeypatch.setattr(runner, "find_tool", lambda name: None)
+    assert exit_code(lambda: ci.install_qemu(context(repo))) == 1
+    assert "no apt-get here: install QEMU (qemu-system-test)" in capsys.readouterr().err
+    fake_tools.install("qemu-system-test", "apt-get")
+    monkeypatch.undo()
+    monkeypatch.setenv("PATH", fake_tools.path_env())
+    monkeypatch.setattr(journey, "qemu_binary", lambda: "qemu-system-test")
+    ci.install_qemu(context(repo))
+    assert "qemu-system-test is installed already" in capsys.readouterr().out
+    assert fake_tools.calls("apt-get") == []

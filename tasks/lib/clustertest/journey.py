@@ -208,6 +208,24 @@ def qemu_problem() -> str | None:
     return None
 
 
+def install_qemu(c: Context) -> None:
+    """``inv ci.install-qemu``: QEMU's packages with apt-get (as root, through sudo when not
+    root), unless QEMU is installed already."""
+    binary = qemu_binary()
+    dry = runner.is_dry(c)
+    if runner.find_tool(binary) is not None and not dry:
+        print(f"{binary} is installed already")
+        return
+    if runner.find_tool("apt-get") is None and not dry:
+        raise UserError(f"no apt-get here: install QEMU ({binary}) with this system's package manager")
+    sudo = sudo_prefix()
+    runner.run(c, [*sudo, "apt-get", "update", "--quiet"], timeout=600, what="updating the package lists")
+    install = [*sudo, "apt-get", "install", "--quiet", "--yes", "--no-install-recommends", *plan.QEMU_PACKAGES]
+    runner.run(c, install, timeout=1200, stream=True, what="installing QEMU")
+    if not dry:
+        print(f"installed {', '.join(plan.QEMU_PACKAGES)}")
+
+
 TOOLS = ("git", "talosctl", "talhelper", "sops", "kubectl", "flux", "helm", "helmfile")
 
 
