@@ -220,7 +220,8 @@ def install_qemu(c: Context) -> None:
         raise UserError(f"no apt-get here: install QEMU ({binary}) with this system's package manager")
     sudo = sudo_prefix()
     runner.run(c, [*sudo, "apt-get", "update", "--quiet"], timeout=600, what="updating the package lists")
-    install = [*sudo, "apt-get", "install", "--quiet", "--yes", "--no-install-recommends", *plan.QEMU_PACKAGES]
+    install = [*sudo, "apt-get", "install", "--quiet", "--yes", "--no-install-recommends"]
+    install += plan.QEMU_PACKAGES
     runner.run(c, install, timeout=1200, stream=True, what="installing QEMU")
     if not dry:
         print(f"installed {', '.join(plan.QEMU_PACKAGES)}")
