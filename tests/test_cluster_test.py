@@ -31,6 +31,7 @@ from invoke import Config, Context
 
 from tasks import ci, dev
 from tasks.lib.clustertest import diagnostics, journey, plan
+from tasks.lib.provision import discover as discovery
 from tasks.lib.tools import runner
 from tasks.lib.tools.runner import Command, Outcome
 from tests import talos_shapes as shapes
@@ -632,3 +633,50 @@ def test_install_qemu_does_nothing_when_qemu_is_there_and_says_what_to_do_withou
     ci.install_qemu(context(repo))
     assert "qemu-system-test is installed already" in capsys.readouterr().out
     assert fake_tools.calls("apt-get") == []
+
+
+# --------------------------------------------------------------------------- the real init and configure
+
+
+@pytest.mark.slow
+def test_the_scratch_copy_it_sets_up_is_what_the_real_init_and_configure_accept(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The journey's own scratch set-up (nodes.yaml from what QEMU VMs say, cluster.yaml for
+    their network), then the real `inv init` and `inv configure` there, as the journey runs
+    them: the rendered tree is for those nodes and pulls from the test's git server."""
+    the_plan = plan.make_plan(controlplanes=1, workers=1, nodes="", cidr=plan.DEFAULT_CIDR, gateway="")
+    trip = journey.Journey(context(repo), journey.Paths(repo), the_plan, journey.Options())
+    trip.scratch = tmp_path / "scratch"
+    trip.url = plan.repository_url(the_plan.gateway, 41234)
+    for address in the_plan.nodes:
+        said = shapes.qemu_node(address, f"02:00:0a:05:00:{int(address.rsplit('.', 1)[1]):02x}")
+        found = discovery.Discovered(
+            address,
+            tuple(discovery.parse_links(said["links"])),
+            tuple(discovery.parse_disks(said["disks"])),
+            discovery.parse_system(said["systeminformation"]),
+            discovery.parse_schematic(said["extensions"]),
+        )
+        name, controller = the_plan.node_name(address), the_plan.is_controller(address)
+        trip.entries.append(discovery.node_entry(found, name=name, controller=controller))
+    trip.set_up_scratch()
+    env = {**os.environ, **journey.scratch_variables(trip.scratch, runner.tools_dir())}
+    for task in ("init", "configure"):
+        done = subprocess.run(
+            [sys.executable, "-m", "tasks", task],
+            cwd=trip.scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    talconfig = (trip.scratch / "talos" / "talconfig.yaml").read_text()
+    assert 'endpoint: "https://10.5.0.240:6443"' in talconfig
+    for address in ("10.5.0.2", "10.5.0.3"):
+        assert f'ipAddress: "{address}"' in talconfig
+    assert talconfig.count('installDisk: "/dev/vda"') == 2, "the virtio disk discovery chose"
+    values = (trip.scratch / "kubernetes/apps/flux-system/flux-instance/app/helm/values.yaml").read_text()
+    assert 'url: "http://10.5.0.1:41234/home-ops.git"' in values
+    assert git(repo, "status", "--porcelain") == "", "the repository itself is untouched"
