@@ -1,19 +1,19 @@
 """``inv dev.cluster-test``: the whole journey against a fake cluster, a failure injected at
 every step, Ctrl-C, and ``--dry``.
 
-What needs VMs is answered by :class:`FakeCluster` (through the runner's ``observe``) in the
-real tools' shapes: ``talosctl get ... --insecure -o json`` of a QEMU VM
-(tests/talos_shapes.py), ``kubectl get ... -o json`` lists with their Ready conditions. What
-can run here runs for real: git, the git server the cluster would pull from, sops, ``inv
-init`` and ``inv app.new`` in the scratch copy. ``inv configure`` in the scratch copy is
-answered with the bundled example's rendered tree (the real configure of the files the test
-writes is ``test_the_written_config_is_what_configure_accepts``).
+What needs VMs is answered in the real tools' shapes by tests/cluster_fake.py: as talosctl,
+kubectl and flux executables on PATH in the whole-journey tests, in-process (the runner's
+``observe``, faster) where a failure is injected at every step; every talosctl command is
+checked against talosctl's flags, and the dry run's kubectl and flux lines against the real
+tools. What can run here runs for real: git, the git server the cluster would pull from,
+sops, ``inv init`` and ``inv app.new`` in the scratch copy. ``inv configure`` in the scratch
+copy is answered with the bundled example's rendered tree (the real init and configure of
+the scratch copy the journey sets up run in
+``test_the_scratch_copy_it_sets_up_is_what_the_real_init_and_configure_accept``).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shlex
 import shutil
@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,8 @@ from tasks.lib.clustertest import diagnostics, journey, plan
 from tasks.lib.provision import discover as discovery
 from tasks.lib.tools import runner
 from tasks.lib.tools.runner import Command, Outcome
+from tests import cluster_fake, talosctl_cli
 from tests import talos_shapes as shapes
-from tests import talosctl_cli
 from tests.conftest import EXAMPLE_OPERATOR, copy_repo, example_source, exit_code, git
 from tests.fakes import FakeTools
 from tests.tools_contract import argv_problem, real_tool
@@ -43,39 +43,7 @@ from tests.tools_contract import argv_problem, real_tool
 CIDR = "127.0.0.0/24"  # the gateway, 127.0.0.1, is an address the real git server can listen on
 
 
-def ready(kind: str, namespace: str | None, name: str, ok: bool = True, message: str = "") -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "generation": 2}
-    if namespace:
-        metadata["namespace"] = namespace
-    condition = {
-        "type": "Ready",
-        "status": "True" if ok else "False",
-        "reason": "Progressing",
-        "message": message,
-    }
-    return {
-        "kind": kind,
-        "metadata": metadata,
-        "status": {"conditions": [condition], "observedGeneration": 2},
-    }
-
-
-def listing(*found: dict[str, Any]) -> str:
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(found)})
-
-
-FLUX_OBJECTS = {
-    "fluxinstances.fluxcd.controlplane.io": ("FluxInstance", "flux-system", "flux"),
-    "gitrepositories.source.toolkit.fluxcd.io": ("GitRepository", "flux-system", "flux-system"),
-    "ocirepositories.source.toolkit.fluxcd.io": ("OCIRepository", "default", "echo"),
-    "kustomizations.kustomize.toolkit.fluxcd.io": ("Kustomization", "flux-system", "cluster-apps"),
-    "helmreleases.helm.toolkit.fluxcd.io": ("HelmRelease", "default", "echo"),
-}
 RENDERED = ("kubernetes", "talos", "bootstrap", ".sops.yaml", ".configure-manifest.json")
-
-
-class Refused(Exception):
-    """What a fake tool says when it fails (its stderr)."""
 
 
 @dataclass
@@ -87,6 +55,7 @@ class FakeCluster:
     fail_step: str | None = None
     destroy_fails: bool = False
     fake_init: bool = False
+    on_path: Path | None = None  # the fakes run as processes from this folder on PATH
     journey: journey.Journey | None = None
     calls: list[Command] = field(default_factory=list)
     seen: dict[str, str] = field(default_factory=dict)
@@ -109,14 +78,23 @@ class FakeCluster:
         tool = Path(argv[0]).name
         if tool == Path(sys.executable).name or argv[0] == sys.executable:
             return self.python(command, argv)
-        handler: Callable[[list[str]], str | None] | None = getattr(self, tool.replace("-", "_"), None)
-        if handler is None:
-            return None  # git, sops, true: the real ones
-        try:
-            answer = handler(argv[1:])
-        except Refused as error:
-            return Outcome(command, 1, "", f"{error}\n")
-        return None if answer is None else Outcome(command, 0, answer, "")
+        if tool not in cluster_fake.TOOLS:
+            return None  # git, sops: the real ones
+        if tool == "talosctl":
+            problem = talosctl_cli.argv_problem(argv[1:])
+            assert problem is None, problem
+        if self.on_path is not None:
+            return None  # the fake on PATH answers
+        return Outcome(command, *self.tools().answer(tool, argv[1:]))
+
+    def tools(self) -> cluster_fake.Cluster:
+        nodes = len(self.journey.plan.nodes) if self.journey is not None else 1
+        return cluster_fake.Cluster(nodes, journey.SOPS_VALUE, self.destroy_fails)
+
+    def put_on_path(self, folder: Path, nodes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        """From now on talosctl, kubectl and flux run as processes, ``nodes`` of them Ready."""
+        self.on_path = cluster_fake.install(folder, cluster_fake.Cluster(nodes, journey.SOPS_VALUE))
+        monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
 
     def python(self, command: Command, argv: list[str]) -> Outcome | None:
         if argv[1:3] != ["-m", "tasks"]:
@@ -142,58 +120,6 @@ class FakeCluster:
         if task in ("init", "app.new"):
             return None  # real
         return Outcome(command, 0, f"{task}: done\n", "")
-
-    # tools ---------------------------------------------------------------------------------
-    def talosctl(self, args: list[str]) -> str | None:
-        problem = talosctl_cli.argv_problem(args)
-        assert problem is None, problem
-        if args[:2] == ["cluster", "create"]:
-            return "creating the cluster\n"
-        if args[:2] == ["cluster", "destroy"] and self.destroy_fails:
-            raise Refused("error: failed to destroy: qemu still running")
-        if args[:2] == ["cluster", "destroy"]:
-            return "destroying the cluster\n"
-        if args[0] == "get":
-            node = args[args.index("--nodes") + 1]
-            mac = f"02:00:7f:00:00:{int(node.rsplit('.', 1)[1]):02x}"
-            return shapes.qemu_node(node, mac)[args[1]]
-        if args[0] == "dmesg":
-            return "[    0.000000] Linux version 6.18.5-talos\n"
-        raise AssertionError(f"unexpected talosctl {args}")
-
-    def kubectl(self, args: list[str]) -> str | None:
-        assert args[0] == "get", args
-        kind = args[1]
-        if kind == "nodes":
-            count = len(self.journey.plan.nodes) if self.journey else 1
-            return listing(*(ready("Node", None, f"k8s-{i}") for i in range(count)))
-        if kind == "pods" and "--all-namespaces" in args:  # the diagnostics: one is failing
-            return listing(
-                ready("Pod", "kube-system", "cilium-abcde"),
-                ready("Pod", "flux-system", "flux-operator-1", ok=False, message="back-off restarting"),
-            )
-        if kind == "pods":
-            namespace = args[args.index("--namespace") + 1]
-            return listing(ready("Pod", namespace, f"{namespace}-pod"))
-        if kind == "secret":
-            value = base64.b64encode(journey.SOPS_VALUE.encode()).decode()
-            return json.dumps({"kind": "Secret", "data": {"value": value}})
-        if kind == "events":
-            return "flux-system 2m Warning BackOff pod/flux-operator-1 Back-off restarting failed container\n"
-        if kind in FLUX_OBJECTS:
-            what, namespace, name = FLUX_OBJECTS[kind]
-            if any(arg.startswith("--field-selector=metadata.name=") for arg in args):
-                name = args[-2].split("=")[-1]
-            return listing(ready(what, namespace, name))
-        if "," in kind:  # the diagnostics' all-Flux listing
-            return listing(
-                ready("HelmRelease", "network", "cloudflared", ok=False, message="install retries exhausted")
-            )
-        raise AssertionError(f"unexpected kubectl {args}")
-
-    def flux(self, args: list[str]) -> str:
-        assert args[:2] == ["reconcile", "kustomization"], args
-        return "► annotating GitRepository flux-system\n✔ applied revision main@sha1:0123\n"
 
     # what the test looks at ----------------------------------------------------------------
     def lines(self) -> list[str]:
@@ -308,10 +234,24 @@ def state_of(fake: FakeCluster) -> str:
 
 
 def test_the_whole_journey_on_nodes_someone_else_booted(
-    repo: Path, cluster: FakeCluster, capsys: pytest.CaptureFixture[str]
+    repo: Path,
+    cluster: FakeCluster,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    cluster.put_on_path(tmp_path / "fakes", 2, monkeypatch)
+    clone = tmp_path / "pulled"
+    teardown = journey.Journey.teardown
+
+    def clone_first(self: journey.Journey) -> None:
+        git(tmp_path, "clone", "-q", self.url, str(clone))
+        teardown(self)
+
+    monkeypatch.setattr(journey.Journey, "teardown", clone_first)
     before = dict(os.environ)
     dev.cluster_test(context(repo), nodes="127.0.0.2,127.0.0.3", cidr=CIDR)
+    assert_pulled(clone)
     out = capsys.readouterr().out
     print(out)
     assert "cluster test passed:" in out and "19 steps" not in out  # --nodes: no boot step
@@ -342,6 +282,18 @@ def test_the_whole_journey_on_nodes_someone_else_booted(
         )
         == 2
     )
+    # The tools ran as processes, every one of them told to use the scratch copy's cluster
+    # files and key, whatever the caller's environment said.
+    (scratch,) = {c.cwd for c in cluster.calls if c.argv[1:3] == ("-m", "tasks")}
+    ran = cluster_fake.calls(tmp_path / "fakes")
+    assert len(ran) == len([c for c in cluster.calls if c.tool in cluster_fake.TOOLS]) > 20
+    for call in ran:
+        assert call["env"] == {
+            "KUBECONFIG": f"{scratch}/kubeconfig",
+            "TALOSCONFIG": f"{scratch}/talos/clusterconfig/talosconfig",
+            "SOPS_AGE_KEY_FILE": f"{scratch}/age.key",
+            "HOME_OPS_OPERATOR_DIR": str(scratch),
+        }, call
     # Everything ran in the scratch copy, never in the repository; all of it is gone now.
     in_repo = [c.line for c in cluster.calls if c.cwd == repo]
     assert in_repo == ["git ls-files -z --cached --others --exclude-standard"], "it only read the repository"
@@ -352,33 +304,18 @@ def test_the_whole_journey_on_nodes_someone_else_booted(
     assert not (repo / "cluster-test-diagnostics").exists()
 
 
-def test_what_the_cluster_pulled_is_the_scratch_copy_with_the_secret_and_the_app(
-    repo: Path, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Clone the test's git server just before the teardown: the rendered repository, the
-    Talos secrets, the SOPS Secret (encrypted) and the day-2 app, each pushed."""
-    clone = tmp_path / "pulled"
-    original = journey.Journey.teardown
-
-    def look_first(self: journey.Journey) -> None:
-        git(tmp_path, "clone", "-q", self.url, str(clone))
-        original(self)
-
-    monkeypatch.setattr(journey.Journey, "teardown", look_first)
-    dev.cluster_test(context(repo), nodes="127.0.0.2", cidr=CIDR)
+def assert_pulled(clone: Path) -> None:
+    """What the cluster would have pulled from the test's git server just before the
+    teardown: the rendered repository, the SOPS Secret (encrypted) and the day-2 app, each
+    pushed (the bootstraps are stand-ins here: they add no Talos secrets to commit)."""
     log = git(clone, "log", "--format=%s").splitlines()
     assert log == [f"day 2: {journey.DAY2_APP}", "a SOPS-encrypted Secret", "rendered for the VM network"]
     secret = (clone / journey.SOPS_FILE).read_text()
     assert journey.SOPS_VALUE not in secret and "ENC[AES256_GCM" in secret
-    assert (
-        f"./{Path(journey.SOPS_FILE).name}"
-        in (clone / "kubernetes/apps/default/kustomization.yaml").read_text()
-    )
+    apps = (clone / "kubernetes/apps/default/kustomization.yaml").read_text()
+    assert f"./{Path(journey.SOPS_FILE).name}" in apps and f"./{journey.DAY2_APP}/ks.yaml" in apps
     release = (clone / f"kubernetes/apps/default/{journey.DAY2_APP}/app/helmrelease.yaml").read_text()
     assert "repository: ghcr.io/mendhak/http-https-echo" in release
-    assert (
-        f"./{journey.DAY2_APP}/ks.yaml" in (clone / "kubernetes/apps/default/kustomization.yaml").read_text()
-    )
     assert not (clone / "age.key").exists() and (clone / "cluster.sops.yaml").exists()
 
 
