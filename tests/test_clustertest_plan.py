@@ -41,7 +41,10 @@ def test_given_nodes_are_controllers_first_and_the_rest_workers() -> None:
         ({"nodes": "10.5.0.x"}, "'10.5.0.x' is not an IPv4 address"),
         ({"workers": -2}, "--workers -2: cannot be negative"),
         ({"controlplanes": 5, "workers": 5}, "10 nodes: the test takes 9 at most"),
+        ({"controlplanes": 10**12}, "1000000000001 nodes: the test takes 9 at most"),
+        ({"workers": 10**12, "nodes": "10.5.0.2"}, "--nodes lists 1 address(es)"),
         ({"cidr": "10.5.0.0/33"}, "is not an IPv4 network"),
+        ({"cidr": "10.0.0.0/8", "nodes": "10.0.0.0,10.255.255.255", "workers": 1}, "not a host address"),
         ({"gateway": "nowhere"}, "--gateway 'nowhere' is not an IPv4 address"),
     ],
 )

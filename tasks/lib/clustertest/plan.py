@@ -124,7 +124,6 @@ def make_plan(
     """Check the options and say where every node is. ``workers`` -1 means "not given": one
     worker when booting, every address after the controllers with ``--nodes``."""
     network = parse_network(cidr)
-    hosts = list(network.hosts())
     gateway_address = gateway.strip() or str(network.network_address + GATEWAY_OFFSET)
     problems: list[str] = []
     try:
@@ -147,19 +146,20 @@ def make_plan(
         reserved = {network.network_address + offset for offset in ADDRESS_OFFSETS.values()}
         for address in given:
             parsed = ipaddress.IPv4Address(address)
-            if parsed not in network or parsed not in hosts:
+            if parsed not in network or parsed in (network.network_address, network.broadcast_address):
                 problems.append(f"--nodes: {address} is not a host address of the network {network}")
             elif parsed in reserved or address == gateway_address:
                 problems.append(f"--nodes: {address} is an address the test gives the cluster itself")
     else:
         worker_count = 1 if workers == UNSET else workers
-        given = [str(network.network_address + NODES_OFFSET + i) for i in range(controlplanes + worker_count)]
     if worker_count < 0:
         problems.append(f"--workers {worker_count}: cannot be negative")
     if controlplanes + max(worker_count, 0) > MAX_NODES:
         problems.append(f"{controlplanes + worker_count} nodes: the test takes {MAX_NODES} at most")
     if problems:
         raise UserError(*problems)
+    if not given:  # counted first: a huge --controlplanes is an error, never a huge list
+        given = [str(network.network_address + NODES_OFFSET + i) for i in range(controlplanes + worker_count)]
     return Plan(
         network=network,
         gateway=gateway_address,
