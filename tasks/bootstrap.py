@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -38,6 +38,9 @@ from tasks.lib.provision.steps import (
 from tasks.lib.secrets import sopsfile
 from tasks.lib.taskdef import task
 from tasks.lib.tools import runner
+
+if TYPE_CHECKING:
+    from tasks.lib.config.schema import ClusterConfig
 
 #: How ``kubectl`` applies: server-side, owning the fields it sets even when something
 #: else (Flux, later) set them before.
@@ -111,23 +114,41 @@ def already_bootstrapped(result: Any) -> bool:
     return any(marker in output for marker in ALREADY_BOOTSTRAPPED)
 
 
+YES_HELP = "bootstrap although the example's values (example.com, its repository, fake secrets) are in place"
+
+
+def load_cluster(paths: Paths) -> ClusterConfig:
+    from tasks.lib.config.checks import load_config
+
+    return load_config(paths.cluster_config, paths.nodes_config, paths.root)
+
+
 @task(
     help={
         "deadline": "seconds to keep retrying the etcd bootstrap, and again the kubeconfig (default 600)",
         "interval": "seconds between attempts (default 10)",
         "attempt-timeout": "seconds one attempt may hang before it counts as failed (default 120)",
+        "yes": YES_HELP,
     }
 )
 def talos(
-    c: Context, deadline: float = 600.0, interval: float = 10.0, attempt_timeout: float = 120.0
+    c: Context,
+    deadline: float = 600.0,
+    interval: float = 10.0,
+    attempt_timeout: float = 120.0,
+    yes: bool = False,
 ) -> None:
     """Bootstrap Talos on nodes in maintenance mode and fetch the kubeconfig.
 
     Creates talos/talsecret.sops.yaml if absent (encrypted in memory), generates the node
     configs, applies them (insecure), retries the etcd bootstrap and the kubeconfig fetch
-    until they succeed or the deadline passes. Safe to run again."""
+    until they succeed or the deadline passes. Safe to run again. Stops while the example's
+    values are still in place, unless --yes."""
     paths = paths_for(c)
     preflight(c, paths, tools=["talhelper", "talosctl", "sops"], files=talos_files(paths))
+    from tasks.lib.provision import ready
+
+    ready.refuse_examples(paths, load_cluster(paths).cluster, bool(yes), runner.is_dry(c))
     ensure_talsecret(c, paths)
     runner.run(c, ["talhelper", "genconfig"], cwd=paths.talos, stream=True)
     nodes = known_nodes(paths)
@@ -292,15 +313,20 @@ def values_changed(c: Any, release: plan.Release) -> bool:
         "deadline": "seconds to wait for the nodes to register (default 600)",
         "interval": "seconds between checks (default 10)",
         "sync": "run `helmfile sync` even when every release is deployed with its version and values",
+        "yes": YES_HELP,
     }
 )
-def apps(c: Context, deadline: float = 600.0, interval: float = 10.0, sync: bool = False) -> None:
+def apps(
+    c: Context, deadline: float = 600.0, interval: float = 10.0, sync: bool = False, yes: bool = False
+) -> None:
     """Install the bootstrap apps (Cilium, CoreDNS, cert-manager, Flux) on the new cluster.
 
-    Waits for the nodes, creates the namespaces of kubernetes/apps, applies the bootstrap
-    secrets (decrypted in memory) and the CRDs server-side, then `helmfile sync`s
+    First checks that your commit is on the repository and branch Flux deploys (fetching
+    it), then waits for the nodes, creates the namespaces of kubernetes/apps, applies the
+    bootstrap secrets (decrypted in memory) and the CRDs server-side, and `helmfile sync`s
     bootstrap/helmfile.d/01-apps.yaml. Safe to run again: what is current is skipped (the
-    sync only when every release runs its pinned chart version with the helmfile's values)."""
+    sync only when every release runs its pinned chart version with the helmfile's values).
+    Stops while the example's values are still in place, unless --yes."""
     paths = paths_for(c)
     crds_file = paths.bootstrap / "helmfile.d" / "00-crds.yaml"
     apps_file = paths.bootstrap / "helmfile.d" / "01-apps.yaml"
@@ -318,6 +344,14 @@ def apps(c: Context, deadline: float = 600.0, interval: float = 10.0, sync: bool
     )
     if not plan.app_namespaces(paths.kubernetes / "apps"):
         raise UserError(f"{paths.rel(paths.kubernetes / 'apps')} has no namespace directories — {CONFIGURE}")
+    from tasks.lib.provision import ready
+
+    config = load_cluster(paths)
+    ready.refuse_examples(paths, config.cluster, bool(yes), runner.is_dry(c))
+    branch = str(config.cluster["repository_branch"])
+    pushed = ready.check_pushed(paths.root, config.repository, branch, runner.is_dry(c))
+    if not runner.is_dry(c):
+        print(f"git: your commit is on {pushed}, which Flux deploys")
     wait_for_nodes(c, float(deadline), float(interval))
     changed = [f"namespace {name}" for name in ensure_namespaces(c, paths)]
     changed += [f"secret {label}" for label in apply_secrets(c, paths)]

@@ -144,6 +144,8 @@ TREE_NODES: tuple[tuple[str, str, bool, str], ...] = (
 TALOS_VERSION = "v1.13.0"
 KUBERNETES_VERSION = "v1.36.0"
 TREE_NAMESPACES = ("default", "flux-system", "kube-system")
+#: The repository Flux syncs in the minimal tree (not the example's: bootstrap refuses that).
+TREE_REPOSITORY = "octo/home-ops"
 
 
 def example_public_key() -> str:
@@ -173,8 +175,8 @@ def _tree_files(nodes: tuple[tuple[str, str, bool, str], ...]) -> dict[str, str]
         "cluster.yaml": (
             "node_cidr: 192.168.1.0/24\ncluster_api_addr: 192.168.1.145\n"
             "cluster_dns_gateway_addr: 192.168.1.146\ncluster_gateway_addr: 192.168.1.147\n"
-            "cloudflare_gateway_addr: 192.168.1.148\nrepository_name: example/home-ops\n"
-            "cloudflare_domain: example.com\n"
+            f"cloudflare_gateway_addr: 192.168.1.148\nrepository_name: {TREE_REPOSITORY}\n"
+            "cloudflare_domain: homelab.test\n"
         ),
         "nodes.yaml": f"nodes:\n{node_entries}",
         ".sops.yaml": (
@@ -245,6 +247,36 @@ def write_cluster_tree(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"# placeholder {rel}\n")
     return root
+
+
+def publish(root: Path, repository: str = TREE_REPOSITORY, branch: str = "main") -> Path:
+    """Make ``root`` a git repository whose ``origin`` is GitHub's ``repository`` (as Flux
+    clones it) and push it there: a bare repository beside ``root`` stands in for GitHub
+    through git's ``insteadOf``, so fetch and push work offline. Returns the bare one."""
+    import subprocess
+
+    url = f"https://github.com/{repository}.git"
+    bare = root.parent / f"{root.name}-remote.git"
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+
+    def git(*args: str, cwd: Path = root) -> None:
+        subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "--bare", "-b", branch, str(bare), cwd=root.parent)
+    if not (root / ".git").exists():
+        git("init", "-q", "-b", branch)
+    git("add", "-A")
+    git("commit", "-q", "--allow-empty", "-m", "my cluster")
+    git("remote", "add", "origin", url)
+    git("config", f"url.{bare}.insteadOf", url)
+    git("push", "-q", "origin", f"HEAD:{branch}")
+    return bare
 
 
 def sops_path() -> str:

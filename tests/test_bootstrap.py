@@ -30,6 +30,7 @@ from tests.fakes import (
     fail,
     hang,
     ok,
+    publish,
     secret_manifest,
     sops_path,
     succeed_on,
@@ -81,7 +82,9 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_tools: FakeTools)
     """A minimal rendered repository (with talosconfig and kubeconfig), the example operator
     keys, fake tools on PATH."""
     monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(EXAMPLE_OPERATOR))
-    return write_cluster_tree(tmp_path / "repo")
+    tree = write_cluster_tree(tmp_path / "repo")
+    publish(tree)
+    return tree
 
 
 @pytest.fixture

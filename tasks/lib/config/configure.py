@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tasks.lib.config.blame import explain_rendered_error
 from tasks.lib.config.checks import load_config
+from tasks.lib.config.examples import ExampleValue, advice
 from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
 from tasks.lib.errors import Interrupted, UserError, signals_deferred
@@ -373,6 +374,19 @@ def import_renderer(paths: Paths) -> None:
         makejinja_app(paths)
 
 
+def warn_examples(found: Sequence[ExampleValue]) -> None:
+    """Say which of the example's values (and ``inv init``'s placeholders) are still in
+    place: they render fine, but a cluster bootstrapped from them is not the user's."""
+    if not found:
+        return
+    print(
+        "warning: the example's values are still in place (`inv bootstrap.*` refuses them):", file=sys.stderr
+    )
+    for value in found:
+        print(f"  {value.line()}", file=sys.stderr)
+    print(f"  {advice(list(found))}", file=sys.stderr)
+
+
 def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
     """A Cloudflare token in cluster.yaml (the Taskfile template's habit) is accepted only
     while git ignores cluster.yaml; otherwise it would be committed in plaintext."""
@@ -552,12 +566,7 @@ def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary
     context = build_context(paths, sops_decrypt(paths), config, operator)
     register_secrets(context.secret_values)
     warm.join()
-    label = paths.rel(paths.secrets_config)
-    for placeholder in context.placeholder_keys:
-        print(
-            f"warning: {label}: {placeholder} still holds a placeholder — `inv sops.edit {label}`",
-            file=sys.stderr,
-        )
+    warn_examples(context.examples)
     guard_plaintext_token(paths, context)
 
     with staging_dir() as staging:
