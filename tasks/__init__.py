@@ -1,39 +1,42 @@
-"""home-ops task library: the root Invoke namespace.
+"""home-ops task library: the root Invoke namespace, ``ns``.
 
 Collections live in ``tasks/*.py``, one module per namespace; the code they call lives in
-``tasks/lib/`` (see docs/architecture.md). Each module imports its heavy dependencies inside
-task bodies, so ``inv --list`` costs little more than Invoke itself.
+``tasks/lib/`` (see docs/architecture.md). Importing this package does nothing else: ``ns``
+is built when it is first read (by ``inv``, which also lives here: ``tasks/__main__.py``),
+so library modules and the pre-commit hook import ``tasks.lib`` without loading Invoke.
 """
 
-from invoke.collection import Collection
+from __future__ import annotations
 
-from tasks import app, bootstrap, ci, dev, flux, lint, root, sops, talos
-from tasks.lib.errors import guard_program
-from tasks.lib.paths import repo_paths, tool_env
-from tasks.lib.terminal import echo_format
+from typing import TYPE_CHECKING
 
-# Invoke's own command line gets the tasks' promise too: no traceback, one line.
-guard_program()
+if TYPE_CHECKING:
+    from invoke.collection import Collection
 
-ns = Collection()
 
-# Root tasks: the main job, the machine check, and the shortcut the Taskfile had.
-for root_task in (root.init, root.configure, root.doctor):
-    ns.add_task(root_task)
-ns.add_task(flux.reconcile, name="reconcile")
+def build_namespace() -> Collection:
+    """The root namespace: the root tasks, then one collection per module."""
+    from invoke.collection import Collection
 
-# One collection per module, in bootstrap order, then day 2.
-for module in (talos, bootstrap, flux, app, dev, lint, sops):
-    ns.add_collection(module.ns)
-# What the GitHub Actions workflows call (they run the same on a workstation).
-ns.add_collection(ci.ns)
+    from tasks import app, bootstrap, ci, dev, flux, lint, root, sops, talos
 
-ns.configure(
-    {
-        # KUBECONFIG, SOPS_AGE_KEY_FILE, SOPS_CONFIG, TALOSCONFIG point into the repository
-        # unless the user set them; every command the tasks run gets them. Commands shown by
-        # --dry/--echo are bold only on a terminal without NO_COLOR (plain in pipes and logs).
-        "run": {"env": tool_env(repo_paths()), "echo_format": echo_format()},
-        "home_ops": {"root": None},
-    }
-)
+    namespace = Collection()
+    # Root tasks: the main job, the machine check, and the shortcut the Taskfile had.
+    for root_task in (root.init, root.configure, root.doctor):
+        namespace.add_task(root_task)
+    namespace.add_task(flux.reconcile, name="reconcile")
+    # One collection per module, in bootstrap order, then day 2.
+    for module in (talos, bootstrap, flux, app, dev, lint, sops):
+        namespace.add_collection(module.ns)
+    # What the GitHub Actions workflows call (they run the same on a workstation).
+    namespace.add_collection(ci.ns)
+    namespace.configure({"home_ops": {"root": None}})
+    return namespace
+
+
+def __getattr__(name: str) -> Collection:
+    if name != "ns":
+        raise AttributeError(f"module 'tasks' has no attribute {name!r}")
+    namespace = build_namespace()
+    globals()["ns"] = namespace
+    return namespace

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 #: How ``kubectl`` applies: server-side, owning the fields it sets even when something
 #: else (Flux, later) set them before.
 SERVER_SIDE = ["--server-side", "--force-conflicts", "--field-manager=home-ops"]
+#: How long ``helmfile sync`` of the bootstrap releases may take (helm waits for each).
+SYNC_DEADLINE = 3600.0
 #: talosctl's answer when etcd was bootstrapped before: a re-run is not an error.
 ALREADY_BOOTSTRAPPED = ("AlreadyExists", "etcd data directory is not empty")
 
@@ -109,7 +111,7 @@ def retry_generated(
         )
 
 
-def already_bootstrapped(result: Any) -> bool:
+def already_bootstrapped(result: runner.Outcome) -> bool:
     output = f"{result.stderr}\n{result.stdout}"
     return any(marker in output for marker in ALREADY_BOOTSTRAPPED)
 
@@ -190,7 +192,7 @@ def wait_for_nodes(c: Context, deadline: float, interval: float) -> None:
             return
     last: list[plan.NodeStatus] = []
 
-    def registered(result: Any) -> bool:
+    def registered(result: runner.Outcome) -> bool:
         last[:] = plan.node_statuses(result.stdout)
         return plan.nodes_registered(last)
 
@@ -236,15 +238,15 @@ def apply_secrets(c: Context, paths: Paths) -> list[str]:
         diff = runner.pipe(
             c, decrypt, [*kubectl, "diff", *SERVER_SIDE, "-f", "-"], cwd=paths.root, check=False
         )
-        if runner.is_dry(c) or diff.exited == 1:
+        if runner.is_dry(c) or diff.returncode == 1:
             runner.pipe(c, decrypt, [*kubectl, "apply", *SERVER_SIDE, "-f", "-"], cwd=paths.root)
             if not runner.is_dry(c):
                 print(f"secret {label}: applied")
             applied.append(label)
-        elif diff.exited == 0:
+        elif diff.returncode == 0:
             print(f"secret {label}: current")
         else:
-            raise runner.CommandFailed(f"kubectl diff of {label}", diff.exited, runner.tail(diff.stderr))
+            raise runner.CommandFailed(f"kubectl diff of {label}", diff.returncode, runner.tail(diff.stderr))
     return applied
 
 
@@ -266,11 +268,11 @@ def apply_crds(c: Context, paths: Paths, helmfile: Path) -> bool:
         raise UserError(f"`{runner.command_line(render)}` rendered no CustomResourceDefinition")
     stream = plan.join_documents(crds)
     result = runner.run(c, diff, stdin=stream, check=False)
-    if result.exited == 0:
+    if result.returncode == 0:
         print(f"CRDs: all {len(crds)} current")
         return False
-    if result.exited != 1:
-        raise runner.CommandFailed(runner.command_line(diff), result.exited, runner.tail(result.stderr))
+    if result.returncode != 1:
+        raise runner.CommandFailed(runner.command_line(diff), result.returncode, runner.tail(result.stderr))
     runner.run(c, apply, stdin=stream)
     print(f"CRDs: {len(crds)} applied")
     return True
@@ -291,12 +293,17 @@ def sync_releases(c: Context, paths: Paths, helmfile: Path, force: bool) -> list
         print(f"releases: all {len(releases)} deployed at their pinned versions and values (--sync re-syncs)")
         return []
     runner.run(
-        c, ["helmfile", "--file", paths.rel(helmfile), "sync", "--hide-notes"], cwd=paths.root, stream=True
+        c,
+        ["helmfile", "--file", paths.rel(helmfile), "sync", "--hide-notes"],
+        cwd=paths.root,
+        stream=True,
+        timeout=SYNC_DEADLINE,
+        what="installing the bootstrap releases",
     )
     return [str(release) for release in (releases if force else pending)]
 
 
-def values_changed(c: Any, release: plan.Release) -> bool:
+def values_changed(c: Context, release: plan.Release) -> bool:
     """Whether a deployed release's values differ from what helmfile would apply now."""
     if release.values is None:
         print(f"release {release}: its values are only known when helmfile runs, will sync")

@@ -10,7 +10,7 @@ from invoke.context import Context
 from tasks.lib.errors import UserError
 from tasks.lib.paths import paths_for
 from tasks.lib.taskdef import task
-from tasks.lib.tools.runner import run_many
+from tasks.lib.tools.runner import Command, run_one
 
 
 @task(
@@ -33,13 +33,13 @@ def changed(c: Context, base: str, path: list[str] | None = None, output: str = 
     if not path:
         raise UserError("give at least one --path, e.g. --path kubernetes/")
     root = paths_for(c).root
-    outcome = run_many([(["git", "diff", "--name-only", f"{base}...HEAD"], None)], cwd=root)[0]
+    outcome = run_one(Command(("git", "diff", "--name-only", f"{base}...HEAD"), cwd=root))
     if not outcome.ok:
         raise UserError(
-            f"cannot diff against '{base}': {outcome.stderr.decode('utf-8', 'replace').strip()}",
+            f"cannot diff against '{base}': {outcome.last_line}",
             "fetch the base branch's history first (actions/checkout with fetch-depth: 0)",
         )
-    hits = ci.touches(outcome.stdout.decode("utf-8", "replace").splitlines(), path)
+    hits = ci.touches(outcome.stdout.splitlines(), path)
     ci.set_output(output, "true" if hits else "false")
     if hits:
         print(f"{len(hits)} changed file(s) under {', '.join(path)}:")

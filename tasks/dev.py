@@ -18,12 +18,24 @@ from invoke.exceptions import Exit
 from tasks.lib.errors import UserError, os_error_line
 from tasks.lib.files import check_output_path, write_output
 from tasks.lib.flux_live import FLUX_NS, reconcile_flux
-from tasks.lib.paths import OPERATOR_DIR_ENV, paths_for
+from tasks.lib.paths import paths_for
 from tasks.lib.selftest import STEPS, report, resolve_configs, run_config, step_label, worktree_files
 from tasks.lib.taskdef import task
-from tasks.lib.tools.runner import Command, find_tool, is_dry, observe, require, require_files, run, run_many
+from tasks.lib.tools.runner import (
+    GB,
+    Command,
+    find_tool,
+    is_dry,
+    observe,
+    require,
+    require_files,
+    run,
+    run_one,
+)
 
 ORIGINAL_REF = "home-ops.dev/original-ref"
+#: How long the whole test suite may run.
+TEST_DEADLINE = 7200.0
 FLUXINSTANCE = "fluxinstances.fluxcd.controlplane.io"
 
 
@@ -139,8 +151,8 @@ def _helm(tree: Any) -> list[str]:
 # Diff --------------------------------------------------------------------------------------
 def _git(root: Path, *args: str) -> tuple[int, str]:
     """Read-only git query (runs under --dry too: it changes nothing)."""
-    outcome = run_many([(["git", *args], None)], cwd=root)[0]
-    return outcome.returncode, outcome.stdout.decode("utf-8", "replace").strip()
+    outcome = run_one(Command(("git", *args), cwd=root))
+    return outcome.returncode, outcome.stdout.strip()
 
 
 def default_branch(root: Path) -> str:
@@ -232,11 +244,11 @@ def ensure_pushed(c: Context, branch: str) -> None:
 
 
 def _kubectl_json(c: Context, *args: str) -> Any:
-    outcome = run_many([(["kubectl", *args, "-o", "json"], None)], paths=paths_for(c))[0]
+    outcome = run_one(Command(("kubectl", *args, "-o", "json")), paths=paths_for(c))
     if not outcome.ok:
-        message = outcome.stderr.decode("utf-8", "replace").strip().splitlines()
+        message = [outcome.problem] if outcome.limit else outcome.stderr.strip().splitlines()
         raise UserError(f"kubectl {' '.join(args)} failed", *(f"  {m}" for m in message[-3:]))
-    return jsonlib.loads(outcome.stdout or b"{}")
+    return jsonlib.loads(outcome.stdout or "{}")
 
 
 def find_instance(c: Context) -> dict[str, Any]:
@@ -382,20 +394,19 @@ __all__ = ["diff", "start", "stop", "validate"]
 def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None:
     """Run configure and the bootstrap dry runs on test configurations, in scratch copies.
 
-    For each configuration: copy the repository (as it is on disk, uncommitted changes
-    included, git-ignored files left out) to a temporary directory, put its cluster.yaml and
-    nodes.yaml in, and run `inv configure`, `inv configure --check`, `inv sops.check`,
-    `inv --dry bootstrap.talos` and `inv --dry bootstrap.apps` there. Secrets come from this
-    repository's cluster.sops.yaml, keys from your operator files. The work tree is never
-    touched. Exits 1 when any configuration fails, after running all of them.
+    For each configuration (the bundled example and every one in tests/fixtures/configs):
+    copy the repository (as it is on disk, uncommitted changes included, git-ignored files
+    left out) to a temporary directory, put its cluster.yaml and nodes.yaml in, and run `inv
+    configure`, `inv configure --check`, `inv sops.check`, `inv --dry bootstrap.talos` and
+    `inv --dry bootstrap.apps` there. Secrets and keys are the bundled example's test-only
+    ones, never yours: it tests the template, on any clone. The work tree is never touched.
+    Exits 1 when any configuration fails, after running all of them.
     """
+    from tasks.lib.selftest import require_example
+
     paths = paths_for(c)
     chosen = resolve_configs(paths.root, config or [])
-    if not paths.age_key.exists():
-        missing = f"{paths.rel(paths.age_key)} not found — run `inv init` (or set {OPERATOR_DIR_ENV})"
-        if not is_dry(c):
-            raise UserError(missing)
-        print(f"note: {missing}", file=sys.stderr)
+    require_example(paths.root)
     if is_dry(c):
         names = ", ".join(f"{t.name} ({paths.rel(t.directory)})" for t in chosen)
         print(f"would run, for each of {names}, in a scratch copy of the repository:")
@@ -422,9 +433,11 @@ def test(c: Context, workers: str = "auto") -> None:
     kubectl and yamlfmt are the pip-installed ones.
     """
     argv = [sys.executable, "-m", "pytest", "-n", workers, *shlex.split(c.remainder or "")]
-    result = run(c, argv, cwd=paths_for(c).root, stream=True, check=False)
+    result = run(
+        c, argv, cwd=paths_for(c).root, stream=True, check=False, timeout=TEST_DEADLINE, memory=4 * GB
+    )
     if result.failed:
-        raise Exit(code=result.exited)
+        raise Exit(code=result.returncode or 1)
 
 
 ns = Collection("dev")

@@ -47,13 +47,12 @@ def status(c: Context) -> None:
         if is_dry(c):
             continue
         print(f"== {title}")
-        output = (result.stdout or "").rstrip()
+        output = result.stdout.rstrip()
         if result.failed:
-            error = (result.stderr or "").strip().splitlines()
             reason = (
                 "not installed in the cluster"
-                if "doesn't have a resource type" in " ".join(error)
-                else (error[-1] if error else f"exit {result.exited}")
+                if "doesn't have a resource type" in result.stderr
+                else result.last_line
             )
             print(f"  ({reason})")
         else:

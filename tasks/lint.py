@@ -185,7 +185,7 @@ def renovate(c: Context, extract: bool = False) -> None:
     deps = rv.extracted(lines)
     if result.failed or not deps:
         raise UserError(
-            f"renovate {version}: extraction failed (exit {result.exited})",
+            f"renovate {version}: extraction failed (exit {result.returncode})",
             *rv.log_problems(lines),
         )
     for line in rv.summary(deps):

@@ -127,19 +127,27 @@ def configure(
     sys.stdout.flush()
 
 
-@task(help={"install": "first build the pinned tools that are missing or differ into .tools/bin (needs Go)"})
-def doctor(c: Context, install: bool = False) -> None:
+@task(
+    iterable=["tool"],
+    help={
+        "install": "first build the pinned tools that are missing or differ into .tools/bin (needs Go)",
+        "tool": "only this tool (repeatable), e.g. --tool gitleaks: what a CI job needs",
+    },
+)
+def doctor(c: Context, install: bool = False, tool: list[str] | None = None) -> None:
     """Check this machine: tools and versions against .mise.toml, operator files, what can run.
 
-    --install first builds every tool pinned in .mise.toml that is missing or at another
-    version from its Go module into .tools/bin (searched after PATH); without Go it prints
-    the `mise install` line. A tool that cannot be built is named with the reason and does
-    not change the exit code.
+    Exits 1 when a tool some task needs is missing (or configure cannot run), printing for
+    each missing tool how to install it here. --install first builds every tool pinned in
+    .mise.toml that is missing or at another version from its Go module into .tools/bin
+    (searched after PATH); a tool it cannot build is named with the reason and the way that
+    works (mise). --tool limits both to the named tools.
     """
     from tasks.lib.tools.doctor import report
     from tasks.lib.tools.install import install_tools, summary
 
     paths = paths_for(c)
+    only = tool or []
     if install:
-        print(summary(install_tools(c, paths.root)) + "\n")
-    report(c, paths)
+        print(summary(install_tools(c, paths.root, only=only)) + "\n")
+    report(c, paths, only)

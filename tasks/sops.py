@@ -20,14 +20,21 @@ from invoke.context import Context
 from tasks.lib.errors import UserError
 from tasks.lib.files import memory_dir, private_scratch, read_text, write_atomically
 from tasks.lib.paths import Paths, paths_for
-from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name, store_type
+from tasks.lib.secrets.sopsfile import (
+    decrypt_argv,
+    decrypt_stdin_argv,
+    encrypt_argv,
+    encryption_state,
+    is_encrypted_text,
+    is_sops_name,
+)
 from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import (
+    Command,
     command_env,
     command_line,
     find_tool,
     is_dry,
-    redact,
     require,
     run,
     run_many,
@@ -58,32 +65,16 @@ def rel(paths: Paths, path: Path) -> str:
     return paths.rel(path)
 
 
-def decrypt_stdin_argv(filename: str) -> list[str]:
-    """Decrypt a SOPS document fed on stdin (used to verify ciphertext before writing it)."""
-    kind = store_type(filename)
-    return ["sops", "--decrypt", "--input-type", kind, "--output-type", kind, "/dev/stdin"]
-
-
-def sops_targets(paths: Paths, given: Sequence[str]) -> list[Path]:
-    """The files named on the command line (each must exist and be a ``*.sops.*`` file),
-    or every ``*.sops.*`` file of the repository when none are."""
-    from tasks.lib.secrets.scan import sops_files
-
-    if not given:
-        return list(sops_files(paths.root))
-    targets: list[Path] = []
-    problems: list[str] = []
-    for name in given:
-        path = resolve(paths, name)
-        if not path.is_file():
-            problems.append(f"{name}: no such file")
-        elif not is_sops_name(path):
-            problems.append(f"{name}: not a *.sops.* file — only files named *.sops.* are encrypted")
-        else:
-            targets.append(path)
-    if problems:
-        raise UserError(*problems)
-    return targets
+def require_encrypted(target: Path, label: str) -> None:
+    """Stop unless ``target`` is a completely encrypted sops file (by sops's own rules)."""
+    state = encryption_state(read_text(target, label), label)
+    if state == "plain":
+        raise UserError(f"{label}: not encrypted — run `inv sops.encrypt --path {label}` first")
+    if state == "partial":
+        raise UserError(
+            f"{label}: plaintext values among its ciphertext (`inv sops.check` names them) — "
+            f"`inv sops.encrypt --path {label}` re-encrypts it"
+        )
 
 
 def require_sops_config(paths: Paths) -> None:
@@ -98,16 +89,17 @@ def run_sops_batch(
     or stops with one line per failure (what to do, never sops' wall of text)."""
     from tasks.lib.secrets.recipients import explain_sops_error
 
-    env = {"SOPS_AGE_KEY": extra_key} if extra_key else None
-    outcomes = run_many(jobs, cwd=paths.root, paths=paths, env=env)
+    env = {"SOPS_AGE_KEY": extra_key} if extra_key else {}
+    commands = [Command(tuple(argv), stdin=stdin, cwd=paths.root, env=env) for argv, stdin in jobs]
+    outcomes = run_many(commands, paths=paths)
     failures = [
-        explain_sops_error(paths, label, outcome.error_text)
+        explain_sops_error(paths, label, outcome.problem if outcome.limit else outcome.stderr)
         for label, outcome in zip(labels, outcomes, strict=True)
         if not outcome.ok
     ]
     if failures:
         raise UserError(*failures)
-    return [outcome.stdout.decode() for outcome in outcomes]
+    return [outcome.stdout for outcome in outcomes]
 
 
 # --------------------------------------------------------------------------- tasks
@@ -115,31 +107,96 @@ def run_sops_batch(
 
 @task(
     iterable=["path"],
-    help={"path": "a *.sops.* file to encrypt (repeat for more); default: every one that is not encrypted"},
+    help={
+        "path": "a file the secret guard flagged (repeat for more); default: every *.sops.* file "
+        "that is not completely encrypted"
+    },
 )
 def encrypt(c: Context, path: list[str] | None = None) -> None:
-    """Encrypt *.sops.* files in place, following the rules of .sops.yaml (idempotent)."""
+    """Encrypt what `inv sops.check` flags, following .sops.yaml (idempotent).
+
+    A plaintext *.sops.* file is encrypted in place; one with plaintext values among its
+    ciphertext is decrypted and encrypted whole again; a plaintext Secret in another YAML or
+    JSON file becomes NAME.sops.yaml (its kustomization updated); cluster.yaml's
+    cloudflare_token moves into cluster.sops.yaml. Plaintext never touches the disk.
+    """
+    from tasks.lib.secrets import fixes
+    from tasks.lib.secrets.scan import ENCRYPT, MOVE, REENCRYPT, RENAME, check_text
+
     paths = paths_for(c)
-    targets = sops_targets(paths, path or [])
-    plain = [(p, read_text(p, rel(paths, p))) for p in targets]
-    plain = [(p, text) for p, text in plain if text.strip() and not is_encrypted_text(text)]
-    if not plain:
-        print(f"nothing to encrypt: {len(targets)} *.sops.* file(s), all encrypted")
+    targets = encrypt_targets(paths, path or [])
+    plans: list[tuple[Path, str]] = []
+    for target in targets:
+        actions = {f.action for f in check_text(paths.root, rel(paths, target)) if f.action}
+        action = next((a for a in (MOVE, RENAME, ENCRYPT, REENCRYPT) if a in actions), "")
+        if action:
+            plans.append((target, action))
+        elif path and not is_sops_name(target) and target.name not in CONFIG_FILES:
+            raise UserError(
+                f"{rel(paths, target)}: not a *.sops.* file and no plaintext Secret in it — "
+                "nothing to encrypt"
+            )
+    if not plans:
+        print(f"nothing to encrypt: {len(targets)} file(s), no plaintext secret")
         return
     require_sops_config(paths)
     require(c, "sops")
-    labels = [rel(paths, p) for p, _ in plain]
     if is_dry(c):
-        for label in labels:
-            print(f"{command_line(encrypt_argv(label))} < {label}  # then replaces {label}")
+        for target, action in plans:
+            print(f"would {DRY_WORDS[action]} {rel(paths, target)}")
         return
-    jobs = [(encrypt_argv(label), text.encode()) for label, (_, text) in zip(labels, plain, strict=True)]
-    outputs = run_sops_batch(paths, jobs, labels)
-    for (target, _), label, ciphertext in zip(plain, labels, outputs, strict=True):
-        if not is_encrypted_text(ciphertext):
-            raise UserError(f"{label}: sops returned no encrypted values — check its rule in .sops.yaml")
-        write_atomically(target, ciphertext)
-        print(f"encrypted {label}")
+    for target, action in plans:
+        if action == ENCRYPT:
+            print(encrypt_in_place(paths, target))
+        elif action == REENCRYPT:
+            print(fixes.reencrypt(paths, target))
+        elif action == RENAME:
+            print(fixes.encrypt_secret_file(paths, target))
+        else:
+            print(fixes.move_config_secrets(paths, target))
+
+
+#: What --dry says each fix would do.
+DRY_WORDS = {
+    "encrypt": "encrypt",
+    "reencrypt": "decrypt and encrypt whole again",
+    "rename": "encrypt into *.sops.yaml (and update its kustomization)",
+    "move": "move the secret into cluster.sops.yaml from",
+}
+#: Plaintext configs whose secret keys `sops.encrypt` moves into cluster.sops.yaml.
+CONFIG_FILES = ("cluster.yaml", "nodes.yaml")
+
+
+def encrypt_targets(paths: Paths, given: Sequence[str]) -> list[Path]:
+    """The files named on the command line (each must exist), or every ``*.sops.*`` file of
+    the repository when none are."""
+    from tasks.lib.secrets.scan import sops_files
+
+    if not given:
+        return list(sops_files(paths.root))
+    targets: list[Path] = []
+    problems: list[str] = []
+    for name in given:
+        target = resolve(paths, name)
+        if not target.is_file():
+            problems.append(f"{name}: no such file")
+        elif paths.root.resolve() not in target.resolve().parents:
+            problems.append(f"{name}: not inside the repository")
+        else:
+            targets.append(target)
+    if problems:
+        raise UserError(*problems)
+    return targets
+
+
+def encrypt_in_place(paths: Paths, target: Path) -> str:
+    """A plaintext ``*.sops.*`` file encrypted where it is."""
+    from tasks.lib.secrets import fixes
+
+    label = rel(paths, target)
+    ciphertext = fixes.encrypt_checked(paths, label, read_text(target, label))
+    write_atomically(target, ciphertext)
+    return f"encrypted {label}"
 
 
 @task(positional=["path"], help={"path": "the encrypted file to print, e.g. cluster.sops.yaml"})
@@ -154,13 +211,12 @@ def decrypt(c: Context, path: str) -> None:
         raise UserError(f"{path}: is a directory — name a file, e.g. `inv sops.decrypt cluster.sops.yaml`")
     if not target.is_file():
         raise UserError(f"{path}: no such file")
-    if not is_encrypted_text(read_text(target, label)):
-        raise UserError(f"{label}: not encrypted — nothing to decrypt (`inv sops.encrypt --path {label}`)")
+    require_encrypted(target, label)
     require_keys(paths, [target])
     require(c, "sops")
     result = run(c, decrypt_argv(label), cwd=paths.root, check=False)
     if result.failed:
-        raise UserError(explain_sops_error(paths, label, redact(result.stderr)))
+        raise UserError(explain_sops_error(paths, label, result.problem if result.limit else result.stderr))
     sys.stdout.write(result.stdout)
 
 
@@ -183,8 +239,7 @@ def edit(c: Context, path: str) -> None:
     if target.is_dir():
         raise UserError(f"{path}: is a directory — name a *.sops.* file")
     if target.exists():
-        if not is_encrypted_text(read_text(target, label)):
-            raise UserError(f"{label}: not encrypted — run `inv sops.encrypt --path {label}` first")
+        require_encrypted(target, label)
         require_keys(paths, [target])
     else:
         require_sops_config(paths)
@@ -200,7 +255,8 @@ def edit(c: Context, path: str) -> None:
     # left by a run killed outright is removed by the next edit.
     with private_scratch(EDIT_SCRATCH, memory_dir()) as scratch:
         env = {**os.environ, **command_env(paths), "TMPDIR": str(scratch)}
-        # The editor needs the terminal itself, so this one command bypasses Invoke's pipes.
+        # The one command outside the runner: the editor sops starts needs the terminal
+        # itself (its stdin, stdout and stderr), which the runner never hands to a tool.
         completed = subprocess.run([exe, *argv[1:]], cwd=paths.root, env=env, check=False)
     if completed.returncode not in (0, SOPS_UNCHANGED):
         raise UserError(f"{label}: sops edit failed (exit {completed.returncode}); the file is unchanged")
@@ -210,25 +266,27 @@ def edit(c: Context, path: str) -> None:
 
 @task
 def check(c: Context) -> None:
-    """Fail on any plaintext secret in the repository, naming file and line.
+    """Fail on any plaintext secret in the repository, naming file, line and the fix.
 
-    Every file git tracks (or would add) is checked: *.sops.* files must be encrypted; a
-    Kubernetes Secret with data/stringData must be in a sops-encrypted file; no file may
-    hold a GitHub, GitLab, Slack or AWS token, a private key block or an age secret key;
-    cluster.yaml and nodes.yaml must hold no secret at all. A reviewed exception carries
-    the comment `secret-guard: allow` on its line.
+    Checks every file git tracks or would add, except the test data .gitleaks.toml names:
+    *.sops.* files are encrypted by sops's own rules (every value their rule encrypts is
+    ciphertext, the MAC present); a Kubernetes Secret with data/stringData is encrypted, in
+    any YAML or JSON shape; cluster.yaml holds no key of cluster.sops.yaml; and gitleaks
+    finds no token or key in any file. The pre-commit hook and CI run exactly this check.
     """
-    from tasks.lib.secrets.scan import PLAINTEXT_CONFIGS, check_repository, repository_files, sops_files
+    from tasks.lib.secrets.scan import check_repository, exclusions, in_scope, repository_files
 
     paths = paths_for(c)
     findings = check_repository(paths.root)
     if findings:
         raise UserError(*(str(f) for f in findings))
-    count = sum(1 for _ in sops_files(paths.root))
-    scanned = len(repository_files(paths.root))
+    excluded = exclusions(paths.root)
+    files = repository_files(paths.root)
+    checked = [name for name in files if in_scope(name, excluded)]
+    encrypted = [name for name in checked if is_sops_name(name)]
     print(
-        f"ok: {scanned} files scanned, no plaintext secret; {count} *.sops.* file(s) encrypted; "
-        f"no secrets in {' or '.join(PLAINTEXT_CONFIGS)}"
+        f"ok: {len(checked)} files checked, no plaintext secret ({len(encrypted)} *.sops.* file(s) "
+        f"encrypted; {len(files) - len(checked)} test-data file(s) named in .gitleaks.toml left out)"
     )
 
 

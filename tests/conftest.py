@@ -15,10 +15,14 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
-from invoke import Config, Context, Result
+from invoke import Config, Context
 from invoke.exceptions import Exit
 
+from tasks.lib.tools.runner import observe
+from tests import scripted
 from tests.fakes import FakeTools
+from tests.scripted import Reply
+from tests.tools_contract import real_tool  # before the tests' isolation moves HOME_OPS_TOOLS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_OPERATOR = ROOT / "tests" / "fixtures" / "example-operator"
@@ -39,6 +43,7 @@ CODE_ITEMS = (
     ".mise.toml",
     ".gitignore",
     "pyproject.toml",
+    ".gitleaks.toml",
     "tests/fixtures/example-operator",
 )
 #: Everything a temporary repository holds.
@@ -112,6 +117,15 @@ def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _scripted_commands() -> Iterator[None]:
+    """Commands of a ``tests.scripted`` context are answered by its script (only while the
+    test that made it runs)."""
+    with observe(scripted.answer):
+        yield
+    scripted.ACTIVE.clear()
+
+
+@pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, _cache_home: Path) -> None:
     """No test sees the developer's own kubeconfig, age key, talosconfig or installed
     .tools/bin, and the tools installed next to this Python (sops, kubectl, yamlfmt) are found
@@ -170,6 +184,18 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeTools:
     return fakes
 
 
+@pytest.fixture
+def gitleaks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The real gitleaks (what `inv doctor --install` builds) on PATH for this test: the
+    secret guard needs it. Missing, the test skips (in CI, where it is built first, fails)."""
+    exe = real_tool("gitleaks")
+    directory = tmp_path / "gitleaks-bin"
+    directory.mkdir(exist_ok=True)
+    (directory / "gitleaks").symlink_to(exe)
+    monkeypatch.setenv("PATH", f"{directory}{os.pathsep}{os.environ.get('PATH', '')}")
+    return exe
+
+
 def rewrite_secrets(repo: Path, change: Callable[[str], str]) -> None:
     """Decrypt ``repo``'s cluster.sops.yaml (the test-only key), apply ``change`` to the
     plaintext and encrypt it back in place, with the real sops and no plaintext file."""
@@ -186,9 +212,9 @@ def rewrite_secrets(repo: Path, change: Callable[[str], str]) -> None:
     (repo / "cluster.sops.yaml").write_text(sops(encrypt_argv("cluster.sops.yaml"), change(plain)))
 
 
-def gen(*commands: str) -> Result:
+def gen(*commands: str) -> Reply:
     """What ``talhelper gencommand`` prints: one talosctl command per line, ``;``-terminated."""
-    return Result(stdout="".join(f"{command};\n" for command in commands))
+    return Reply(stdout="".join(f"{command};\n" for command in commands))
 
 
 def exit_code(call: object) -> int:

@@ -1,4 +1,4 @@
-"""``inv bootstrap.*``: exact command lines (MockContext) and end-to-end runs with fake
+"""``inv bootstrap.*``: exact command lines (scripted answers) and end-to-end runs with fake
 talhelper/talosctl/kubectl/helmfile and the real sops."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from invoke import Config, Context, MockContext, Result
+from invoke import Config, Context, Result
 
 from tasks import bootstrap
 from tasks.lib.tools import runner
@@ -36,6 +36,7 @@ from tests.fakes import (
     succeed_on,
     write_cluster_tree,
 )
+from tests.scripted import ScriptedContext, scripted
 from tests.tools_contract import real_tool
 
 TALOSCONFIG = "--talosconfig=./clusterconfig/talosconfig"
@@ -57,7 +58,12 @@ SECRET_VALUES = {"deploy-key": "deploy-key-plaintext-5c1d", "sops-age": "age-pla
 TALHELPER_SECRETS = (
     f"cluster:\n  id: abc\n  secret: {TALOS_SECRET}\nsecrets:\n  bootstraptoken: {TALOS_SECRET}-2\n"
 )
-CIPHERTEXT = "cluster: ENC[AES256_GCM,data:xyz,type:str]\nsops:\n  age: []\n  version: 3.11.0\n"
+#: What sops prints, in its shape (the guard checks values, MAC and recipient by sops's rules).
+_ENC = "ENC[AES256_GCM,data:eHl6,iv:" + "A" * 43 + "=,tag:" + "A" * 22 + "==,type:str]"
+CIPHERTEXT = (
+    f"cluster: {_ENC}\nsops:\n  age:\n    - recipient: age1example\n      enc: x\n"
+    f"  mac: {_ENC}\n  version: 3.11.0\n"
+)
 
 CRD = """\
 ---
@@ -103,25 +109,33 @@ def secrets(tree: Path) -> Path:
     return tree
 
 
-def mock(tree: Path, run: dict[str, Result | list[Result]]) -> MockContext:
-    return MockContext(config=Config(overrides={"home_ops": {"root": str(tree)}}), run=run)
+#: bootstrap.apps' first commands: is the commit on the remote Flux deploys (here: yes).
+PUSHED = {
+    "git config --null --get-regexp '^remote\\..*\\.url$'": Result(
+        stdout="remote.origin.url\nhttps://github.com/octo/home-ops.git\0"
+    ),
+    "git status --porcelain -- kubernetes": Result(),
+    "git fetch --quiet --no-tags --end-of-options origin +refs/heads/main:refs/remotes/origin/main": Result(),
+    "git rev-parse --verify --quiet 'refs/remotes/origin/main^{commit}'": Result(stdout="abc\n"),
+    "git merge-base --is-ancestor HEAD refs/remotes/origin/main": Result(),
+}
+
+
+def mock(tree: Path, run: dict[str, Result | list[Result]]) -> ScriptedContext:
+    return scripted(tree, {**PUSHED, **run})
 
 
 def context(tree: Path, dry: bool = False) -> Context:
     return Context(config=Config(overrides={"home_ops": {"root": str(tree)}, "run": {"dry": dry}}))
 
 
-def ran(c: MockContext) -> list[str]:
-    return [call.args[0] for call in c.run.call_args_list]
+def ran(c: ScriptedContext) -> list[str]:
+    return c.script.ran()
 
 
-def stdin_of(c: MockContext, command: str) -> list[str]:
+def stdin_of(c: ScriptedContext, command: str) -> list[str]:
     """What each call of ``command`` received on stdin."""
-    return [
-        call.kwargs["in_stream"].getvalue()
-        for call in c.run.call_args_list
-        if call.args[0] == command and call.kwargs.get("in_stream")
-    ]
+    return c.script.stdin_of(command)
 
 
 def files_containing(root: Path, *needles: str) -> list[Path]:
@@ -316,7 +330,7 @@ def test_talos_end_to_end_a_hanging_attempt_counts_as_failed(
     assert time.monotonic() - started < 10
     err = capsys.readouterr().err
     assert "gave up waiting for etcd to bootstrap" in err
-    assert "command timed out after 0.4s" in err
+    assert "talosctl did not finish within its 0.4 s deadline" in err
 
 
 @pytest.fixture
@@ -402,6 +416,7 @@ def test_apps_command_lines(tree: Path, capsys: pytest.CaptureFixture[str]) -> N
     )
     bootstrap.apps(c, **fast())
     assert ran(c) == [
+        *PUSHED,
         GET_NODES,
         GET_NAMESPACES,
         "kubectl create namespace flux-system",
@@ -621,7 +636,7 @@ def test_apps_syncs_when_values_cannot_be_read(tree: Path, fake_tools: FakeTools
 
 
 def test_apps_sync_decision_command_lines(tree: Path) -> None:
-    """MockContext: the exact helm argv, and no sync when versions and values match."""
+    """Scripted answers: the exact helm argv, and no sync when versions and values match."""
     responses = {
         GET_NODES: Result(stdout=nodes_json("True", "True")),
         GET_NAMESPACES: Result(stdout="default flux-system kube-system"),

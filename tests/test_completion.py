@@ -18,7 +18,7 @@ README = (ROOT / "README.md").read_text()
 
 def inv(*args: str) -> str:
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "tasks", *args], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
 
 

@@ -24,7 +24,7 @@ def inv(repo: Path, *args: str, operator: Path = EXAMPLE_OPERATOR) -> subprocess
     env = {**os.environ, "HOME_OPS_OPERATOR_DIR": str(operator)}
     env.pop("HOME_OPS_DEBUG", None)
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=repo, capture_output=True, text=True, env=env
+        [sys.executable, "-m", "tasks", *args], cwd=repo, capture_output=True, text=True, env=env
     )
 
 
@@ -138,7 +138,7 @@ def test_sops_edit_removes_its_plaintext_copy_on_a_signal(repo: Path, tmp_path: 
     editor.chmod(0o755)
     env = {**os.environ, "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR), "EDITOR": str(editor)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "sops.edit", "cluster.sops.yaml"],
+        [sys.executable, "-m", "tasks", "sops.edit", "cluster.sops.yaml"],
         cwd=repo,
         env=env,
         stdout=subprocess.PIPE,

@@ -211,7 +211,7 @@ def inv(*args: str, stdin_pipe: str = "") -> subprocess.CompletedProcess[str]:
     import subprocess
     import sys
 
-    line = " ".join([sys.executable, "-m", "invoke", *args]) + stdin_pipe
+    line = " ".join([sys.executable, "-m", "tasks", *args]) + stdin_pipe
     return subprocess.run(line, shell=True, cwd=ROOT, capture_output=True, text=True, check=False)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from invoke.exceptions import Exit
 
 from tasks import root as root_tasks
 from tasks.lib.tools import doctor as doctor_module
-from tasks.lib.tools.pins import compare, parse_version
+from tasks.lib.tools.pins import compare, executable_pins, parse_version
 from tests.conftest import EXAMPLE_OPERATOR
 from tests.fakes import FakeTools, ok
 
@@ -22,6 +23,7 @@ VERSIONS = {
     "helm": "v4.1.4+g1234567\n",
     "helmfile": "helmfile version 1.4.0\n",  # differs from the pin
     "kubectl": "Client Version: v1.37.1\nKustomize Version: v5.7.1\n",
+    "gitleaks": "v8.30.1\n",
 }
 
 
@@ -37,6 +39,7 @@ def operator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def tools(fake_tools: FakeTools) -> FakeTools:
+    fake_tools.install("gitleaks")
     for name, output in VERSIONS.items():
         fake_tools.script(name, (None, ok(output)))
     return fake_tools
@@ -95,15 +98,54 @@ def test_missing_operator_files_fail(
     assert "run `inv init`" in out and "age key (inv init)" in err
 
 
-def test_cluster_tools_missing_do_not_fail(example_repo: Path, operator: Path, monkeypatch, capsys) -> None:
+def test_missing_required_tools_fail_with_a_fix_line_each(
+    example_repo: Path, operator: Path, tools: FakeTools, monkeypatch, capsys
+) -> None:
     real = doctor_module.find_tool
-    cluster_tools = {"talhelper", "talosctl", "flux", "helm", "helmfile"}
+    cluster_tools = {"talhelper", "talosctl", "flux", "helm", "helmfile", "cilium"}
     monkeypatch.setattr(
         doctor_module, "find_tool", lambda name: None if name in cluster_tools else real(name)
     )
-    code, out, _ = run_doctor(example_repo, capsys)
-    assert code == 0
+    code, out, err = run_doctor(example_repo, capsys)
+    assert code == 1
     assert row(out, "bootstrap.talos")[1:] == ["needs", "talhelper,", "talosctl"]
+    fixes = {line.split()[0].rstrip(":"): line for line in out.splitlines() if line.startswith("  ")}
+    required = {name for name, line in fixes.items() if not line.endswith("(optional)")}
+    assert required == cluster_tools - {"cilium"}
+    assert fixes["cilium"].endswith("(optional)")
+    assert "tools missing for bootstrap.talos, bootstrap.apps, talos.*, flux.* / reconcile" in err
+    assert "`inv configure` cannot run" not in err
+
+
+def test_install_hints_are_honest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.lib.tools import install, runner
+
+    monkeypatch.setenv("HOME_OPS_TOOLS_DIR", str(tmp_path / "tools"))
+    monkeypatch.setattr(install, "find_go", lambda: "/usr/bin/go")
+    assert "`inv doctor --install`" in runner.install_hint("gitleaks")
+    assert runner.install_hint("sops").startswith("`uv sync`")
+    assert runner.install_hint("node") == "`mise install`"
+    pin = executable_pins(runner.repo_paths().mise_config)["talhelper"]
+    install.write_record(
+        tmp_path / "tools", {"talhelper": {"pin": pin, "state": "refused", "detail": "403", "at": 9e18}}
+    )
+    hint = runner.install_hint("talhelper")
+    assert hint.startswith("`mise install`") and "cannot build it here: 403" in hint
+    monkeypatch.setattr(install, "find_go", lambda: "")
+    assert (
+        runner.install_hint("gitleaks")
+        == "`mise install` (or install Go, then `inv doctor --install` builds it)"
+    )
+
+
+def test_one_tool_only(example_repo: Path, operator: Path, tools: FakeTools, capsys) -> None:
+    context = Context(config=Config(overrides={"home_ops": {"root": str(example_repo)}}))
+    root_tasks.doctor(context, tool=["gitleaks"])
+    out = capsys.readouterr().out
+    assert row(out, "gitleaks")[:2] == ["gitleaks", "ok"] and "talhelper" not in out
+    with pytest.raises(Exit):
+        root_tasks.doctor(context, tool=["nope"])
+    assert "unknown tool nope" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -124,3 +166,28 @@ def test_compare() -> None:
     assert compare("3.11", "3.11.0") == "ok"
     assert compare("3.11.0", "3.12.2") == "differs"
     assert compare(None, "1.0.0") == "unknown"
+
+
+INVOKE_LAUNCHER = (
+    "import sys\nfrom invoke.main import program\nif __name__ == '__main__':\n    sys.exit(program.run())\n"
+)
+OUR_LAUNCHER = (
+    "import sys\nfrom tasks.__main__ import main\nif __name__ == '__main__':\n    sys.exit(main())\n"
+)
+
+
+def test_doctor_says_when_inv_is_invokes_own_launcher(tmp_path: Path) -> None:
+    launcher = tmp_path / "inv"
+    launcher.write_text(INVOKE_LAUNCHER)
+    note = doctor_module.launcher_note(launcher)
+    assert "is Invoke's own `inv`" in note and "uv sync --reinstall-package home-ops" in note
+    launcher.write_text(OUR_LAUNCHER)
+    assert doctor_module.launcher_note(launcher) == ""
+    assert doctor_module.launcher_note(tmp_path / "missing") == ""
+
+
+def test_this_virtualenvs_inv_is_the_projects() -> None:
+    """The install order of the README and .ci/run puts the project's `inv` in place."""
+    launcher = Path(sys.executable).parent / "inv"
+    assert doctor_module.launcher_note(launcher) == ""
+    assert "tasks.__main__" in launcher.read_text()

@@ -101,7 +101,7 @@ def test_every_generated_file_is_recorded_and_every_secret_encrypted(bundled: Pa
 def test_inv_configure_check_passes_from_the_command_line(bundled: Path) -> None:
     env = {**os.environ, "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR)}
     result = subprocess.run(
-        [sys.executable, "-m", "invoke", "configure", "--check"],
+        [str(Path(sys.executable).parent / "inv"), "configure", "--check"],
         cwd=bundled / "kubernetes",  # any subdirectory: paths resolve from the repository root
         env=env,
         capture_output=True,

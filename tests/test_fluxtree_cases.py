@@ -180,13 +180,11 @@ def test_vars_file_formats(tmp_path: Path) -> None:
 def test_commands_are_seen_through_the_runner() -> None:
     import sys
 
-    from tasks.lib.tools.runner import Command, observe, run_commands
+    from tasks.lib.tools.runner import Command, observe, run_many
 
     seen: list[str] = []
-    with observe(lambda command: seen.append(command.line)):
-        outcomes = run_commands(
-            [Command((sys.executable, "-c", "print(1)")), Command((sys.executable, "-V"))]
-        )
+    with observe(lambda command: seen.append(command.line)):  # type: ignore[func-returns-value]
+        outcomes = run_many([Command((sys.executable, "-c", "print(1)")), Command((sys.executable, "-V"))])
     assert [o.ok for o in outcomes] == [True, True]
-    assert outcomes[0].stdout.strip() == b"1"
+    assert outcomes[0].stdout.strip() == "1"
     assert len(seen) == 2

@@ -1,6 +1,6 @@
 """No traceback reaches a user, for any input to any task.
 
-Every task of ``tasks.ns`` runs inside the guard of :func:`tasks.lib.errors.friendly`, and
+Every task of ``tasks.ns`` runs inside the guard of :func:`tasks.lib.guard.friendly`, and
 each is called here with hostile arguments (missing, directory, binary, non-UTF-8, huge
 and odd values, every flag) on a scratch copy of the example with fake cluster tools. A
 call may succeed or stop with a user error; an exit code 2 means the guard caught a bug,
@@ -26,7 +26,8 @@ from invoke import Collection, Config, Context, Task
 from invoke.exceptions import Exit
 
 import tasks
-from tasks.lib.errors import DEBUG_ENV, UserError, friendly
+from tasks.lib.errors import DEBUG_ENV, UserError
+from tasks.lib.guard import friendly
 from tests.conftest import EXAMPLE_OPERATOR, copy_repo, git
 from tests.fakes import FakeTools
 
@@ -232,7 +233,7 @@ def inv(repo: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[st
     env = {**os.environ, "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR)}
     env.pop(DEBUG_ENV, None)
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=repo, capture_output=True, text=True, env=env, **kwargs
+        [sys.executable, "-m", "tasks", *args], cwd=repo, capture_output=True, text=True, env=env, **kwargs
     )
 
 
@@ -257,7 +258,7 @@ def test_the_invoke_program_prints_no_traceback(tmp_path: Path, args: tuple[str,
 def test_a_closed_pipe_is_silent(tmp_path: Path) -> None:
     repo = copy_repo(tmp_path / "repo")
     env = {**os.environ, "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR)}
-    inv = f"{sys.executable} -m invoke"
+    inv = f"{sys.executable} -m tasks"
     command = f"{inv} --list | head -c 10 >/dev/null; {inv} sops.decrypt cluster.sops.yaml | head -c 1"
     result = subprocess.run(["bash", "-c", command], cwd=repo, capture_output=True, text=True, env=env)
     assert result.stderr == ""
@@ -273,7 +274,7 @@ def test_signals_stop_a_task_cleanly(tmp_path: Path, fake_tools: FakeTools, sign
     (repo / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
     env = {**os.environ, "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "flux.reconcile"],
+        [sys.executable, "-m", "tasks", "flux.reconcile"],
         cwd=repo,
         env=env,
         stdout=subprocess.PIPE,

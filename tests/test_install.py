@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from invoke import Config, Context
+from invoke.exceptions import Exit
 
 from tasks import root as root_tasks
 from tasks.lib.tools import install
@@ -281,13 +282,20 @@ def test_go_reason_is_one_line(output: str, reason: str | None) -> None:
     assert got == (reason or "cmd/flux/x.go:27:12: pattern manifests/*.yaml: no matching files found")
 
 
-def test_doctor_install_never_fails_for_a_tool_that_cannot_be_built(example_repo, setup, monkeypatch, capsys):
+def test_doctor_install_names_the_way_that_works_for_a_tool_it_cannot_build(
+    example_repo, setup, monkeypatch, capsys
+):
     _, _, go = setup
     monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(Path(__file__).parent / "fixtures" / "example-operator"))
     monkeypatch.setenv(
         "PATH", os.pathsep.join([str(go.bin_dir), str(Path(sys.executable).parent), *SYSTEM_BIN])
     )
-    root_tasks.doctor(context(example_repo), install=True)  # no Exit: configure can run
-    out = capsys.readouterr().out
+    with pytest.raises(Exit):  # talhelper is still missing: bootstrap and talos.* cannot run
+        root_tasks.doctor(context(example_repo), install=True)
+    captured = capsys.readouterr()
+    out = captured.out
     assert "talhelper 3.1.9: cannot install — the Go module proxy refused" in out
     assert "tools: " in out and "not installed: " in out and "talhelper" in out
+    (fix,) = [line for line in out.splitlines() if line.startswith("  talhelper")]
+    assert "`mise install` (`inv doctor --install` cannot build it here: the Go module proxy refused" in fix
+    assert "`inv configure` cannot run" not in captured.err

@@ -21,12 +21,20 @@ LINT_FILES = (
     ".pre-commit-config.yaml",
     ".yamlfmt.yaml",
     "scripts/precommit_hook.py",
+    ".gitleaks.toml",
     "tasks/lib/__init__.py",
-    "tasks/lib/secrets/__init__.py",
+    "tasks/lib/errors.py",
+    "tasks/lib/paths.py",
     "tasks/lib/problems.py",
+    "tasks/lib/hygiene.py",
+    "tasks/lib/secrets/__init__.py",
+    "tasks/lib/secrets/gitleaks.py",
     "tasks/lib/secrets/scan.py",
     "tasks/lib/secrets/sopsfile.py",
-    "tasks/lib/hygiene.py",
+    "tasks/lib/secrets/structure.py",
+    "tasks/lib/tools/__init__.py",
+    "tasks/lib/tools/pins.py",
+    "tasks/lib/tools/runner.py",
     ".github/workflows/lint.yaml",
 )
 
@@ -53,7 +61,7 @@ def lint_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.slow
 def test_lint_flags_bad_files_and_fix_repairs_them(
-    lint_repo: Path, capfd: pytest.CaptureFixture[str]
+    lint_repo: Path, gitleaks: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     lint.lint_all(context(lint_repo))  # a clean repository passes
     (lint_repo / "bad.yaml").write_text(BAD_YAML)
@@ -79,7 +87,9 @@ def test_lint_flags_bad_files_and_fix_repairs_them(
 
 
 @pytest.mark.slow
-def test_secret_guard_hook_blocks_plaintext(lint_repo: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_secret_guard_hook_blocks_plaintext(
+    lint_repo: Path, gitleaks: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     (lint_repo / "talos").mkdir()
     (lint_repo / "talos" / "talsecret.sops.yaml").write_text("---\nsecret: value\n")
     (lint_repo / "cluster.yaml").write_text("---\ncloudflare_token: abcdefghij\n")
@@ -89,7 +99,7 @@ def test_secret_guard_hook_blocks_plaintext(lint_repo: Path, capfd: pytest.Captu
     out = capfd.readouterr()
     text = out.out + out.err
     assert "talos/talsecret.sops.yaml: not encrypted" in text
-    assert "cluster.yaml:2: cloudflare_token: plaintext secret" in text
+    assert "cluster.yaml:2: cloudflare_token: a secret in a file git commits" in text
 
 
 def test_actionlint_is_skipped_with_a_clear_message_when_missing(
@@ -101,7 +111,7 @@ def test_actionlint_is_skipped_with_a_clear_message_when_missing(
 
 
 @pytest.mark.slow
-def test_committed_repository_is_lint_clean(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_committed_repository_is_lint_clean(monkeypatch: pytest.MonkeyPatch, gitleaks: str) -> None:
     monkeypatch.setenv("ZIZMOR_OFFLINE", "true")
     lint.lint_all(Context())
 

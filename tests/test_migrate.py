@@ -250,7 +250,7 @@ def plaintext_hits(repo: Path, checkout: Checkout) -> list[str]:
 
 
 def test_import_then_configure_renders_with_the_same_keys(
-    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    repo: Path, tmp_path: Path, gitleaks: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The template's public test config moves over and `inv configure` renders it: the
     cluster's sops-age and deploy key Secrets hold the very keys of the checkout, the token

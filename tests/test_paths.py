@@ -3,13 +3,14 @@ environment wins over the repository's defaults."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from invoke import Config, Context
 
-from tasks import ns
 from tasks.lib.paths import ROOT, paths_for, repo_paths, tool_env
+from tasks.lib.tools.runner import run
 
 
 def test_defaults_point_into_the_repository() -> None:
@@ -53,10 +54,12 @@ def test_tasks_resolve_the_root_from_config_not_the_working_directory(
     assert paths_for(other).root == tmp_path.resolve()
 
 
-def test_namespace_sets_the_tool_environment_for_every_command() -> None:
-    env = ns.configuration()["run"]["env"]
-    assert set(env) >= {"KUBECONFIG", "SOPS_AGE_KEY_FILE", "TALOSCONFIG"}
-    assert env["KUBECONFIG"].startswith(str(ROOT))
+def test_every_command_gets_the_repositorys_tool_environment() -> None:
+    code = "import os; print(*(os.environ[n] for n in ('KUBECONFIG', 'SOPS_AGE_KEY_FILE', 'TALOSCONFIG')))"
+    outcome = run(Context(), [sys.executable, "-c", code])
+    kubeconfig, age_key, talosconfig = outcome.stdout.split()
+    assert kubeconfig == str(ROOT / "kubeconfig") and age_key == str(ROOT / "age.key")
+    assert talosconfig == str(ROOT / "talos" / "clusterconfig" / "talosconfig")
 
 
 def test_relative_paths_from_the_environment_become_absolute(

@@ -587,7 +587,7 @@ def test_plaintext_token_in_a_committed_cluster_yaml_is_refused(repo: Path) -> N
 
 def inv(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
+        [sys.executable, "-m", "tasks", *args],
         cwd=repo,
         capture_output=True,
         text=True,
@@ -685,13 +685,13 @@ def test_a_failing_tool_that_echoes_its_input_prints_no_secret(
 
 
 def test_registered_secrets_are_masked_in_every_tool_error() -> None:
-    from tasks.lib.tools.runner import register_secrets, run_many
+    from tasks.lib.tools.runner import Command, register_secrets, run_one
 
     secret = "s3cr3t-value-for-redaction-test"
     register_secrets([f"multi\n{secret}\nline"])
-    (outcome,) = run_many([(["sh", "-c", f"echo 'leaked {secret}' >&2; exit 3"], None)])
-    assert secret not in outcome.error_text and secret.encode() not in outcome.stderr
-    assert "leaked ***" in outcome.error_text
+    outcome = run_one(Command(("sh", "-c", f"echo 'leaked {secret}' >&2; exit 3")))
+    assert secret not in outcome.stderr and secret not in outcome.problem
+    assert "leaked ***" in outcome.stderr
 
 
 def test_configure_says_when_talconfig_was_not_validated(repo: Path) -> None:
@@ -702,4 +702,34 @@ def test_configure_says_when_talconfig_was_not_validated(repo: Path) -> None:
     pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
     (validated,) = [line for line in lines if line.startswith("validated")]
     assert "talos/talconfig.yaml NOT validated: talhelper is not installed" in validated
-    assert "`inv doctor --install`" in validated
+    assert "install it with `" in validated and "talhelper" in validated
+
+
+#: Modules of tasks.lib.config a configure run loads whose code does not decide what is
+#: rendered (the pipeline around the render, the manifest, the swap, error messages).
+NOT_RENDER_CODE = {"configure", "manifest", "swap", "blame", "config"}
+
+
+def test_the_render_cache_names_every_module_a_render_loads(example_repo: Path) -> None:
+    """The inputs digest covers the code of :data:`RENDER_CODE` by module name: a module
+    added to the render (or split out of one) must be listed, or a change to it would leave
+    an old render looking up to date."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "tasks", "configure", "--dry", "--force"],
+        cwd=example_repo,
+        env={**os.environ, "HOME_OPS_OPERATOR_DIR": str(EXAMPLE_OPERATOR)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "tasks.lib.config" in line
+    }
+    names = {name.removeprefix("tasks.lib.config.") for name in loaded if name.startswith("tasks.lib.config")}
+    listed = {name.removeprefix("tasks.lib.config.") for name in pipeline.RENDER_CODE}
+    assert names - NOT_RENDER_CODE - {"tasks.lib.config"} <= listed
+    assert listed <= names  # and every listed module is really part of a render
+    assert all(pipeline.module_file(name).is_file() for name in pipeline.RENDER_CODE)

@@ -29,7 +29,7 @@ def config_of(name: str):
 
 def inv(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tasks", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
 
 
@@ -104,13 +104,14 @@ def repo_with_configs(example_repo: Path) -> Path:
     """The example repository with the test configurations committed, so `git status`
     tells whether dev.e2e touched anything."""
     shutil.copytree(CONFIGS, example_repo / selftest.CONFIGS_DIR)
+    shutil.copytree(ROOT / selftest.EXAMPLE_DIR, example_repo / selftest.EXAMPLE_DIR)
     git(example_repo, "add", "-A")
     git(example_repo, "commit", "-q", "-m", "test configurations")
     return example_repo
 
 
 def test_e2e_runs_the_whole_flow_in_a_scratch_copy_and_leaves_the_tree_untouched(
-    repo_with_configs: Path,
+    repo_with_configs: Path, gitleaks: str
 ) -> None:
     result = inv(repo_with_configs, "dev.e2e", "--config", "multi-node")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -166,11 +167,13 @@ def test_dry_run_shows_the_steps_and_runs_nothing() -> None:
     assert "configure: " not in result.stdout
 
 
-def test_without_an_age_key_it_says_to_run_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(tmp_path))
-    result = inv(ROOT, "dev.e2e", "--config", "bgp")
-    assert result.returncode == 1
-    assert "age.key not found — run `inv init`" in result.stderr
+def test_it_never_needs_the_operators_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(tmp_path))  # no age.key there
+    result = inv(ROOT, "--dry", "dev.e2e", "--config", "bgp")
+    assert result.returncode == 0, result.stderr
+    env = selftest.scratch_env(tmp_path / "scratch")
+    assert env["SOPS_AGE_KEY_FILE"] == str(tmp_path / "scratch" / selftest.EXAMPLE_OPERATOR / "age.key")
+    assert "example" in {config.name for config in selftest.available(ROOT)}
 
 
 def test_dev_test_runs_pytest_in_parallel_and_passes_arguments_through() -> None:
@@ -201,4 +204,8 @@ def test_the_test_workflow_runs_the_suite_on_pull_requests_and_main() -> None:
     assert "pull_request" in triggers and triggers["push"]["branches"] == ["main"]
     runs = [step["run"] for job in test["jobs"].values() for step in job["steps"] if "run" in step]
     # the real tools first (their contract tests fail in CI without them), then the suite
-    assert runs == ["uv run --locked inv doctor --install", "uv run --locked inv dev.test"]
+    assert runs == [
+        "uv sync --locked --no-install-project",
+        "uv run --locked inv doctor --install",
+        "uv run --locked inv dev.test",
+    ]

@@ -1,4 +1,4 @@
-"""``inv talos.*``: exact command lines (MockContext) and end-to-end runs with fake tools."""
+"""``inv talos.*``: exact command lines (scripted answers) and end-to-end runs with fake tools."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import io
 from pathlib import Path
 
 import pytest
-from invoke import Config, Context, MockContext, Result
+from invoke import Config, Context, Result
 
 from tasks import talos
 from tests.conftest import EXAMPLE_OPERATOR, exit_code, gen
 from tests.fakes import KUBERNETES_VERSION, TALOS_VERSION, FakeTools, fail, ok, write_cluster_tree
+from tests.scripted import ScriptedContext, scripted
 
 TALOSCONFIG = "--talosconfig=./clusterconfig/talosconfig"
 IMAGE0 = f"factory.talos.dev/installer/{'a' * 64}:{TALOS_VERSION}"
@@ -23,16 +24,16 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_tools: FakeTools)
     return write_cluster_tree(tmp_path / "repo")
 
 
-def mock(tree: Path, run: dict[str, Result | list[Result]] | None = None) -> MockContext:
-    return MockContext(config=Config(overrides={"home_ops": {"root": str(tree)}}), run=run or {})
+def mock(tree: Path, run: dict[str, Result | list[Result]] | None = None) -> ScriptedContext:
+    return scripted(tree, run)
 
 
 def context(tree: Path, dry: bool = False) -> Context:
     return Context(config=Config(overrides={"home_ops": {"root": str(tree)}, "run": {"dry": dry}}))
 
 
-def ran(c: MockContext) -> list[str]:
-    return [call.args[0] for call in c.run.call_args_list]
+def ran(c: ScriptedContext) -> list[str]:
+    return c.script.ran()
 
 
 # --------------------------------------------------------------------------- generate-config

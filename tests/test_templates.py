@@ -1115,7 +1115,7 @@ def test_configure_check_and_validate_pass_without_onepassword(tmp_path: Path) -
         check=True,
     ).stdout
     (repo / "cluster.sops.yaml").write_text(encrypted)
-    inv = [sys.executable, "-m", "invoke"]
+    inv = [sys.executable, "-m", "tasks"]
     for args in (["configure"], ["configure", "--check"], ["dev.validate"]):
         result = subprocess.run([*inv, *args], cwd=repo, env=env, capture_output=True, text=True)
         assert result.returncode == 0, (args, result.stdout[-2000:], result.stderr[-2000:])

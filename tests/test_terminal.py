@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from invoke import Config, MockContext, Result
 
 from tasks.lib import terminal
 from tasks.lib.errors import UserError
 from tasks.lib.tools import runner
+from tests.scripted import Reply, ScriptedContext, scripted
 
 ROOT = Path(__file__).resolve().parent.parent
 ESC = "\x1b"
@@ -47,7 +47,7 @@ def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPa
 
 def inv_dry(env: dict[str, str], *, tty: bool) -> str:
     """`inv --dry sops.encrypt` as a user runs it: through a pseudo-terminal or a pipe."""
-    argv = [sys.executable, "-m", "invoke", "--dry", "lint.install"]
+    argv = [sys.executable, "-m", "tasks", "--dry", "lint.install"]
     if not tty:
         return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     leader, follower = pty.openpty()
@@ -87,12 +87,11 @@ def test_dry_run_echo_honours_no_color_and_pipes(tty: bool, no_color: str, colou
     assert (ESC in out) is coloured, repr(out)
 
 
-def mock_context(tmp_path: Path, results: list[Result]) -> MockContext:
-    config = Config(overrides={"home_ops": {"root": str(tmp_path)}})
-    return MockContext(config=config, run={"talosctl bootstrap": results})
+def mock_context(tmp_path: Path, results: list[Reply]) -> ScriptedContext:
+    return scripted(tmp_path, {"talosctl bootstrap": results})
 
 
-def wait(c: MockContext, deadline: float = 60) -> Result:
+def wait(c: ScriptedContext, deadline: float = 60) -> runner.Outcome:
     ticks = iter(range(100))  # each reading of the clock is 10 s later
     return runner.retry(
         c,
@@ -108,8 +107,8 @@ def wait(c: MockContext, deadline: float = 60) -> Result:
 def test_each_attempt_prints_elapsed_and_deadline_as_plain_lines_when_piped(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    failed = Result(exited=1, stderr="rpc error: etcd is still starting\nmore detail")
-    wait(mock_context(tmp_path, [failed, failed, Result(stdout="ok")]))
+    failed = Reply(exited=1, stderr="rpc error: etcd is still starting\nmore detail")
+    wait(mock_context(tmp_path, [failed, failed, Reply(stdout="ok")]))
     out = capsys.readouterr().out
     assert ESC not in out and "\r" not in out
     assert out.splitlines() == [
@@ -127,7 +126,7 @@ def on_terminal(monkeypatch: pytest.MonkeyPatch) -> Tty:
     return tty
 
 
-REFUSED = Result(exited=1, stderr="connection refused")
+REFUSED = Reply(exited=1, stderr="connection refused")
 
 
 @pytest.mark.usefixtures("clean_env")
@@ -135,7 +134,7 @@ def test_on_a_terminal_the_status_line_rewrites_itself(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     screen = on_terminal(monkeypatch)
-    wait(mock_context(tmp_path, [REFUSED, REFUSED, Result(stdout="ok")]))
+    wait(mock_context(tmp_path, [REFUSED, REFUSED, Reply(stdout="ok")]))
     out = screen.getvalue()
     assert out.count(terminal.CLEAR_LINE) == 3  # two attempts, then cleared for the result
     assert "attempt 1, 10s / 60s — connection refused" in out

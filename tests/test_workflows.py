@@ -30,12 +30,21 @@ def test_the_workflows_the_seed_lists_exist() -> None:
     assert {p.stem for p in WORKFLOWS} == EXPECTED
 
 
+#: The one run: step that is not `inv`: the dependencies before the project, so that the
+#: project's `inv` replaces the one Invoke installs (uv does not order two same-named scripts).
+INSTALL = "uv sync --locked --no-install-project"
+
+
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_every_run_step_calls_inv(path: Path) -> None:
-    for step in steps(load(path)):
-        if "run" in step:
-            assert re.match(r"^uv run --locked inv( --dry)? [\w.-]+", step["run"]), step["run"]
-            assert "${{" not in step["run"], "expressions belong in env:, never in run:"
+    for job in load(path)["jobs"].values():
+        runs = [step["run"] for step in job.get("steps", []) if "run" in step]
+        if not runs:
+            continue
+        assert runs[0] == INSTALL, "the job installs the dependencies first, then runs `inv`"
+        for run in runs[1:]:
+            assert re.match(r"^uv run --locked inv( --dry)? [\w.-]+", run), run
+            assert "${{" not in run, "expressions belong in env:, never in run:"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -163,5 +172,5 @@ def test_renovate_runs_a_pinned_renovate_that_the_lint_workflow_checks() -> None
     version = workflow_version(ROOT)
     assert re.fullmatch(r"\d+\.\d+\.\d+", version), "a full version: the check installs exactly this"
     assert int(version.split(".")[0]) >= 41, "managerFilePatterns needs Renovate 41 or later"
-    (check,) = [s for s in workflow("lint")["jobs"]["renovate"]["steps"] if "run" in s]
+    (check,) = [s for s in workflow("lint")["jobs"]["renovate"]["steps"] if "inv" in s.get("run", "")]
     assert check["run"].endswith("inv lint.renovate --extract")

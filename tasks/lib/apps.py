@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from tasks.lib.config import ownapps, swap
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
-from tasks.lib.tools.runner import Outcome, command_line, find_tool, missing_tool_message, run_many
+from tasks.lib.tools.runner import Command, Outcome, command_line, find_tool, missing_tool_message, run_one
 
 #: A DNS-1123 label: what Kubernetes accepts as a namespace and as these objects' names.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -153,19 +153,24 @@ def newest_version(paths: Paths, chart: str, plain_http: bool) -> str:
     ask = "pass the version with --version VERSION"
     if find_tool("helm") is None:
         raise UserError(f"--version not given and {missing_tool_message('helm')}; or {ask}")
-    (outcome,) = run_many([(show_chart_argv(chart, plain_http), None)], paths=paths, timeout=REGISTRY_TIMEOUT)
+    command = Command(
+        tuple(show_chart_argv(chart, plain_http)), deadline=REGISTRY_TIMEOUT, what=f"reading {chart}"
+    )
+    outcome = run_one(command, paths=paths)
     if not outcome.ok:
         raise UserError(
             f"could not read the versions of {chart} from its registry ({reason(outcome)}): {ask}"
         )
-    version = chart_version(outcome.stdout)
+    version = chart_version(outcome.data)
     if version is None or check_version(version):
         raise UserError(f"{chart}: the registry's answer names no chart version: {ask}")
     return version.replace("+", "_")  # the tag Helm pushed it under
 
 
 def reason(outcome: Outcome) -> str:
-    lines = [line.strip() for line in outcome.error_text.splitlines() if line.strip()]
+    if outcome.limit:
+        return outcome.problem
+    lines = [line.strip() for line in outcome.stderr.splitlines() if line.strip()]
     text = lines[-1] if lines else f"helm exited {outcome.returncode}"
     return text.removeprefix("Error: ")[:200]
 

@@ -1,4 +1,4 @@
-"""User-facing errors and the one guard every task runs in.
+"""User-facing errors, signals, and the lines the guard (:mod:`tasks.lib.guard`) prints.
 
 - a :class:`UserError` is one line per problem and exit 1; so is an ``OSError`` that
   escapes a task (a missing folder, no permission, a full disk): the path and the error;
@@ -12,15 +12,11 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
-
-from invoke.exceptions import Exit
+from collections.abc import Iterable, Iterator
 
 from tasks.lib.problems import Problem
 
@@ -144,81 +140,3 @@ def silence_stdout() -> None:
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly(func: F) -> F:
-    """The guard around every task (see the module docstring for what it promises)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            with signals_interrupt():
-                result = func(*args, **kwargs)
-                sys.stdout.flush()  # a closed pipe shows here, inside the guard
-                return result
-        except UserError as error:
-            for line in error.lines:
-                print(line, file=sys.stderr)
-            raise Exit(code=1) from None
-        except KeyboardInterrupt as error:
-            line, code = interrupted_line(error)
-            print(line, file=sys.stderr)
-            raise Exit(code=code) from None
-        except BrokenPipeError:
-            silence_stdout()
-            raise Exit(code=141) from None  # what a shell reports for SIGPIPE
-        except Exit:
-            raise
-        except OSError as error:
-            # The environment said no (a missing folder, permissions, a full disk, a name too
-            # long): one line naming the path and the error, like any other user error.
-            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
-                raise
-            print(os_error_line(error), file=sys.stderr)
-            raise Exit(code=1) from None
-        except Exception as error:
-            if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
-                raise
-            print(bug_line(error), file=sys.stderr)
-            raise Exit(code=2) from None
-
-    wrapper.home_ops_guarded = True  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
-
-
-def guard_program() -> None:
-    """The same promises for Invoke's own command line: an unreadable ``-f`` config file or
-    any other error of the program itself is one line (exit 1), SIGTERM/SIGHUP while it
-    parses stop it like Ctrl-C. Called when the task collection is imported."""
-    from invoke.exceptions import ParseError, UnexpectedExit
-    from invoke.program import Program
-
-    if getattr(Program, "home_ops_guarded", False):
-        return
-
-    def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(method)
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                result = method(self, *args, **kwargs)
-                sys.stdout.flush()  # `inv --list | head`: the closed pipe shows here
-                return result
-            except (Exit, ParseError, UnexpectedExit, KeyboardInterrupt):
-                raise
-            except BrokenPipeError:
-                silence_stdout()
-                raise Exit(code=141) from None
-            except Exception as error:
-                if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
-                    raise
-                message = " ".join(str(error).split())[:300] or type(error).__name__
-                raise Exit(f"inv: {message}", code=1) from None
-
-        return call
-
-    for name in ("parse_tasks", "parse_cleanup", "update_config", "execute"):
-        setattr(Program, name, guarded(getattr(Program, name)))
-    Program.home_ops_guarded = True  # type: ignore[attr-defined]

@@ -185,15 +185,13 @@ def same_repository(a: GitUrl, b: GitUrl) -> bool:
 
 def remotes(root: Path) -> dict[str, str]:
     """Every remote of the checkout at ``root`` with its fetch URL (empty when git fails)."""
-    from tasks.lib.tools.runner import run_many
+    from tasks.lib.tools.runner import Command, run_one
 
-    (outcome,) = run_many(
-        [(["git", "config", "--null", "--get-regexp", r"^remote\..*\.url$"], None)], cwd=root
-    )
+    outcome = run_one(Command(("git", "config", "--null", "--get-regexp", r"^remote\..*\.url$"), cwd=root))
     found: dict[str, str] = {}
     if not outcome.ok:
         return found
-    for entry in outcome.stdout.decode(errors="replace").split("\0"):
+    for entry in outcome.stdout.split("\0"):
         key, _, url = entry.partition("\n")
         if key.startswith("remote.") and key.endswith(".url"):
             found.setdefault(key[len("remote.") : -len(".url")], url)
@@ -214,15 +212,14 @@ def remote_for(root: Path, repository: GitUrl) -> str | None:
 def unpushed(root: Path, remote: str, branch: str, commit: str = "HEAD") -> str | None:
     """Why ``commit`` is not on ``remote``'s ``branch`` as of the last fetch, or None when
     it is (the remote branch holds it, ahead or not)."""
-    from tasks.lib.tools.runner import run_many
+    from tasks.lib.tools.runner import Command, run_many
 
     ref = f"refs/remotes/{remote}/{branch}"
     exists, contained = run_many(
         [
-            (["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], None),
-            (["git", "merge-base", "--is-ancestor", commit, ref], None),
-        ],
-        cwd=root,
+            Command(("git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"), cwd=root),
+            Command(("git", "merge-base", "--is-ancestor", commit, ref), cwd=root),
+        ]
     )
     if not exists.ok:
         return f"branch '{branch}' is not on {remote}: run `git push -u {remote} {branch}` first"
@@ -233,18 +230,17 @@ def unpushed(root: Path, remote: str, branch: str, commit: str = "HEAD") -> str 
 
 def upstream_problem(root: Path, branch: str) -> str | None:
     """Why HEAD is not on the upstream of ``branch`` (its tracking branch), or None."""
-    from tasks.lib.tools.runner import run_many
+    from tasks.lib.tools.runner import Command, run_many
 
     upstream, ahead = run_many(
         [
-            (["git", "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"], None),
-            (["git", "rev-list", "--count", "@{upstream}..HEAD"], None),
-        ],
-        cwd=root,
+            Command(("git", "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"), cwd=root),
+            Command(("git", "rev-list", "--count", "@{upstream}..HEAD"), cwd=root),
+        ]
     )
     if not upstream.ok or not upstream.stdout.strip():
         return f"branch '{branch}' is not pushed: run `git push -u origin {branch}` first"
-    count = ahead.stdout.decode(errors="replace").strip()
+    count = ahead.stdout.strip()
     if ahead.ok and count not in ("", "0"):
         return f"branch '{branch}' has {count} unpushed commit(s): run `git push` first"
     return None

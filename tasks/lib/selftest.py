@@ -5,8 +5,11 @@ configurations in a scratch copy of the repository (``inv dev.test``, ``inv dev.
 without touching the work tree: each configuration gets its own temporary copy of the
 repository (every file git tracks or would track, as it is now, uncommitted changes
 included), its ``cluster.yaml`` and ``nodes.yaml`` are dropped in, and the same commands an
-operator runs are run there, as separate ``inv`` processes. The secrets are the repository's
-own ``cluster.sops.yaml``, the keys the operator's own files (or ``HOME_OPS_OPERATOR_DIR``).
+operator runs are run there, as separate ``inv`` processes. It tests the template, never
+the operator's cluster: the secrets are the bundled example's (``tests/fixtures/example/
+cluster.sops.yaml``), the keys its test-only ones (``tests/fixtures/example-operator``), so
+it runs the same on any clone, in CI without the operator's key, on a repository whose own
+``cluster.sops.yaml`` is encrypted to a key CI does not have.
 """
 
 from __future__ import annotations
@@ -22,11 +25,18 @@ from pathlib import Path
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import OPERATOR_DIR_ENV, Paths
-from tasks.lib.tools.runner import Outcome, run_many
+from tasks.lib.tools.runner import TOOLS_DIR_ENV, Command, Outcome, run_one, tools_dir
 
 #: Test configurations: one directory each, holding cluster.yaml and nodes.yaml.
 CONFIGS_DIR = Path("tests") / "fixtures" / "configs"
 CONFIG_FILES = ("cluster.yaml", "nodes.yaml")
+#: How long one step (a whole `inv configure`, say) may take in a scratch copy.
+STEP_DEADLINE = 900.0
+#: The bundled example (a configuration too, named ``example``) and the test-only keys its
+#: secrets are encrypted to: every configuration renders with these secrets and keys.
+EXAMPLE_DIR = Path("tests") / "fixtures" / "example"
+EXAMPLE_SECRETS = EXAMPLE_DIR / "cluster.sops.yaml"
+EXAMPLE_OPERATOR = Path("tests") / "fixtures" / "example-operator"
 
 #: What an operator runs after changing the config, in order; a failing step ends that
 #: configuration's run. ``inv --dry`` never reaches a node or a cluster.
@@ -78,11 +88,11 @@ def step_label(step: Sequence[str]) -> str:
 def available(root: Path) -> list[TestConfig]:
     """Every test configuration of the repository, by name."""
     base = root / CONFIGS_DIR
-    if not base.is_dir():
-        return []
+    found = [root / EXAMPLE_DIR] if all((root / EXAMPLE_DIR / f).is_file() for f in CONFIG_FILES) else []
+    found += sorted(base.iterdir()) if base.is_dir() else []
     return [
-        TestConfig(d.name, d)
-        for d in sorted(base.iterdir())
+        TestConfig("example" if d == root / EXAMPLE_DIR else d.name, d)
+        for d in found
         if d.is_dir() and all((d / f).is_file() for f in CONFIG_FILES)
     ]
 
@@ -123,12 +133,12 @@ def resolve_configs(root: Path, wanted: Sequence[str]) -> list[TestConfig]:
 def worktree_files(root: Path) -> list[str]:
     """Every file of the work tree that git tracks or would track (ignored files, such as
     the operator's keys and kubeconfig, are left out), as it is on disk now."""
-    (outcome,) = run_many(
-        [(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], None)], cwd=root
+    outcome = run_one(
+        Command(("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"), cwd=root)
     )
     if not outcome.ok:
         raise UserError(f"{root}: not a git work tree — dev.e2e copies the files git knows about")
-    names = sorted({name for name in outcome.stdout.decode().split("\0") if name})
+    names = sorted({name for name in outcome.stdout.split("\0") if name})
     return [name for name in names if (root / name).is_file() or (root / name).is_symlink()]
 
 
@@ -139,18 +149,30 @@ def copy_files(root: Path, names: Sequence[str], destination: Path) -> None:
         shutil.copy2(root / name, target, follow_symlinks=False)
 
 
-def scratch_env(scratch: Path, paths: Paths) -> dict[str, str]:
+def scratch_env(scratch: Path) -> dict[str, str]:
     """The scratch copy's own files for every tool (whatever the caller's environment points
-    at), the operator's keys by absolute path. KUBECONFIG and TALOSCONFIG name files that do
+    at), the test-only keys of its own copy. KUBECONFIG and TALOSCONFIG name files that do
     not exist in the copy, so nothing run there can reach a real cluster, even by mistake."""
+    operator = scratch / EXAMPLE_OPERATOR
     return {
-        OPERATOR_DIR_ENV: str(paths.operator_dir.resolve()),
-        "SOPS_AGE_KEY_FILE": str(paths.age_key.resolve()),
+        OPERATOR_DIR_ENV: str(operator),
+        "SOPS_AGE_KEY_FILE": str(operator / "age.key"),
+        "SOPS_AGE_KEY": "",
         "SOPS_CONFIG": str(scratch / ".sops.yaml"),
         "KUBECONFIG": str(scratch / "kubeconfig"),
         "TALOSCONFIG": str(scratch / "talos" / "clusterconfig" / "talosconfig"),
         "NO_COLOR": "1",
+        TOOLS_DIR_ENV: str(tools_dir()),  # the tools `inv doctor --install` built (gitleaks)
     }
+
+
+def require_example(root: Path) -> None:
+    """dev.e2e needs the bundled example's secrets and test-only keys."""
+    missing = [str(p) for p in (EXAMPLE_SECRETS, EXAMPLE_OPERATOR / "age.key") if not (root / p).is_file()]
+    if missing:
+        raise UserError(
+            f"dev.e2e renders with the bundled example's test-only secrets: {', '.join(missing)} missing"
+        )
 
 
 def run_config(
@@ -163,10 +185,14 @@ def run_config(
         copy_files(paths.root, files, scratch)
         for name in CONFIG_FILES:
             shutil.copy2(config.directory / name, scratch / name)
-        env = scratch_env(scratch, paths)
+        shutil.copy2(paths.root / EXAMPLE_SECRETS, scratch / "cluster.sops.yaml")
+        env = scratch_env(scratch)
         for step in STEPS:
             started = time.monotonic()
-            (outcome,) = run_many([([sys.executable, "-m", "invoke", *step], None)], cwd=scratch, env=env)
+            command = Command(
+                (sys.executable, "-m", "tasks", *step), cwd=scratch, env=env, deadline=STEP_DEADLINE
+            )
+            outcome = run_one(command)
             output = text_of(outcome)
             result.steps.append(StepResult(step_label(step), outcome.ok, time.monotonic() - started, output))
             say(f"{config.name}: {progress_line(result.steps[-1])}")
@@ -182,7 +208,9 @@ def run_config(
 
 
 def text_of(outcome: Outcome) -> str:
-    return (outcome.stdout + outcome.stderr).decode(errors="replace").strip()
+    if outcome.limit:
+        return outcome.problem
+    return (outcome.stdout + outcome.stderr).strip()
 
 
 def progress_line(step: StepResult) -> str:

@@ -16,7 +16,7 @@ from typing import Any, cast, overload
 from invoke.tasks import Task
 from invoke.tasks import task as invoke_task
 
-from tasks.lib.errors import friendly
+from tasks.lib.guard import friendly
 
 RESERVED_SHORT_FLAGS = frozenset({"h"})  # -h: Invoke's --help
 

@@ -13,14 +13,12 @@ in the middle of the swap is finished by the next run.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +33,17 @@ from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
 from tasks.lib.tools.kustomize import kustomize_argv
-from tasks.lib.tools.runner import Outcome, find_tool, redact, register_secrets, run_many
+from tasks.lib.tools.runner import (
+    Command,
+    Outcome,
+    find_tool,
+    install_hint,
+    redact,
+    register_secrets,
+    run_many,
+    run_one,
+    started,
+)
 
 from . import manifest as mf
 from . import merge, ownapps, plan, swap
@@ -43,15 +51,31 @@ from . import merge, ownapps, plan, swap
 #: Files whose bytes decide what a render produces (besides templates/ and the operator's
 #: key material, which are added separately).
 RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makejinja.toml")
+#: The modules whose code decides what a render produces (by module name: a module that
+#: moves or is renamed stops configure with a bug line instead of silently dropping out of
+#: the digest; a test checks that every module of tasks.lib.config a render loads is listed).
 RENDER_CODE = (
-    "tasks/lib/config/schema.py",
-    "tasks/lib/config/constraints.py",
-    "tasks/lib/config/network.py",
-    "tasks/lib/config/document.py",
-    "tasks/lib/config/checks.py",
-    "tasks/lib/config/template_context.py",
-    "tasks/lib/config/render.py",
+    "tasks.lib.config.schema",
+    "tasks.lib.config.constraints",
+    "tasks.lib.config.network",
+    "tasks.lib.config.document",
+    "tasks.lib.config.checks",
+    "tasks.lib.config.template_context",
+    "tasks.lib.config.render",
+    "tasks.lib.config.ownapps",
+    "tasks.lib.config.plan",
+    "tasks.lib.config.merge",
+    "tasks.lib.config.examples",
 )
+
+
+def module_file(name: str) -> Path:
+    """The source file of module ``name``, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"configure's render cache names the module {name}, which does not exist")
+    return Path(spec.origin)
+
 
 Say = Callable[[str], None]
 
@@ -121,10 +145,11 @@ def sops_decrypt(paths: Paths) -> Callable[[Path], str]:
     """A decrypt function for :func:`build_context` (plaintext to memory only)."""
 
     def decrypt(path: Path) -> str:
-        (outcome,) = run_many([(decrypt_argv(str(path)), None)], paths=paths)
+        command = Command(tuple(decrypt_argv(str(path))), what=f"decrypting {paths.rel(path)}")
+        outcome = run_one(command, paths=paths)
         if not outcome.ok:
             raise UserError(sops_failure(paths.rel(path), "decrypt", outcome))
-        return outcome.stdout.decode()
+        return outcome.stdout
 
     return decrypt
 
@@ -134,15 +159,16 @@ NO_KEY_MARKERS = ("no identity matched", "no master key was able to decrypt", "0
 
 
 def sops_failure(label: str, action: str, outcome: Outcome) -> str:
-    text = outcome.error_text.strip()
-    lines = text.splitlines()
-    reason = lines[-1] if lines else f"exit {outcome.returncode}"
+    if outcome.limit:
+        return outcome.problem
+    text = outcome.stderr.strip()
+    reason = outcome.last_line
     if any(marker in text for marker in NO_KEY_MARKERS):
         reason = "no key in the age key file can decrypt it (wrong or missing age key; see `inv init`)"
     return f"{label}: sops could not {action} it: {reason}"
 
 
-def same_yaml(first: bytes, second: bytes) -> bool:
+def same_yaml(first: str | bytes, second: str | bytes) -> bool:
     """Whether two YAML texts hold the same data (sops re-serialises what it decrypts)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
@@ -154,36 +180,19 @@ def same_yaml(first: bytes, second: bytes) -> bool:
         return first == second
 
 
-@dataclass
-class Encrypted:
-    """What :func:`encrypt_staged` decided for each secret."""
-
-    ciphertexts: dict[str, bytes]  # relative path -> the bytes to write
-    digests: dict[str, str]  # relative path -> keyed digest of the plaintext
-    encrypted: list[str]
-    kept: list[str]
-
-
-def encrypt_staged(
+def unchanged_secrets(
     paths: Paths,
-    sops_config: Path,
     plaintexts: dict[str, bytes],
-    context: RenderContext,
+    digests: dict[str, str],
+    recipient: object,
     manifest: mf.Manifest,
-    key: bytes,
-) -> Encrypted:
-    """Encrypt every rendered secret (``plaintexts``: relative path -> plaintext, in memory),
-    in parallel, feeding sops on stdin and writing nothing.
-
-    A secret whose plaintext is unchanged keeps the ciphertext already in the tree, known
-    either from the manifest's keyed digest (no sops call at all) or by decrypting the
-    tree's copy and comparing; only a secret that changed gets new ciphertext."""
-    names = sorted(plaintexts)
-    digests = {name: mf.keyed_digest(key, plaintexts[name]) for name in names}
-    recipient = context.data.get("age_public_key")
+) -> list[str]:
+    """The secrets whose plaintext did not change, so the tree's ciphertext stays: known
+    from the manifest's keyed digest (no sops call at all), or by decrypting the tree's
+    copy and comparing (a tree configure did not write, e.g. fresh from git)."""
     kept: list[str] = []
     to_compare: list[str] = []
-    for name in names:
+    for name in sorted(plaintexts):
         current = paths.root / name
         if not current.is_file() or age_recipients_of(current) != [recipient]:
             continue
@@ -192,24 +201,42 @@ def encrypt_staged(
             kept.append(name)
         elif is_encrypted_text(current.read_text(errors="replace")):
             to_compare.append(name)
-    outcomes = run_many([(decrypt_argv(str(paths.root / n)), None) for n in to_compare], paths=paths)
+    commands = [Command(tuple(decrypt_argv(str(paths.root / n))), what=f"decrypting {n}") for n in to_compare]
+    outcomes = run_many(commands, paths=paths)
     kept += [
         n for n, o in zip(to_compare, outcomes, strict=True) if o.ok and same_yaml(o.stdout, plaintexts[n])
     ]
-    ciphertexts = {name: (paths.root / name).read_bytes() for name in kept}
-    fresh = [name for name in names if name not in kept]
+    return sorted(kept)
+
+
+def encrypt_commands(sops_config: Path, plaintexts: dict[str, bytes], names: Sequence[str]) -> list[Command]:
+    """One sops run per secret, fed its plaintext on stdin, following the staged .sops.yaml."""
     env = {"SOPS_CONFIG": str(sops_config)}
-    outcomes = run_many(
-        [(encrypt_argv(n), plaintexts[n]) for n in fresh], cwd=sops_config.parent, paths=paths, env=env
-    )
-    failures = [sops_failure(n, "encrypt", o) for n, o in zip(fresh, outcomes, strict=True) if not o.ok]
+    return [
+        Command(
+            tuple(encrypt_argv(n)),
+            stdin=plaintexts[n],
+            cwd=sops_config.parent,
+            env=env,
+            what=f"encrypting {n}",
+        )
+        for n in names
+    ]
+
+
+def encryption_result(
+    context: RenderContext, names: Sequence[str], outcomes: Sequence[Outcome]
+) -> dict[str, bytes]:
+    """The ciphertext sops returned for each secret, or one line per failure."""
+    failures = [sops_failure(n, "encrypt", o) for n, o in zip(names, outcomes, strict=True) if not o.ok]
     if failures:
         raise UserError(*(redact(line, context.secret_values) for line in failures))
-    for name, outcome in zip(fresh, outcomes, strict=True):
-        if not is_encrypted_text(outcome.stdout.decode(errors="replace")):
+    ciphertexts: dict[str, bytes] = {}
+    for name, outcome in zip(names, outcomes, strict=True):
+        if not is_encrypted_text(outcome.stdout):
             raise UserError(f"{name}: sops returned it unencrypted — does .sops.yaml have a rule for it?")
-        ciphertexts[name] = outcome.stdout
-    return Encrypted(ciphertexts, digests, sorted(fresh), sorted(kept))
+        ciphertexts[name] = outcome.stdout.encode()
+    return ciphertexts
 
 
 # --------------------------------------------------------------------------- validation
@@ -260,30 +287,24 @@ def combined_root(out: Path, dirs: Sequence[str], root: Path) -> Path:
     return root
 
 
-def kustomize_problems(paths: Paths, out: Path, dirs: Sequence[str]) -> list[str]:
-    """Build every kustomization directory: all in one kustomize run; only when that fails,
-    each directory on its own (in parallel) to say exactly which ones are broken."""
-    if not dirs:
-        return []
-    root = combined_root(out, dirs, out.parent / "validate")
-    try:
-        (combined,) = run_many([(kustomize_argv(str(root)), None)], cwd=out, paths=paths)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def kustomize_problems(paths: Paths, out: Path, dirs: Sequence[str], combined: Outcome) -> list[str]:
+    """What broke when the build of every kustomization at once failed: each directory
+    built on its own (in parallel) to say exactly which ones are broken."""
     if combined.ok:
         return []
-    problems = []
-    outcomes = run_many([(kustomize_argv(d), None) for d in dirs], cwd=out, paths=paths)
-    for directory, outcome in zip(dirs, outcomes, strict=True):
-        if not outcome.ok:
-            problems.append(f"{directory}: kustomize build failed: {last_line(outcome)}")
+    commands = [Command(tuple(kustomize_argv(d)), cwd=out, what=f"building {d}") for d in dirs]
+    problems = [
+        f"{d}: kustomize build failed: {last_line(o)}"
+        for d, o in zip(dirs, run_many(commands, paths=paths), strict=True)
+        if not o.ok
+    ]
     return problems or [f"kustomize build of all directories together failed: {last_line(combined)}"]
 
 
 def last_line(outcome: Outcome) -> str:
-    """The last line a failing tool printed, secrets masked (a tool may echo its input)."""
-    lines = outcome.error_text.strip().splitlines()
-    return lines[-1] if lines else f"exit {outcome.returncode}"
+    """Why a tool failed, in one line: the limit it hit, or the last line it printed
+    (secrets masked: a tool may echo its input)."""
+    return outcome.problem if outcome.limit else outcome.last_line
 
 
 def yaml_problems(
@@ -317,6 +338,9 @@ def yaml_problems(
     return problems
 
 
+TALHELPER_VALIDATE = ("talhelper", "validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml")
+
+
 def validate_staged(
     paths: Paths,
     out: Path,
@@ -325,24 +349,35 @@ def validate_staged(
     generated: Collection[str] | None = None,
 ) -> None:
     """YAML-parse every file, build every kustomization and, when talhelper is installed,
-    validate the Talos config. Every problem is reported, then we stop. With ``generated``
-    only those files are checked (``out`` also holds the user's own, for kustomize)."""
+    validate the Talos config. With ``generated`` only those files are checked (``out`` also
+    holds the user's own, for kustomize). kustomize (one run for every directory) and
+    talhelper work in their own processes while the YAML is parsed here. Every problem is
+    reported, then we stop."""
     dirs = kustomization_dirs(out, generated)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        building = pool.submit(kustomize_problems, paths, out, dirs)  # kustomize runs meanwhile
-        problems = yaml_problems(out, config, generated)
-        problems += building.result()
     talos = out / "talos"
+    has_talos = (talos / "talconfig.yaml").is_file()
+    commands = []
+    if dirs:
+        root = combined_root(out, dirs, out.parent / "validate")
+        commands.append(
+            Command(tuple(kustomize_argv(str(root))), cwd=out, what="building every kustomization")
+        )
+    checks_talos = has_talos and find_tool("talhelper") is not None
+    if checks_talos:
+        commands.append(Command(TALHELPER_VALIDATE, cwd=talos, what="validating talos/talconfig.yaml"))
+    with started(commands, paths=paths) as checking:
+        problems = yaml_problems(out, config, generated)
+        outcomes = checking.wait()
+    shutil.rmtree(out.parent / "validate", ignore_errors=True)
+    if dirs:
+        problems += kustomize_problems(paths, out, dirs, outcomes[0])
+    if checks_talos and not outcomes[-1].ok:
+        problems.append(f"talos/talconfig.yaml: talhelper validate failed: {last_line(outcomes[-1])}")
     note = ""
-    if (talos / "talconfig.yaml").is_file() and find_tool("talhelper"):
-        argv = ["talhelper", "validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml"]
-        (outcome,) = run_many([(argv, None)], cwd=talos, paths=paths)
-        if not outcome.ok:
-            problems.append(f"talos/talconfig.yaml: talhelper validate failed: {last_line(outcome)}")
-    elif (talos / "talconfig.yaml").is_file():
+    if has_talos and not checks_talos:
         note = (
             "; talos/talconfig.yaml NOT validated: talhelper is not installed "
-            "(`inv doctor --install` builds it, or `mise install`)"
+            f"(install it with {install_hint('talhelper')})"
         )
     if problems:
         raise UserError("the rendered tree does not validate; nothing was written:", *problems)
@@ -355,7 +390,7 @@ def validate_staged(
 def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], list[str]]:
     """Every file and value a render depends on (the key material as values), and the
     user's app folders (each one is listed in a generated kustomization)."""
-    files = [paths.root / name for name in (*RENDER_INPUT_FILES, *RENDER_CODE)]
+    files = [paths.root / name for name in RENDER_INPUT_FILES] + [module_file(m) for m in RENDER_CODE]
     files += [p for p in paths.templates.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
 
@@ -363,15 +398,6 @@ def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], li
 def own_apps_inputs(paths: Paths, manifest: mf.Manifest) -> list[str]:
     """The user's app folders as inputs of the render (a new or removed one renders again)."""
     return [f"app:{app}" for app in ownapps.apps_on_disk(paths.root, set(manifest.files))]
-
-
-def import_renderer(paths: Paths) -> None:
-    """Load makejinja ahead of time (in a background thread). A failure is left for the
-    render to report, in the main thread, as one line."""
-    from tasks.lib.config.render import makejinja_app
-
-    with contextlib.suppress(UserError):
-        makejinja_app(paths)
 
 
 def warn_examples(found: Sequence[ExampleValue]) -> None:
@@ -392,13 +418,8 @@ def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
     while git ignores cluster.yaml; otherwise it would be committed in plaintext."""
     if not context.config.cluster.get("cloudflare_token") or "cloudflare_token" not in context.data:
         return
-    ignored = subprocess.run(
-        ["git", "check-ignore", "-q", str(paths.cluster_config)],
-        cwd=paths.root,
-        capture_output=True,
-        check=False,
-    )
-    if ignored.returncode != 0:
+    ignored = run_one(Command(("git", "check-ignore", "-q", str(paths.cluster_config)), cwd=paths.root))
+    if not ignored.ok:
         raise UserError(
             "cluster.yaml: cloudflare_token: a plaintext secret in a file git would commit — "
             "move it to cluster.sops.yaml (`inv sops.edit cluster.sops.yaml`) and delete it here"
@@ -411,7 +432,9 @@ def stage(
     """Render into ``out`` and encrypt the secrets. The secrets are rendered into memory
     first and encrypted (by sops, on the other core, fed on stdin) while the rest renders
     into ``out``; then their ciphertext joins it. No plaintext secret is ever in ``out``.
-    The result is validated once the user's edits and apps are in (:func:`validate_plan`)."""
+    The result is validated once the user's edits and apps are in (:func:`validate_plan`).
+    A secret whose plaintext did not change keeps the tree's ciphertext
+    (:func:`unchanged_secrets`)."""
     from tasks.lib.config.render import render, render_secrets
 
     rendered = render_secrets(paths, context)
@@ -421,21 +444,22 @@ def stage(
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             (out / name).write_text(text)
     del rendered
-    sops_config = out / ".sops.yaml"
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        encrypting = pool.submit(encrypt_staged, paths, sops_config, plaintexts, context, manifest, key)
-        try:
-            files = render(paths, context, out, part="rest")
-        finally:
-            wait([encrypting])  # never leave while sops still runs
-        encrypted = encrypting.result()
+    digests = {name: mf.keyed_digest(key, text) for name, text in plaintexts.items()}
+    kept = unchanged_secrets(paths, plaintexts, digests, context.data.get("age_public_key"), manifest)
+    fresh = [name for name in sorted(plaintexts) if name not in kept]
+    commands = encrypt_commands(out / ".sops.yaml", plaintexts, fresh)
+    with started(commands, paths=paths, workers=len(commands) or 1) as encrypting:
+        files = render(paths, context, out, part="rest")  # while sops encrypts
+        outcomes = encrypting.wait()
     del plaintexts
-    for name, ciphertext in encrypted.ciphertexts.items():
+    ciphertexts = {name: (paths.root / name).read_bytes() for name in kept}
+    ciphertexts.update(encryption_result(context, fresh, outcomes))
+    for name, ciphertext in ciphertexts.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(ciphertext)
-    say(f"rendered {len(files) + len(encrypted.ciphertexts)} files")
-    say(f"secrets: {len(encrypted.encrypted)} encrypted, {len(encrypted.kept)} unchanged (ciphertext kept)")
-    return Staged(read_tree(out), encrypted.digests, encrypted.encrypted, encrypted.kept)
+    say(f"rendered {len(files) + len(ciphertexts)} files")
+    say(f"secrets: {len(fresh)} encrypted, {len(kept)} unchanged (ciphertext kept)")
+    return Staged(read_tree(out), digests, fresh, kept)
 
 
 def is_up_to_date(paths: Paths, manifest: mf.Manifest, inputs: str) -> bool:
@@ -511,11 +535,16 @@ def configure(paths: Paths, options: Options) -> Summary:
     """Run the whole pipeline under the repository's configure lock; raises
     :class:`UserError` (tree untouched) on any problem. An interrupt says truthfully
     whether the new tree is in place."""
-    swapped: list[bool] = []
+    swapped = False
     try:
         with swap.configure_lock(paths.root, optional=options.check or options.dry):
             settle_interrupted_run(paths, options)
-            return run_pipeline(paths, options, swapped)
+            result = run_pipeline(paths, options)
+            if isinstance(result, Summary):
+                return result
+            swap.swap_in(paths.root, result.files, result.order, result.remove)
+            swapped = True
+            return result.summary
     except KeyboardInterrupt as error:
         if isinstance(error, Interrupted) and error.message:
             raise
@@ -543,7 +572,9 @@ def settle_interrupted_run(paths: Paths, options: Options) -> None:
     swap.recover(paths.root, options.say)
 
 
-def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary:
+def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
+    """Everything up to the swap: the finished :class:`Summary` when nothing is to be
+    written (up to date, ``--check``, ``--dry``), else what to swap in."""
     say = options.say
     operator = read_operator_files(paths)
     register_secrets([operator.age_key, operator.deploy_key, operator.push_token])
@@ -558,14 +589,11 @@ def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary
     from tasks.lib.config.render import read_settings
 
     read_settings(paths)  # a broken makejinja.toml: one line now, before anything loads it
-    warm = threading.Thread(target=import_renderer, args=(paths,), daemon=True)
-    warm.start()  # makejinja loads while the config is validated and sops decrypts the secrets
     config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
     count = len(config.nodes)
     say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
     context = build_context(paths, sops_decrypt(paths), config, operator)
     register_secrets(context.secret_values)
-    warm.join()
     warn_examples(context.examples)
     guard_plaintext_token(paths, context)
 
@@ -573,7 +601,7 @@ def run_pipeline(paths: Paths, options: Options, swapped: list[bool]) -> Summary
         out = staging / "out"
         out.mkdir()
         staged = stage(paths, context, out, manifest, key, say)
-        return finish(paths, options, swapped, Rendered(staging, out, staged, manifest, inputs, config))
+        return finish(paths, options, Rendered(staging, out, staged, manifest, inputs, config))
 
 
 @dataclass
@@ -588,9 +616,20 @@ class Rendered:
     config: ClusterConfig
 
 
-def finish(paths: Paths, options: Options, swapped: list[bool], rendered: Rendered) -> Summary:
+@dataclass
+class Ready:
+    """A validated render, ready to be swapped into the tree: every file to write, in
+    order, and the files to remove."""
+
+    files: dict[str, bytes]
+    order: list[str]
+    remove: list[str]
+    summary: Summary
+
+
+def finish(paths: Paths, options: Options, rendered: Rendered) -> Summary | Ready:
     """Plan against the tree (merging the user's edits, listing their apps), validate the
-    tree as it will be, then report (``--check``, ``--dry``) or swap it in."""
+    tree as it will be, then report (``--check``, ``--dry``) or say what to swap in."""
     say = options.say
     staged = rendered.staged
     manifest_name = paths.rel(paths.manifest)
@@ -625,11 +664,9 @@ def finish(paths: Paths, options: Options, swapped: list[bool], rendered: Render
     stored = store_lost(paths, the_plan.forced)
     # The manifest last: until it is in place, the old manifest describes the old files.
     order = sorted(the_plan.write, key=lambda name: name == manifest_name)
-    swap.swap_in(paths.root, the_plan.files, order, the_plan.remove)
-    swapped.append(True)
     summary = summary_of(the_plan, staged, written=True)
     summary.forced = plan.forced_report(the_plan.forced, stored)
-    return summary
+    return Ready(the_plan.files, order, the_plan.remove, summary)
 
 
 def normalized_resolved(paths: Paths, names: Sequence[str]) -> list[str]:

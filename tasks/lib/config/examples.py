@@ -8,12 +8,14 @@ One definition for everything that asks: ``configure`` warns while any is in pla
   anything under ``.example``) as ``cloudflare_domain``;
 - the example repository: owner ``example`` in ``repository_name``;
 - one of the bundled example's fake secrets in ``cluster.sops.yaml`` (its Cloudflare token,
-  tunnel, 1Password Connect credentials and token; :data:`EXAMPLE_SECRETS`);
+  tunnel, 1Password Connect credentials and token; :data:`EXAMPLE_SECRETS` knows them by
+  digest);
 - a placeholder ``inv init`` wrote into a new ``cluster.sops.yaml`` (``replace-me``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -24,13 +26,14 @@ EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
 EXAMPLE_TLD = "example"
 #: The owner of the example repository (``example/home-ops``).
 EXAMPLE_OWNER = "example"
-#: The bundled example's fake secrets: dotted key in cluster.sops.yaml -> value.
+#: The bundled example's fake secrets: dotted key in cluster.sops.yaml -> SHA-256 of its
+#: value (the digest, so no file here looks like it holds a token).
 EXAMPLE_SECRETS = {
-    "cloudflare_token": "example-cloudflare-api-token-not-real",
-    "cloudflare_tunnel.AccountTag": "0123456789abcdef0123456789abcdef",
-    "cloudflare_tunnel.TunnelID": "00000000-0000-4000-8000-000000000001",
-    "cloudflare_tunnel.TunnelSecret": "ZXhhbXBsZS10dW5uZWwtc2VjcmV0LW5vdC1yZWFs",
-    "onepassword_connect.token": "example-onepassword-connect-token-not-real",
+    "cloudflare_token": "07e8637027c9235aac691563068431ac891758a9bbc24d6ac8ab0d3d247dfdf4",
+    "cloudflare_tunnel.AccountTag": "3eb1bd439947eb762998e566ccc2e099c791118b2f40579cc4f7da2b5061b7f9",
+    "cloudflare_tunnel.TunnelID": "11e594f481958c10e3015d0bf0447a22f068a8a647f475df15ce2c7ab4b8f3f1",
+    "cloudflare_tunnel.TunnelSecret": "b08b2fbf5cee032f108b7864dbc4914fe5cd672f8aa6c93cf41611133bd186eb",
+    "onepassword_connect.token": "66112d5dfabc6ca753a8d67af2281f7e46daca1ff5fcc5233205d3fefeff17e0",
 }
 #: What marks the example's 1Password credentials (every field of them reads "example").
 EXAMPLE_DEVICE = "example"
@@ -78,6 +81,10 @@ def repository_owner(repository: str) -> str:
     return path.strip("/").split("/")[0].casefold()
 
 
+def digest(value: Any) -> str:
+    return hashlib.sha256(str(value).encode()).hexdigest()
+
+
 def leaves(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for key, inner in value.items():
@@ -100,7 +107,7 @@ def in_secrets(secrets: Mapping[str, Any], label: str = "cluster.sops.yaml") -> 
     for key, value in leaves("", dict(secrets)):
         if key == "sops" or key.startswith("sops."):
             continue
-        if key in EXAMPLE_SECRETS and value == EXAMPLE_SECRETS[key]:
+        if key in EXAMPLE_SECRETS and digest(value) == EXAMPLE_SECRETS[key]:
             found.append(ExampleValue(label, key, "still the bundled example's fake value"))
         elif key == "onepassword_connect.credentials" and example_credentials(value):
             found.append(ExampleValue(label, key, "still the bundled example's fake credentials"))

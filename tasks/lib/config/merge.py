@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.lib.config import manifest as mf
-from tasks.lib.tools.runner import find_tool, run_many
+from tasks.lib.tools.runner import Command, find_tool, run_one
 
 #: How long one git command may take (they are local and small).
 GIT_TIMEOUT = 60.0
@@ -32,8 +32,8 @@ def has_git(root: Path) -> bool:
 
 
 def git(root: Path, *args: str, stdin: bytes | None = None) -> tuple[bool, bytes]:
-    (outcome,) = run_many([(["git", *args], stdin)], cwd=root, timeout=GIT_TIMEOUT)
-    return outcome.ok, outcome.stdout
+    outcome = run_one(Command(("git", *args), stdin=stdin, cwd=root, deadline=GIT_TIMEOUT))
+    return outcome.ok, outcome.data
 
 
 def blob_ids(root: Path, files: Mapping[str, Path], write: bool) -> dict[str, str]:
@@ -123,10 +123,10 @@ def merge(scratch: Path, name: str, ours: bytes, base: bytes, theirs: bytes) -> 
         files.append(str(path))
     labels = [f"{LABELS[0]}: {name}", LABELS[1], LABELS[2]]
     argv = ["git", "merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2], *files]
-    (outcome,) = run_many([(argv, None)], cwd=scratch, timeout=GIT_TIMEOUT)
-    if outcome.returncode < 0 or outcome.returncode > 127:
+    outcome = run_one(Command(tuple(argv), cwd=scratch, deadline=GIT_TIMEOUT, what=f"merging {name}"))
+    if outcome.limit or outcome.returncode < 0 or outcome.returncode > 127:
         return None
-    return Merged(outcome.stdout, outcome.returncode)
+    return Merged(outcome.data, outcome.returncode)
 
 
 def conflict_hunks(merged: bytes) -> list[tuple[int, list[str]]]:

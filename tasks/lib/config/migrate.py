@@ -411,20 +411,17 @@ SopsRun = Callable[[list[tuple[list[str], bytes | None]], dict[str, str]], list[
 
 
 def sops_runner(paths: Paths) -> SopsRun:
-    from tasks.lib.tools.runner import run_many
+    from tasks.lib.tools.runner import Command, run_many
 
     def run(jobs: list[tuple[list[str], bytes | None]], env: dict[str, str]) -> list[Outcome]:
-        return run_many(jobs, cwd=paths.root, paths=paths, env=env)
+        commands = [Command(tuple(argv), stdin=stdin, cwd=paths.root, env=env) for argv, stdin in jobs]
+        return run_many(commands, paths=paths)
 
     return run
 
 
-DECRYPT_STDIN = ["sops", "--decrypt", "--input-type", "yaml", "--output-type", "yaml", "/dev/stdin"]
-
-
 def sops_error(outcome: Outcome) -> str:
-    lines = outcome.stderr.decode(errors="replace").strip().splitlines()
-    return lines[-1] if lines else f"exit {outcome.returncode}"
+    return outcome.problem if outcome.limit else outcome.last_line
 
 
 def encrypt_secrets(
@@ -432,7 +429,7 @@ def encrypt_secrets(
 ) -> bytes:
     """Encrypt the secrets (stdin to stdout) and prove the result and the Talos secrets
     decrypt with the imported key. Returns the ciphertext of cluster.sops.yaml."""
-    from tasks.lib.secrets.sopsfile import encrypt_to_argv, is_encrypted_text
+    from tasks.lib.secrets.sopsfile import decrypt_stdin_argv, encrypt_to_argv, is_encrypted_text
 
     label = paths.rel(paths.secrets_config)
     plaintext = secrets_text(out.secrets).encode()
@@ -446,12 +443,12 @@ def encrypt_secrets(
             f"{source.label(talsecret)}: does not decrypt with that age key: {sops_error(outcomes[1])}"
         )
     encrypted = outcomes[0]
-    if not encrypted.ok or not is_encrypted_text(encrypted.stdout.decode(errors="replace")):
+    if not encrypted.ok or not is_encrypted_text(encrypted.stdout):
         raise UserError(f"{label}: sops could not encrypt the imported secrets: {sops_error(encrypted)}")
-    (check,) = sops([(DECRYPT_STDIN, encrypted.stdout)], env)
-    if not check.ok or load_plain(check.stdout.decode()) != load_plain(plaintext.decode()):
+    (check,) = sops([(decrypt_stdin_argv(label), encrypted.stdout.encode())], env)
+    if not check.ok or load_plain(check.stdout) != load_plain(plaintext.decode()):
         raise RuntimeError(f"bug: {label} does not decrypt to the imported secrets")
-    return encrypted.stdout
+    return encrypted.stdout.encode()
 
 
 def same_secrets(path: Path, out: Import, age_key_file: Path, sops: SopsRun) -> bool:
@@ -462,9 +459,7 @@ def same_secrets(path: Path, out: Import, age_key_file: Path, sops: SopsRun) -> 
         return False
     (outcome,) = sops([(["sops", "--decrypt", str(path)], None)], {"SOPS_AGE_KEY_FILE": str(age_key_file)})
     try:
-        return outcome.ok and bool(
-            load_plain(outcome.stdout.decode()) == load_plain(secrets_text(out.secrets))
-        )
+        return outcome.ok and bool(load_plain(outcome.stdout) == load_plain(secrets_text(out.secrets)))
     except Exception:  # unparsable means "not the same"
         return False
 

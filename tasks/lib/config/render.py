@@ -82,6 +82,7 @@ def makejinja_config(paths: Paths, output: Path, part: Part = "all") -> Any:
     root, the output redirected and data files dropped (the plugin supplies the data).
 
     ``part="rest"`` leaves out the secrets (rendered in memory by :func:`render_secrets`)."""
+    makejinja_app(paths)  # the first import of makejinja: a broken makejinja.toml is one line
     from makejinja.config import Config, Delimiter
 
     settings = read_settings(paths)

@@ -318,14 +318,15 @@ class Builder:
 
     def _batch(self, group: list[BuildItem]) -> tuple[list[BuildResult], list[list[BuildItem]]]:
         """Prepare, build and split one batch: (results, halves to retry)."""
-        from tasks.lib.tools.runner import run_many
+        from tasks.lib.tools.runner import Command, run_one
 
         try:
             batch, _keys = self._write_batch(group)
-            outcome = run_many([(kustomize_argv(str(batch), self.tool, unrestricted=True), None)])[0]
+            argv = kustomize_argv(str(batch), self.tool, unrestricted=True)
+            outcome = run_one(Command(tuple(argv), what=f"building {len(group)} Kustomization(s)"))
             if outcome.ok:
-                return self._split(batch, group, outcome.stdout.decode("utf-8", "replace")), []
-            error, internal = outcome.stderr.decode("utf-8", "replace").strip(), False
+                return self._split(batch, group, outcome.stdout), []
+            error, internal = (outcome.problem if outcome.limit else outcome.stderr.strip()), False
         except Exception as exc:
             error, internal = f"{type(exc).__name__}: {exc}", True
         if len(group) == 1:

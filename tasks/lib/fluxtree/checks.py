@@ -214,13 +214,13 @@ def repository_files(root: Path) -> list[Path]:
     roots = [name for name in SECRET_ROOTS if (root / name).is_dir()]
     if not roots:
         return []
-    from tasks.lib.tools.runner import find_tool, run_many
+    from tasks.lib.tools.runner import Command, find_tool, run_one
 
     if find_tool("git") is not None and (root / ".git").exists():
         argv = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *roots]
-        outcome = run_many([(argv, None)], cwd=root)[0]
+        outcome = run_one(Command(tuple(argv), cwd=root))
         if outcome.ok:
-            return [root / name for name in outcome.stdout.decode("utf-8", "replace").split("\0") if name]
+            return [root / name for name in outcome.stdout.split("\0") if name]
     files = []
     for name in roots:
         for current, dirs, names in os.walk(root / name):

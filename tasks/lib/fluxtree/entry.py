@@ -54,12 +54,12 @@ def _flux_files(files: list[Path]) -> list[Path]:
 
 
 def _git_toplevel(path: Path) -> Path | None:
-    from tasks.lib.tools.runner import find_tool, run_many
+    from tasks.lib.tools.runner import Command, find_tool, run_one
 
     if find_tool("git") is None:
         return None
-    outcome = run_many([(["git", "rev-parse", "--show-toplevel"], None)], cwd=path)[0]
-    text = outcome.stdout.decode("utf-8", "replace").strip()
+    outcome = run_one(Command(("git", "rev-parse", "--show-toplevel"), cwd=path))
+    text = outcome.stdout.strip()
     return Path(text).resolve() if outcome.ok and text else None
 
 

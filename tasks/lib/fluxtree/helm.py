@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json as jsonlib
 from collections import Counter
-from collections.abc import Sequence
 
 from . import yamlio
 from .model import Obj, Problem, Ref, Tree
@@ -57,7 +56,7 @@ def template_argv(hr: Obj, source: Obj, chart: str) -> list[str] | None:
 
 def inflate(tree: Tree, *, helm: str | None, kubeconform: str | None) -> list[str]:
     """Run the optional tools; add problems to the tree; return notes on what was skipped."""
-    from tasks.lib.tools.runner import run_many
+    from tasks.lib.tools.runner import Command, run_many
 
     notes: list[str] = []
     releases = tree.helmreleases()
@@ -65,7 +64,7 @@ def inflate(tree: Tree, *, helm: str | None, kubeconform: str | None) -> list[st
     if helm is None:
         notes.append(f"--helm: helm is not installed, {len(releases)} HelmRelease(s) not inflated")
     else:
-        jobs: list[tuple[Sequence[str], bytes | None]] = []
+        commands: list[Command] = []
         owners: list[Obj] = []
         for hr in releases:
             source, chart = _source(tree, hr)
@@ -75,13 +74,16 @@ def inflate(tree: Tree, *, helm: str | None, kubeconform: str | None) -> list[st
                 continue
             if hr.spec.get("valuesFrom"):
                 notes.append(f"--helm: {hr.namespace}/{hr.name} inflated without its valuesFrom")
-            jobs.append((argv, yamlio.dump(hr.spec.get("values") or {}).encode()))
+            values = yamlio.dump(hr.spec.get("values") or {}).encode()
+            commands.append(
+                Command(tuple(argv), stdin=values, what=f"inflating HelmRelease {hr.namespace}/{hr.name}")
+            )
             owners.append(hr)
-        for hr, outcome in zip(owners, run_many(jobs), strict=True):
+        for hr, outcome in zip(owners, run_many(commands), strict=True):
             if outcome.ok:
-                rendered.append(outcome.stdout.decode("utf-8", "replace"))
+                rendered.append(outcome.stdout)
             else:
-                message = " ".join(outcome.stderr.decode("utf-8", "replace").split())[:300]
+                message = outcome.problem if outcome.limit else " ".join(outcome.stderr.split())[:300]
                 text = f"HelmRelease {hr.namespace}/{hr.name}: {message}"
                 tree.problems.append(Problem(hr.file, "helm-template-failed", text, hr.owner))
     if kubeconform is None:
@@ -95,7 +97,7 @@ def inflate(tree: Tree, *, helm: str | None, kubeconform: str | None) -> list[st
 def schema_check(tree: Tree, documents: list[str], schemas: Schemas | None = None) -> list[str]:
     """kubeconform over ``documents`` against the locally shipped schemas: invalid objects
     become problems; the notes say how many were checked and which kinds were not."""
-    from tasks.lib.tools.runner import run_many
+    from tasks.lib.tools.runner import Command, run_one
 
     schemas = schemas or local_schemas()
     if schemas is None:
@@ -105,11 +107,12 @@ def schema_check(tree: Tree, documents: list[str], schemas: Schemas | None = Non
             f"{len(documents)} object(s) not schema-checked"
         ]
     argv = ["kubeconform", *schemas.argv(), "-ignore-missing-schemas", "-output", "json", "-verbose", "-"]
-    outcome = run_many([(argv, "\n---\n".join(documents).encode())])[0]
+    stdin = "\n---\n".join(documents).encode()
+    outcome = run_one(Command(tuple(argv), stdin=stdin, what="checking the objects against their schemas"))
     try:
-        resources = jsonlib.loads(outcome.stdout or b"{}").get("resources") or []
+        resources = jsonlib.loads(outcome.stdout or "{}").get("resources") or []
     except ValueError:
-        message = " ".join(outcome.stderr.decode("utf-8", "replace").split())[:300]
+        message = outcome.problem if outcome.limit else " ".join(outcome.stderr.split())[:300]
         tree.problems.append(Problem(tree.entry, "schema-check-failed", f"kubeconform: {message}"))
         return []
     return schema_notes(tree, resources, schemas.kubernetes_version)

@@ -28,15 +28,15 @@ def normalize_url(url: str) -> str:
 
 def repository_urls(root: Path) -> set[str]:
     """This repository's git remotes, normalised (empty without git or remotes)."""
-    from tasks.lib.tools.runner import find_tool, run_many
+    from tasks.lib.tools.runner import Command, find_tool, run_one
 
     if find_tool("git") is None or not (root / ".git").exists():
         return set()
-    outcome = run_many([(["git", "remote", "-v"], None)], cwd=root)[0]
+    outcome = run_one(Command(("git", "remote", "-v"), cwd=root))
     if not outcome.ok:
         return set()
     urls = set()
-    for line in outcome.stdout.decode("utf-8", "replace").splitlines():
+    for line in outcome.stdout.splitlines():
         parts = line.split()
         if len(parts) >= 2:
             urls.add(normalize_url(parts[1]))

@@ -24,7 +24,7 @@ from tasks.lib.config.examples import ExampleValue
 from tasks.lib.errors import UserError
 from tasks.lib.gitremote import GitUrl, remote_for, unpushed
 from tasks.lib.paths import Paths
-from tasks.lib.tools.runner import Outcome, command_line, find_tool, run_many
+from tasks.lib.tools.runner import Command, Outcome, command_line, find_tool, run_one
 
 #: How long fetching the branch may take, in seconds (an ssh passphrase may be asked).
 FETCH_TIMEOUT = 120.0
@@ -67,14 +67,14 @@ def refuse_examples(paths: Paths, cluster: dict[str, object], yes: bool, dry: bo
 # --------------------------------------------------------------------------- the remote
 
 
-def git(root: Path, *args: str, timeout: float = LOCAL_TIMEOUT) -> Outcome:
-    (outcome,) = run_many([(["git", *args], None)], cwd=root, timeout=timeout)
-    return outcome
+def git(root: Path, *args: str, timeout: float = LOCAL_TIMEOUT, what: str = "") -> Outcome:
+    return run_one(Command(("git", *args), cwd=root, deadline=timeout, what=what))
 
 
 def last_line(outcome: Outcome) -> str:
-    lines = [line.strip() for line in outcome.error_text.splitlines() if line.strip()]
-    return (lines[-1] if lines else f"exit {outcome.returncode}").removeprefix("fatal: ")[:200]
+    if outcome.limit:
+        return outcome.problem
+    return outcome.last_line.removeprefix("fatal: ")[:200]
 
 
 def commands(remote: str, branch: str) -> list[list[str]]:
@@ -111,7 +111,7 @@ def check_pushed(root: Path, repository: GitUrl, branch: str, dry: bool = False)
             "kubernetes/ has changes that are not committed, and Flux deploys only what is pushed — "
             f"commit and push them (`git push {remote} HEAD:{branch}`), then run this again"
         )
-    fetched = git(root, *fetch[1:], timeout=FETCH_TIMEOUT)
+    fetched = git(root, *fetch[1:], timeout=FETCH_TIMEOUT, what=f"fetching {branch} from {remote}")
     if not fetched.ok:
         raise UserError(fetch_problem(fetched, remote, branch))
     problem = unpushed(root, remote, branch)

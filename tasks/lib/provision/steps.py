@@ -25,6 +25,8 @@ TALSECRET = "run `inv bootstrap.talos`, which creates it"
 
 #: How long ``talosctl upgrade`` may take before it gives up (talosctl's own --timeout).
 UPGRADE_TIMEOUT = "10m"
+#: How long one generated talosctl command may run (an upgrade waits up to UPGRADE_TIMEOUT).
+TALOSCTL_DEADLINE = 1800.0
 #: How long a node may take to answer the "is it up" probe, in seconds.
 PROBE_TIMEOUT = 30.0
 
@@ -126,7 +128,7 @@ def run_generated(
     for command in commands:
         print(f"{action}: {node_label(nodes, command.node)}")
         print(f"  {command.line}")
-        runner.run(c, command.argv, cwd=paths.talos, stream=True)
+        runner.run(c, command.argv, cwd=paths.talos, stream=True, timeout=TALOSCTL_DEADLINE)
     return len(commands)
 
 
@@ -136,7 +138,7 @@ def probe_node(c: Context, paths: Paths, address: str) -> None:
     argv = ["talosctl", "--nodes", address, "get", "machineconfig"]
     result = runner.run(c, argv, cwd=paths.talos, check=False, timeout=PROBE_TIMEOUT)
     if result.failed:
-        detail = (result.stderr or result.stdout).strip().splitlines()
+        detail = [result.problem] if result.limit else (result.stderr or result.stdout).strip().splitlines()
         raise UserError(
             f"node {address} does not answer on the Talos API (`{runner.command_line(argv)}` failed)",
             *(f"  {line}" for line in detail[-3:]),

@@ -8,7 +8,6 @@ becomes one line naming the file and what to do, instead of sops' wall of text.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,21 +123,14 @@ def explain_sops_error(paths: Paths, label: str, stderr: str) -> str:
 def creation_rule_recipients(sops_config: Path, filename: str) -> list[str] | None:
     """The age recipients ``.sops.yaml`` would encrypt ``filename`` to (its first matching
     creation rule, as sops picks it); None when no rule matches or the file is unreadable."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+    from tasks.lib.secrets.sopsfile import creation_rule
 
     try:
-        config = YAML(typ="safe", pure=True).load(sops_config.read_text())
-    except (OSError, YAMLError):
+        rule = creation_rule(sops_config.read_text(), filename)
+    except (OSError, UnicodeDecodeError):
         return None
-    rules = config.get("creation_rules") if isinstance(config, dict) else None
-    for rule in rules or []:
-        if not isinstance(rule, dict):
-            continue
-        pattern = rule.get("path_regex")
-        if pattern is not None and not re.search(str(pattern), filename):
-            continue
-        age = rule.get("age") or []
-        entries = age if isinstance(age, list) else str(age).split(",")
-        return [str(entry).strip() for entry in entries if str(entry).strip()]
-    return None
+    if rule is None:
+        return None
+    age = rule.get("age") or []
+    entries = age if isinstance(age, list) else str(age).split(",")
+    return [str(entry).strip() for entry in entries if str(entry).strip()]

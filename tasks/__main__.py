@@ -1,0 +1,22 @@
+"""``inv`` (and ``python -m tasks``): this project's command line.
+
+Kept to the standard library until the guard is in place, so that Ctrl-C at any moment,
+even while Python is still loading Invoke, ends quietly with exit 130 instead of a
+traceback.
+"""
+
+import sys
+
+
+def main() -> None:
+    try:
+        from tasks.lib.guard import run_program
+
+        run_program()
+    except KeyboardInterrupt:  # before the guard was in place
+        print("interrupted (Ctrl-C): stopped", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
