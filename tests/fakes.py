@@ -6,8 +6,11 @@ appended to a JSON-lines log with its argv, stdin and working directory. Behavio
 scripted per tool with rules: the first rule whose ``match`` (a substring of the
 space-joined argv, or None for any call) fits decides the response; the Nth call matching
 a rule gets ``responses[N-1]`` (the last one repeats). A response is a dict with ``exit``,
-``stdout``, ``stderr`` and ``sleep`` (seconds, to simulate a hang). ``succeed_on(n)``
-builds the "fail n-1 times, then succeed" list.
+``stdout``, ``stderr`` and ``sleep`` (seconds, to simulate a hang), ``write`` (files the
+real tool would write: path relative to its working directory -> text, e.g. talosctl's
+kubeconfig) and ``exec`` (run this real program with the same arguments instead: a fake
+kubectl still builds with the real ``kubectl kustomize``). ``succeed_on(n)`` builds the
+"fail n-1 times, then succeed" list.
 
 A fake reads stdin only when its argv asks for it (``-``, ``-f -`` or ``/dev/stdin``), as the
 real tools do, so a caller that never closes stdin cannot make it hang.
@@ -55,6 +58,12 @@ if response.get("sleep"):
         time.sleep(response["sleep"])
     except KeyboardInterrupt:  # Ctrl-C: exit the way a real tool does, no traceback
         sys.exit(130)
+for rel, text in response.get("write", {{}}).items():
+    target = Path(os.getcwd()) / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+if response.get("exec"):
+    os.execv(response["exec"], [response["exec"], *args])
 sys.stdout.write(response.get("stdout", ""))
 sys.stderr.write(response.get("stderr", ""))
 sys.exit(response.get("exit", 0))

@@ -282,13 +282,10 @@ def test_configure_warns_while_the_example_values_are_in_place(
 
     pipeline.configure(repo_paths(example_repo), pipeline.Options(force=True, say=lambda line: None))
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == "warning: the example's values are still in place (`inv bootstrap.*` refuses them):"
-    assert "  cluster.yaml: cloudflare_domain: example.com is a domain reserved for examples" in err
-    assert (
-        "  cluster.sops.yaml: onepassword_connect.credentials: still the bundled example's fake credentials"
-        in err
-    )
-    assert (
-        err[-1]
-        == "  replace them (cluster.yaml, `inv sops.edit cluster.sops.yaml`), then run `inv configure`"
+    assert "warning: cluster.yaml: cloudflare_domain: example.com is a domain reserved for examples" in err
+    credentials = "onepassword_connect.credentials: still the bundled example's fake credentials"
+    assert f"warning: cluster.sops.yaml: {credentials}" in err
+    assert err[-1] == (
+        "warning: `inv bootstrap.*` refuses the example's values: replace them (cluster.yaml, "
+        "`inv sops.edit cluster.sops.yaml`), then run `inv configure`"
     )

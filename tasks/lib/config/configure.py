@@ -402,15 +402,14 @@ def own_apps_inputs(paths: Paths, manifest: mf.Manifest) -> list[str]:
 
 def warn_examples(found: Sequence[ExampleValue]) -> None:
     """Say which of the example's values (and ``inv init``'s placeholders) are still in
-    place: they render fine, but a cluster bootstrapped from them is not the user's."""
-    if not found:
-        return
-    print(
-        "warning: the example's values are still in place (`inv bootstrap.*` refuses them):", file=sys.stderr
-    )
+    place, one warning line each: they render fine, but a cluster bootstrapped from them
+    is not the user's (``bootstrap.*`` refuses them)."""
     for value in found:
-        print(f"  {value.line()}", file=sys.stderr)
-    print(f"  {advice(list(found))}", file=sys.stderr)
+        print(f"warning: {value.line()}", file=sys.stderr)
+    if found:
+        print(
+            f"warning: `inv bootstrap.*` refuses the example's values: {advice(list(found))}", file=sys.stderr
+        )
 
 
 def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
