@@ -23,7 +23,7 @@ from invoke.context import Context
 from tasks.lib.errors import UserError
 from tasks.lib.files import write_atomically
 from tasks.lib.paths import Paths, paths_for
-from tasks.lib.provision import plan
+from tasks.lib.provision import plan, talos_ops
 from tasks.lib.provision.steps import (
     BOOTSTRAP_TALOS,
     CONFIGURE,
@@ -152,7 +152,7 @@ def talos(
 
     ready.refuse_examples(paths, load_cluster(paths).cluster, bool(yes), runner.is_dry(c))
     ensure_talsecret(c, paths)
-    runner.run(c, ["talhelper", "genconfig"], cwd=paths.talos, stream=True)
+    talos_ops.generate_config(c, paths)
     nodes = known_nodes(paths)
     args = ["apply", plan.extra_flags("--insecure")]
     run_generated(c, paths, args, action="applying config (insecure, maintenance mode)", nodes=nodes)

@@ -16,7 +16,8 @@ from tasks.lib.tools.runner import Command, run_one
 @task(
     iterable=["path"],
     help={
-        "base": "git ref the pull request goes into, e.g. origin/main (needs its history fetched)",
+        "base": "git ref the pull request goes into, e.g. origin/main (needs its history fetched); "
+        "empty or all zeros (a new branch): everything counts as changed",
         "path": "a directory or file to look for (repeatable)",
         "output": "name of the step output set to true/false (default: changed)",
     },
@@ -32,6 +33,10 @@ def changed(c: Context, base: str, path: list[str] | None = None, output: str = 
 
     if not path:
         raise UserError("give at least one --path, e.g. --path kubernetes/")
+    if ci.no_base(base):
+        ci.set_output(output, "true")
+        print("no base to compare with (a new branch, a manual run): everything counts as changed")
+        return
     root = paths_for(c).root
     outcome = run_one(Command(("git", "diff", "--name-only", f"{base}...HEAD"), cwd=root))
     if not outcome.ok:
@@ -65,6 +70,28 @@ def summary(c: Context, file: str, title: str = "") -> None:
         print(body, end="")
 
 
+@task
+def renovate_token(c: Context) -> None:
+    """Say which credential the Renovate workflow has, or what to set up; sets `ready`.
+
+    Reads RENOVATE_APP_TOKEN (a GitHub App's token, made by the step before) and
+    RENOVATE_TOKEN (a fine-grained token) from the environment. With neither, it says what is
+    missing (an annotation and the job summary in Actions) and exits 0, so an unconfigured
+    repository gets one clear notice instead of a failed run every six hours.
+    """
+    import os
+
+    from tasks.lib import ci
+
+    credential = ci.renovate_credential(os.environ)
+    ci.set_output("ready", "true" if credential else "false")
+    if credential:
+        print(f"renovate: using the {'GitHub App' if credential == 'app' else 'RENOVATE_TOKEN'} credential")
+        return
+    print(ci.warning("Renovate is not set up", ci.RENOVATE_SETUP))
+    ci.append(ci.SUMMARY_ENV, f"## Renovate\n\n{ci.RENOVATE_SETUP}.\n")
+
+
 ns = Collection("ci")
-for _task in (changed, summary):
+for _task in (changed, summary, renovate_token):
     ns.add_task(_task)

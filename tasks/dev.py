@@ -397,9 +397,11 @@ def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None
     For each configuration (the bundled example and every one in tests/fixtures/configs):
     copy the repository (as it is on disk, uncommitted changes included, git-ignored files
     left out) to a temporary directory, put its cluster.yaml and nodes.yaml in, and run `inv
-    configure`, `inv configure --check`, `inv sops.check`, `inv --dry bootstrap.talos` and
-    `inv --dry bootstrap.apps` there. Secrets and keys are the bundled example's test-only
-    ones, never yours: it tests the template, on any clone. The work tree is never touched.
+    configure`, `inv configure --check`, `inv sops.check`, `inv dev.validate`, `inv --dry
+    bootstrap.talos` and `inv --dry bootstrap.apps` there. Secrets and keys are the bundled
+    example's test-only ones, never yours (a configuration whose choices need other secrets
+    brings its own cluster.sops.yaml, encrypted to the same key): it tests the template, on
+    any clone. The work tree is never touched.
     Exits 1 when any configuration fails, after running all of them.
     """
     from tasks.lib.selftest import require_example

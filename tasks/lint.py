@@ -166,6 +166,7 @@ def renovate(c: Context, extract: bool = False) -> None:
     paths = paths_for(c)
     version = rv.workflow_version(paths.root)
     if not rv.is_installed(version):
+        _check_node(c, version, _published_engine(c, version))  # before downloading anything
         _install_renovate(c, version)
     _check_node(c, version)
     env = rv.run_env(version)
@@ -196,19 +197,32 @@ def renovate(c: Context, extract: bool = False) -> None:
     print(f"renovate: {len(deps)} dependencies, each found by one manager")
 
 
-def _check_node(c: Context, version: str) -> None:
+def _check_node(c: Context, version: str, engine: str | None = None) -> None:
     """Renovate on an unsupported Node.js fails in ways that name neither (or, worse,
-    validates differently): check its ``engines`` first."""
+    validates differently): check its ``engines`` first — the installed release's, or
+    ``engine`` as the registry gave it before the download."""
     from tasks.lib import renovate as rv
 
     if is_dry(c):
         return
     found = run(c, ["node", "--version"]).stdout.strip() if find_tool("node") else "none"
-    engine = rv.node_engine(version)
+    engine = rv.node_engine(version) if engine is None else engine
     if found == "none" or not rv.node_satisfies(found, engine):
         raise UserError(
             f"Renovate {version} needs Node.js {engine or '(any)'}, found {found}: {_node_hint(c)}"
+            + ("" if rv.is_installed(version) else " (nothing was downloaded)")
         )
+
+
+def _published_engine(c: Context, version: str) -> str:
+    """The Node.js range the registry says ``renovate@version`` needs ("" when npm cannot
+    say: the check after the install still holds)."""
+    from tasks.lib import renovate as rv
+
+    if is_dry(c) or not find_tool("npm"):
+        return ""
+    result = run(c, rv.engine_argv(version), check=False, timeout=60)
+    return rv.parse_engine(result.stdout) if result.ok else ""
 
 
 def _node_hint(c: Context) -> str:

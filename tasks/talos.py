@@ -1,10 +1,12 @@
-"""``inv talos.*``: generate node configs, apply them, upgrade Talos and Kubernetes, reset.
+"""``inv talos.*``: find new nodes, generate and check their configs, and run the cluster's
+Talos nodes day to day: apply, diff, upgrade (rolling), reset.
 
-Every task checks its preconditions (tools, files, ``--ip``) before running anything.
-Where talhelper prints talosctl commands (``talhelper gencommand``), each printed command
-is run as an argument list, never through a shell, and announced with the node it is for.
-Under ``inv --dry`` the tasks print the commands they would run and run none of them, not
-even ``talhelper gencommand``.
+``--node`` takes a node's name or any of its addresses (``--node k8s-0`` or ``--node
+192.168.1.10``); without it a task visits every node, one at a time. Every task checks its
+preconditions (tools, files, nodes) before running anything, and a task that changes a node
+shows what it will do and asks first unless ``--yes``. Where talhelper prints talosctl
+commands (``talhelper gencommand``), each is run as an argument list, never through a shell.
+Under ``inv --dry`` the tasks print every command they would run and run none of them.
 """
 
 from __future__ import annotations
@@ -12,140 +14,116 @@ from __future__ import annotations
 from invoke.collection import Collection
 from invoke.context import Context
 
-from tasks.lib.errors import UserError
-from tasks.lib.paths import Paths, paths_for
-from tasks.lib.provision import plan
-from tasks.lib.provision.steps import (
-    CONFIGURE,
-    TALSECRET,
-    UPGRADE_TIMEOUT,
-    check_mode,
-    confirm,
-    known_nodes,
-    node_address,
-    preflight,
-    probe_node,
-    run_generated,
-    talos_files,
-    talosconfig,
-)
+from tasks.lib.paths import paths_for
+from tasks.lib.provision import plan, talos_ops
+from tasks.lib.provision.steps import CONFIGURE, TALSECRET, preflight, talos_files
 from tasks.lib.taskdef import task
-from tasks.lib.tools import runner
 
-# --------------------------------------------------------------------------- tasks
+NODE_HELP = "a node's name or address (default: every node, one at a time)"
+YES_HELP = "do not ask for confirmation (needed when there is no terminal)"
 
 
 @task
 def generate_config(c: Context) -> None:
-    """Render the Talos machine configs (`talhelper genconfig` in talos/)."""
+    """Render the Talos machine configs (`talhelper genconfig`) and check each with `talosctl validate`."""
     paths = paths_for(c)
     preflight(c, paths, tools=["talhelper"], files=[*talos_files(paths), (paths.talsecret, TALSECRET)])
-    runner.run(c, ["talhelper", "genconfig"], cwd=paths.talos, stream=True)
+    talos_ops.generate_config(c, paths)
 
 
 @task(
     help={
-        "ip": "address of the node (one of nodes.yaml)",
-        "mode": f"talosctl apply mode: {', '.join(plan.APPLY_MODES)} (default auto)",
+        "ip": "the address the node got in maintenance mode (its console shows it)",
+        "name": "its name in nodes.yaml (default: the first free k8s-N)",
+        "address": "the static address it is to have (default: --ip)",
+        "worker": "make it a worker (default: a controller)",
     }
 )
-def apply_node(c: Context, ip: str = "", mode: str = "auto") -> None:
-    """Apply the node's generated Talos config (checks that the node answers first)."""
+def discover(c: Context, ip: str = "", name: str = "", address: str = "", worker: bool = False) -> None:
+    """Read a node in maintenance mode and print its nodes.yaml entry (MAC, disk, schematic)."""
     paths = paths_for(c)
-    mode = check_mode(mode)
-    address = node_address(paths, ip)
-    preflight(
-        c, paths, tools=["talhelper", "talosctl"], files=[(paths.talconfig, CONFIGURE), talosconfig(paths)]
-    )
-    probe_node(c, paths, address)
-    args = ["apply", "--node", address, plan.extra_flags(f"--mode={mode}")]
-    run_generated(c, paths, args, action=f"applying config (mode {mode})", nodes=known_nodes(paths))
+    preflight(c, paths, tools=["talosctl"], files=[])
+    talos_ops.discover(c, paths, ip=ip, name=name, address=address, controller=not worker)
 
 
-@task(help={"ip": "address of the node to upgrade (one of nodes.yaml)"})
-def upgrade_node(c: Context, ip: str = "") -> None:
-    """Upgrade Talos on one node to talenv.yaml's talosVersion (checks the node answers first).
-
-    The installer image is the node's talosImageURL in talconfig.yaml; talosctl gives up
-    after 10 minutes."""
+@task
+def nodes(c: Context) -> None:
+    """List every node: name, address, role, Talos version and whether Kubernetes sees it Ready."""
     paths = paths_for(c)
-    address = node_address(paths, ip)
     preflight(
-        c,
-        paths,
-        tools=["talhelper", "talosctl"],
-        files=[(paths.talconfig, CONFIGURE), (paths.talenv, CONFIGURE), talosconfig(paths)],
+        c, paths, tools=["talosctl"], files=[(paths.talconfig, CONFIGURE), talos_ops.talosconfig(paths)]
     )
-    image = node_image(paths, address)
-    probe_node(c, paths, address)
-    print(f"upgrading {address} to {image}")
-    args = [
-        "upgrade",
-        "--node",
-        address,
-        plan.extra_flags(f"--image={image}", f"--timeout={UPGRADE_TIMEOUT}"),
-    ]
-    run_generated(c, paths, args, action="upgrading Talos", nodes=known_nodes(paths))
+    talos_ops.list_nodes(c, paths)
 
 
-def node_image(paths: Paths, address: str) -> str:
-    """The installer image ``address`` upgrades to: talconfig's talosImageURL + talosVersion."""
-    label = paths.rel(paths.talconfig)
-    node = plan.node_by_address(plan.talconfig_nodes(paths.talconfig, label), address)
-    if node is None:
-        raise UserError(f"{label} has no node with ipAddress {address} — {CONFIGURE}")
-    version = plan.talenv_value(paths.talenv, "talosVersion", paths.rel(paths.talenv))
-    return plan.installer_image(node, version, label)
+@task(help={"node": NODE_HELP})
+def diff(c: Context, node: str = "") -> None:
+    """Show what applying the generated config would change on each node (`apply-config --dry-run`)."""
+    paths = paths_for(c)
+    talos_ops.apply_preflight(c, paths)
+    talos_ops.diff(c, paths, node=node)
+
+
+@task(
+    help={
+        "node": NODE_HELP,
+        "mode": f"talosctl apply mode: {', '.join(plan.APPLY_MODES)} (default auto)",
+        "yes": YES_HELP,
+    }
+)
+def apply(c: Context, node: str = "", mode: str = "auto", yes: bool = False) -> None:
+    """Apply the generated configs, one node at a time: show each node's diff, ask, apply."""
+    paths = paths_for(c)
+    talos_ops.apply_preflight(c, paths)
+    talos_ops.apply(c, paths, node=node, mode=mode, yes=yes)
+
+
+@task(help={"node": NODE_HELP, "yes": YES_HELP})
+def upgrade(c: Context, node: str = "", yes: bool = False) -> None:
+    """Upgrade Talos to talenv.yaml's talosVersion, one node at a time (rolling, asks first).
+
+    Controllers go first, then workers. After each node the task waits until it answers
+    again at the new version and etcd is healthy, and stops at the first node that fails."""
+    paths = paths_for(c)
+    talos_ops.upgrade_preflight(c, paths)
+    talos_ops.upgrade(c, paths, node=node, yes=yes)
 
 
 @task
 def upgrade_k8s(c: Context) -> None:
     """Upgrade Kubernetes to talenv.yaml's kubernetesVersion."""
     paths = paths_for(c)
-    preflight(
-        c,
-        paths,
-        tools=["talhelper", "talosctl"],
-        files=[(paths.talconfig, CONFIGURE), (paths.talenv, CONFIGURE), talosconfig(paths)],
-    )
-    version = plan.talenv_value(paths.talenv, "kubernetesVersion", paths.rel(paths.talenv))
-    print(f"upgrading Kubernetes to {version}")
-    args = ["upgrade-k8s", plan.extra_flags(f"--to={version}")]
-    run_generated(c, paths, args, action="upgrading Kubernetes", nodes=known_nodes(paths))
-
-
-def reset_flags(wipe_disk: bool) -> list[str]:
-    """talosctl reset flags: reboot into maintenance mode at once, no drain; wipe only the
-    STATE and EPHEMERAL partitions unless the whole disk is to go."""
-    wipe = [] if wipe_disk else ["--system-labels-to-wipe=STATE", "--system-labels-to-wipe=EPHEMERAL"]
-    return ["--reboot", *wipe, "--graceful=false", "--wait=false"]
+    talos_ops.upgrade_preflight(c, paths)
+    talos_ops.upgrade_k8s(c, paths)
 
 
 @task(
     help={
-        "yes": "do not ask for confirmation (needed when there is no terminal)",
+        "node": "the node to reset: its name or address",
+        "yes": YES_HELP,
+        "wipe-disk": "wipe the whole system disk, not only the STATE and EPHEMERAL partitions",
+    }
+)
+def reset_node(c: Context, node: str = "", yes: bool = False, wipe_disk: bool = False) -> None:
+    """Reset one node back to maintenance mode: it leaves etcd and is drained first (asks first)."""
+    paths = paths_for(c)
+    talos_ops.apply_preflight(c, paths)
+    talos_ops.reset_node(c, paths, node=node, yes=yes, wipe_disk=wipe_disk)
+
+
+@task(
+    help={
+        "yes": YES_HELP,
         "wipe-disk": "wipe the whole system disk, not only the STATE and EPHEMERAL partitions",
     }
 )
 def reset(c: Context, yes: bool = False, wipe_disk: bool = False) -> None:
     """DESTROY the cluster: reset every node back to maintenance mode (asks first)."""
     paths = paths_for(c)
-    preflight(
-        c, paths, tools=["talhelper", "talosctl"], files=[(paths.talconfig, CONFIGURE), talosconfig(paths)]
-    )
-    nodes = plan.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
-    names = ", ".join(node.describe() for node in nodes)
-    if not (yes or runner.is_dry(c)):
-        wiped = "whole system disk" if wipe_disk else "STATE and EPHEMERAL partitions"
-        confirm(
-            f"This DESTROYS the cluster: {names} will be reset to maintenance mode "
-            f"(their {wiped} wiped, no drain)."
-        )
-    run_generated(
-        c, paths, ["reset", plan.extra_flags(*reset_flags(wipe_disk))], action="resetting", nodes=nodes
-    )
+    talos_ops.apply_preflight(c, paths)
+    talos_ops.reset_cluster(c, paths, yes=yes, wipe_disk=wipe_disk)
 
 
 ns = Collection("talos")
-for _task in (generate_config, apply_node, upgrade_node, upgrade_k8s, reset):
+for _task in (generate_config, discover, nodes, diff, apply, upgrade, upgrade_k8s, reset_node, reset):
     ns.add_task(_task)

@@ -150,7 +150,7 @@ TREE_NODES: tuple[tuple[str, str, bool, str], ...] = (
     ("k8s-0", "192.168.1.10", True, "a" * 64),
     ("k8s-1", "192.168.1.11", False, "b" * 64),
 )
-TALOS_VERSION = "v1.13.0"
+TALOS_VERSION = "v1.13.8"
 KUBERNETES_VERSION = "v1.36.0"
 TREE_NAMESPACES = ("default", "flux-system", "kube-system")
 #: The repository Flux syncs in the minimal tree (not the example's: bootstrap refuses that).

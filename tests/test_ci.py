@@ -98,3 +98,41 @@ def test_summary_appends_to_the_job_summary_or_prints(tmp_path: Path, monkeypatc
     ci_tasks.summary(context(tmp_path), file=str(tmp_path / "missing.md"))
     assert page.read_text() == "earlier step\n_Nothing to show._\n"
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("base", ["", "0000000000000000000000000000000000000000"])
+def test_without_a_base_everything_counts_as_changed(
+    repo: Path, base: str, tmp_path_factory, monkeypatch
+) -> None:
+    output = tmp_path_factory.mktemp("gh") / "output"
+    monkeypatch.setenv(ci.OUTPUT_ENV, str(output))
+    ci_tasks.changed(context(repo), base=base, path=["tasks/"], output="template")
+    assert output.read_text() == "template=true\n"
+
+
+@pytest.mark.parametrize(
+    ("env", "ready", "says"),
+    [
+        ({"RENOVATE_APP_TOKEN": "app-token-value"}, "true", "using the GitHub App credential"),
+        ({"RENOVATE_TOKEN": "pat-value"}, "true", "using the RENOVATE_TOKEN credential"),
+        (
+            {"RENOVATE_APP_TOKEN": "", "RENOVATE_TOKEN": ""},
+            "false",
+            "::warning title=Renovate is not set up::",
+        ),
+    ],
+)
+def test_renovate_says_which_credential_or_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, env: dict[str, str], ready: str, says: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv(ci.OUTPUT_ENV, str(tmp_path / "output"))
+    monkeypatch.setenv(ci.SUMMARY_ENV, str(tmp_path / "summary"))
+    ci_tasks.renovate_token(context(tmp_path))  # exits 0 either way: an unset-up repository stays green
+    assert (tmp_path / "output").read_text() == f"ready={ready}\n"
+    out = capsys.readouterr().out
+    assert says in out and "-value" not in out
+    if ready == "false":
+        assert "docs/tasks/ci.md#renovate" in (tmp_path / "summary").read_text()

@@ -144,7 +144,7 @@ def test_derived_values(tmp_path: Path) -> None:
             "cluster_api_tls_sans",
             "neither an IPv4 address nor a host",
         ),
-        ({"repository_name": "just-a-name"}, "repository_name", "owner/repository"),
+        ({"repository_name": "just-a-name"}, "repository_name", "expected owner/repo (GitHub)"),
         ({"repository_visibility": "internal"}, "repository_visibility", "public, private"),
         ({"cloudflare_domain": "localhost"}, "cloudflare_domain", "domain name"),
         ({"cloudflare_domain": "Example.COM"}, "cloudflare_domain", "domain name"),
@@ -356,7 +356,6 @@ def test_every_key_is_declared_once_with_type_default_constraint_and_help() -> N
         "cluster_gateway_addr",
         "repository_name",
         "cloudflare_domain",
-        "cloudflare_gateway_addr",
     }
 
 

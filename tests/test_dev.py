@@ -113,8 +113,10 @@ def test_start_checks_the_remote_flux_pulls_from(repo: Path, tools: FakeTools, c
     for name in ("cluster.yaml", "nodes.yaml"):
         shutil.copy(EXAMPLE_INPUTS / name, repo / name)
     text = (repo / "cluster.yaml").read_text()
-    (repo / "cluster.yaml").write_text(text.replace("example/home-ops", "Me/Home-Ops", 1))
-    git(repo, "remote", "add", "forge", "git@github.com:me/home-ops.git")
+    (repo / "cluster.yaml").write_text(
+        text.replace("example/home-ops", "https://git.example.org/Me/Home-Ops", 1)
+    )
+    git(repo, "remote", "add", "forge", "git@git.example.org:me/home-ops.git")
     refuses(repo, capsys, "branch 'feature' is not on forge: run `git push -u forge feature` first")
     git(repo, "update-ref", "refs/remotes/forge/feature", "HEAD~0")
     cluster(tools, "refs/heads/feature", suspended=True, original="refs/heads/main")

@@ -17,8 +17,8 @@ from tests.conftest import EXAMPLE_OPERATOR
 from tests.fakes import FakeTools, ok
 
 VERSIONS = {
-    "talhelper": "talhelper version 3.1.9",
-    "talosctl": "Client:\n\tTag:         v1.13.0\n\tSHA:         abc\n",
+    "talhelper": "talhelper version 3.1.16",
+    "talosctl": "Client:\n\tTag:         v1.13.8\n\tSHA:         abc\n",
     "flux": "flux: v2.9.5\n",
     "helm": "v4.1.4+g1234567\n",
     "helmfile": "helmfile version 1.4.0\n",  # differs from the pin
@@ -63,8 +63,8 @@ def row(output: str, first: str) -> list[str]:
 def test_ready_machine(example_repo: Path, operator: Path, tools: FakeTools, capsys) -> None:
     code, out, err = run_doctor(example_repo, capsys)
     assert code == 0, err
-    assert row(out, "talhelper")[:4] == ["talhelper", "ok", "3.1.9", "3.1.9"]
-    assert row(out, "talosctl")[:3] == ["talosctl", "ok", "1.13.0"]
+    assert row(out, "talhelper")[:4] == ["talhelper", "ok", "3.1.16", "3.1.16"]
+    assert row(out, "talosctl")[:3] == ["talosctl", "ok", "1.13.8"]
     assert row(out, "helmfile")[:4] == ["helmfile", "differs", "1.4.0", "1.8.0"]
     assert row(out, "configure")[1] == "ready"
     assert row(out, "bootstrap.talos")[1] == "ready"

@@ -294,7 +294,7 @@ def test_doctor_install_names_the_way_that_works_for_a_tool_it_cannot_build(
         root_tasks.doctor(context(example_repo), install=True)
     captured = capsys.readouterr()
     out = captured.out
-    assert "talhelper 3.1.9: cannot install — the Go module proxy refused" in out
+    assert "talhelper 3.1.16: cannot install — the Go module proxy refused" in out
     assert "tools: " in out and "not installed: " in out and "talhelper" in out
     (fix,) = [line for line in out.splitlines() if line.startswith("  talhelper")]
     assert "`mise install` (`inv doctor --install` cannot build it here: the Go module proxy refused" in fix

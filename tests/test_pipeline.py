@@ -44,9 +44,13 @@ stores:
 
 MINIMAL_TEMPLATES = {
     ".sops.yaml.j2": SOPS_TEMPLATE,
-    "talos/talenv.yaml.j2": "---\ntalosVersion: v1.13.0\n",
+    "talos/talenv.yaml.j2": "---\ntalosVersion: v1.13.8\nkubernetesVersion: v1.36.4\n",
+    # The least the real talhelper validates (configure runs it when it is installed).
     "talos/talconfig.yaml.j2": (
         "---\nclusterName: kubernetes\nendpoint: https://#{ cluster_api_addr }#:6443\n"
+        'talosVersion: "${talosVersion}"\nkubernetesVersion: "${kubernetesVersion}"\n'
+        "nodes:\n  - hostname: k8s-0\n    ipAddress: 192.168.1.10\n    controlPlane: true\n"
+        "    installDisk: /dev/sda\n"
     ),
     "kubernetes/apps/default/kustomization.yaml.j2": (
         "---\napiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
@@ -645,25 +649,55 @@ def test_talhelper_validates_the_staged_talconfig_when_installed(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fakes = FakeTools(tmp_path / "fakebin").install("talhelper")
-    fakes.script(
-        "talhelper", ("validate", {"exit": 1, "stdout": "", "stderr": "machine.install.disk: required"})
+    # What the real talhelper prints: the problems on stdout, a bare log timestamp on stderr.
+    issues = (
+        'There are issues with your talhelper config file:\nfield: "kubernetesVersion"\n'
+        '  * compatibility with version 1.99.0 is not supported\nfield: "talosVersion"\n'
+        '  * "v1.99.0" is not a supported Talos version\n'
     )
+    fakes.script("talhelper", ("validate", {"exit": 1, "stdout": issues, "stderr": "2026/12/03 12:26:02 \n"}))
     monkeypatch.setenv("PATH", fakes.path_env())
     before = snapshot(repo)
     with pytest.raises(UserError) as raised:
         run(repo)
-    assert (
-        "talos/talconfig.yaml: talhelper validate failed: machine.install.disk: required"
-        in raised.value.lines
+    lines = raised.value.lines
+    start = lines.index(
+        "talos/talconfig.yaml (from templates/config/talos/talconfig.yaml.j2): talhelper validate failed:"
     )
+    assert lines[start + 1 : start + 7] == [
+        "  There are issues with your talhelper config file:",
+        '  field: "kubernetesVersion"',
+        "    * compatibility with version 1.99.0 is not supported",
+        '  field: "talosVersion"',
+        '    * "v1.99.0" is not a supported Talos version',
+        "fix: the installed talhelper is older than talenv.yaml's talosVersion: install the talhelper "
+        "version .mise.toml pins (`mise install`, or `inv doctor` to see what is installed)",
+    ]
+    assert not any("12:26:02" in line for line in lines)
     assert snapshot(repo) == before
     (call,) = fakes.calls("talhelper")
     assert call.argv == ["validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml"]
     assert Path(call.cwd).name == "talos" and not Path(call.cwd).is_relative_to(repo)
     fakes.script("talhelper", ("validate", {"exit": 0, "stdout": "ok", "stderr": ""}))
-    lines: list[str] = []
-    pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
-    assert any(line.startswith("validated") and "talhelper" not in line for line in lines)
+    said: list[str] = []
+    pipeline.configure(repo_paths(repo), pipeline.Options(say=said.append))
+    assert any(line.startswith("validated") and "talhelper" not in line for line in said)
+
+
+def test_a_talhelper_warning_is_in_the_summary(repo: Path, tmp_path: Path, monkeypatch) -> None:
+    fakes = FakeTools(tmp_path / "fakebin").install("talhelper")
+    warning = '  * WARNING: "v1.13.8" might not be compatible with this Talhelper version you\'re using\n'
+    fakes.script(
+        "talhelper", ("validate", {"exit": 0, "stdout": f"There are issues:\n{warning}", "stderr": ""})
+    )
+    monkeypatch.setenv("PATH", fakes.path_env())
+    said: list[str] = []
+    pipeline.configure(repo_paths(repo), pipeline.Options(say=said.append))
+    (validated,) = [line for line in said if line.startswith("validated")]
+    assert validated.endswith(
+        '; talos/talconfig.yaml: talhelper WARNING: "v1.13.8" might not be compatible with this '
+        "Talhelper version you're using"
+    )
 
 
 def test_a_failing_tool_that_echoes_its_input_prints_no_secret(
@@ -694,10 +728,15 @@ def test_registered_secrets_are_masked_in_every_tool_error() -> None:
     assert "leaked ***" in outcome.stderr
 
 
-def test_configure_says_when_talconfig_was_not_validated(repo: Path) -> None:
+def test_configure_says_when_talconfig_was_not_validated(repo: Path, monkeypatch) -> None:
+    import shutil
+
     from tasks.lib.tools.runner import find_tool
 
-    assert find_tool("talhelper") is None  # the tests' PATH has no talhelper
+    # A machine may have talhelper installed: take its directory off PATH for this test.
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    monkeypatch.setenv("PATH", os.pathsep.join(d for d in path if not shutil.which("talhelper", path=d)))
+    assert find_tool("talhelper") is None
     lines: list[str] = []
     pipeline.configure(repo_paths(repo), pipeline.Options(say=lines.append))
     (validated,) = [line for line in lines if line.startswith("validated")]
@@ -726,9 +765,14 @@ def test_the_render_cache_names_every_module_a_render_loads(example_repo: Path) 
     loaded = {
         line.rsplit("|", 1)[-1].strip()
         for line in done.stderr.splitlines()
-        if line.startswith("import time:") and "tasks.lib.config" in line
+        if line.startswith("import time:") and ("tasks.lib.config" in line or "tasks.lib.gitremote" in line)
     }
-    names = {name.removeprefix("tasks.lib.config.") for name in loaded if name.startswith("tasks.lib.config")}
+    # the config package, and the git address parsing the model derives the clone URL with
+    names = {
+        name.removeprefix("tasks.lib.config.")
+        for name in loaded
+        if name.startswith("tasks.lib.config") or name == "tasks.lib.gitremote"
+    }
     listed = {name.removeprefix("tasks.lib.config.") for name in pipeline.RENDER_CODE}
     assert names - NOT_RENDER_CODE - {"tasks.lib.config"} <= listed
     assert listed <= names  # and every listed module is really part of a render

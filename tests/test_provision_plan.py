@@ -16,33 +16,6 @@ from ruamel.yaml.error import YAMLError
 from tasks.lib.errors import UserError
 from tasks.lib.provision import plan
 
-NODES = [{"name": "k8s-0", "address": "192.168.1.10"}, {"name": "k8s-1", "address": "192.168.1.11"}]
-
-# --------------------------------------------------------------------------- --ip
-
-
-def test_check_node_ip_accepts_a_node_and_canonicalises() -> None:
-    assert plan.check_node_ip(" 192.168.1.11 ", NODES) == "192.168.1.11"
-
-
-@pytest.mark.parametrize(
-    ("ip", "message"),
-    [
-        ("", "--ip is required"),
-        ("k8s-0", "is not an IPv4 address"),
-        ("192.168.1.300", "is not an IPv4 address"),
-        ("fe80::1", "is not an IPv4 address"),
-        ("192.168.1.0/24", "is not an IPv4 address"),
-        ("192.168.1.99", "is not a node in nodes.yaml (nodes: k8s-0 (192.168.1.10), k8s-1 (192.168.1.11))"),
-    ],
-)
-def test_check_node_ip_rejects(ip: str, message: str) -> None:
-    with pytest.raises(UserError) as error:
-        plan.check_node_ip(ip, NODES)
-    assert message in str(error.value)
-    assert len(error.value.lines) == 1
-
-
 # --------------------------------------------------------------------------- talenv / talconfig
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -122,6 +123,7 @@ def node_ok(version: str) -> bool:
 
 
 VERSION = rv.workflow_version(ROOT)
+MISE_NODE = re.search(r'^"node" = "(.+)"$', (ROOT / ".mise.toml").read_text(), re.M).group(1)  # type: ignore[union-attr]
 CACHE = rv.cache_root()  # the user's, read before the tests point XDG_CACHE_HOME elsewhere
 
 
@@ -203,6 +205,31 @@ def test_without_node_it_names_the_pinned_node(
     c = Context(Config(overrides={"home_ops": {"root": str(ROOT)}}))
     assert exit_code(lambda: lint.renovate(c)) == 1
     err = capsys.readouterr().err
-    assert err.startswith("npm not found: it installs Renovate from the npm registry; install Node.js ")
-    assert "(pinned in .mise.toml) with `mise install`" in err
+    assert err.startswith(f"Renovate {VERSION} needs Node.js (any), found none: install Node.js ")
+    assert "(pinned in .mise.toml) with `mise install` (nothing was downloaded)" in err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_old_node_is_named_before_anything_is_downloaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fake_tools
+) -> None:
+    """The registry's few bytes (``npm view renovate@V engines.node``) decide, not 341 MB."""
+    from invoke import Config, Context
+
+    from tasks import lint
+    from tests.conftest import exit_code
+    from tests.fakes import ok
+
+    monkeypatch.setattr(rv, "cache_root", lambda: tmp_path / "cache")
+    fake_tools.install("node", "npm")
+    fake_tools.script("node", (None, ok("v20.20.2\n")))
+    fake_tools.script("npm", ("view", ok('"^24.11.0"\n')), ("install", ok("")))
+    c = Context(Config(overrides={"home_ops": {"root": str(ROOT)}}))
+    assert exit_code(lambda: lint.renovate(c)) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"Renovate {VERSION} needs Node.js ^24.11.0, found v20.20.2: install Node.js "
+        f"{MISE_NODE} (pinned in .mise.toml) with `mise install` (nothing was downloaded)"
+    )
+    assert [call.argv[0] for call in fake_tools.calls("npm")] == ["view"]
     assert not (tmp_path / "cache").exists()

@@ -4,6 +4,7 @@ configurations, `inv dev.test`, and the workflows that run them."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,16 @@ def test_bgp_sets_every_bgp_key_and_puts_the_gateways_outside_node_cidr() -> Non
     node_cidr = ipaddress.IPv4Network(config.cluster["node_cidr"])
     for key in GATEWAY_KEYS:
         assert ipaddress.IPv4Address(config.cluster[key]) not in node_cidr, key
+
+
+def test_the_choices_have_their_configurations() -> None:
+    none = config_of("no-cloudflare")
+    assert none.settings.dns_provider == "none" and none.settings.ingress_mode == "none"
+    assert none.derived["spegel_enabled"] is False and len(none.nodes) == 3
+    ssh = config_of("selfhosted-ssh")
+    assert ssh.repository.ssh and ssh.repository.port == 2222 and ssh.settings.repository_webhook == "gitea"
+    gitlab = config_of("gitlab-webhook")
+    assert gitlab.settings.repository_webhook == "gitlab" and gitlab.settings.ingress_mode == "direct"
 
 
 def test_private_repo_covers_visibility_vlan_cidrs_and_sans() -> None:
@@ -150,6 +161,28 @@ def test_a_failing_step_ends_that_configuration_and_is_reported(
     assert git(repo_with_configs, "status", "--porcelain") == ""
 
 
+def test_a_configuration_with_its_own_secrets_renders_with_them(
+    repo_with_configs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gitleaks: str
+) -> None:
+    """no-cloudflare brings a cluster.sops.yaml without the Cloudflare secrets (the example's
+    would be refused: not used without Cloudflare), encrypted to the test-only key."""
+    monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(tmp_path / "someone-else"))
+    paths = repo_paths(repo_with_configs)
+    assert selftest.secrets_of(paths.root, selftest.TestConfig("bgp", CONFIGS / "bgp")) == (
+        paths.root / selftest.EXAMPLE_SECRETS
+    )
+    result = selftest.run_config(
+        paths,
+        selftest.worktree_files(paths.root),
+        selftest.TestConfig("no-cloudflare", CONFIGS / "no-cloudflare"),
+        keep=False,
+        say=lambda line: None,
+    )
+    assert result.ok, result.steps[-1].output
+    assert [step.step for step in result.steps] == [selftest.step_label(s) for s in selftest.STEPS]
+    assert git(repo_with_configs, "status", "--porcelain") == ""
+
+
 def test_the_copy_leaves_out_ignored_files_and_keeps_uncommitted_changes(repo_with_configs: Path) -> None:
     (repo_with_configs / "age.key").write_text("AGE-SECRET-KEY-NOT-REALLY\n")
     (repo_with_configs / "notes.txt").write_text("work in progress\n")
@@ -189,23 +222,40 @@ def workflow(name: str) -> dict:
     return YAML(typ="safe").load((ROOT / ".github" / "workflows" / name).read_text())
 
 
-def test_the_e2e_job_runs_every_test_configuration_with_each_key() -> None:
-    fresh = workflow("e2e.yaml")["jobs"]["fresh"]
-    runs = [step.get("run", "") for step in fresh["steps"]]
-    assert "uv run --locked inv dev.e2e" in runs  # no --config: every directory, none forgotten
-    assert runs.index("uv run --locked inv dev.e2e") > runs.index("uv run --locked inv init")
-    scenarios = {entry["scenario"] for entry in fresh["strategy"]["matrix"]["include"]}
-    assert scenarios == {"new-key", "example-key"}
+#: What the template's own jobs test: a change elsewhere (kubernetes/, the user's configs)
+#: skips their work.
+TEMPLATE_PATHS = {"tasks/", "templates/", "tests/", "pyproject.toml", "uv.lock", ".mise.toml"}
 
 
-def test_the_test_workflow_runs_the_suite_on_pull_requests_and_main() -> None:
+def gate(job: dict) -> tuple[dict, list[dict]]:
+    """The job's ci.changed step and the steps it gates."""
+    (probe,) = [s for s in job["steps"] if "inv ci.changed" in s.get("run", "")]
+    paths = set(re.findall(r"--path (\S+)", probe["run"]))
+    assert paths >= TEMPLATE_PATHS and "kubernetes/" not in paths
+    after = job["steps"][job["steps"].index(probe) + 1 :]
+    return probe, after
+
+
+def test_the_e2e_job_renders_every_configuration_with_the_test_key_when_the_template_changed() -> None:
+    e2e = workflow("e2e.yaml")
+    (job,) = e2e["jobs"].values()
+    probe, after = gate(job)
+    assert all(s["if"] == f"steps.{probe['id']}.outputs.template == 'true'" for s in after)
+    runs = [s.get("run", "") for s in after]
+    assert runs[-1] == "uv run --locked inv dev.e2e"  # no --config: every directory, none forgotten
+    assert not any("inv init" in r or "configure" in r for r in runs), "never the user's secrets"
+    assert "HOME_OPS_OPERATOR_DIR" not in str(e2e)  # dev.e2e picks the test-only key itself
+
+
+def test_the_test_workflow_runs_the_suite_when_the_template_changed() -> None:
     test = workflow("test.yaml")
     triggers = test.get("on") or test.get(True)  # YAML 1.1 reads a bare `on` as true
     assert "pull_request" in triggers and triggers["push"]["branches"] == ["main"]
-    runs = [step["run"] for job in test["jobs"].values() for step in job["steps"] if "run" in step]
+    (job,) = test["jobs"].values()
+    probe, after = gate(job)
+    assert all(s["if"] == f"steps.{probe['id']}.outputs.template == 'true'" for s in after)
+    before = [step["run"] for step in job["steps"][: job["steps"].index(probe)] if "run" in step]
+    assert before == ["uv sync --locked --no-install-project"]  # the project's inv, then the probe
+    runs = [step["run"] for step in after if "run" in step]
     # the real tools first (their contract tests fail in CI without them), then the suite
-    assert runs == [
-        "uv sync --locked --no-install-project",
-        "uv run --locked inv doctor --install",
-        "uv run --locked inv dev.test",
-    ]
+    assert runs == ["uv run --locked inv doctor --install", "uv run --locked inv dev.test"]

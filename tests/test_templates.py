@@ -1,8 +1,10 @@
 """The templates render the whole stack: real makejinja, kustomize and yamlfmt on the output.
 
-Three configurations are rendered once per module: the bundled example (one node), a
-multi-node one (spegel, VLAN, disk serial, secure boot, disk encryption, a private
-repository) and a BGP one.
+Configurations rendered once per module: the bundled example (one node), a multi-node one
+(spegel, VLAN, disk serial, secure boot, disk encryption, a private repository), a BGP one,
+the Taskfile template's public one, the example without 1Password, and the test
+configurations of the template's choices: no Cloudflare, a self-hosted git server over ssh
+with a Gitea webhook, and GitLab with its webhook and direct ingress.
 """
 
 from __future__ import annotations
@@ -124,8 +126,9 @@ def render_config(
     validation would refuse)."""
     repo = copy_repo(base / "repo")
     if config_dir is not None:
-        for name in ("cluster.yaml", "nodes.yaml"):
-            shutil.copy(config_dir / name, repo / name)
+        for name in ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml"):
+            if (config_dir / name).is_file():  # its own secrets, encrypted to the test-only key
+                shutil.copy(config_dir / name, repo / name)
     yaml = YAML()
     if cluster:
         document = yaml.load(repo / "cluster.yaml")
@@ -240,7 +243,25 @@ def no_onepassword(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     return render_config(tmp_path_factory.mktemp("no-1password"), drop_secrets=("onepassword_connect",))
 
 
-RENDERS = ["example", "multi", "bgp", "public", "no_onepassword"]
+@pytest.fixture(scope="module")
+def no_cloudflare(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """A LAN-only cluster: no Cloudflare, no external gateway, the cluster's own CA."""
+    return render_config(tmp_path_factory.mktemp("no-cloudflare"), config_dir=CONFIGS / "no-cloudflare")
+
+
+@pytest.fixture(scope="module")
+def selfhosted(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """A self-hosted git server over ssh on port 2222, its host keys, a Gitea webhook."""
+    return render_config(tmp_path_factory.mktemp("selfhosted"), config_dir=CONFIGS / "selfhosted-ssh")
+
+
+@pytest.fixture(scope="module")
+def gitlab(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
+    """gitlab.com over https, GitLab's webhook, the external gateway without a tunnel."""
+    return render_config(tmp_path_factory.mktemp("gitlab"), config_dir=CONFIGS / "gitlab-webhook")
+
+
+RENDERS = ["example", "multi", "bgp", "public", "no_onepassword", "no_cloudflare", "selfhosted", "gitlab"]
 
 
 @pytest.fixture(params=RENDERS)
@@ -255,6 +276,10 @@ def expected_apps(rendered: Rendered) -> dict[str, set[str]]:
         expected["kube-system"].add("spegel")
     if not rendered.data["onepassword_enabled"]:
         expected["external-secrets"].discard("onepassword")
+    if not rendered.data["cloudflare_tunnel_enabled"]:
+        expected["network"].discard("cloudflared")
+    if not rendered.data["cloudflare_dns_enabled"]:
+        expected["network"].discard("cloudflare-dns")
     return expected
 
 
@@ -442,7 +467,15 @@ def test_helmreleases_and_sources_match(rendered: Rendered, builds: dict[Path, A
 
 def test_secret_files_are_stringdata_secrets(rendered: Rendered) -> None:
     secrets = [p for p in rendered.files if is_secret_file(p)]
-    assert len(secrets) >= 8 + rendered.data["onepassword_enabled"]
+    optional = (
+        "onepassword_enabled",
+        "cloudflare_dns_enabled",
+        "cloudflare_tunnel_enabled",
+        "webhook_enabled",
+    )
+    assert (
+        len(secrets) >= 4 + sum(rendered.data[key] for key in optional) + rendered.data["cloudflare_enabled"]
+    )
     for relative in secrets:
         for document in rendered.docs(str(relative)):
             assert document["kind"] == "Secret", relative
@@ -473,10 +506,13 @@ def test_sops_config_matches_the_bundled_example(example: Rendered) -> None:
 
 
 def test_no_secret_outside_sops_files(rendered: Rendered) -> None:
-    tunnel_id = rendered.data["cloudflare_tunnel_id"]  # public: it is in DNS as <id>.cfargotunnel.com
+    tunnel_id = rendered.data.get("cloudflare_tunnel_id")  # public: it is in DNS as <id>.cfargotunnel.com
     secrets = {s.strip() for s in rendered.secrets if s.strip() and s != tunnel_id}
-    keys = ["cloudflare_token", "cloudflare_tunnel_secret", "age_key", "push_token"]
+    keys = ["age_key"]
+    keys += ["webhook_token"] if rendered.data["webhook_enabled"] else []
     keys += ["onepassword_token"] if rendered.data["onepassword_enabled"] else []
+    keys += ["cloudflare_token"] if rendered.data["cloudflare_enabled"] else []
+    keys += ["cloudflare_tunnel_secret"] if rendered.data["cloudflare_tunnel_enabled"] else []
     for key in keys:
         assert rendered.data[key] in secrets, key
     found: dict[str, set[str]] = {secret: set() for secret in secrets}
@@ -495,8 +531,10 @@ def test_no_secret_outside_sops_files(rendered: Rendered) -> None:
             elif any(piece in text for piece in pieces):
                 leaks.append(f"{relative}: {secret[:6]}…")
     assert not leaks
-    # and every secret does reach the cluster, in some secret file
-    assert all(found.values()), [s[:6] for s, where in found.items() if not where]
+    # and every secret the choices use does reach the cluster, in some secret file (the push
+    # token only when it is the webhook's secret; it is masked in any case)
+    used = {rendered.data[key].strip() for key in keys} | (secrets - {rendered.data["push_token"]})
+    assert all(found[s] for s in used if s in found), [s[:6] for s in used if not found.get(s)]
 
 
 def test_bootstrap_secrets(example: Rendered) -> None:
@@ -536,7 +574,7 @@ def test_app_secrets_carry_the_credentials(example: Rendered) -> None:
         secret = example.doc(f"kubernetes/apps/{path}/app/secret.sops.yaml")
         assert secret["stringData"]["api-token"] == example.data["cloudflare_token"]
     webhook = example.doc("kubernetes/apps/flux-system/flux-instance/app/secret.sops.yaml")
-    assert webhook["stringData"]["token"] == example.data["push_token"]
+    assert webhook["stringData"]["token"] == example.data["push_token"]  # GitHub's, from `inv init`
 
 
 # --------------------------------------------------------------------------- Flux
@@ -635,6 +673,94 @@ def test_webhook_receiver(example: Rendered) -> None:
     assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "webhook-receiver", "port": 80}]
 
 
+def test_a_self_hosted_git_server_over_ssh(selfhosted: Rendered) -> None:
+    """Flux clones the URL as written, with the deploy key and the host keys the operator
+    pasted; Gitea's webhook is a Receiver of GitHub's type with its own secret."""
+    sync = selfhosted.doc("kubernetes/apps/flux-system/flux-instance/app/helm/values.yaml")["instance"][
+        "sync"
+    ]
+    assert sync["url"] == "ssh://git@git.home.arpa:2222/infra/home-ops.git"
+    assert sync["pullSecret"] == "github-deploy-key"
+    assert sync["ref"] == "refs/heads/cluster"
+    deploy = selfhosted.doc("bootstrap/github-deploy-key.sops.yaml")["stringData"]
+    lines = deploy["known_hosts"].splitlines()
+    assert [line.split()[0] for line in lines] == ["[git.home.arpa]:2222", lines[1].split()[0]]
+    assert lines[1].startswith("|1|") and not any("github.com" in line for line in lines)
+    app = "kubernetes/apps/flux-system/flux-instance/app"
+    receiver = selfhosted.doc(f"{app}/receiver.yaml")
+    assert receiver["metadata"]["name"] == "gitea-webhook"
+    assert receiver["spec"]["type"] == "github"
+    assert receiver["spec"]["events"] == ["ping", "push"]
+    secret = selfhosted.doc(f"{app}/secret.sops.yaml")
+    assert receiver["spec"]["secretRef"]["name"] == secret["metadata"]["name"] == "gitea-webhook-token-secret"
+    assert secret["stringData"]["token"] == selfhosted.data["webhook_token"] != selfhosted.data["push_token"]
+
+
+def test_gitlab_over_https_with_its_webhook_and_direct_ingress(gitlab: Rendered) -> None:
+    sync = gitlab.doc("kubernetes/apps/flux-system/flux-instance/app/helm/values.yaml")["instance"]["sync"]
+    assert sync["url"] == "https://gitlab.com/homelab/clusters/home-ops.git"
+    assert "pullSecret" not in sync
+    app = "kubernetes/apps/flux-system/flux-instance/app"
+    receiver = gitlab.doc(f"{app}/receiver.yaml")
+    assert (receiver["metadata"]["name"], receiver["spec"]["type"]) == ("gitlab-webhook", "gitlab")
+    assert receiver["spec"]["events"] == ["Push Hook", "Tag Push Hook"]
+    assert gitlab.doc(f"{app}/httproute.yaml")["spec"]["parentRefs"][0]["name"] == "envoy-external"
+    # direct: the external gateway and Cloudflare DNS, but no tunnel
+    names = {str(p) for p in gitlab.files}
+    assert not [n for n in names if "cloudflared" in n]
+    assert "kubernetes/apps/network/cloudflare-dns/app/helmrelease.yaml" in names
+    envoy = gitlab.docs("kubernetes/apps/network/envoy-gateway/app/envoy.yaml")
+    assert [d["metadata"]["name"] for d in envoy if d["kind"] == "Gateway"] == [
+        "envoy-external",
+        "envoy-internal",
+    ]
+
+
+def test_without_cloudflare_the_cluster_is_lan_only(no_cloudflare: Rendered) -> None:
+    """No tunnel, no external gateway, no public DNS, no Let's Encrypt: the cluster's own CA
+    signs the wildcard certificate, k8s-gateway still answers for the domain on the LAN,
+    and the webhook and the echo app sit on the internal gateway."""
+    rendered = no_cloudflare
+    names = {str(p) for p in rendered.files}
+    assert not [n for n in names if "cloudflare" in n]
+    mentions = [n for n in names if any("cloudflare" in v for v in scalars(rendered.docs(n)))]
+    assert not mentions  # not a value anywhere (comments may still say what is not there)
+    issuers = rendered.docs("kubernetes/apps/cert-manager/cert-manager/app/clusterissuer.yaml")
+    assert [(d["kind"], d["metadata"]["name"]) for d in issuers] == [
+        ("ClusterIssuer", "selfsigned"),
+        ("Certificate", "internal-ca"),
+        ("ClusterIssuer", "internal-ca"),
+    ]
+    assert issuers[1]["spec"]["isCA"] is True and issuers[2]["spec"]["ca"]["secretName"] == "internal-ca"
+    certificate = rendered.doc("kubernetes/apps/network/envoy-gateway/app/certificate.yaml")
+    assert certificate["spec"]["issuerRef"] == {"name": "internal-ca", "kind": "ClusterIssuer"}
+    envoy = rendered.docs("kubernetes/apps/network/envoy-gateway/app/envoy.yaml")
+    assert [d["metadata"]["name"] for d in envoy if d["kind"] == "Gateway"] == ["envoy-internal"]
+    redirect = next(d for d in envoy if d["kind"] == "HTTPRoute")
+    assert [ref["name"] for ref in redirect["spec"]["parentRefs"]] == ["envoy-internal"]
+    gateway = rendered.doc("kubernetes/apps/network/k8s-gateway/app/helmrelease.yaml")["spec"]["values"]
+    assert gateway["domain"] == "${SECRET_DOMAIN}"
+    assert rendered.doc("bootstrap/cluster-secrets.sops.yaml")["stringData"] == {"SECRET_DOMAIN": "home.arpa"}
+    pool = rendered.docs("kubernetes/apps/kube-system/cilium/app/networks.yaml")[0]
+    assert [b["cidr"] for b in pool["spec"]["blocks"]] == ["192.168.20.2/32", "192.168.20.3/32"]
+    route = rendered.doc("kubernetes/apps/flux-system/flux-instance/app/httproute.yaml")
+    assert route["spec"]["parentRefs"][0]["name"] == "envoy-internal"
+    echo = rendered.doc("kubernetes/apps/default/echo/app/helmrelease.yaml")["spec"]["values"]
+    assert echo["route"]["app"]["parentRefs"][0]["name"] == "envoy-internal"
+    releases = rendered.doc("bootstrap/helmfile.d/00-crds.yaml")["releases"]
+    assert "cloudflare-dns" not in {r["name"] for r in releases}
+    assert rendered.data["spegel_enabled"] is False and len(rendered.data["nodes"]) == 3
+
+
+def test_a_choice_off_leaves_no_template_data_it_would_need(
+    no_cloudflare: Rendered, gitlab: Rendered
+) -> None:
+    """Templates see a secret only when the choice that needs it is on (strict undefined
+    then fails any template that reaches for it outside its condition)."""
+    assert no_cloudflare.data.get("cloudflare_token") is None  # the legacy cluster.yaml key, unset
+    assert "cloudflare_tunnel_id" not in no_cloudflare.data and "cloudflare_tunnel_id" not in gitlab.data
+
+
 # --------------------------------------------------------------------------- bootstrap
 
 
@@ -685,7 +811,7 @@ def test_versions_carry_renovate_annotations(example: Rendered) -> None:
     annotated = re.compile(r"# renovate: datasource=\S+ depName=(\S+)\n\s*(?:\w+): (\S+)")
     talenv = (example.out / "talos/talenv.yaml").read_text()
     assert dict(annotated.findall(talenv)) == {
-        "ghcr.io/siderolabs/installer": "v1.13.7",
+        "ghcr.io/siderolabs/installer": "v1.13.8",
         "ghcr.io/siderolabs/kubelet": "v1.36.4",
     }
     for name in ("00-crds.yaml", "01-apps.yaml"):
@@ -700,21 +826,28 @@ def test_versions_carry_renovate_annotations(example: Rendered) -> None:
 # --------------------------------------------------------------------------- networking
 
 
+def balanced_keys(data: dict[str, Any]) -> list[str]:
+    """The load balancer addresses the configuration assigns (the external one only with an
+    external gateway)."""
+    keys = ["cluster_dns_gateway_addr", "cluster_gateway_addr", "cloudflare_gateway_addr"]
+    return keys if data["external_gateway_enabled"] else keys[:2]
+
+
 def test_load_balancer_addresses(rendered: Rendered) -> None:
     data = rendered.data
     pool = rendered.docs("kubernetes/apps/kube-system/cilium/app/networks.yaml")[0]
     assert pool["kind"] == "CiliumLoadBalancerIPPool"
-    assert [b["cidr"] for b in pool["spec"]["blocks"]] == [
-        f"{data[k]}/32"
-        for k in ("cluster_dns_gateway_addr", "cluster_gateway_addr", "cloudflare_gateway_addr")
-    ]
+    assert [b["cidr"] for b in pool["spec"]["blocks"]] == [f"{data[k]}/32" for k in balanced_keys(data)]
     envoy = rendered.docs("kubernetes/apps/network/envoy-gateway/app/envoy.yaml")
     proxies = {d["metadata"]["name"]: d for d in envoy if d["kind"] == "EnvoyProxy"}
     gateways = {d["metadata"]["name"]: d for d in envoy if d["kind"] == "Gateway"}
+    assert set(gateways) == (
+        {"envoy-internal", "envoy-external"} if data["external_gateway_enabled"] else {"envoy-internal"}
+    )
     for name, key in (
         ("envoy-internal", "cluster_gateway_addr"),
         ("envoy-external", "cloudflare_gateway_addr"),
-    ):
+    )[: 1 + data["external_gateway_enabled"]]:
         service = proxies[name]["spec"]["provider"]["kubernetes"]["envoyService"]
         assert service["annotations"]["lbipam.cilium.io/ips"] == data[key]
         assert service["name"] == name
@@ -1043,8 +1176,7 @@ def test_l2_announcements_answer_with_and_without_bgp(rendered: Rendered, builds
     assert not (bgp_kinds & kinds) or rendered.data["cilium_bgp_enabled"]
     (pool,) = [d for d in documents if d["kind"] == "CiliumLoadBalancerIPPool"]
     blocks = {b["cidr"] for b in pool["spec"]["blocks"]}
-    for key in ("cluster_dns_gateway_addr", "cluster_gateway_addr", "cloudflare_gateway_addr"):
-        assert f"{rendered.data[key]}/32" in blocks
+    assert blocks == {f"{rendered.data[key]}/32" for key in balanced_keys(rendered.data)}
     (config_map,) = [d for d in documents if d["kind"] == "ConfigMap"]
     values = YAML(typ="safe", pure=True).load(config_map["data"]["values.yaml"])
     assert values["l2announcements"]["enabled"] is True
@@ -1314,8 +1446,8 @@ ADVERSARIAL = [
     "> folded",
     "@ ` % !",
 ]
-#: Values the templates compute with (networks) or branch on (visibility, disk kind).
-STRUCTURAL = {"node_cidr", "cluster_svc_cidr", "repository_visibility"}
+#: Values the templates compute with (networks) or branch on (visibility, the webhook's type).
+STRUCTURAL = {"node_cidr", "cluster_svc_cidr", "repository_visibility", "webhook_receiver_type"}
 
 
 def adversarial(payloads: Iterator[str], used: dict[str, str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
@@ -1351,7 +1483,10 @@ def shape(value: Any) -> Any:
     return "str" if isinstance(value, str) else value
 
 
-@pytest.mark.parametrize(("name", "offset"), [("example", 0), ("multi", 7), ("bgp", 13), ("public", 19)])
+@pytest.mark.parametrize(
+    ("name", "offset"),
+    [("example", 0), ("multi", 7), ("bgp", 13), ("public", 19), ("selfhosted", 23), ("no_cloudflare", 29)],
+)
 def test_no_value_can_add_a_key(
     request: pytest.FixtureRequest, tmp_path: Path, name: str, offset: int
 ) -> None:
@@ -1364,6 +1499,8 @@ def test_no_value_can_add_a_key(
         "multi": {"cluster": MULTI_CLUSTER, "nodes": MULTI_NODES},
         "bgp": {"cluster": BGP_CLUSTER},
         "public": {"config_dir": CONFIGS / "template-public"},
+        "selfhosted": {"config_dir": CONFIGS / "selfhosted-ssh"},
+        "no_cloudflare": {"config_dir": CONFIGS / "no-cloudflare"},
     }[name]
     used: dict[str, str] = {}
     hostile = render_config(tmp_path, **overrides, mutate=adversarial(payloads, used))

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -56,15 +57,18 @@ VALUE_FLAGS = {"--namespace", "-n", "--file", "-f", "--output", "-o", "--kubecon
 USAGE = re.compile(r"^Usage:\s*$")
 
 
-def positionals(argv: list[str]) -> list[str]:
-    """The words of ``argv`` that are not flags or flag values."""
+def positionals(
+    argv: Sequence[str], takes_value: Callable[[str], bool] = VALUE_FLAGS.__contains__
+) -> list[str]:
+    """The words of ``argv`` that are not flags or flag values (``takes_value``: whether a
+    flag word is followed by its value)."""
     words: list[str] = []
     skip = False
     for word in argv:
         if skip:
             skip = False
         elif word.startswith("-") and word != "-":
-            skip = word in VALUE_FLAGS
+            skip = takes_value(word)
         else:
             words.append(word)
     return words
@@ -151,3 +155,36 @@ def takes_arguments(help_text: str, tool: str, path: list[str]) -> bool:
             elif token not in {"[flags]", "[options]", "[command]"}:
                 return True
     return False
+
+
+# Talos's own validation ---------------------------------------------------------------------
+#: The Go program that runs what `talosctl validate --mode metal --strict` runs, built against
+#: pkg/machinery at the Talos version its go.mod requires (a test keeps it equal to talenv's).
+TALOS_VALIDATE = Path(__file__).resolve().parent / "talosvalidate"
+
+
+def build_talos_validator(out_dir: Path) -> str:
+    """``go build`` the validation program into ``out_dir`` (Go's own module and build
+    caches, outside the repository, make a second build take seconds). Without Go: skip,
+    or fail in CI."""
+    from tests.conftest import SESSION_ENV
+
+    go = shutil.which("go", path=SESSION_ENV.get("PATH"))
+    if go is None:
+        if os.environ.get("CI"):
+            pytest.fail("go is missing in CI: the Talos validation program cannot be built")
+        pytest.skip("go is not installed: the Talos validation program cannot be built")
+    binary = out_dir / "talosvalidate"
+    env = {**SESSION_ENV, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
+    result = subprocess.run(
+        [go, "build", "-o", str(binary), "."],
+        cwd=TALOS_VALIDATE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"building the Talos validation program failed:\n{result.stderr[-3000:]}")
+    return str(binary)

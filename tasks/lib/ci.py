@@ -9,7 +9,7 @@ instead, so every step runs the same on a workstation.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 OUTPUT_ENV = "GITHUB_OUTPUT"
@@ -42,3 +42,35 @@ def append(env_name: str, text: str) -> Path | None:
 def set_output(name: str, value: str) -> Path | None:
     """``name=value`` for later steps (``steps.<id>.outputs.<name>``)."""
     return append(OUTPUT_ENV, f"{name}={value}")
+
+
+#: Where the Renovate workflow's credentials come from (names of its step environment).
+RENOVATE_APP_TOKEN_ENV = "RENOVATE_APP_TOKEN"  # noqa: S105 - a variable name
+RENOVATE_TOKEN_ENV = "RENOVATE_TOKEN"  # noqa: S105 - a variable name
+RENOVATE_SETUP = (
+    "Renovate is not set up for this repository, so it did not run. Either install a GitHub App "
+    "(repository variable RENOVATE_APP_CLIENT_ID, secret RENOVATE_APP_PRIVATE_KEY) or add a "
+    "fine-grained token as the secret RENOVATE_TOKEN: step by step in docs/tasks/ci.md#renovate"
+)
+
+
+def no_base(base: str) -> bool:
+    """A push that created the branch (all-zero ``before``) or a manual run has nothing to
+    compare with: everything counts as changed."""
+    return not base.strip() or set(base.strip()) == {"0"}
+
+
+def renovate_credential(env: Mapping[str, str]) -> str:
+    """Which credential the Renovate workflow has: ``app``, ``token`` or "" (none)."""
+    if env.get(RENOVATE_APP_TOKEN_ENV, "").strip():
+        return "app"
+    if env.get(RENOVATE_TOKEN_ENV, "").strip():
+        return "token"
+    return ""
+
+
+def warning(title: str, message: str) -> str:
+    """A warning line: an annotation on the run's page inside Actions, plain text outside."""
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        return f"::warning title={title}::{message}"
+    return f"warning: {message}"

@@ -16,11 +16,17 @@ the network.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tasks.lib.config.constraints import HOSTNAME, REPOSITORY, parse_address, shown
+from tasks.lib.config.constraints import HOSTNAME, MAX_STRING, REPOSITORY, Constraint, parse_address, shown
 
 GITHUB = "github.com"
 #: The ssh user GitHub, GitLab, Gitea and Forgejo expect.
@@ -85,6 +91,13 @@ def github_url(name: str, ssh: bool) -> GitUrl:
 
 def repository_problem(value: object) -> str | None:
     """Why ``value`` is not a repository ``repository_name`` accepts, or None."""
+    problem = address_problem(value)
+    if problem and isinstance(value, str) and value.strip() and address_problem(value.strip()) is None:
+        return f"{shown(value)} has blanks around it — use {value.strip()}"
+    return problem
+
+
+def address_problem(value: object) -> str | None:
     if not isinstance(value, str):
         return f"{shown(value)} must be owner/repo (GitHub) or a clone URL"
     if is_short_form(value):
@@ -157,6 +170,199 @@ def parse_user(value: str, scheme: str, userinfo: str | None) -> str | None:
     if not USER.fullmatch(userinfo):
         raise ValueError(f"{shown(value)}: {shown(userinfo)} is not an ssh user name such as {SSH_USER}")
     return userinfo
+
+
+class RepositoryAddress(Constraint):
+    """``repository_name``: GitHub's ``owner/repo`` or a clone URL Flux accepts."""
+
+    doc = "`owner/repo` (GitHub) or an `https://`, `http://` or `ssh://user@` clone URL"
+
+    def check(self, value: Any) -> str | None:
+        return repository_problem(value)
+
+
+# --------------------------------------------------------------------------- ssh host keys
+
+#: Host keys of the public git hosts, as each publishes them: an ssh URL to one of these
+#: needs no ``repository_known_hosts``.
+BUNDLED_KNOWN_HOSTS: dict[str, tuple[str, ...]] = {
+    "github.com": (
+        "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        "github.com ecdsa-sha2-nistp256 "
+        "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7opKgwFB9nkt5"
+        "YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg=",
+        "github.com ssh-rsa "
+        "AAAAB3NzaC1yc2EAAAADAQABAAABgQCj7ndNxQowgcQnjshcLrqPEiiphnt+VTTvDP6mHBL9j1aNUkY4Ue1g"
+        "vwnGLVlOhGeYrnZaMgRK6+PKCUXaDbC7qtbW8gIkhL7aGCsOr/C56SJMy/BCZfxd1nWzAOxSDPgVsmerOBYf"
+        "NqltV9/hWCqBywINIR+5dIg6JTJ72pcEpEjcYgXkE2YEFXV1JHnsKgbLWNlhScqb2UmyRkQyytRLtL+38TGx"
+        "kxCflmO+5Z8CSSNY7GidjMIZ7Q4zMjA2n1nGrlTDkzwDCsw+wqFPGQA179cnfGWOWRVruj16z6XyvxvjJwbz"
+        "0wQZ75XK5tKSb7FNyeIEs4TT4jk+S4dhPeAUC5y+bDYirYgM4GC7uEnztnZyaVWQ7B381AK4Qdrwt51ZqExK"
+        "bQpTUNn+EjqoTwvqNj4kqx5QUCI0ThS/YkOxJCXmPUWZbhjpCg56i+2aB6CmK2JGhn57K5mj0MNdBXA4/Wnw"
+        "H6XoPWJzK5Nyu2zB3nAZp+S5hpQs+p1vN1/wsjk=",
+    ),
+    "gitlab.com": (
+        "gitlab.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAfuCHKVTjquxvt6CM6tdG4SLp1Btn/nOeHHE5UOzRdf",
+        "gitlab.com ecdsa-sha2-nistp256 "
+        "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBFSMqzJeV9rUzU4kWitGjeR4PWSa29SP"
+        "qJ1fVkhtj3Hw9xjLVXVYrU9QlYWrOLXBpQ6KWjbjTDTdDkoohFzgbEY=",
+        "gitlab.com ssh-rsa "
+        "AAAAB3NzaC1yc2EAAAADAQABAAABAQCsj2bNKTBSpIYDEGk9KxsGh3mySTRgMtXL583qmBpzeQ+jqCMRgBqB"
+        "98u3z++J1sKlXHWfM9dyhSevkMwSbhoR8XIq/U0tCNyokEi/ueaBMCvbcTHhO7FcwzY92WK4Yt0aGROY5qX2"
+        "UKSeOvuP4D6TPqKF1onrSzH9bx9XUf2lEdWT/ia1NEKjunUqu1xOB/StKDHMoX4/OKyIzuS0q/T1zOATthva"
+        "sJFoPrAjkohTyaDUz2LN5JoH839hViyEG82yB+MjcFV5MU3N1l1QL3cVUCh93xSaua1N85qivl+siMkPGbO5"
+        "xR/En4iEY6K2XPASUEMaieWVNTRCtJ4S8H+9",
+    ),
+    "codeberg.org": (
+        "codeberg.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIVIC02vnjFyL+I4RHfvIGNtOgJMe769VTF1VR4EB3ZB",
+        "codeberg.org ecdsa-sha2-nistp256 "
+        "AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBL2pDxWr18SoiDJCGZ5LmxPygTlPu+cC"
+        "KSkpqkvCyQzl5xmIMeKNdfdBpfbCGDPoZQghePzFZkKJNR/v9Win3Sc=",
+        "codeberg.org ssh-rsa "
+        "AAAAB3NzaC1yc2EAAAADAQABAAABAQC8hZi7K1/2E2uBX8gwPRJAHvRAob+3Sn+y2hxiEhN0buv1igjYFTgF"
+        "O2qQD8vLfU/HT/P/rqvEeTvaDfY1y/vcvQ8+YuUYyTwE2UaVU5aJv89y6PEZBYycaJCPdGIfZlLMmjilh/Sk"
+        "8IWSEK6dQr+g686lu5cSWrFW60ixWpHpEVB26eRWin3lKYWSQGMwwKv4LwmW3ouqqs4Z4vsqRFqXJ/eCi3yh"
+        "pT+nOjljXvZKiYTpYajqUC48IHAxTWugrKe1vXWOPxVXXMQEPsaIRc2hpK+v1LmfB7GnEGvF1UAKnEZbUuiD"
+        "9PBEeD5a1MZQIzcoPWCrTxipEpuXQ5Tni4mN",
+    ),
+}
+
+#: Key types Flux's ssh client accepts in known_hosts (ssh-dss is refused by OpenSSH too).
+KEY_TYPES = frozenset(
+    {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+)
+MARKERS = ("@cert-authority", "@revoked")
+HOST_PATTERN = re.compile(r"(!?)(\[[^\]\s]+\]:[0-9]{1,5}|[A-Za-z0-9.*?_-]+)")
+MAX_KNOWN_HOSTS = 32
+#: A line carrying an RSA-8192 key is about 1,400 characters.
+MAX_KNOWN_HOSTS_LINE = 2048
+
+
+def known_hosts_lines(value: str | Iterable[str]) -> list[str]:
+    """The entries of known_hosts text (or of a list of lines): comments and blanks dropped."""
+    text = value if isinstance(value, str) else "\n".join(value)
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def known_hosts_line_problem(line: str) -> str | None:
+    """Why ``line`` is not a known_hosts entry (``[marker] hosts keytype base64 [comment]``),
+    or None. The key's own type, inside its base64, must be the type the line names."""
+    if len(line) > MAX_KNOWN_HOSTS_LINE:
+        return f"a line of {len(line)} characters — at most {MAX_KNOWN_HOSTS_LINE}"
+    if not line.isprintable():
+        return "a line holds a control character"
+    fields = line.split()
+    if fields and fields[0] in MARKERS:
+        fields = fields[1:]
+    if len(fields) < 3:
+        return f"{shown(line)} is not `HOST KEYTYPE KEY` (paste the output of ssh-keyscan)"
+    hosts, key_type, key = fields[:3]
+    if not hashed(hosts) and not all(HOST_PATTERN.fullmatch(h) for h in hosts.split(",")):
+        return f"{shown(hosts)} is not a host name, [host]:port or hashed host"
+    if key_type not in KEY_TYPES:
+        return f"{shown(key_type)} is not a key type Flux accepts ({', '.join(sorted(KEY_TYPES))})"
+    embedded = embedded_key_type(key)
+    if embedded is None:
+        return f"the {key_type} key is not base64 of an ssh public key"
+    if embedded != key_type:
+        return f"the key is an {shown(embedded)} key, but the line says {key_type}"
+    return None
+
+
+def hashed(hosts: str) -> bool:
+    return hosts.startswith("|1|")
+
+
+def embedded_key_type(key: str) -> str | None:
+    """The key type an ssh public key's wire format starts with, or None."""
+    try:
+        blob = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(blob) < 4:
+        return None
+    length = int.from_bytes(blob[:4], "big")
+    if not 0 < length <= 64 or len(blob) < 4 + length + 4:
+        return None
+    try:
+        return blob[4 : 4 + length].decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def names_host(line: str, name: str) -> bool:
+    """Whether the known_hosts ``line`` is for ``name`` (``host`` or ``[host]:port``): a
+    plain pattern equal to it (no wildcards), or a hashed entry of it."""
+    fields = line.split()
+    hosts = fields[1] if fields[0] in MARKERS else fields[0]
+    if hashed(hosts):
+        parts = hosts.split("|")
+        if len(parts) != 4:
+            return False
+        try:
+            salt, digest = base64.b64decode(parts[2]), base64.b64decode(parts[3])
+        except (binascii.Error, ValueError):
+            return False
+        mac = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+        return hmac.compare_digest(mac, digest)
+    return name.casefold() in {h.casefold() for h in hosts.split(",")}
+
+
+class KnownHosts(Constraint):
+    """``repository_known_hosts``: the git host's ssh host keys, as ``ssh-keyscan`` prints them."""
+
+    doc = "`ssh-keyscan` output: a block of `HOST KEYTYPE KEY` lines, or a list of them"
+    max_length = MAX_STRING * 8  # what a document may hold in one string
+
+    def check(self, value: Any) -> str | None:
+        if isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                return "must be known_hosts lines (text)"
+        elif not isinstance(value, str):
+            return f"{shown(value)} must be the known_hosts lines of the git host (ssh-keyscan HOST)"
+        lines = known_hosts_lines(value)
+        if not lines and value != []:
+            return "holds no known_hosts line — paste the output of `ssh-keyscan HOST`"
+        if len(lines) > MAX_KNOWN_HOSTS:
+            return f"has {len(lines)} lines — at most {MAX_KNOWN_HOSTS}"
+        for index, line in enumerate(lines, 1):
+            if (problem := known_hosts_line_problem(line)) is not None:
+                return f"line {index}: {problem}"
+        return None
+
+    def convert(self, value: Any) -> tuple[str, ...]:
+        return tuple(known_hosts_lines(value))
+
+
+def known_hosts_for(url: GitUrl, own: Iterable[str]) -> tuple[str, ...]:
+    """What Flux trusts for ``url``: the host's bundled keys (when it is a public host on
+    port 22), then the operator's own lines."""
+    bundled = BUNDLED_KNOWN_HOSTS.get(url.host, ()) if url.known_hosts_name == url.host else ()
+    return (*bundled, *own)
+
+
+def known_hosts_problem(url: GitUrl, own: Iterable[str]) -> str | None:
+    """Why Flux could not verify the ssh host of ``url`` with these known_hosts, or None."""
+    if not url.ssh:
+        return None
+    name = url.known_hosts_name
+    lines = known_hosts_for(url, own)
+    if not lines:
+        port = f"-p {url.port} " if url.port not in (None, DEFAULT_PORTS["ssh"]) else ""
+        return (
+            f"an ssh URL to {name} needs its host keys: set repository_known_hosts to the output of "
+            f"`ssh-keyscan {port}{url.host}` (keys are bundled only for {', '.join(BUNDLED_KNOWN_HOSTS)})"
+        )
+    if not any(names_host(line, name) for line in lines):
+        return f"no line names {name}, the host of repository_name — paste `ssh-keyscan` output for it"
+    return None
 
 
 # --------------------------------------------------------------------------- a checkout's remotes

@@ -79,6 +79,21 @@ def node_engine(version: str) -> str:
         return ""
 
 
+def engine_argv(version: str) -> list[str]:
+    """npm's answer to "which Node.js does this release need" (a few bytes from the registry,
+    asked before the download of the release itself)."""
+    return ["npm", "view", f"renovate@{version}", "engines.node", "--json"]
+
+
+def parse_engine(stdout: str) -> str:
+    """The range ``npm view … engines.node --json`` prints (a JSON string), or ""."""
+    try:
+        value = json.loads(stdout or '""')
+    except ValueError:
+        return ""
+    return value if isinstance(value, str) else ""
+
+
 def node_satisfies(found: str, engine: str) -> bool:
     """Whether Node.js ``found`` (``v24.19.0``) meets ``engine`` in the form npm packages
     use for it: caret ranges joined by ``||`` (``^22.13.0 || ^24.11.0``). Anything else is

@@ -7,9 +7,11 @@ repository (every file git tracks or would track, as it is now, uncommitted chan
 included), its ``cluster.yaml`` and ``nodes.yaml`` are dropped in, and the same commands an
 operator runs are run there, as separate ``inv`` processes. It tests the template, never
 the operator's cluster: the secrets are the bundled example's (``tests/fixtures/example/
-cluster.sops.yaml``), the keys its test-only ones (``tests/fixtures/example-operator``), so
-it runs the same on any clone, in CI without the operator's key, on a repository whose own
-``cluster.sops.yaml`` is encrypted to a key CI does not have.
+cluster.sops.yaml``), or the configuration's own ``cluster.sops.yaml`` when its choices need
+others (no Cloudflare, a webhook secret), the keys the test-only ones
+(``tests/fixtures/example-operator``), so it runs the same on any clone, in CI without the
+operator's key, on a repository whose own ``cluster.sops.yaml`` is encrypted to a key CI does
+not have.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ STEP_DEADLINE = 900.0
 EXAMPLE_DIR = Path("tests") / "fixtures" / "example"
 EXAMPLE_SECRETS = EXAMPLE_DIR / "cluster.sops.yaml"
 EXAMPLE_OPERATOR = Path("tests") / "fixtures" / "example-operator"
+#: A configuration's own secrets (optional), encrypted to the test-only key.
+SECRETS_FILE = "cluster.sops.yaml"
 
 #: What an operator runs after changing the config, in order; a failing step ends that
 #: configuration's run. ``inv --dry`` never reaches a node or a cluster.
@@ -44,6 +48,7 @@ STEPS: tuple[tuple[str, ...], ...] = (
     ("configure",),
     ("configure", "--check"),
     ("sops.check",),
+    ("dev.validate",),
     ("--dry", "bootstrap.talos"),
     ("--dry", "bootstrap.apps"),
 )
@@ -175,6 +180,12 @@ def require_example(root: Path) -> None:
         )
 
 
+def secrets_of(root: Path, config: TestConfig) -> Path:
+    """The configuration's own cluster.sops.yaml, else the bundled example's."""
+    own = config.directory / SECRETS_FILE
+    return own if own.is_file() else root / EXAMPLE_SECRETS
+
+
 def run_config(
     paths: Paths, files: Sequence[str], config: TestConfig, keep: bool, say: Callable[[str], None]
 ) -> ConfigResult:
@@ -185,7 +196,7 @@ def run_config(
         copy_files(paths.root, files, scratch)
         for name in CONFIG_FILES:
             shutil.copy2(config.directory / name, scratch / name)
-        shutil.copy2(paths.root / EXAMPLE_SECRETS, scratch / "cluster.sops.yaml")
+        shutil.copy2(secrets_of(paths.root, config), scratch / SECRETS_FILE)
         env = scratch_env(scratch)
         for step in STEPS:
             started = time.monotonic()

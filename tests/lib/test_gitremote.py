@@ -146,3 +146,77 @@ def test_unpushed_reads_the_remote_tracking_branch(checkout: Path) -> None:
     assert "git push -u origin main" in (gitremote.unpushed(checkout, "origin", "main") or "")
     git(checkout, "push", "-q", "mirror", "main")
     assert gitremote.unpushed(checkout, "mirror", "main") is None
+
+
+# --------------------------------------------------------------------------- ssh host keys
+
+ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+
+def hashed_entry(name: str, salt: bytes = b"0123456789abcdefghij") -> str:
+    import base64
+    import hashlib
+    import hmac
+
+    digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (f"git.lan ssh-ed25519 {ED25519}", None),
+        (f"@cert-authority *.lan ssh-ed25519 {ED25519} a comment", None),
+        (f"[git.lan]:2222,10.0.0.5 ssh-ed25519 {ED25519}", None),
+        (f"git.lan ssh-rsa {ED25519}", "the key is an 'ssh-ed25519' key, but the line says ssh-rsa"),
+        (f"git.lan ssh-dss {ED25519}", "is not a key type Flux accepts"),
+        ("git.lan ssh-ed25519 not-base64!", "not base64 of an ssh public key"),
+        (f"git.lan {ED25519}", "is not `HOST KEYTYPE KEY`"),
+        (f"git lan/x ssh-ed25519 {ED25519}", "is not a key type"),
+        (f"git/lan ssh-ed25519 {ED25519}", "is not a host name"),
+    ],
+)
+def test_known_hosts_lines_are_checked_by_shape(line: str, problem: str | None) -> None:
+    found = gitremote.known_hosts_line_problem(line)
+    assert (found is None) if problem is None else (found is not None and problem in found), found
+
+
+def test_a_line_names_the_host_plainly_or_hashed() -> None:
+    assert gitremote.names_host(f"git.lan,10.0.0.5 ssh-ed25519 {ED25519}", "git.lan")
+    assert not gitremote.names_host(f"git.lan ssh-ed25519 {ED25519}", "[git.lan]:2222")
+    assert gitremote.names_host(f"{hashed_entry('[git.lan]:2222')} ssh-ed25519 {ED25519}", "[git.lan]:2222")
+    assert not gitremote.names_host(f"{hashed_entry('git.lan')} ssh-ed25519 {ED25519}", "other.lan")
+
+
+def test_the_bundled_host_keys_are_well_formed_and_trusted_for_their_host_only() -> None:
+    for host, lines in gitremote.BUNDLED_KNOWN_HOSTS.items():
+        assert {line.split()[1] for line in lines} == {"ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"}
+        for line in lines:
+            assert gitremote.known_hosts_line_problem(line) is None, line
+            assert gitremote.names_host(line, host)
+    github = gitremote.parse_url("ssh://git@github.com/a/b.git")
+    assert gitremote.known_hosts_problem(github, ()) is None
+    other_port = gitremote.parse_url("ssh://git@github.com:443/a/b.git")  # not the bundled port
+    assert "needs its host keys" in (gitremote.known_hosts_problem(other_port, ()) or "")
+    https = gitremote.parse_url("https://git.lan/a/b.git")
+    assert gitremote.known_hosts_problem(https, ()) is None  # no ssh, nothing to verify
+
+
+def test_known_hosts_as_a_block_or_a_list() -> None:
+    constraint = gitremote.KnownHosts()
+    block = f"# from ssh-keyscan\ngit.lan ssh-ed25519 {ED25519}\n\n"
+    assert constraint.check(block) is None
+    assert constraint.convert(block) == (f"git.lan ssh-ed25519 {ED25519}",)
+    assert constraint.check([f"git.lan ssh-ed25519 {ED25519}"]) is None
+    assert constraint.check([]) is None
+    assert "holds no known_hosts line" in (constraint.check("# only a comment\n") or "")
+    assert "line 2:" in (constraint.check(f"git.lan ssh-ed25519 {ED25519}\ngit.lan bogus x") or "")
+    assert constraint.check([1, 2]) == "must be known_hosts lines (text)"
+
+
+@given(text=st.text(max_size=300))
+def test_no_text_makes_the_checks_raise(text: str) -> None:
+    gitremote.KnownHosts().check(text)
+    gitremote.known_hosts_line_problem(text)
+    gitremote.repository_problem(text)
+    gitremote.parse_remote(text)

@@ -25,6 +25,7 @@ from tasks.lib.config.network import (
     MAX_SVC_PREFIX_BITS,
     NODE_POD_PREFIX,
     RESERVED_HOSTS,
+    first_host,
     is_network_or_broadcast,
     pod_prefix_for,
     prefix_for_hosts,
@@ -40,12 +41,13 @@ from tasks.lib.config.schema import (
     NODE_SPECS,
     RESERVED_NODE_NAMES,
     ClusterConfig,
-    NodeSettings,
     Spec,
-    build,
     cluster_settings,
+    default_ingress,
+    node_settings,
 )
 from tasks.lib.errors import UserError
+from tasks.lib.gitremote import is_short_form, known_hosts_problem, parse_repository
 from tasks.lib.problems import ConfigProblem
 
 #: More nodes than this is the wrong file (and would make the checks slow).
@@ -54,7 +56,7 @@ MAX_NODES = 256
 # --------------------------------------------------------------------------- per-key checks
 
 
-def too_long(value: Any) -> str | None:
+def too_long(value: Any, limit: int = MAX_STRING) -> str | None:
     strings = (
         [value]
         if isinstance(value, str)
@@ -63,13 +65,13 @@ def too_long(value: Any) -> str | None:
         else []
     )
     longest = max((len(s) for s in strings), default=0)
-    if longest > MAX_STRING:
-        return f"a value of {longest} characters — at most {MAX_STRING}"
+    if longest > limit:
+        return f"a value of {longest} characters — at most {limit}"
     return None
 
 
 def check_value(spec: Spec, value: Any) -> str | None:
-    return too_long(value) or spec.constraint(value)
+    return too_long(value, spec.constraint.max_length) or spec.constraint(value)
 
 
 def unknown_key_message(key: Any, known: frozenset[str]) -> str:
@@ -118,11 +120,19 @@ class Located:
         return self.doc.problem(self.node, self.key, self.name, message)
 
 
+def setting_value(c: dict[str, Any], key: str) -> Any:
+    """The typed value of ``key`` in cluster.yaml (its default when unset), or None when it
+    is invalid (its own check reports that)."""
+    value = c.get(key)
+    if not is_set(value):
+        return CLUSTER_DEFAULTS.get(key)
+    spec = CLUSTER_SPECS[key]
+    return spec.constraint.convert(value) if check_value(spec, value) is None else None
+
+
 def valid_network(c: dict[str, Any], key: str) -> IPv4Net | None:
-    value = c.get(key) if is_set(c.get(key)) else CLUSTER_DEFAULTS.get(key)
-    if value is None or check_value(CLUSTER_SPECS[key], value) is not None:
-        return None
-    return IPv4Net(value)
+    value = setting_value(c, key)
+    return None if value is None else IPv4Net(value)
 
 
 def network_checks(cluster: Document, node_count: int) -> Iterator[ConfigProblem]:
@@ -177,10 +187,13 @@ def node_cidr_capacity(cluster: Document, node_count: int, bgp: bool) -> Iterato
     node_cidr = valid_network(c, "node_cidr")
     if node_cidr is None:
         return
-    needed = node_count + 2 + (0 if bgp else len(GATEWAY_KEYS))
+    balanced = 0 if bgp else len([key for key in GATEWAY_KEYS if is_set(c.get(key))])
+    needed = node_count + 2 + balanced
     if usable_hosts(node_cidr) >= needed:
         return
-    what = "the API address, the default gateway" + ("" if bgp else " and 3 load balancer addresses")
+    what = "the API address, the default gateway" + (
+        f" and {balanced} load balancer addresses" * bool(balanced)
+    )
     yield cluster.problem(
         c,
         "node_cidr",
@@ -207,42 +220,153 @@ def cross_checks(cluster: Document, nodes: Document, node_list: list[Any]) -> It
     bgp = len(bgp_set) == len(BGP_KEYS)
     yield from node_cidr_capacity(cluster, len(entries), bgp)
     yield from address_checks(cluster, nodes, node_list, bgp)
-    yield from node_checks(nodes, node_list)
+    yield from node_checks(nodes, node_list, default_schematic=is_set(c.get("node_schematic_id")))
+    yield from ingress_checks(cluster)
+    yield from repository_checks(cluster)
+
+
+def ingress_checks(cluster: Document) -> Iterator[ConfigProblem]:
+    """Cloudflare, the ingress mode and the external gateway agree."""
+    c = cluster.data
+    dns = setting_value(c, "dns_provider")
+    if dns is None:
+        return  # invalid: its own check says so
+    ingress = setting_value(c, "ingress_mode") if is_set(c.get("ingress_mode")) else default_ingress(dns)
+    if ingress is None:
+        return
+    if ingress != "none" and dns != "cloudflare":
+        yield cluster.problem(
+            c,
+            "ingress_mode",
+            "ingress_mode",
+            f"{ingress} needs dns_provider: cloudflare — use none for a cluster reached only from the LAN",
+        )
+    if ingress != "none" and not is_set(c.get("cloudflare_gateway_addr")):
+        yield cluster.problem(
+            c,
+            None,
+            "cloudflare_gateway_addr",
+            f"required key is missing: the external gateway's address (ingress_mode is {ingress}) "
+            "— or set ingress_mode: none",
+        )
+    if ingress == "none" and is_set(c.get("cloudflare_gateway_addr")):
+        yield unused(cluster, "cloudflare_gateway_addr", "ingress_mode is none: there is no external gateway")
+    if dns == "none" and is_set(c.get("cloudflare_token")):
+        yield unused(cluster, "cloudflare_token", "dns_provider is none")
+
+
+def unused(doc: Document, key: str, why: str) -> ConfigProblem:
+    return doc.problem(doc.data, key, key, f"is not used ({why}) — remove it")
+
+
+def repository_checks(cluster: Document) -> Iterator[ConfigProblem]:
+    """The repository URL, its visibility and the ssh host keys agree."""
+    c = cluster.data
+    name = setting_value(c, "repository_name")
+    visibility = setting_value(c, "repository_visibility")
+    own = setting_value(c, "repository_known_hosts")
+    if name is None or visibility is None or own is None:
+        return
+    url = parse_repository(name, visibility == "private")
+    if not is_short_form(name) and is_set(c.get("repository_visibility")):
+        if visibility == "private" and not url.ssh:
+            yield cluster.problem(
+                c,
+                "repository_visibility",
+                "repository_visibility",
+                f"private needs the ssh:// URL of the repository: Flux clones {url.scheme} URLs without "
+                "credentials (the deploy key is for ssh)",
+            )
+        elif visibility == "public" and url.ssh:
+            yield cluster.problem(
+                c,
+                "repository_visibility",
+                "repository_visibility",
+                "public does not apply to an ssh:// URL (cloned with the deploy key) — remove it, "
+                "or use the https:// URL",
+            )
+    if url.ssh:
+        if (problem := known_hosts_problem(url, own)) is not None:
+            key = "repository_known_hosts" if own else "repository_name"
+            yield cluster.problem(c, key, key, problem)
+    elif own:
+        yield unused(cluster, "repository_known_hosts", f"Flux clones the repository over {url.scheme}")
 
 
 def address_checks(
     cluster: Document, nodes: Document, node_list: list[Any], bgp: bool
 ) -> Iterator[ConfigProblem]:
+    """Every address lies where it must and is used once, counting the addresses the
+    configuration takes without naming them (the default gateway, the services' own)."""
     c = cluster.data
     node_cidr = valid_network(c, "node_cidr")
-    addresses: list[Located] = []
-    for key in ("cluster_api_addr", *GATEWAY_KEYS, "node_default_gateway"):
-        if is_set(c.get(key)) and parse_address(c[key]) is not None:
-            addresses.append(Located(parse_address(c[key]), cluster, c, key, key))
-    for index, entry in enumerate(node_list):
-        if isinstance(entry, dict) and parse_address(entry.get("address")) is not None:
-            addresses.append(
-                Located(parse_address(entry["address"]), nodes, entry, "address", f"nodes[{index}].address")
-            )
-
+    addresses = written_addresses(cluster, nodes, node_list)
     if node_cidr is not None:
         for item in addresses:
+            if item.key == "cilium_bgp_router_addr":
+                continue  # the router may sit on any network the nodes reach
             may_be_outside = item.key in GATEWAY_KEYS and bgp
             if item.value not in node_cidr and not may_be_outside:
                 hint = " (allowed only with BGP)" if item.key in GATEWAY_KEYS else ""
                 yield item.problem(f"{item.value} is outside node_cidr {node_cidr}{hint}")
             elif item.value in node_cidr and is_network_or_broadcast(item.value, node_cidr):
                 yield item.problem(f"{item.value} is the network or broadcast address of {node_cidr}")
+    taken = derived_addresses(c, node_cidr)
+    for key, what in (("cluster_pod_cidr", "the pods' addresses"), ("cluster_svc_cidr", "the services'")):
+        network = valid_network(c, key)
+        for item in addresses:
+            inside = network is not None and item.value in network
+            if inside and item.value not in taken and not (node_cidr and item.value in node_cidr):
+                yield item.problem(f"{item.value} is inside {key} {network} ({what})")
 
     seen: dict[IPv4Addr, Located] = {}
     for item in addresses:
-        if item.value in seen:
+        if item.value in taken and not (item.key == "cilium_bgp_router_addr" and taken[item.value][1]):
+            yield item.problem(f"{item.value} is {taken[item.value][0]}")
+        elif item.value in seen and not router_on_gateway(item, seen[item.value]):
             yield item.problem(f"{item.value} is already used by {seen[item.value].name}")
         else:
-            seen[item.value] = item
+            seen.setdefault(item.value, item)
 
 
-def node_checks(nodes: Document, node_list: list[Any]) -> Iterator[ConfigProblem]:
+def written_addresses(cluster: Document, nodes: Document, node_list: list[Any]) -> list[Located]:
+    c = cluster.data
+    addresses: list[Located] = []
+    keys = ("cluster_api_addr", *GATEWAY_KEYS, "node_default_gateway", "cilium_bgp_router_addr")
+    for key in keys:
+        if is_set(c.get(key)) and (address := parse_address(c[key])) is not None:
+            addresses.append(Located(address, cluster, c, key, key))
+    for index, entry in enumerate(node_list):
+        if isinstance(entry, dict) and (address := parse_address(entry.get("address"))) is not None:
+            addresses.append(Located(address, nodes, entry, "address", f"nodes[{index}].address"))
+    return addresses
+
+
+def derived_addresses(c: dict[str, Any], node_cidr: IPv4Net | None) -> dict[IPv4Addr, tuple[str, bool]]:
+    """Addresses taken without a key naming them: address -> (what takes it, whether it is
+    the default gateway, where the BGP router may sit)."""
+    taken: dict[IPv4Addr, tuple[str, bool]] = {}
+    svc = valid_network(c, "cluster_svc_cidr")
+    if svc is not None:
+        for key, index, who in RESERVED_HOSTS:
+            if key == "cluster_svc_cidr" and index < svc.num_addresses:
+                taken[svc[index]] = (f"taken by {who}: host {index} of cluster_svc_cidr", False)
+    if node_cidr is not None and not is_set(c.get("node_default_gateway")):
+        gateway = first_host(node_cidr)
+        taken[gateway] = (
+            "the default gateway, the first host of node_cidr — use another address, or set "
+            "node_default_gateway to your router's",
+            True,
+        )
+    return taken
+
+
+def router_on_gateway(item: Located, first: Located) -> bool:
+    """The BGP router is usually the nodes' default gateway too."""
+    return {item.key, first.key} == {"cilium_bgp_router_addr", "node_default_gateway"}
+
+
+def node_checks(nodes: Document, node_list: list[Any], default_schematic: bool) -> Iterator[ConfigProblem]:
     for attribute in ("name", "mac_addr"):
         first_use: dict[str, str] = {}
         for index, entry in enumerate(node_list):
@@ -270,6 +394,15 @@ def node_checks(nodes: Document, node_list: list[Any]) -> Iterator[ConfigProblem
                 "name",
                 f"nodes[{index}].name",
                 f"{entry['name']!r} is reserved by talhelper — pick another name",
+            )
+
+    for index, entry in enumerate(node_list):
+        if isinstance(entry, dict) and not default_schematic and not is_set(entry.get("schematic_id")):
+            yield nodes.problem(
+                entry,
+                None,
+                f"nodes[{index}].schematic_id",
+                "required key is missing — set it here, or node_schematic_id in cluster.yaml for every node",
             )
 
     entries = [e for e in node_list if isinstance(e, dict)]
@@ -356,8 +489,9 @@ def load_config(cluster_path: Path, nodes_path: Path, root: Path | None = None) 
     problems = validate(cluster, nodes)
     if problems:
         raise UserError(*problems)
+    settings = cluster_settings(cluster.data)
     return ClusterConfig(
-        cluster_settings(cluster.data),
-        tuple(build(NodeSettings, entry) for entry in nodes.data["nodes"]),
+        settings,
+        tuple(node_settings(entry, settings) for entry in nodes.data["nodes"]),
         tuple(origins(cluster, nodes)),
     )

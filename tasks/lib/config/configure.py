@@ -56,6 +56,7 @@ RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makeji
 #: the digest; a test checks that every module of tasks.lib.config a render loads is listed).
 RENDER_CODE = (
     "tasks.lib.config.schema",
+    "tasks.lib.gitremote",
     "tasks.lib.config.constraints",
     "tasks.lib.config.network",
     "tasks.lib.config.document",
@@ -301,6 +302,28 @@ def kustomize_problems(paths: Paths, out: Path, dirs: Sequence[str], combined: O
     return problems or [f"kustomize build of all directories together failed: {last_line(combined)}"]
 
 
+def talhelper_problems(outcome: Outcome) -> list[str]:
+    """``talhelper validate`` failed: every line of its reason (it prints the problems on
+    stdout and a bare log timestamp on stderr), the template behind the file, the fix."""
+    from tasks.lib.tools.failures import explain
+
+    lines = explain(
+        "talos/talconfig.yaml (from templates/config/talos/talconfig.yaml.j2): talhelper validate failed:",
+        outcome.stdout,
+        outcome.stderr,
+    )
+    return lines if len(lines) > 1 else [f"{lines[0]} exit {outcome.returncode}"]
+
+
+def talhelper_warnings(outcome: Outcome) -> str:
+    """What a passing ``talhelper validate`` still warns of (e.g. a Talos version newer than
+    the talhelper knows), for the summary line."""
+    from tasks.lib.tools.failures import reason_lines
+
+    warned = [line.strip(" *") for line in reason_lines(outcome.stdout) if "WARNING" in line]
+    return "".join(f"; talos/talconfig.yaml: talhelper {line}" for line in warned)
+
+
 def last_line(outcome: Outcome) -> str:
     """Why a tool failed, in one line: the limit it hit, or the last line it printed
     (secrets masked: a tool may echo its input)."""
@@ -372,8 +395,10 @@ def validate_staged(
     if dirs:
         problems += kustomize_problems(paths, out, dirs, outcomes[0])
     if checks_talos and not outcomes[-1].ok:
-        problems.append(f"talos/talconfig.yaml: talhelper validate failed: {last_line(outcomes[-1])}")
+        problems += talhelper_problems(outcomes[-1])
     note = ""
+    if checks_talos and outcomes[-1].ok:
+        note = talhelper_warnings(outcomes[-1])
     if has_talos and not checks_talos:
         note = (
             "; talos/talconfig.yaml NOT validated: talhelper is not installed "

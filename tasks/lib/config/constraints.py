@@ -60,6 +60,8 @@ class Constraint:
     typed value of a valid one, ``doc`` the phrase the reference documentation shows."""
 
     doc = ""
+    #: Longest string the value (or an item of it) may be.
+    max_length = MAX_STRING
 
     def check(self, value: Any) -> str | None:
         raise NotImplementedError

@@ -25,7 +25,6 @@ from tasks.lib.config.constraints import (
     FQDN,
     KERNEL_MODULE,
     MAC,
-    REPOSITORY,
     SCHEMATIC,
     Address,
     Boolean,
@@ -43,7 +42,7 @@ from tasks.lib.config.constraints import (
     is_set,
 )
 from tasks.lib.config.network import first_host
-from tasks.lib.gitremote import GitUrl, parse_repository
+from tasks.lib.gitremote import GitUrl, KnownHosts, RepositoryAddress, known_hosts_for, parse_repository
 
 # --------------------------------------------------------------------------- values
 
@@ -87,6 +86,18 @@ def yaml_text(value: Any) -> str:
     return str(value)
 
 
+SCHEMATIC_ID = Pattern(
+    SCHEMATIC, "a Talos Image Factory schematic id (64 lowercase hex)", "64 lowercase hex digits"
+)
+WEBHOOK_PROVIDERS = ("github", "gitlab", "gitea", "forgejo", "generic-hmac", "none")
+#: The Flux Receiver type of each provider: Gitea and Forgejo sign and name their events
+#: as GitHub does.
+RECEIVER_TYPES = {"gitea": "github", "forgejo": "github"}
+#: The webhook provider when ``repository_webhook`` is not set: the public hosts' own.
+WEBHOOK_BY_HOST = {"github.com": "github", "gitlab.com": "gitlab", "codeberg.org": "forgejo"}
+INGRESS_MODES = ("cloudflare-tunnel", "direct", "none")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClusterSettings:
     """``cluster.yaml``: the network, the addresses, the repository and the domain."""
@@ -104,6 +115,11 @@ class ClusterSettings:
     node_vlan_tag: int | None = setting(
         IntRange(1, 4094), "VLAN of the node network (untagged if unset)", None
     )
+    node_schematic_id: str | None = setting(
+        SCHEMATIC_ID,
+        "Talos Image Factory schematic of every node that sets no `schematic_id` of its own",
+        None,
+    )
     cluster_api_addr: str = setting(Address(), "Floating VIP of the Kubernetes API, inside `node_cidr`")
     cluster_api_tls_sans: tuple[str, ...] = setting(
         ListOf(Host(), 32), "Extra names/addresses for the API server certificate", ()
@@ -116,18 +132,50 @@ class ClusterSettings:
         Address(), "k8s-gateway load balancer: resolves `cloudflare_domain` on the LAN"
     )
     cluster_gateway_addr: str = setting(Address(), "Internal Envoy gateway load balancer")
-    cloudflare_gateway_addr: str = setting(Address(), "External Envoy gateway (behind the tunnel)")
+    cloudflare_gateway_addr: str | None = setting(
+        Address(),
+        "External Envoy gateway (the internet's way in); required unless `ingress_mode` is `none`",
+        None,
+        "none (required with an `ingress_mode` other than `none`)",
+    )
     repository_name: str = setting(
-        Pattern(REPOSITORY, "owner/repository, e.g. onedr0p/home-ops", "`owner/repo` on GitHub"),
-        "GitHub repository Flux syncs from",
+        RepositoryAddress(),
+        "Repository Flux syncs from: `owner/repo` on GitHub, or the clone URL on any git host",
     )
     repository_branch: str = setting(GitBranch(), "Branch Flux syncs from", "main")
     repository_visibility: str = setting(
-        Choice(("public", "private")), "`private` makes Flux use the deploy key", "public"
+        Choice(("public", "private")),
+        "GitHub `owner/repo` only: `private` clones over ssh with the deploy key (a URL says so itself)",
+        "public",
+    )
+    repository_known_hosts: tuple[str, ...] = setting(
+        KnownHosts(),
+        "Host keys of an `ssh://` repository's host (bundled for github.com, gitlab.com, codeberg.org)",
+        (),
+    )
+    repository_webhook: str | None = setting(
+        Choice(WEBHOOK_PROVIDERS),
+        "Git host whose push webhook makes Flux pull at once (Gitea and Forgejo send GitHub's); "
+        "`none`: Flux polls every hour",
+        None,
+        "by host: `github` (github.com), `gitlab` (gitlab.com), `forgejo` (codeberg.org), else `none`",
     )
     cloudflare_domain: str = setting(
         Pattern(FQDN, "a lowercase domain name such as example.com", "lowercase domain name"),
-        "Domain served through Cloudflare",
+        "Domain of the cluster's host names (served through Cloudflare when `dns_provider` is `cloudflare`)",
+    )
+    dns_provider: str = setting(
+        Choice(("cloudflare", "none")),
+        "`cloudflare`: public DNS records and Let's Encrypt certificates; `none`: a LAN-only cluster "
+        "with its own certificate authority",
+        "cloudflare",
+    )
+    ingress_mode: str | None = setting(
+        Choice(INGRESS_MODES),
+        "How the internet reaches the external gateway: a Cloudflare tunnel, `direct` (you forward "
+        "port 443) or `none` (no external gateway)",
+        None,
+        "`cloudflare-tunnel` with Cloudflare, else `none`",
     )
     cloudflare_token: str | None = setting(
         Token(),
@@ -142,6 +190,9 @@ class ClusterSettings:
     )
     cilium_bgp_router_asn: int | None = setting(ASN, "The router's AS number", None)
     cilium_bgp_node_asn: int | None = setting(ASN, "The nodes' AS number", None)
+    spegel_enabled: bool | None = setting(
+        Boolean(), "Run Spegel, the in-cluster image mirror", None, "`true` with more than one node"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,11 +212,11 @@ class NodeSettings:
         ),
         "MAC of the network interface to configure; unique",
     )
-    schematic_id: str = setting(
-        Pattern(
-            SCHEMATIC, "a Talos Image Factory schematic id (64 lowercase hex)", "64 lowercase hex digits"
-        ),
+    schematic_id: str | None = setting(
+        SCHEMATIC_ID,
         "Talos Image Factory schematic",
+        None,
+        "`node_schematic_id` of cluster.yaml (one of them is required)",
     )
     mtu: int = setting(IntRange(1450, 9000), "MTU of the interface", 1500)
     secureboot: bool = setting(Boolean(), "Install the SecureBoot image", False)
@@ -217,14 +268,24 @@ RESERVED_NODE_NAMES = frozenset({"global", "controller", "worker"})
 #: :mod:`tasks.lib.config.checks`).
 RULES = (
     "`node_cidr`, `cluster_pod_cidr` and `cluster_svc_cidr` must not overlap.",
-    "No address may be used twice (API VIP, each gateway, the default gateway, every node).",
+    "No address may be used twice: the API VIP, each load balancer, every node, the BGP router "
+    "(which may be the default gateway), the default gateway (also when it is not written: then "
+    "it is the first host of `node_cidr`) and the service addresses Kubernetes takes (hosts 1 "
+    "and 10 of `cluster_svc_cidr`).",
     "The API VIP, the default gateway and every node lie inside `node_cidr` (not its network or "
-    "broadcast address), and so do the three load balancer addresses unless BGP is on; "
-    "`node_cidr` must be big enough for all of them.",
+    "broadcast address), and so do the load balancer addresses unless BGP is on; none lies inside "
+    "`cluster_pod_cidr` or `cluster_svc_cidr`; `node_cidr` must be big enough for all of them.",
     "`cluster_pod_cidr` must hold a /24 for every node; `cluster_svc_cidr` must be a /12 to a /28 "
     "(CoreDNS takes its 10th address).",
     "BGP: all three `cilium_bgp_*` keys or none.",
-    "Node names and MAC addresses are unique; at least one node has `controller: true`.",
+    "Node names and MAC addresses are unique; at least one node has `controller: true`; every node "
+    "has a schematic (its own `schematic_id`, else `node_schematic_id`).",
+    "`ingress_mode` `cloudflare-tunnel` or `direct` needs `dns_provider: cloudflare` and "
+    "`cloudflare_gateway_addr`; a key a choice leaves unused is an error (`cloudflare_gateway_addr` "
+    "with `ingress_mode: none`, a `cloudflare_token` with `dns_provider: none`).",
+    "An `ssh://` `repository_name` needs its host's keys in `repository_known_hosts` (bundled for "
+    "github.com, gitlab.com and codeberg.org); `repository_visibility` applies to GitHub's "
+    "`owner/repo` form only.",
 )
 
 # --------------------------------------------------------------------------- the result
@@ -240,10 +301,38 @@ def build(model: type[Model], raw: dict[str, Any], **computed: Any) -> Model:
 
 
 def cluster_settings(raw: dict[str, Any]) -> ClusterSettings:
-    gateway = raw.get("node_default_gateway")
-    if not is_set(gateway):
-        gateway = str(first_host(IPv4Net(str(raw["node_cidr"]))))
-    return build(ClusterSettings, {**raw, "node_default_gateway": gateway})
+    """The settings of a validated cluster.yaml, every default that depends on other keys
+    resolved (the default gateway, the ingress mode, the webhook provider)."""
+    settings = build(ClusterSettings, raw)
+    return dataclasses.replace(
+        settings,
+        node_default_gateway=settings.node_default_gateway or str(default_gateway(settings.node_cidr)),
+        ingress_mode=settings.ingress_mode or default_ingress(settings.dns_provider),
+        repository_webhook=settings.repository_webhook or default_webhook(repository_of(settings)),
+    )
+
+
+def default_gateway(node_cidr: str) -> str:
+    return str(first_host(IPv4Net(node_cidr)))
+
+
+def default_ingress(dns_provider: str) -> str:
+    return "cloudflare-tunnel" if dns_provider == "cloudflare" else "none"
+
+
+def default_webhook(repository: GitUrl) -> str:
+    return WEBHOOK_BY_HOST.get(repository.host, "none")
+
+
+def repository_of(settings: ClusterSettings) -> GitUrl:
+    """The URL Flux clones (``repository_name`` in URL form)."""
+    return parse_repository(settings.repository_name, settings.repository_visibility == "private")
+
+
+def node_settings(raw: dict[str, Any], cluster: ClusterSettings) -> NodeSettings:
+    """One validated node, the cluster-wide schematic filled in when it sets none."""
+    node = build(NodeSettings, raw)
+    return dataclasses.replace(node, schematic_id=node.schematic_id or cluster.node_schematic_id)
 
 
 @dataclass(frozen=True)
@@ -268,18 +357,34 @@ class ClusterConfig:
     @cached_property
     def derived(self) -> dict[str, Any]:
         """Values computed from the config, so templates never repeat the logic."""
+        settings = self.settings
+        webhook = settings.repository_webhook or "none"
+        cloudflare = settings.dns_provider == "cloudflare"
+        external = settings.ingress_mode not in (None, "none")
+        spegel = settings.spegel_enabled
         return {
-            "cilium_bgp_enabled": all(getattr(self.settings, key) is not None for key in BGP_KEYS),
-            "spegel_enabled": len(self.nodes) > 1,
+            "cilium_bgp_enabled": all(getattr(settings, key) is not None for key in BGP_KEYS),
+            "spegel_enabled": len(self.nodes) > 1 if spegel is None else spegel,
             "controllers": [node for node in self.nodes if node["controller"]],
             "workers": [node for node in self.nodes if not node["controller"]],
+            "repository_url": str(self.repository),
+            "repository_ssh": self.repository.ssh,
+            "repository_known_hosts": list(known_hosts_for(self.repository, settings.repository_known_hosts)),
+            "webhook_enabled": webhook != "none",
+            "webhook_name": f"{webhook}-webhook",
+            "webhook_receiver_type": RECEIVER_TYPES.get(webhook, webhook),
+            "cloudflare_enabled": cloudflare,
+            "external_gateway_enabled": external,
+            "cloudflare_tunnel_enabled": settings.ingress_mode == "cloudflare-tunnel",
+            # external-dns publishes the external gateway's routes to Cloudflare.
+            "cloudflare_dns_enabled": cloudflare and external,
+            "cluster_issuer": "letsencrypt-production" if cloudflare else "internal-ca",
         }
 
     @cached_property
     def repository(self) -> GitUrl:
         """The URL Flux clones (``repository_name`` in URL form)."""
-        private = self.settings.repository_visibility == "private"
-        return parse_repository(self.settings.repository_name, private)
+        return repository_of(self.settings)
 
     def template_data(self) -> dict[str, Any]:
         return {**self.cluster, "nodes": self.nodes, **self.derived}

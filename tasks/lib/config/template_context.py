@@ -73,6 +73,15 @@ def _onepassword(value: Any) -> str | None:
     return f"has unknown keys {', '.join(unknown)}" if unknown else None
 
 
+WEBHOOK_TOKEN = re.compile(r"[!-~]{16,512}")
+
+
+def _webhook_token(value: Any) -> str | None:
+    if isinstance(value, str) and WEBHOOK_TOKEN.fullmatch(value):
+        return None
+    return "must be 16 to 512 printable characters without spaces (e.g. the output of `openssl rand -hex 32`)"
+
+
 #: A Flux substitution variable's name (``${NAME}``): what ``postBuild`` accepts.
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Variables of cluster-secrets that configure sets itself.
@@ -95,37 +104,70 @@ def _variables(value: Any) -> str | None:
 SECRET_CHECKS: dict[str, SecretCheck] = {
     "cloudflare_token": _string,
     "cloudflare_tunnel": _tunnel,
+    "flux_webhook_token": _webhook_token,
     "onepassword_connect": _onepassword,
     "cluster_secrets": _variables,
 }
 #: Keys of cluster.sops.yaml that may be left out (the feature is then not rendered).
 OPTIONAL_SECRETS = frozenset({"onepassword_connect", "cluster_secrets"})
+#: Webhook providers whose secret must be in cluster.sops.yaml (GitHub's may still be the
+#: operator's github-push-token.txt, as before the choice existed).
+WEBHOOK_SECRET_REQUIRED = frozenset({"gitlab", "gitea", "forgejo", "generic-hmac"})
 
 
-def validate_secrets(decrypted: Any, encrypted: Document) -> list[ConfigProblem]:
+def secret_needs(config: ClusterConfig | None) -> dict[str, str | None]:
+    """Each choice-bound secret: the reason it is needed, or None when the configuration
+    does not use it. Without a configuration, every Cloudflare secret is needed."""
+    if config is None:
+        return {"cloudflare_token": "", "cloudflare_tunnel": "", "flux_webhook_token": ""}
+    settings = config.settings
+    webhook = settings.repository_webhook or "none"
+    return {
+        "cloudflare_token": "" if settings.dns_provider == "cloudflare" else "dns_provider is none",
+        "cloudflare_tunnel": (
+            "" if settings.ingress_mode == "cloudflare-tunnel" else f"ingress_mode is {settings.ingress_mode}"
+        ),
+        "flux_webhook_token": "" if webhook != "none" else "repository_webhook is none",
+    }
+
+
+def validate_secrets(
+    decrypted: Any, encrypted: Document, config: ClusterConfig | None = None
+) -> list[ConfigProblem]:
     """Problems in the decrypted secrets, located by the key positions of the encrypted
-    file (sops keeps keys in place, so lines match what ``sops edit`` shows)."""
+    file (sops keeps keys in place, so lines match what ``sops edit`` shows). With
+    ``config``, the secrets its choices need are required and the ones they leave unused
+    refused."""
     label = encrypted.label
     if not isinstance(decrypted, dict):
         return [ConfigProblem(label, None, None, "", "expected a mapping of secrets")]
     problems: list[ConfigProblem] = []
     where = encrypted.data if isinstance(encrypted.data, dict) else {}
+    needs = secret_needs(config)
+
+    def problem(key: Any, message: str) -> None:
+        line, column = key_position(where, key)
+        problems.append(ConfigProblem(label, line, column, str(key), message))
+
     for key in decrypted:
         if key == "sops":
             continue
         if key not in SECRET_CHECKS:
-            line, column = key_position(where, key)
-            problems.append(ConfigProblem(label, line, column, str(key), "unknown key"))
+            problem(key, "unknown key")
+        elif needs.get(key):
+            problem(key, f"is not used ({needs[key]}) — remove it with `inv sops.edit {label}`")
         elif (message := SECRET_CHECKS[key](decrypted[key])) is not None:
-            line, column = key_position(where, key)
-            problems.append(ConfigProblem(label, line, column, str(key), message))
+            problem(key, message)
     for key in SECRET_CHECKS:
-        if key not in decrypted and key not in OPTIONAL_SECRETS:
-            problems.append(
-                ConfigProblem(
-                    label, None, None, key, "required secret is missing — add it with `inv sops.edit`"
-                )
-            )
+        if key in decrypted or key in OPTIONAL_SECRETS or needs.get(key):
+            continue
+        fix = f"add it with `inv sops.edit {label}`"
+        if key == "flux_webhook_token":
+            webhook = config.settings.repository_webhook if config else "github"
+            if webhook not in WEBHOOK_SECRET_REQUIRED:
+                continue  # GitHub's webhook falls back to the operator's push token
+            fix = f"the {webhook} webhook's secret: {fix}, or set repository_webhook: none"
+        problems.append(ConfigProblem(label, None, None, key, f"required secret is missing — {fix}"))
     return problems
 
 
@@ -199,7 +241,9 @@ def read_operator_files(paths: Paths) -> OperatorFiles:
     )
 
 
-def load_secrets(paths: Paths, decrypt: Callable[[Path], str]) -> dict[str, Any]:
+def load_secrets(
+    paths: Paths, decrypt: Callable[[Path], str], config: ClusterConfig | None = None
+) -> dict[str, Any]:
     """Decrypt, parse and validate ``cluster.sops.yaml``. The encrypted file is read first
     (a bounded, regular file), so sops never blocks on a pipe or reads a device."""
     from ruamel.yaml import YAML
@@ -212,18 +256,23 @@ def load_secrets(paths: Paths, decrypt: Callable[[Path], str]) -> dict[str, Any]
         decrypted = YAML(typ="safe", pure=True).load(decrypted_text)
     except YAMLError:
         raise UserError(f"{label}: decrypts to invalid YAML — fix it with `inv sops.edit {label}`") from None
-    problems = validate_secrets(decrypted, encrypted)
+    problems = validate_secrets(decrypted, encrypted, config)
     if problems:
         raise UserError.from_problems(problems)
     return {k: plain(v) for k, v in decrypted.items() if k != "sops"}
 
 
-def secret_template_data(secrets: dict[str, Any]) -> dict[str, str]:
+def secret_template_data(secrets: dict[str, Any], push_token: str = "") -> dict[str, str]:
+    """The secrets as templates see them; the webhook's is ``flux_webhook_token``, else the
+    operator's push token."""
     connect = secrets.get("onepassword_connect")
+    tunnel = secrets.get("cloudflare_tunnel")
+    token = secrets.get("cloudflare_token")
     return {
-        "cloudflare_token": str(secrets["cloudflare_token"]),
-        **tunnel_values(secrets["cloudflare_tunnel"]),
+        **({"cloudflare_token": str(token)} if token is not None else {}),
+        **(tunnel_values(tunnel) if tunnel is not None else {}),
         **(onepassword_values(connect) if connect is not None else {}),
+        "webhook_token": str(secrets.get("flux_webhook_token") or push_token),
     }
 
 
@@ -252,8 +301,8 @@ def build_context(
     label = paths.rel(paths.secrets_config)
     if not paths.secrets_config.exists():
         raise UserError(f"{label} not found — run `inv init` to create it, then `inv sops.edit {label}`")
-    secrets = load_secrets(paths, decrypt)
-    secret_data = secret_template_data(secrets)
+    secrets = load_secrets(paths, decrypt, config)
+    secret_data = secret_template_data(secrets, operator.push_token)
     if config.settings.cloudflare_token and "cloudflare_token" in secrets:
         # cluster.sops.yaml wins; the plaintext key is accepted only for compatibility.
         settings = replace(config.settings, cloudflare_token=secret_data["cloudflare_token"])

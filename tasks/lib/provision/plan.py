@@ -26,7 +26,7 @@ CRD_KIND = "CustomResourceDefinition"
 #: they name their own.
 SECRETS_NAMESPACE = "flux-system"
 #: ``talosctl apply-config --mode`` values.
-APPLY_MODES = ("auto", "interactive", "no-reboot", "reboot", "staged", "try")
+APPLY_MODES = ("auto", "no-reboot", "reboot", "staged", "try")
 
 # --------------------------------------------------------------------------- addresses
 
@@ -37,21 +37,6 @@ def ipv4(value: str) -> str | None:
         return str(ipaddress.IPv4Address(value.strip()))
     except (ipaddress.AddressValueError, ValueError, AttributeError):
         return None
-
-
-def check_node_ip(ip: str, nodes: Sequence[dict[str, Any]], nodes_label: str = "nodes.yaml") -> str:
-    """The canonical address of ``ip`` when it is a node of ``nodes`` (the validated entries
-    of nodes.yaml); otherwise a :class:`UserError` saying what is wrong and which nodes exist."""
-    if not ip:
-        raise UserError("--ip is required: the address of the node, e.g. --ip 192.168.1.10")
-    address = ipv4(ip)
-    if address is None:
-        raise UserError(f"--ip {ip!r} is not an IPv4 address such as 192.168.1.10")
-    known = {str(node["address"]): str(node["name"]) for node in nodes}
-    if address not in known:
-        listed = ", ".join(f"{name} ({addr})" for addr, name in known.items()) or "none"
-        raise UserError(f"--ip {address} is not a node in {nodes_label} (nodes: {listed})")
-    return address
 
 
 # --------------------------------------------------------------------------- talos files

@@ -70,17 +70,6 @@ def talosconfig(paths: Paths) -> tuple[Path, str]:
     return (paths.talosconfig, TALOSCONFIG)
 
 
-def node_address(paths: Paths, ip: str) -> str:
-    """``ip`` checked against nodes.yaml (an IPv4 address of a configured node)."""
-    from tasks.lib.config.checks import load_config
-
-    if ip and plan.ipv4(ip) is not None:  # only a well-formed address needs the config read
-        nodes = load_config(paths.cluster_config, paths.nodes_config, paths.root).nodes
-    else:
-        nodes = []
-    return plan.check_node_ip(ip, nodes, paths.rel(paths.nodes_config))
-
-
 def check_mode(mode: str) -> str:
     if mode not in plan.APPLY_MODES:
         raise UserError(f"--mode {mode!r} is not one of {', '.join(plan.APPLY_MODES)}")
@@ -108,7 +97,7 @@ def generated(c: Context, paths: Paths, args: Sequence[str], *, then: str) -> li
         runner.run(c, argv, cwd=paths.talos)
         print(f"# then {then}")
         return []
-    commands = plan.parse_gencommand(runner.run(c, argv, cwd=paths.talos).stdout)
+    commands = plan.parse_gencommand(checked(c, argv, cwd=paths.talos).stdout)
     if not commands:
         raise UserError(f"`{runner.command_line(argv)}` printed no talosctl command")
     return commands
@@ -128,8 +117,32 @@ def run_generated(
     for command in commands:
         print(f"{action}: {node_label(nodes, command.node)}")
         print(f"  {command.line}")
-        runner.run(c, command.argv, cwd=paths.talos, stream=True, timeout=TALOSCTL_DEADLINE)
+        checked(c, command.argv, cwd=paths.talos, stream=True, timeout=TALOSCTL_DEADLINE)
     return len(commands)
+
+
+def checked(
+    c: Context,
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    stream: bool = False,
+    timeout: float | None = None,
+) -> runner.Outcome:
+    """Run ``argv``; when it fails, stop with every line of its reason (stdout and stderr,
+    secrets masked) and the fix where the cause is known, not only its last line."""
+    from tasks.lib.tools.failures import explain
+
+    result = runner.run(c, argv, cwd=cwd, stream=stream, check=False, timeout=timeout)
+    if result.failed:
+        if result.limit:  # stopped by the runner (deadline, memory): its own one-line reason
+            raise UserError(result.problem)
+        line = runner.redact(runner.command_line(argv))
+        headline = f"command failed (exit {result.returncode}): {line}"
+        if stream:  # its output is on the screen already: only the fix goes below
+            raise UserError(*explain(headline, shown=result.stdout + result.stderr))
+        raise UserError(*explain(headline, result.stdout, result.stderr))
+    return result
 
 
 def probe_node(c: Context, paths: Paths, address: str) -> None:

@@ -16,13 +16,19 @@ EXAMPLE_OPERATOR = Path("tests/fixtures/example-operator")
 
 PLACEHOLDER_SECRETS = """\
 # Secrets the templates need, encrypted by SOPS. Edit with `inv sops.edit cluster.sops.yaml`.
-# Cloudflare API token (Zone:DNS:Edit and Account:Cloudflare Tunnel:Read).
+# Cloudflare API token (Zone:DNS:Edit and Account:Cloudflare Tunnel:Read); remove it with
+# `dns_provider: none` in cluster.yaml.
 cloudflare_token: replace-me
-# The contents of cloudflare-tunnel.json (`cloudflared tunnel create`).
+# The contents of cloudflare-tunnel.json (`cloudflared tunnel create`); remove it unless
+# `ingress_mode` is `cloudflare-tunnel` (the default with Cloudflare).
 cloudflare_tunnel:
   AccountTag: replace-me
   TunnelID: 00000000-0000-0000-0000-000000000000
   TunnelSecret: replace-me
+# The secret your git host's push webhook signs with (`openssl rand -hex 32`): required for a
+# GitLab, Gitea, Forgejo or generic-hmac webhook (`repository_webhook`); GitHub's uses
+# github-push-token.txt when this is absent.
+# flux_webhook_token: <a random secret>
 # Optional: 1Password Connect for External Secrets (a Connect server and a ClusterSecretStore
 # named onepassword are rendered only when this key is present). Uncomment and fill in the
 # 1password-credentials.json text and a Connect access token to use it.

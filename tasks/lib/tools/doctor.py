@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
+from tasks.lib.tools.coherence import drifts
 from tasks.lib.tools.pins import (
     MAIN_TASK,
     TASK_TOOLS,
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 
 #: How long a tool may take to print its version.
 VERSION_DEADLINE = 15.0
+
+#: What talhelper says of a Talos version it was not built for (an error, or a warning
+#: "might not be compatible" for an unknown patch release).
+UNKNOWN_TALOS = ("is not a supported Talos version", "might not be compatible with this Talhelper version")
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,23 @@ def probe_all(tools: Sequence[Tool], pins: dict[str, str]) -> list[ToolRow]:
     present = [(tool, path) for tool, path in found if path is not None]
     reported = dict(zip((tool.name for tool, _ in present), versions(present), strict=True))
     return [ToolRow(tool, path, reported.get(tool.name), pins.get(tool.mise_key)) for tool, path in found]
+
+
+def talhelper_knows_talos(paths: Paths) -> list[str]:
+    """One line when the installed talhelper does not know the rendered talosVersion (what
+    `talhelper validate talconfig` says of it; read-only, so it runs under ``--dry`` too)."""
+    if not (paths.talconfig.is_file() and paths.talenv.is_file()):
+        return []
+    argv = ("talhelper", "validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml")
+    command = Command(argv, cwd=paths.talos, deadline=30, what="asking talhelper about talosVersion")
+    (outcome,) = run_many([command], paths=paths)
+    said = outcome.stdout + outcome.stderr
+    if not any(phrase in said for phrase in UNKNOWN_TALOS):
+        return []
+    return [
+        "the installed talhelper does not know talenv.yaml's talosVersion — install the talhelper "
+        ".mise.toml pins (`mise install`; `inv doctor --install` where it can be built)"
+    ]
 
 
 def operator_files(paths: Paths) -> list[FileRow]:
@@ -173,6 +195,13 @@ def report(c: Context, paths: Paths, only: Sequence[str] = ()) -> None:
             raise UserError(f"\nmissing: {', '.join(line.split()[0].rstrip(':') for line in required)}")
         return
     print()
+    drifted = [d.line() for d in drifts(paths.root)]
+    if any(r.tool.name == "talhelper" and r.path for r in tools):
+        drifted += talhelper_knows_talos(paths)
+    for line in drifted:
+        print(f"pins out of step: {line}")
+    if drifted:
+        print()
     files = operator_files(paths)
     file_rows = [(f.label, paths.rel(f.path), *f.describe(paths)) for f in files]
     print(table(("operator file", "path", "status", "note"), file_rows))
