@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import talos_shapes as shapes
 from tests.conftest import ROOT, copy_repo, git
 from tests.fakes import FakeTools, fail, ok, publish
 from tests.test_quickstart import quick_start
@@ -28,6 +29,9 @@ from tests.tools_contract import SEARCH
 GUIDE = ROOT / "docs" / "getting-started.md"
 NODE = "192.168.1.10"
 NEW_NODE = "192.168.1.11"
+MACS = {NODE: "00:00:5e:00:53:10", NEW_NODE: "00:00:5e:00:53:11"}
+SERIALS = {NODE: "S64DNF0R000010", NEW_NODE: "S64DNF0R000011"}
+SCHEMATIC = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
 TALOSCONFIG = "--talosconfig=./clusterconfig/talosconfig"
 
 pytestmark = pytest.mark.slow
@@ -63,18 +67,37 @@ def generated(*commands: str) -> dict[str, object]:
     return ok("".join(f"{command};\n" for command in commands))
 
 
-NODES_TABLE = (
-    "NAME    STATUS     ROLES           AGE   VERSION\nk8s-0   NotReady   control-plane   1m    v1.36.0\n"
-)
+def maintenance_node(ip: str) -> list[tuple[str, dict[str, object]]]:
+    """talosctl's answers for a machine booted from the ISO (``talos.discover`` reads them)."""
+    where = f"--insecure --nodes {ip} --output json"
+    return [
+        (f"get links {where}", ok(shapes.loopback(ip) + shapes.link(ip, "enp2s0", MACS[ip], carrier=True))),
+        (
+            f"get disks {where}",
+            ok(
+                shapes.disk(
+                    ip, "nvme0n1", 500_107_862_016, "500 GB", model="Samsung SSD 980", serial=SERIALS[ip]
+                )
+            ),
+        ),
+        (f"get systeminformation {where}", ok(shapes.system_information(ip))),
+        (f"get extensions {where}", ok(shapes.schematic_extension(ip, SCHEMATIC))),
+    ]
 
 
 def script_fakes(fakes: FakeTools, kubectl: str) -> None:
     config = "--file=./clusterconfig/kubernetes-k8s-0.yaml"
     apply = f"talosctl apply-config {TALOSCONFIG} --nodes={NODE} {config} --insecure"
+    machine_configs = {
+        f"clusterconfig/kubernetes-{name}.yaml": "version: v1alpha1\n" for name in ("k8s-0", "k8s-1")
+    }
     fakes.script(
         "talhelper",
         ("gensecret", ok("cluster:\n  id: abc\n  secret: a-talos-secret\n")),
-        ("genconfig", {"exit": 0, "write": {"clusterconfig/talosconfig": "context: kubernetes\n"}}),
+        (
+            "genconfig",
+            {"exit": 0, "write": {"clusterconfig/talosconfig": "context: kubernetes\n", **machine_configs}},
+        ),
         ("gencommand apply", generated(apply)),
         ("gencommand bootstrap", generated(f"talosctl bootstrap {TALOSCONFIG} --nodes={NODE}")),
         ("gencommand kubeconfig", generated(f"talosctl kubeconfig {TALOSCONFIG} .. --force --nodes={NODE}")),
@@ -82,19 +105,17 @@ def script_fakes(fakes: FakeTools, kubectl: str) -> None:
     )
     fakes.script(
         "talosctl",
+        *maintenance_node(NODE),
+        *maintenance_node(NEW_NODE),
         ("kubeconfig", {"exit": 0, "write": {"../kubeconfig": "apiVersion: v1\nkind: Config\n"}}),
-        (
-            "get links",
-            ok("NODE  NAMESPACE  TYPE  ID  VERSION  TYPE  KIND  HW ADDR  OPER STATE  LINK STATE\n"),
-        ),
-        ("get disks", ok("NODE  NAMESPACE  TYPE  ID  VERSION  SIZE  READ ONLY  TRANSPORT  MODEL  SERIAL\n")),
+        (f"version --nodes {NODE}", ok(shapes.version(NODE, "v1.13.0"))),
+        (f"version --nodes {NEW_NODE}", ok(shapes.version(NEW_NODE, "v1.13.0"))),
         (None, ok()),
     )
     fakes.script(
         "kubectl",
         ("kustomize", {"exec": kubectl}),  # the real build, for configure and dev.validate
         ("get nodes --output=json", ok(nodes_json("k8s-0"))),
-        ("get nodes", ok(NODES_TABLE)),
         ("get namespaces", ok("default kube-node-lease kube-public kube-system")),
         ("diff", fail("", code=1)),  # everything is new
         ("get receivers", ok("/hook/5e1f0c")),
@@ -122,25 +143,36 @@ open(path, "w").write(yaml.safe_dump(secrets))
 """
 
 
-def your_settings(repo: Path) -> None:
-    """Step 4: your repository and domain instead of the example's."""
-    cluster = repo / "cluster.yaml"
+def discovered(walk: Walk, command: str) -> str:
+    """The nodes.yaml entry ``command`` (a ``talos.discover``) printed, indented to sit
+    under ``nodes:`` — what you paste."""
+    output = walk.output(command)
+    entry = output[output.index("- name:") :]
+    return "".join(f"  {line}\n" for line in entry.splitlines())
+
+
+def your_settings(walk: Walk) -> None:
+    """Step 4: your repository, domain and machine instead of the example's."""
+    cluster = walk.repo / "cluster.yaml"
     cluster.write_text(
         cluster.read_text()
         .replace("repository_name: example/home-ops", "repository_name: octo/home-ops")
         .replace("cloudflare_domain: example.com", "cloudflare_domain: homelab.test")
     )
+    first = next(c for c, _ in walk.done if c.startswith("inv talos.discover"))
+    (walk.repo / "nodes.yaml").write_text("---\nnodes:\n" + discovered(walk, first))
 
 
-def another_node(repo: Path) -> None:
-    """Step 11: the new machine's entry in nodes.yaml."""
-    nodes = repo / "nodes.yaml"
-    nodes.write_text(
-        nodes.read_text()
-        + f"  - name: k8s-1\n    address: {NEW_NODE}\n    controller: false\n    disk: /dev/sda\n"
-        "    mac_addr: 00:00:5e:00:53:11\n"
-        "    schematic_id: 376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba\n"
-    )
+def empty_nodes(walk: Walk) -> None:
+    """Step 3: the example's machine out of nodes.yaml, before reading your first one."""
+    (walk.repo / "nodes.yaml").write_text("---\nnodes: []\n")
+
+
+def another_node(walk: Walk) -> None:
+    """Step 11: the new machine's entry, pasted into nodes.yaml."""
+    last = [c for c, _ in walk.done if c.startswith("inv talos.discover")][-1]
+    nodes = walk.repo / "nodes.yaml"
+    nodes.write_text(nodes.read_text() + discovered(walk, last))
 
 
 # --------------------------------------------------------------------------- the walk
@@ -204,7 +236,8 @@ def walk(tmp_path: Path, fake_tools: FakeTools) -> Walk:
 
 
 #: Before the Nth run of a command, what you do by hand at that point of the guide.
-BY_HAND: dict[tuple[str, int], Callable[[Path], None]] = {
+BY_HAND: dict[tuple[str, int], Callable[[Walk], None]] = {
+    (f"inv talos.discover --ip {NODE} --name k8s-0", 0): empty_nodes,
     ("inv sops.edit cluster.sops.yaml", 0): your_settings,
     ("inv configure", 1): another_node,
 }
@@ -234,7 +267,7 @@ def test_every_command_of_the_guide_works_in_order(walk: Walk) -> None:
         count = seen.get(command, 0)
         seen[command] = count + 1
         if (command, count) in BY_HAND:
-            BY_HAND[(command, count)](walk.repo)
+            BY_HAND[(command, count)](walk)
         result = walk.run(command)
         assert works(command, result), (
             f"`{command}` exited {result.returncode}:\n{result.stdout}{result.stderr}"
@@ -251,7 +284,8 @@ def test_every_command_of_the_guide_works_in_order(walk: Walk) -> None:
     assert "/hook/" in walk.output(next(c for c in steps if "receivers" in c))
     remote = walk.repo.parent / "repo-remote.git"
     assert git(remote, "log", "--format=%s", "main").split("\n")[:3] == ["Add k8s-1", "podinfo", "My cluster"]
-    assert "k8s-1" in (walk.repo / "talos/talconfig.yaml").read_text()
+    talconfig = (walk.repo / "talos/talconfig.yaml").read_text()
+    assert "k8s-1" in talconfig and SERIALS[NEW_NODE] in talconfig and MACS[NEW_NODE] in talconfig
     assert walk.env["KUBECONFIG"] == str(walk.repo / "kubeconfig")
 
 
