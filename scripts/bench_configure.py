@@ -63,8 +63,8 @@ def fresh_copy(base: Path, nodes_yaml: str | None) -> Path:
     repo = Path(tempfile.mkdtemp(dir=base))
     for item in CODE:
         source = ROOT / item
-        if source.is_dir():
-            shutil.copytree(source, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
+        if source.is_dir():  # with its compiled modules: a repository that has been used before
+            shutil.copytree(source, repo / item)
         else:
             shutil.copy2(source, repo / item)
     for name in INPUTS:

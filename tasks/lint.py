@@ -49,7 +49,7 @@ def actionlint(c: Context, paths: Paths) -> bool:
         return True
     argv = ["actionlint", "-color"] if color_enabled() else ["actionlint"]
     ok = run(c, argv, cwd=paths.root, stream=True, check=False).ok
-    if ok:
+    if ok and not is_dry(c):
         print("actionlint: ok")
     return ok
 
@@ -77,10 +77,10 @@ def python_checks(c: Context, paths: Paths) -> bool:
     return all(results)
 
 
-def finish(failed: list[str], hint: str = FIX_HINT) -> None:
+def finish(c: Context, failed: list[str], hint: str = FIX_HINT) -> None:
     if failed:
         raise UserError(f"lint failed: {', '.join(failed)} — {hint}")
-    print("lint: all checks passed")
+    print("lint: would run the checks above" if is_dry(c) else "lint: all checks passed")
 
 
 @task(name="all", default=True)
@@ -93,7 +93,7 @@ def lint_all(c: Context) -> None:
         failed.append("actionlint")
     if not python_checks(c, paths):
         failed.append("python (ruff, mypy)")
-    finish(failed)
+    finish(c, failed)
 
 
 @task
@@ -105,21 +105,21 @@ def fix(c: Context) -> None:
     failed = [] if pre_commit(c, paths) else ["pre-commit hooks"]
     if not actionlint(c, paths):
         failed.append("actionlint")
-    finish(failed, hint="these need a fix by hand")
+    finish(c, failed, hint="these need a fix by hand")
 
 
 @task
 def yaml(c: Context) -> None:
     """Check YAML: yamlfmt formatting (.yamlfmt.yaml) and syntax."""
     paths = paths_for(c)
-    finish([] if pre_commit(c, paths, "yaml") else ["yaml"])
+    finish(c, [] if pre_commit(c, paths, "yaml") else ["yaml"])
 
 
 @task
 def markdown(c: Context) -> None:
     """Check Markdown formatting (mdformat with GFM tables)."""
     paths = paths_for(c)
-    finish([] if pre_commit(c, paths, "markdown") else ["markdown"])
+    finish(c, [] if pre_commit(c, paths, "markdown") else ["markdown"])
 
 
 @task
@@ -129,7 +129,7 @@ def actions(c: Context) -> None:
     failed = [] if pre_commit(c, paths, "actions") else ["zizmor"]
     if not actionlint(c, paths):
         failed.append("actionlint")
-    finish(failed, hint="see the findings above")
+    finish(c, failed, hint="see the findings above")
 
 
 @task
@@ -137,7 +137,7 @@ def python(c: Context) -> None:
     """Check the Python code: ruff (lint and format) and mypy (strict types)."""
     if not python_checks(c, paths_for(c)):
         raise UserError("python checks failed — `ruff format` fixes formatting; the rest needs an edit")
-    print("python: ok")
+    print("python: would run the checks above" if is_dry(c) else "python: ok")
 
 
 @task

@@ -9,7 +9,6 @@ either as it was or fully re-encrypted.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -227,8 +226,11 @@ def edit(c: Context, path: str) -> None:
     An editor needs a file, so this is the one task where plaintext touches one: sops writes
     the decrypted copy into a private directory (mode 0700, memory-backed where the system
     has one, outside the repository) that is removed when the edit ends, however it ends;
-    a copy left by a run killed outright is removed by the next edit.
+    a copy left by a run killed outright is removed by the next edit (each edit has its
+    own). Without a terminal, a file that does not load goes back to the editor twice at
+    most, then the edit stops and the file is unchanged.
     """
+    from tasks.lib.secrets import editing
     from tasks.lib.secrets.recipients import require_keys
 
     paths = paths_for(c)
@@ -255,12 +257,13 @@ def edit(c: Context, path: str) -> None:
     # left by a run killed outright is removed by the next edit.
     with private_scratch(EDIT_SCRATCH, memory_dir()) as scratch:
         env = {**os.environ, **command_env(paths), "TMPDIR": str(scratch)}
-        # The one command outside the runner: the editor sops starts needs the terminal
-        # itself (its stdin, stdout and stderr), which the runner never hands to a tool.
-        completed = subprocess.run([exe, *argv[1:]], cwd=paths.root, env=env, check=False)
-    if completed.returncode not in (0, SOPS_UNCHANGED):
-        raise UserError(f"{label}: sops edit failed (exit {completed.returncode}); the file is unchanged")
-    if completed.returncode == SOPS_UNCHANGED:
+        # The one command outside the runner (see tasks.lib.secrets.editing).
+        session = editing.edit([exe, *argv[1:]], paths.root, env, terminal=sys.stdin.isatty())
+    if session.stopped:
+        raise UserError(f"{label}: {session.stopped}; the file is unchanged")
+    if session.returncode not in (0, SOPS_UNCHANGED):
+        raise UserError(f"{label}: sops edit failed (exit {session.returncode}); the file is unchanged")
+    if session.returncode == SOPS_UNCHANGED:
         print(f"{label}: unchanged")
 
 

@@ -15,17 +15,21 @@ from invoke.collection import Collection
 from invoke.context import Context
 
 from tasks.lib.paths import paths_for
-from tasks.lib.provision import plan, talos_ops
-from tasks.lib.provision.steps import CONFIGURE, TALSECRET, preflight, talos_files
 from tasks.lib.taskdef import task
 
 NODE_HELP = "a node's name or address (default: every node, one at a time)"
 YES_HELP = "do not ask for confirmation (needed when there is no terminal)"
+#: ``talosctl apply-config --mode`` values, as the help says them (a test keeps this in
+#: line with ``facts.APPLY_MODES``, which the task checks against).
+MODES_HELP = "auto, no-reboot, reboot, staged, try"
 
 
 @task
 def generate_config(c: Context) -> None:
     """Render the Talos machine configs (`talhelper genconfig`) and check each with `talosctl validate`."""
+    from tasks.lib.provision import talos_ops
+    from tasks.lib.provision.steps import TALSECRET, preflight, talos_files
+
     paths = paths_for(c)
     preflight(c, paths, tools=["talhelper"], files=[*talos_files(paths), (paths.talsecret, TALSECRET)])
     talos_ops.generate_config(c, paths)
@@ -41,6 +45,9 @@ def generate_config(c: Context) -> None:
 )
 def discover(c: Context, ip: str = "", name: str = "", address: str = "", worker: bool = False) -> None:
     """Read a node in maintenance mode and print its nodes.yaml entry (MAC, disk, schematic)."""
+    from tasks.lib.provision import talos_ops
+    from tasks.lib.provision.steps import preflight
+
     paths = paths_for(c)
     preflight(c, paths, tools=["talosctl"], files=[])
     talos_ops.discover(c, paths, ip=ip, name=name, address=address, controller=not worker)
@@ -49,6 +56,9 @@ def discover(c: Context, ip: str = "", name: str = "", address: str = "", worker
 @task
 def nodes(c: Context) -> None:
     """List every node: name, address, role, Talos version and whether Kubernetes sees it Ready."""
+    from tasks.lib.provision import talos_ops
+    from tasks.lib.provision.steps import CONFIGURE, preflight
+
     paths = paths_for(c)
     preflight(
         c, paths, tools=["talosctl"], files=[(paths.talconfig, CONFIGURE), talos_ops.talosconfig(paths)]
@@ -59,6 +69,8 @@ def nodes(c: Context) -> None:
 @task(help={"node": NODE_HELP})
 def diff(c: Context, node: str = "") -> None:
     """Show what applying the generated config would change on each node (`apply-config --dry-run`)."""
+    from tasks.lib.provision import talos_ops
+
     paths = paths_for(c)
     talos_ops.apply_preflight(c, paths)
     talos_ops.diff(c, paths, node=node)
@@ -67,12 +79,14 @@ def diff(c: Context, node: str = "") -> None:
 @task(
     help={
         "node": NODE_HELP,
-        "mode": f"talosctl apply mode: {', '.join(plan.APPLY_MODES)} (default auto)",
+        "mode": f"talosctl apply mode: {MODES_HELP} (default auto)",
         "yes": YES_HELP,
     }
 )
 def apply(c: Context, node: str = "", mode: str = "auto", yes: bool = False) -> None:
     """Apply the generated configs, one node at a time: show each node's diff, ask, apply."""
+    from tasks.lib.provision import talos_ops
+
     paths = paths_for(c)
     talos_ops.apply_preflight(c, paths)
     talos_ops.apply(c, paths, node=node, mode=mode, yes=yes)
@@ -84,6 +98,8 @@ def upgrade(c: Context, node: str = "", yes: bool = False) -> None:
 
     Controllers go first, then workers. After each node the task waits until it answers
     again at the new version and etcd is healthy, and stops at the first node that fails."""
+    from tasks.lib.provision import talos_ops
+
     paths = paths_for(c)
     talos_ops.upgrade_preflight(c, paths)
     talos_ops.upgrade(c, paths, node=node, yes=yes)
@@ -92,6 +108,8 @@ def upgrade(c: Context, node: str = "", yes: bool = False) -> None:
 @task
 def upgrade_k8s(c: Context) -> None:
     """Upgrade Kubernetes to talenv.yaml's kubernetesVersion."""
+    from tasks.lib.provision import talos_ops
+
     paths = paths_for(c)
     talos_ops.upgrade_preflight(c, paths)
     talos_ops.upgrade_k8s(c, paths)
@@ -106,6 +124,8 @@ def upgrade_k8s(c: Context) -> None:
 )
 def reset_node(c: Context, node: str = "", yes: bool = False, wipe_disk: bool = False) -> None:
     """Reset one node back to maintenance mode: it leaves etcd and is drained first (asks first)."""
+    from tasks.lib.provision import talos_ops
+
     paths = paths_for(c)
     talos_ops.apply_preflight(c, paths)
     talos_ops.reset_node(c, paths, node=node, yes=yes, wipe_disk=wipe_disk)
@@ -119,6 +139,8 @@ def reset_node(c: Context, node: str = "", yes: bool = False, wipe_disk: bool = 
 )
 def reset(c: Context, yes: bool = False, wipe_disk: bool = False) -> None:
     """DESTROY the cluster: reset every node back to maintenance mode (asks first)."""
+    from tasks.lib.provision import talos_ops
+
     paths = paths_for(c)
     talos_ops.apply_preflight(c, paths)
     talos_ops.reset_cluster(c, paths, yes=yes, wipe_disk=wipe_disk)

@@ -18,6 +18,7 @@ import pytest
 from invoke import Config, Context, Result
 
 from tasks import bootstrap
+from tasks.lib.provision import facts
 from tasks.lib.tools import runner
 from tests.conftest import EXAMPLE_OPERATOR, exit_code, gen
 from tests.fakes import (
@@ -310,7 +311,7 @@ def test_talos_end_to_end_gives_up_at_the_deadline(
     fake_tools.script("talosctl", ("bootstrap", fail("rpc error: etcd is still starting")))
     ticks = iter(range(1000))  # a clock that advances 10 s each time it is read
     retry = functools.partial(runner.retry, clock=lambda: 10.0 * next(ticks), sleep=lambda _: None)
-    monkeypatch.setattr(bootstrap.runner, "retry", retry)
+    monkeypatch.setattr(runner, "retry", retry)
     assert exit_code(lambda: bootstrap.talos(context(tree), deadline=35, interval=10)) == 1
     err = capsys.readouterr().err
     assert "gave up waiting for etcd to bootstrap on k8s-0 (192.168.1.10) after 30s (3 attempts)" in err
@@ -703,9 +704,9 @@ def test_helm_accepts_the_arguments_we_pass(tmp_path: Path) -> None:
         "users: [{name: u, user: {}}]\n"
     )
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "HELM_CACHE_HOME": str(tmp_path / "cache")}
-    release = bootstrap.plan.helmfile_releases(helmfile, "01-apps.yaml")[0]
+    release = facts.helmfile_releases(helmfile, "01-apps.yaml")[0]
     for argv in (
-        bootstrap.plan.helm_get_values_argv(release),
+        facts.helm_get_values_argv(release),
         ["helm", "list", "--all-namespaces", "--output", "json"],
     ):
         done = subprocess.run(
@@ -715,7 +716,7 @@ def test_helm_accepts_the_arguments_we_pass(tmp_path: Path) -> None:
         assert "unknown flag" not in done.stderr and "invalid argument" not in done.stderr, done.stderr
         assert "127.0.0.1:1" in done.stderr, done.stderr
     bad = subprocess.run(
-        [real_tool("helm"), *bootstrap.plan.helm_get_values_argv(release)[1:], "--no-such-flag"],
+        [real_tool("helm"), *facts.helm_get_values_argv(release)[1:], "--no-such-flag"],
         env=env,
         capture_output=True,
         text=True,

@@ -15,9 +15,8 @@ from cryptography.hazmat.primitives.serialization import load_ssh_private_key, l
 from invoke import Config, Context
 
 from tasks import root
-from tasks.lib.config.template_context import read_age_identity
 from tasks.lib.secrets import keys
-from tasks.lib.secrets.keys import age_recipients_of
+from tasks.lib.secrets.keys import age_recipients_of, read_age_identity
 from tests.conftest import EXAMPLE_OPERATOR, git
 
 OPERATOR_FILES = ("age.key", "github-deploy.key", "github-deploy.key.pub", "github-push-token.txt")

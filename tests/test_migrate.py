@@ -26,9 +26,8 @@ from ruamel.yaml import YAML
 from tasks import root
 from tasks import sops as sops_tasks
 from tasks.lib.config import migrate
-from tasks.lib.config.template_context import read_age_identity
 from tasks.lib.secrets import keys
-from tasks.lib.secrets.keys import age_recipients_of
+from tasks.lib.secrets.keys import age_recipients_of, read_age_identity
 from tests.conftest import exit_code, git
 
 # The template's "public" and "private" test configurations (its e2e matrix), as the

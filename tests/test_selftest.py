@@ -155,7 +155,7 @@ def test_a_failing_step_ends_that_configuration_and_is_reported(
     assert [step.step for step in result.steps] == ["inv configure"]
     assert "missing cilium_bgp_node_asn" in result.steps[0].output
     assert lines[0].startswith("broken: inv configure: FAILED")
-    report = selftest.report([result])
+    report = selftest.summary_lines([result])
     assert report[1].split() == ["broken", "FAILED", "at", "`inv", "configure`"]
     assert report[-1] == "e2e: 0 of 1 configurations passed"
     assert git(repo_with_configs, "status", "--porcelain") == ""

@@ -676,3 +676,9 @@ def test_dry_runs_nothing_and_lists_every_command(
     out = capsys.readouterr().out
     for line in expected:
         assert line in out
+
+
+def test_the_mode_help_names_every_mode_the_task_accepts() -> None:
+    from tasks.lib.provision.facts import APPLY_MODES
+
+    assert ", ".join(APPLY_MODES) == talos.MODES_HELP

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tasks.lib.provision import plan
+from tasks.lib.provision import facts
 from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo, example_environment
 from tests.fakes import sops_path
 from tests.tools_contract import TALOS_VALIDATE, build_talos_validator, real_tool, run_tool
@@ -82,8 +82,8 @@ def machine_configs(repo: Path) -> list[Path]:
     return sorted((repo / "talos" / "clusterconfig").glob("*.yaml"))
 
 
-def nodes_of(repo: Path) -> list[plan.TalosNode]:
-    return plan.talconfig_nodes(repo / "talos" / "talconfig.yaml")
+def nodes_of(repo: Path) -> list[facts.TalosNode]:
+    return facts.talconfig_nodes(repo / "talos" / "talconfig.yaml")
 
 
 def cluster_value(repo: Path, key: str) -> Any:
@@ -158,26 +158,26 @@ def test_the_vlan_configs_are_covered() -> None:
 TALOSCONFIG = "--talosconfig=./clusterconfig/talosconfig"
 
 
-def gencommand(repo: Path, *args: str) -> list[plan.GeneratedCommand]:
+def gencommand(repo: Path, *args: str) -> list[facts.GeneratedCommand]:
     result = run_tool([real_tool("talhelper"), "gencommand", *args], cwd=repo / "talos", env=talos_env())
     assert result.returncode == 0, result.stdout + result.stderr
-    commands = plan.parse_gencommand(result.stdout)
+    commands = facts.parse_gencommand(result.stdout)
     assert commands, f"gencommand {' '.join(args)} printed nothing"
     return commands
 
 
-def forms(node: plan.TalosNode, cluster: str, talos: str) -> dict[tuple[str, ...], str]:
+def forms(node: facts.TalosNode, cluster: str, talos: str) -> dict[tuple[str, ...], str]:
     """Every gencommand the tasks run for ``node`` -> the line the fakes expect (a regex)."""
-    reset = plan.extra_flags("--reboot", "--graceful=true", "--wait=false")
+    reset = facts.extra_flags("--reboot", "--graceful=true", "--wait=false")
     ip = re.escape(node.addresses[0])
     config = re.escape(f"--file=./clusterconfig/{cluster}-{node.hostname}.yaml")
     image = re.escape(f"--image={node.image_url}:{talos}") if node.image_url else r"--image=\S+"
     return {
-        ("apply", "--node", node.addresses[0], plan.extra_flags("--mode=auto", "--dry-run")):
+        ("apply", "--node", node.addresses[0], facts.extra_flags("--mode=auto", "--dry-run")):
             rf"talosctl apply-config {TALOSCONFIG} --nodes={ip} {config} --mode=auto --dry-run",
-        ("apply", "--node", node.addresses[0], plan.extra_flags("--mode=staged")):
+        ("apply", "--node", node.addresses[0], facts.extra_flags("--mode=staged")):
             rf"talosctl apply-config {TALOSCONFIG} --nodes={ip} {config} --mode=staged",
-        ("upgrade", "--node", node.addresses[0], plan.extra_flags("--timeout=10m")):
+        ("upgrade", "--node", node.addresses[0], facts.extra_flags("--timeout=10m")):
             rf"talosctl upgrade {TALOSCONFIG} --nodes={ip} {image} --timeout=10m",
         ("reset", "--node", node.addresses[0], reset):
             rf"talosctl reset {TALOSCONFIG} --nodes={ip} --reboot --graceful=true --wait=false",
@@ -196,16 +196,16 @@ def test_gencommand_prints_what_the_tasks_expect(rendered: dict[str, Path], name
             assert re.fullmatch(expected, command.line), (args, command.line)
             assert command.node == node.addresses[0]
     # the cluster-wide forms: one command per node (apply, reset) or one for the cluster
-    insecure = gencommand(repo, "apply", plan.extra_flags("--insecure"))
+    insecure = gencommand(repo, "apply", facts.extra_flags("--insecure"))
     assert sorted(c.node for c in insecure) == sorted(n.addresses[0] for n in nodes)
     assert all(c.argv[-1] == "--insecure" for c in insecure)
-    reset = gencommand(repo, "reset", plan.extra_flags("--reboot", "--graceful=false", "--wait=false"))
+    reset = gencommand(repo, "reset", facts.extra_flags("--reboot", "--graceful=false", "--wait=false"))
     assert sorted(c.node for c in reset) == sorted(n.addresses[0] for n in nodes)
     first_controller = next(n for n in nodes if n.controller).addresses[0]
-    for args in (["bootstrap"], ["kubeconfig", plan.extra_flags("..", "--force")]):
+    for args in (["bootstrap"], ["kubeconfig", facts.extra_flags("..", "--force")]):
         (command,) = gencommand(repo, *args)
         assert command.node == first_controller and command.argv[1] == args[0]
-    (k8s,) = gencommand(repo, "upgrade-k8s", plan.extra_flags(f"--to={talenv['kubernetesVersion']}"))
+    (k8s,) = gencommand(repo, "upgrade-k8s", facts.extra_flags(f"--to={talenv['kubernetesVersion']}"))
     assert f"--to={talenv['kubernetesVersion']}" in k8s.argv and k8s.node == first_controller
 
 

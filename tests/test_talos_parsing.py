@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks.lib.errors import UserError
-from tasks.lib.provision import day2, discover, plan
+from tasks.lib.provision import day2, discover, facts
 from tests import talos_shapes as shapes
 
 IP = "192.168.1.50"
@@ -115,9 +115,9 @@ def test_dry_run_summary() -> None:
 
 
 NODES = [
-    plan.TalosNode("k8s-0", ("10.0.0.10",), True, None),
-    plan.TalosNode("k8s-1", ("10.0.0.11", "10.0.1.11"), False, None),
-    plan.TalosNode("k8s-2", ("10.0.0.12",), True, None),
+    facts.TalosNode("k8s-0", ("10.0.0.10",), True, None),
+    facts.TalosNode("k8s-1", ("10.0.0.11", "10.0.1.11"), False, None),
+    facts.TalosNode("k8s-2", ("10.0.0.12",), True, None),
 ]
 
 

@@ -140,3 +140,22 @@ def silence_stdout() -> None:
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+
+
+def verdict(error: BaseException) -> tuple[list[str], int]:
+    """The lines to print and the exit code for an exception that ends a task: a user
+    error is its lines (1), an ``OSError`` the path and reason (1), an interrupt its line
+    (128 + the signal), a closed pipe nothing (141), anything else one line saying it is a
+    bug (2)."""
+    if isinstance(error, UserError):
+        return error.lines, 1
+    if isinstance(error, HomeOpsError):
+        return [str(error)], 1
+    if isinstance(error, KeyboardInterrupt):
+        line, code = interrupted_line(error)
+        return [line], code
+    if isinstance(error, BrokenPipeError):
+        return [], 141
+    if isinstance(error, OSError):
+        return [os_error_line(error)], 1
+    return [bug_line(error)], 2

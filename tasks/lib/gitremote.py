@@ -461,3 +461,31 @@ def push_problem(root: Path, repository: GitUrl | None, branch: str, commit: str
     if remote is not None:
         return unpushed(root, remote, branch, commit)
     return upstream_problem(root, branch)
+
+
+# --------------------------------------------------------------------------- the checkout
+
+
+def git_query(root: Path, *args: str) -> str | None:
+    """A read-only git command in ``root``: what it printed (stripped), None when it failed.
+    It changes nothing, so it runs under ``--dry`` too."""
+    from tasks.lib.tools.runner import Command, run_one
+
+    outcome = run_one(Command(("git", *args), cwd=root))
+    return outcome.stdout.strip() if outcome.ok else None
+
+
+def default_branch(root: Path) -> str:
+    """origin/HEAD's branch when the remote told us, else main."""
+    ref = git_query(root, "symbolic-ref", "--short", "-q", "refs/remotes/origin/HEAD")
+    return ref or "main"
+
+
+def current_branch(root: Path) -> str:
+    """The branch checked out, or one line saying HEAD is detached."""
+    from tasks.lib.errors import UserError
+
+    branch = git_query(root, "symbolic-ref", "--short", "-q", "HEAD")
+    if not branch:
+        raise UserError("HEAD is detached: check out the branch you want Flux to follow")
+    return branch

@@ -17,7 +17,6 @@ one.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -34,15 +33,10 @@ from tasks.lib.errors import (
     DEBUG_ENV,
     HomeOpsError,
     UserError,
-    bug_line,
-    interrupted_line,
-    os_error_line,
     signals_interrupt,
     silence_stdout,
+    verdict,
 )
-
-#: What a shell reports for a process stopped by SIGPIPE.
-CLOSED_PIPE = 141
 
 
 def debugging() -> bool:
@@ -50,20 +44,11 @@ def debugging() -> bool:
 
 
 def judge(error: BaseException) -> tuple[list[str], int]:
-    """The lines to print and the exit code for an exception that ended a task."""
-    if isinstance(error, UserError):
-        return error.lines, 1
-    if isinstance(error, HomeOpsError):
-        return [str(error)], 1
-    if isinstance(error, KeyboardInterrupt):
-        line, code = interrupted_line(error)
-        return [line], code
+    """The lines to print and the exit code for an exception that ended a task
+    (:func:`~tasks.lib.errors.verdict`); a closed stdout is let go quietly."""
     if isinstance(error, BrokenPipeError):
         silence_stdout()
-        return [], CLOSED_PIPE
-    if isinstance(error, OSError):
-        return [os_error_line(error)], 1
-    return [bug_line(error)], 2
+    return verdict(error)
 
 
 def expected(error: BaseException) -> bool:
@@ -113,6 +98,8 @@ UNKNOWN = re.compile(r"^No idea what '(?P<token>.+)' is!")
 
 def nearest(token: str, names: Sequence[str]) -> str | None:
     """The name ``token`` most likely meant (a typo, a missing namespace), if any is close."""
+    import difflib  # only for a typo, never for `inv --list`
+
     bare = {name.rsplit(".", 1)[-1]: name for name in names}
     match = difflib.get_close_matches(token, names, n=1, cutoff=0.6)
     if match:
@@ -133,9 +120,15 @@ class Program(InvokeProgram):
         try:
             with signals_interrupt():
                 self.create_config()
+                writes_bytecode = not sys.dont_write_bytecode
                 self.parse_core(argv)
+                # Invoke stops Python writing bytecode (for a tasks.py beside the user's files);
+                # this project's modules and dependencies are compiled once, like any
+                # program's, unless Python itself was told not to (-B, PYTHONDONTWRITEBYTECODE).
+                sys.dont_write_bytecode = not writes_bytecode
                 self.parse_collection()
-                self.parse_tasks()
+                if not self.listing_only():
+                    self.parse_tasks()
                 self.parse_cleanup()
                 self.update_config()
                 self.execute()
@@ -159,6 +152,11 @@ class Program(InvokeProgram):
             say(lines)
         if exit:
             sys.exit(code)
+
+    def listing_only(self) -> bool:
+        """``inv --list`` with nothing after it: the tasks need no parsing to be listed
+        (the parser Invoke builds for every task is most of the listing's cost)."""
+        return bool(self.args.list.value) and not self.core.unparsed
 
     def no_tasks_given(self) -> None:
         """A bare ``inv`` lists the tasks (Invoke would print its own help)."""

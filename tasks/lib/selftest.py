@@ -230,7 +230,7 @@ def progress_line(step: StepResult) -> str:
     return f"{line} — {done[-1].removeprefix('configure: done — ')}" if step.ok and done else line
 
 
-def report(results: Sequence[ConfigResult]) -> list[str]:
+def summary_lines(results: Sequence[ConfigResult]) -> list[str]:
     """One line per configuration, then the verdict."""
     width = max(len(r.config.name) for r in results)
     lines = []

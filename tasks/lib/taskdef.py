@@ -5,11 +5,14 @@ task can forget the guard (one line per user error, exit 1; a clean exit on Ctrl
 result is typed as an Invoke ``Task`` for the collections that register it. Tasks are
 :class:`HelpSafeTask`: Invoke gives each option a one-letter short flag, its first free
 letter, so an option named ``--helm`` would take ``-h`` and ``inv TASK -h`` would no longer
-show help; no automatic short flag takes ``-h`` here.
+show help; no automatic short flag takes ``-h`` here. And ``-f`` is ``--force`` in every
+task that has one (``init --from`` would otherwise take it first).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, cast, overload
 
@@ -19,6 +22,8 @@ from invoke.tasks import task as invoke_task
 from tasks.lib.guard import friendly
 
 RESERVED_SHORT_FLAGS = frozenset({"h"})  # -h: Invoke's --help
+#: Options whose short flag is the same in every task: name -> letter.
+FIXED_SHORT_FLAGS = {"force": "f"}
 
 Body = Callable[..., None]
 TaskDecorator = Callable[[Body], "Task[Any]"]
@@ -27,8 +32,19 @@ TaskDecorator = Callable[[Body], "Task[Any]"]
 class HelpSafeTask(Task):  # type: ignore[type-arg]
     """A task whose automatic short flags never take a reserved letter."""
 
+    @functools.cached_property
+    def fixed_short_flags(self) -> set[str]:
+        """The letters this task's options with a fixed short flag take."""
+        parameters = inspect.signature(self.body).parameters
+        return {letter for option, letter in FIXED_SHORT_FLAGS.items() if option in parameters}
+
     def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
         taken_names.update(RESERVED_SHORT_FLAGS)
+        fixed = self.fixed_short_flags
+        if name in FIXED_SHORT_FLAGS:
+            taken_names.discard(FIXED_SHORT_FLAGS[name])
+        else:
+            taken_names.update(fixed)
         return super().arg_opts(name, default, taken_names)
 
 

@@ -352,7 +352,7 @@ def read_tunnel(source: Source) -> dict[str, Any]:
 
 def read_age_key(source: Source) -> tuple[bytes, str]:
     """(file bytes, public key) of the template's age key."""
-    from tasks.lib.config.template_context import read_age_identity
+    from tasks.lib.secrets.keys import read_age_identity
 
     path = source.file("age.key")
     label = source.label(path)
@@ -467,7 +467,7 @@ def same_secrets(path: Path, out: Import, age_key_file: Path, sops: SopsRun) -> 
 # --------------------------------------------------------------------------- the import
 
 
-def plan_import(source: Source, paths: Paths, sops: SopsRun, dry: bool) -> Import:
+def prepare_import(source: Source, paths: Paths, sops: SopsRun, dry: bool) -> Import:
     """Read and validate everything; encrypt the secrets (unless ``dry``). Writes nothing.
     Every problem in the inputs is reported at once, one line each."""
     out = Import()
@@ -618,7 +618,7 @@ def leftovers(source: Source) -> list[str]:
 
 
 def example_public_key(paths: Paths) -> str | None:
-    from tasks.lib.config.template_context import read_age_identity
+    from tasks.lib.secrets.keys import read_age_identity
     from tasks.lib.secrets.operator import EXAMPLE_OPERATOR
 
     example = paths.root / EXAMPLE_OPERATOR / "age.key"
@@ -731,7 +731,7 @@ def import_checkout(
     source = locate(path)
     if source.root == paths.root.resolve():
         raise UserError(f"--from {path}: that is this repository — give the checkout of the template")
-    out = plan_import(source, paths, sops or sops_runner(paths), dry)
+    out = prepare_import(source, paths, sops or sops_runner(paths), dry)
     write, same, conflicts = sort_out(paths, out, force)
     if conflicts:
         raise UserError(

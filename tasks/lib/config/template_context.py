@@ -32,6 +32,7 @@ from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.problems import ConfigProblem
+from tasks.lib.secrets.keys import read_age_identity
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -204,25 +205,6 @@ class OperatorFiles:
             "deploy_key_pub": self.deploy_key_pub,
             "push_token": self.push_token,
         }
-
-
-def read_age_identity(path: Path, label: str) -> tuple[str, str]:
-    """(identity, public key) from an age-keygen style file."""
-    import pyrage
-
-    if not path.exists():
-        raise UserError(f"{label} not found — run `inv init` to create an age key")
-    from tasks.lib.files import read_text
-
-    lines = [line.strip() for line in read_text(path, label, "an age key file from `inv init`").splitlines()]
-    identities = [line for line in lines if line.startswith("AGE-SECRET-KEY-")]
-    if not identities:
-        raise UserError(f"{label}: no AGE-SECRET-KEY line — is this an age key file?")
-    try:
-        identity = pyrage.x25519.Identity.from_str(identities[0])
-    except Exception:  # pyrage raises its own untyped error for a malformed key
-        raise UserError(f"{label}: the AGE-SECRET-KEY line is not a valid age key") from None
-    return identities[0], str(identity.to_public())
 
 
 def read_operator_files(paths: Paths) -> OperatorFiles:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import yamlio
@@ -123,3 +125,33 @@ def markdown(
         size += sum(len(line) + 1 for line in section)
         body += section
     return "\n".join([*lines, *body]) + "\n"
+
+
+def base_tree(worktree: Path) -> Tree:
+    """The tree of a checkout of the base; an empty one when the base has no Flux tree yet
+    (then everything is new)."""
+    from . import validate
+    from .entry import EntryNotFound
+
+    try:
+        return validate(worktree)
+    except EntryNotFound:
+        return Tree(root=str(worktree), entry="")
+
+
+def diff_against(root: Path, ref: str, head: Tree, limit: int = DEFAULT_LIMIT) -> str:
+    """The markdown diff of ``head`` (the work tree's validated tree) against ``ref``, built
+    from a temporary git worktree of ``ref`` that is always removed."""
+    from tasks.lib.errors import UserError
+    from tasks.lib.gitremote import git_query
+
+    with tempfile.TemporaryDirectory(prefix="home-ops-diff-") as scratch:
+        worktree = Path(scratch) / "base"
+        if git_query(root, "worktree", "add", "--detach", "--quiet", str(worktree), ref) is None:
+            raise UserError(f"could not check out {ref} into a temporary worktree")
+        try:
+            base = base_tree(worktree)
+        finally:
+            git_query(root, "worktree", "remove", "--force", str(worktree))
+            git_query(root, "worktree", "prune")
+    return markdown(base, head, base_label=ref, limit=limit)

@@ -154,7 +154,7 @@ class Engine:
                 data[key] = spec[key]
         return data
 
-    def plan(self, ks: FluxKustomization) -> BuildItem | None:
+    def build_item(self, ks: FluxKustomization) -> BuildItem | None:
         """How to build ``ks``, or None (with the reason recorded) when it cannot be built."""
         directory = self.root / ks.path
         if not directory.is_dir():
@@ -378,7 +378,7 @@ class Engine:
         items: list[BuildItem] = []
         for ks in level:
             try:
-                if (item := self.plan(ks)) is not None:
+                if (item := self.build_item(ks)) is not None:
                     items.append(item)
             except Exception as error:
                 self.internal_error(ks, error)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
+
+from tasks.lib.errors import verdict
 
 from .model import PROBLEM_KINDS, Tree
 
@@ -86,3 +90,17 @@ def as_text(tree: Tree, extra_notes: list[str] | None = None) -> str:
         lines.append("")
         lines += [str(p) for p in tree.problems]
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def errors_as_json(enabled: bool) -> Iterator[None]:
+    """With ``--json``, an error that stops the validation is also printed as the JSON
+    ``{"error": "..."}`` (the same words the guard prints), so a consumer of the output
+    always gets JSON; the error then goes on to the guard."""
+    try:
+        yield
+    except (Exception, KeyboardInterrupt) as error:
+        if enabled and not isinstance(error, KeyboardInterrupt | BrokenPipeError):
+            lines, _code = verdict(error)
+            print(json.dumps({"error": " ".join(line.strip() for line in lines)}, indent=2))
+        raise

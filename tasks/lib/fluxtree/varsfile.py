@@ -58,3 +58,10 @@ def _secret(value: object) -> str:
         return base64.b64decode(str(value), validate=True).decode("utf-8", "replace")
     except (binascii.Error, ValueError):
         return str(value)
+
+
+def variables(assignments: Iterable[str], vars_file: str = "") -> dict[str, str]:
+    """``--vars-file`` (when given) and then every ``--var``: the later wins."""
+    values = read_vars_file(Path(vars_file).expanduser()) if vars_file else {}
+    values.update(parse_assignments(assignments))
+    return values

@@ -16,18 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tasks.lib.errors import UserError
-from tasks.lib.provision import plan
+from tasks.lib.provision import facts
 
 # --------------------------------------------------------------------------- choosing nodes
 
 
-def select_nodes(nodes: Sequence[plan.TalosNode], node: str, label: str) -> list[plan.TalosNode]:
+def select_nodes(nodes: Sequence[facts.TalosNode], node: str, label: str) -> list[facts.TalosNode]:
     """The nodes ``--node`` names: every node when empty, else the one whose name or one of
     whose addresses it is. An unknown value lists the nodes there are."""
     if not node:
         return list(nodes)
     wanted = node.strip()
-    address = plan.ipv4(wanted)
+    address = facts.ipv4(wanted)
     for candidate in nodes:
         if candidate.hostname == wanted or (address is not None and address in candidate.addresses):
             return [candidate]
@@ -37,13 +37,13 @@ def select_nodes(nodes: Sequence[plan.TalosNode], node: str, label: str) -> list
     )
 
 
-def rolling_order(nodes: Sequence[plan.TalosNode]) -> list[plan.TalosNode]:
+def rolling_order(nodes: Sequence[facts.TalosNode]) -> list[facts.TalosNode]:
     """Controllers first (etcd keeps quorum while one at a time is away), then workers;
     each group in the order the file lists them."""
     return [n for n in nodes if n.controller] + [n for n in nodes if not n.controller]
 
 
-def primary(node: plan.TalosNode) -> str:
+def primary(node: facts.TalosNode) -> str:
     """The address talosctl reaches the node on: its first one."""
     return node.addresses[0]
 

@@ -21,7 +21,7 @@ from typing import Any
 from invoke.context import Context
 
 from tasks.lib.errors import UserError
-from tasks.lib.provision import plan
+from tasks.lib.provision import facts
 from tasks.lib.tools import runner
 
 #: The schematic of the plain Talos image (no extensions): what a node that was not booted
@@ -387,7 +387,7 @@ def checked_ip(value: str, flag: str, *, required: bool = False) -> str:
         raise UserError(
             f"{flag} is required: the address of the node in maintenance mode, e.g. {flag} 192.168.1.50"
         )
-    address = plan.ipv4(value)
+    address = facts.ipv4(value)
     if address is None:
         raise UserError(f"{flag} {value!r} is not an IPv4 address such as 192.168.1.50")
     return address

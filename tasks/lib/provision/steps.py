@@ -12,7 +12,7 @@ from invoke.context import Context
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
-from tasks.lib.provision import plan
+from tasks.lib.provision import facts
 from tasks.lib.tools import runner
 
 CONFIGURE = "run `inv configure`"
@@ -71,23 +71,23 @@ def talosconfig(paths: Paths) -> tuple[Path, str]:
 
 
 def check_mode(mode: str) -> str:
-    if mode not in plan.APPLY_MODES:
-        raise UserError(f"--mode {mode!r} is not one of {', '.join(plan.APPLY_MODES)}")
+    if mode not in facts.APPLY_MODES:
+        raise UserError(f"--mode {mode!r} is not one of {', '.join(facts.APPLY_MODES)}")
     return mode
 
 
 # --------------------------------------------------------------------------- generated commands
 
 
-def node_label(nodes: Sequence[plan.TalosNode], address: str | None) -> str:
+def node_label(nodes: Sequence[facts.TalosNode], address: str | None) -> str:
     """``k8s-0 (192.168.1.10)`` for an address talconfig.yaml knows, else the address."""
     if address is None:
         return "the cluster"
-    node = plan.node_by_address(nodes, address)
+    node = facts.node_by_address(nodes, address)
     return f"{node.hostname} ({address})" if node else address
 
 
-def generated(c: Context, paths: Paths, args: Sequence[str], *, then: str) -> list[plan.GeneratedCommand]:
+def generated(c: Context, paths: Paths, args: Sequence[str], *, then: str) -> list[facts.GeneratedCommand]:
     """Run ``talhelper gencommand ARGS`` in talos/ and parse the talosctl commands it prints.
 
     Under ``--dry`` the gencommand line is printed with a comment on what would follow
@@ -97,7 +97,7 @@ def generated(c: Context, paths: Paths, args: Sequence[str], *, then: str) -> li
         runner.run(c, argv, cwd=paths.talos)
         print(f"# then {then}")
         return []
-    commands = plan.parse_gencommand(checked(c, argv, cwd=paths.talos).stdout)
+    commands = facts.parse_gencommand(checked(c, argv, cwd=paths.talos).stdout)
     if not commands:
         raise UserError(f"`{runner.command_line(argv)}` printed no talosctl command")
     return commands
@@ -109,7 +109,7 @@ def run_generated(
     args: Sequence[str],
     *,
     action: str,
-    nodes: Sequence[plan.TalosNode] = (),
+    nodes: Sequence[facts.TalosNode] = (),
 ) -> int:
     """``talhelper gencommand ARGS`` and then each talosctl command it printed, one after the
     other, output shown live. Returns how many commands ran."""
@@ -158,10 +158,10 @@ def probe_node(c: Context, paths: Paths, address: str) -> None:
         )
 
 
-def known_nodes(paths: Paths) -> list[plan.TalosNode]:
+def known_nodes(paths: Paths) -> list[facts.TalosNode]:
     """talconfig.yaml's nodes, for naming them in messages (empty when unreadable)."""
     try:
-        return plan.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
+        return facts.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
     except UserError:
         return []
 

@@ -17,7 +17,7 @@ from invoke.context import Context
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
-from tasks.lib.provision import day2, plan
+from tasks.lib.provision import day2, facts
 from tasks.lib.provision import discover as discovery
 from tasks.lib.provision.steps import (
     CONFIGURE,
@@ -59,11 +59,11 @@ def upgrade_preflight(c: Context, paths: Paths) -> None:
     )
 
 
-def cluster_nodes(paths: Paths) -> list[plan.TalosNode]:
-    return plan.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
+def cluster_nodes(paths: Paths) -> list[facts.TalosNode]:
+    return facts.talconfig_nodes(paths.talconfig, paths.rel(paths.talconfig))
 
 
-def chosen(paths: Paths, node: str) -> list[plan.TalosNode]:
+def chosen(paths: Paths, node: str) -> list[facts.TalosNode]:
     return day2.select_nodes(cluster_nodes(paths), node, paths.rel(paths.talconfig))
 
 
@@ -79,7 +79,7 @@ def machine_configs(paths: Paths) -> list[Path]:
 def expected_configs(paths: Paths) -> list[Path]:
     """What genconfig writes: ``clusterconfig/CLUSTERNAME-HOSTNAME.yaml`` per node."""
     name = str(
-        plan.read_mapping(paths.talconfig, paths.rel(paths.talconfig)).get("clusterName") or "kubernetes"
+        facts.read_mapping(paths.talconfig, paths.rel(paths.talconfig)).get("clusterName") or "kubernetes"
     )
     return [paths.talos / "clusterconfig" / f"{name}-{node.hostname}.yaml" for node in cluster_nodes(paths)]
 
@@ -143,7 +143,7 @@ def discover(c: Context, paths: Paths, *, ip: str, name: str, address: str, cont
 # --------------------------------------------------------------------------- nodes
 
 
-def talos_version(c: Context, paths: Paths, node: plan.TalosNode) -> str | None:
+def talos_version(c: Context, paths: Paths, node: facts.TalosNode) -> str | None:
     argv = ["talosctl", "version", "--nodes", day2.primary(node)]
     result = runner.run(c, argv, cwd=paths.talos, check=False, timeout=CHECK_TIMEOUT)
     return None if result.failed else day2.server_version(result.stdout)
@@ -157,7 +157,7 @@ def kubernetes_ready(c: Context, paths: Paths) -> dict[str, bool | None]:
     result = runner.run(c, argv, check=False, timeout=CHECK_TIMEOUT)
     if result.failed:
         return {}
-    return {status.name: status.ready for status in plan.node_statuses(result.stdout)}
+    return {status.name: status.ready for status in facts.node_statuses(result.stdout)}
 
 
 def list_nodes(c: Context, paths: Paths) -> None:
@@ -179,9 +179,9 @@ def list_nodes(c: Context, paths: Paths) -> None:
 # --------------------------------------------------------------------------- diff / apply
 
 
-def dry_run(c: Context, paths: Paths, node: plan.TalosNode, mode: str = "auto") -> day2.DryRun | None:
+def dry_run(c: Context, paths: Paths, node: facts.TalosNode, mode: str = "auto") -> day2.DryRun | None:
     """What applying the generated config would do to ``node`` (None under ``--dry``)."""
-    args = ["apply", "--node", day2.primary(node), plan.extra_flags(f"--mode={mode}", "--dry-run")]
+    args = ["apply", "--node", day2.primary(node), facts.extra_flags(f"--mode={mode}", "--dry-run")]
     commands = generated(
         c, paths, args, then=f"run the talosctl apply-config --dry-run it prints for {node.hostname}"
     )
@@ -192,7 +192,7 @@ def dry_run(c: Context, paths: Paths, node: plan.TalosNode, mode: str = "auto") 
     return day2.parse_dry_run(result.stderr + "\n" + result.stdout)
 
 
-def show(node: plan.TalosNode, result: day2.DryRun) -> None:
+def show(node: facts.TalosNode, result: day2.DryRun) -> None:
     print(f"{node.describe()}: {result.summary if result.changed else 'no changes'}")
     if result.changed:
         print(result.diff)
@@ -219,7 +219,7 @@ def apply(c: Context, paths: Paths, *, node: str, mode: str, yes: bool) -> None:
                 continue
             if not yes:
                 confirm(f"Apply this to {target.describe()} (mode {mode})?")
-        args = ["apply", "--node", day2.primary(target), plan.extra_flags(f"--mode={mode}")]
+        args = ["apply", "--node", day2.primary(target), facts.extra_flags(f"--mode={mode}")]
         run_generated(c, paths, args, action=f"applying config (mode {mode})", nodes=targets)
         applied += 1
     if not runner.is_dry(c):
@@ -231,10 +231,10 @@ def apply(c: Context, paths: Paths, *, node: str, mode: str, yes: bool) -> None:
 
 def upgrade(c: Context, paths: Paths, *, node: str, yes: bool) -> None:
     """Rolling Talos upgrade to talenv's talosVersion; stops at the first node that fails."""
-    version = plan.talenv_value(paths.talenv, "talosVersion", paths.rel(paths.talenv))
+    version = facts.talenv_value(paths.talenv, "talosVersion", paths.rel(paths.talenv))
     everyone = cluster_nodes(paths)
     targets = day2.rolling_order(day2.select_nodes(everyone, node, paths.rel(paths.talconfig)))
-    images = {t.hostname: plan.installer_image(t, version, paths.rel(paths.talconfig)) for t in targets}
+    images = {t.hostname: facts.installer_image(t, version, paths.rel(paths.talconfig)) for t in targets}
     if not (yes or runner.is_dry(c)):
         listed = "\n".join(f"  {t.describe()} -> {images[t.hostname]}" for t in targets)
         confirm(f"Upgrade Talos to {version}, one node at a time (each reboots):\n{listed}")
@@ -250,10 +250,10 @@ def upgrade(c: Context, paths: Paths, *, node: str, yes: bool) -> None:
 def upgrade_one(
     c: Context,
     paths: Paths,
-    node: plan.TalosNode,
+    node: facts.TalosNode,
     version: str,
     image: str,
-    controllers: Sequence[plan.TalosNode],
+    controllers: Sequence[facts.TalosNode],
 ) -> None:
     """Upgrade one node unless it runs ``version`` already, then wait until it is back at
     ``version`` and etcd is healthy."""
@@ -264,14 +264,14 @@ def upgrade_one(
         print(f"{node.describe()}: already at {version}")
         return
     print(f"upgrading {node.describe()}{f' from {current}' if current else ''} to {image}")
-    args = ["upgrade", "--node", address, plan.extra_flags(f"--timeout={UPGRADE_TIMEOUT}")]
+    args = ["upgrade", "--node", address, facts.extra_flags(f"--timeout={UPGRADE_TIMEOUT}")]
     run_generated(c, paths, args, action="upgrading Talos", nodes=[node])
     wait_for_version(c, paths, node, version)
     if controllers:
         wait_for_etcd(c, paths, controllers)
 
 
-def wait_for_version(c: Context, paths: Paths, node: plan.TalosNode, version: str) -> None:
+def wait_for_version(c: Context, paths: Paths, node: facts.TalosNode, version: str) -> None:
     runner.retry(
         c,
         ["talosctl", "version", "--nodes", day2.primary(node)],
@@ -284,7 +284,7 @@ def wait_for_version(c: Context, paths: Paths, node: plan.TalosNode, version: st
     )
 
 
-def wait_for_etcd(c: Context, paths: Paths, controllers: Sequence[plan.TalosNode]) -> None:
+def wait_for_etcd(c: Context, paths: Paths, controllers: Sequence[facts.TalosNode]) -> None:
     addresses = ",".join(day2.primary(n) for n in controllers)
     runner.retry(
         c,
@@ -299,9 +299,9 @@ def wait_for_etcd(c: Context, paths: Paths, controllers: Sequence[plan.TalosNode
 
 
 def upgrade_k8s(c: Context, paths: Paths) -> None:
-    version = plan.talenv_value(paths.talenv, "kubernetesVersion", paths.rel(paths.talenv))
+    version = facts.talenv_value(paths.talenv, "kubernetesVersion", paths.rel(paths.talenv))
     print(f"upgrading Kubernetes to {version}")
-    args = ["upgrade-k8s", plan.extra_flags(f"--to={version}")]
+    args = ["upgrade-k8s", facts.extra_flags(f"--to={version}")]
     run_generated(c, paths, args, action="upgrading Kubernetes", nodes=cluster_nodes(paths))
 
 
@@ -336,7 +336,7 @@ def reset_node(c: Context, paths: Paths, *, node: str, yes: bool, wipe_disk: boo
             "reboots into maintenance mode."
         )
     flags = ["--reboot", *wipe_flags(wipe_disk), "--graceful=true", "--wait=false"]
-    args = ["reset", "--node", day2.primary(target), plan.extra_flags(*flags)]
+    args = ["reset", "--node", day2.primary(target), facts.extra_flags(*flags)]
     run_generated(c, paths, args, action="resetting", nodes=[target])
     if not runner.is_dry(c):
         print(
@@ -354,4 +354,4 @@ def reset_cluster(c: Context, paths: Paths, *, yes: bool, wipe_disk: bool) -> No
             f"(their {wiped(wipe_disk)} wiped, no drain)."
         )
     flags = ["--reboot", *wipe_flags(wipe_disk), "--graceful=false", "--wait=false"]
-    run_generated(c, paths, ["reset", plan.extra_flags(*flags)], action="resetting", nodes=nodes)
+    run_generated(c, paths, ["reset", facts.extra_flags(*flags)], action="resetting", nodes=nodes)

