@@ -111,6 +111,17 @@ def copy_repo(destination: Path) -> Path:
     return destination
 
 
+def with_config(repo: Path, directory: Path) -> Path:
+    """The repository copy with a test configuration's files (its own secrets, when it has
+    them; else the example's stay)."""
+    from tasks.lib import selftest
+
+    for name in (*selftest.CONFIG_FILES, selftest.SECRETS_FILE):
+        if (directory / name).is_file():
+            shutil.copy(directory / name, repo / name)
+    return repo
+
+
 @pytest.fixture(scope="session")
 def _cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")

@@ -430,8 +430,18 @@ def test_any_value_for_any_node_key_is_valid_or_one_line_per_problem(
         assert config.nodes[0][key] == expected
 
 
+#: Branch names are drawn from what git allows, weighted to the characters YAML gives a meaning
+#: (so most examples pass the branch check and reach the YAML assertion), and, short, with some
+#: that git refuses (so the check's refusals are exercised too).
+BRANCH_ALPHABET = "ab9-_./#&!|>'\"%@{},=+;`é$"
+REFUSED_IN_BRANCHES = " ~^:?*[\\\x00\u2028"
+
+
 @settings(max_examples=300, deadline=None)
-@given(value=st.text(max_size=30))
+@given(
+    value=st.text(alphabet=BRANCH_ALPHABET, max_size=30)
+    | st.text(alphabet=BRANCH_ALPHABET + REFUSED_IN_BRANCHES, max_size=6)
+)
 def test_accepted_branches_are_plain_yaml_after_refs_heads(value: str) -> None:
     """What the branch check accepts stays one scalar where the template puts it."""
     from ruamel.yaml import YAML

@@ -286,9 +286,8 @@ def test_task_and_hook_check_the_same_files(guarded: Path, monkeypatch: pytest.M
     assert not {"exclude", "files", "types"} & set(hook_config)
 
 
-def test_without_gitleaks_the_guard_refuses_to_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def without_gitleaks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the repository and a PATH with git alone (no gitleaks anywhere)."""
     import shutil
 
     root = copy_repo(tmp_path / "repo")
@@ -297,11 +296,40 @@ def test_without_gitleaks_the_guard_refuses_to_pass(
     (only_git / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
     monkeypatch.setenv("PATH", str(only_git))
     monkeypatch.setattr("tasks.lib.tools.runner.sys.executable", str(tmp_path / "empty" / "python"))
+    return root
+
+
+@pytest.mark.parametrize("ci", ["true", "1"])
+def test_in_ci_without_gitleaks_the_guard_refuses_to_pass(
+    ci: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = without_gitleaks(tmp_path, monkeypatch)
+    monkeypatch.setenv("CI", ci)
     with pytest.raises(Exit) as raised:
         sops.check(context(root))
     assert raised.value.code == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("gitleaks not found") and "token and key check cannot run" in line
+
+
+def test_on_a_workstation_without_gitleaks_the_guard_says_what_it_did_not_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = without_gitleaks(tmp_path, monkeypatch)
+    monkeypatch.delenv("CI", raising=False)
+    sops.check(context(root))
+    out, err = capsys.readouterr()
+    (warning,) = err.strip().splitlines()
+    assert warning.startswith("warning: gitleaks not found") and "NOT checked" in warning
+    assert out.startswith("ok: ") and "no token or key check: gitleaks missing" in out
+    # The structural checks still run: a plaintext Secret is still refused.
+    (root / "kubernetes" / "leak.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\nstringData:\n  password: hunter2hunter2\n"
+    )
+    with pytest.raises(Exit) as raised:
+        sops.check(context(root))
+    assert raised.value.code == 1
+    assert "kubernetes/leak.yaml" in capsys.readouterr().err
 
 
 def test_config_secrets_are_the_schema_keys_that_belong_in_cluster_sops_yaml() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 import yaml
 
 from tasks.lib.provision import facts
-from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo, example_environment
+from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo, example_environment, with_config
 from tests.fakes import sops_path
 from tests.tools_contract import TALOS_VALIDATE, build_talos_validator, real_tool, run_tool
 
@@ -47,8 +46,7 @@ def render(base: Path, name: str) -> Path:
     talhelper = real_tool("talhelper")
     repo = copy_repo(base / name)
     if name != "example":
-        for file in ("cluster.yaml", "nodes.yaml"):
-            shutil.copy(CONFIGS / name / file, repo / file)
+        with_config(repo, CONFIGS / name)
         with example_environment():
             pipeline.configure(repo_paths(repo), pipeline.Options(say=lambda line: None))
     talos = repo / "talos"

@@ -5,7 +5,6 @@ one line and nothing written."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,20 +16,11 @@ from tasks.lib.config.configure import sops_decrypt
 from tasks.lib.config.template_context import build_context
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
-from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo
+from tests.conftest import EXAMPLE_OPERATOR, ROOT, copy_repo, with_config
 
 CONFIGS = ROOT / selftest.CONFIGS_DIR
 INVALID = CONFIGS / "invalid"
 INVALID_CONFIGS = sorted(d for d in INVALID.iterdir() if d.is_dir())
-FILES = (*selftest.CONFIG_FILES, selftest.SECRETS_FILE)
-
-
-def with_config(repo: Path, directory: Path) -> Path:
-    """The repository copy with the configuration's files (its own secrets, when it has them)."""
-    for name in FILES:
-        if (directory / name).is_file():
-            shutil.copy(directory / name, repo / name)
-    return repo
 
 
 def snapshot(repo: Path) -> dict[str, bytes]:
