@@ -13,6 +13,7 @@ from invoke import Config, Context
 
 from tasks import bootstrap
 from tasks.lib.config import examples
+from tasks.lib.errors import UserError
 from tasks.lib.gitremote import parse_repository
 from tasks.lib.provision import ready
 from tasks.lib.secrets.operator import PLACEHOLDER_SECRETS
@@ -159,6 +160,13 @@ def check(root: Path, dry: bool = False) -> str:
     return ready.check_pushed(root, REPOSITORY, "main", dry)
 
 
+def refusal(root: Path, branch: str = "main") -> list[str]:
+    """The lines ``check_pushed`` stops with (it must stop)."""
+    with pytest.raises(UserError) as raised:
+        ready.check_pushed(root, REPOSITORY, branch)
+    return raised.value.lines
+
+
 def test_a_pushed_commit_passes(tree: Path) -> None:
     assert check(tree) == "origin/main"
 
@@ -167,9 +175,7 @@ def test_an_unpushed_commit_stops(tree: Path) -> None:
     (tree / "talos" / "notes.md").write_text("mine\n")
     git(tree, "add", "-A")
     git(tree, "commit", "-q", "-m", "not pushed")
-    with pytest.raises(ready.UserError) as raised:
-        check(tree)
-    assert raised.value.lines == [
+    assert refusal(tree) == [
         "Flux deploys origin/main, and origin/main does not have your latest commit: "
         "run `git push origin main` first"
     ]
@@ -190,15 +196,11 @@ def test_a_commit_pushed_by_someone_else_meanwhile_is_seen(tree: Path, tmp_path:
 
 def test_uncommitted_changes_under_kubernetes_stop(tree: Path) -> None:
     (tree / "kubernetes" / "apps" / "default" / "extra.yaml").write_text("---\n")
-    with pytest.raises(ready.UserError) as raised:
-        check(tree)
-    assert raised.value.lines[0].startswith("kubernetes/ has changes that are not committed")
+    assert refusal(tree)[0].startswith("kubernetes/ has changes that are not committed")
 
 
 def test_a_branch_not_on_the_remote_stops(tree: Path) -> None:
-    with pytest.raises(ready.UserError) as raised:
-        ready.check_pushed(tree, REPOSITORY, "staging")
-    assert raised.value.lines == [
+    assert refusal(tree, "staging") == [
         "branch 'staging' is not on origin yet, and Flux deploys it — push it first "
         "(`git push -u origin HEAD:staging`), then run this again"
     ]
@@ -214,9 +216,7 @@ def test_any_spelling_of_the_remote_is_found(tree: Path, tmp_path: Path) -> None
 
 def test_no_remote_of_the_repository_stops(tree: Path) -> None:
     git(tree, "remote", "set-url", "origin", "https://github.com/someone/else.git")
-    with pytest.raises(ready.UserError) as raised:
-        check(tree)
-    assert raised.value.lines == [
+    assert refusal(tree) == [
         "no git remote of this checkout is https://github.com/octo/home-ops.git (repository_name in "
         "cluster.yaml), which Flux deploys from — add it (`git remote add origin "
         "https://github.com/octo/home-ops.git`) and push"
@@ -227,17 +227,15 @@ def test_an_unreachable_remote_is_one_line(tree: Path, tmp_path: Path) -> None:
     url = "https://github.com/octo/home-ops.git"
     git(tree, "config", f"url.{tmp_path / 'gone.git'}.insteadOf", url)
     git(tree, "config", "--unset", f"url.{tmp_path / 'repo-remote.git'}.insteadOf")
-    with pytest.raises(ready.UserError) as raised:
-        check(tree)
-    (line,) = raised.value.lines
+    (line,) = refusal(tree)
     assert line.startswith("could not fetch main from origin to check that your commit is there (")
     assert line.endswith("check the network and your access to the repository, then run this again")
 
 
 def test_outside_git_stops(tmp_path: Path) -> None:
-    with pytest.raises(ready.UserError) as raised:
-        check(write_cluster_tree(tmp_path / "plain"))
-    assert raised.value.lines[0].startswith("not a git repository: Flux deploys from https://github.com/")
+    assert refusal(write_cluster_tree(tmp_path / "plain"))[0].startswith(
+        "not a git repository: Flux deploys from https://github.com/"
+    )
 
 
 def test_dry_run_shows_the_check_and_fetches_nothing(tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
