@@ -214,12 +214,26 @@ def test_any_spelling_of_the_remote_is_found(tree: Path, tmp_path: Path) -> None
     assert check(tree) == "upstream/main"
 
 
+def test_a_remote_through_an_ssh_host_alias_is_the_one_the_branch_tracks(tree: Path, tmp_path: Path) -> None:
+    alias = "git@github-personal:octo/home-ops.git"  # a Host of ~/.ssh/config: not github.com
+    git(tree, "remote", "set-url", "origin", alias)
+    git(tree, "config", f"url.{tmp_path / 'repo-remote.git'}.insteadOf", alias)
+    assert refusal(tree)[0].startswith("no git remote of this checkout is")  # no upstream yet
+    git(tree, "fetch", "-q", "origin")
+    git(tree, "branch", "-q", "--set-upstream-to=origin/main")
+    assert check(tree) == "origin/main"
+    (tree / "talos" / "notes.md").write_text("mine\n")
+    git(tree, "add", "-A")
+    git(tree, "commit", "-q", "-m", "not pushed")
+    assert refusal(tree)[0].endswith("does not have your latest commit: run `git push origin main` first")
+
+
 def test_no_remote_of_the_repository_stops(tree: Path) -> None:
     git(tree, "remote", "set-url", "origin", "https://github.com/someone/else.git")
     assert refusal(tree) == [
         "no git remote of this checkout is https://github.com/octo/home-ops.git (repository_name in "
-        "cluster.yaml), which Flux deploys from — add it (`git remote add origin "
-        "https://github.com/octo/home-ops.git`) and push"
+        "cluster.yaml), which Flux deploys from, and the branch tracks none — add it (`git remote add "
+        "origin https://github.com/octo/home-ops.git`) and push"
     ]
 
 

@@ -7,7 +7,8 @@
 - **Your commit on the remote.** Flux installs what is on the repository and branch of
   ``cluster.yaml``, not the work tree: ``bootstrap.apps`` would otherwise start a cluster from
   whatever was pushed last, or from nothing. It finds the remote of this checkout that is
-  that repository (any URL spelling, :mod:`tasks.lib.gitremote`), fetches the branch and
+  that repository (any URL spelling, :mod:`tasks.lib.gitremote`; else, for a URL through an
+  ssh host alias, the remote the branch tracks), fetches the branch and
   stops unless ``HEAD`` is on it and ``kubernetes/`` holds nothing uncommitted.
 
 Every command runs through the runner, with a deadline; under ``--dry`` nothing is fetched
@@ -22,7 +23,7 @@ from pathlib import Path
 from tasks.lib.config import examples
 from tasks.lib.config.examples import ExampleValue
 from tasks.lib.errors import UserError
-from tasks.lib.gitremote import GitUrl, remote_for, unpushed
+from tasks.lib.gitremote import GitUrl, flux_remote, unpushed
 from tasks.lib.paths import Paths
 from tasks.lib.tools.runner import Command, Outcome, command_line, find_tool, run_one
 
@@ -127,11 +128,12 @@ def find_remote(root: Path, repository: GitUrl) -> str:
             f"not a git repository: Flux deploys from {repository} — run this in a clone of it, "
             "with your commit pushed"
         )
-    remote = remote_for(root, repository)
+    remote = flux_remote(root, repository)
     if remote is None:
         raise UserError(
             f"no git remote of this checkout is {repository} (repository_name in cluster.yaml), "
-            f"which Flux deploys from — add it (`git remote add origin {repository}`) and push"
+            "which Flux deploys from, and the branch tracks none — add it "
+            f"(`git remote add origin {repository}`) and push"
         )
     return remote
 
