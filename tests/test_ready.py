@@ -15,14 +15,17 @@ from tasks import bootstrap
 from tasks.lib.config import examples
 from tasks.lib.errors import UserError
 from tasks.lib.gitremote import parse_repository
+from tasks.lib.paths import repo_paths
 from tasks.lib.provision import ready
+from tasks.lib.provision.bootstrap import load_cluster
 from tasks.lib.secrets.operator import PLACEHOLDER_SECRETS
-from tests.conftest import EXAMPLE_OPERATOR, exit_code, git
+from tests.conftest import EXAMPLE_OPERATOR, ROOT, exit_code, git, with_config
 from tests.fakes import FakeTools, publish, sops_path, write_cluster_tree
 from tests.test_bootstrap import script_talhelper
 
 EXAMPLE_SECRETS_FILE = Path(__file__).parent / "fixtures" / "example" / "cluster.sops.yaml"
 REPOSITORY = parse_repository("octo/home-ops")
+CONFIGS = ROOT / "tests" / "fixtures" / "configs"
 
 
 def context(root: Path, dry: bool = False) -> Context:
@@ -145,12 +148,21 @@ def test_yes_bootstraps_the_example_anyway(tree: Path, fake_tools: FakeTools) ->
 
 
 def test_the_example_secrets_are_named_never_shown(example_repo: Path) -> None:
-    from tasks.lib.paths import repo_paths
-
-    found = ready.example_values(repo_paths(example_repo), {"cloudflare_domain": "homelab.test"})
-    lines = [value.line() for value in found]
+    paths = repo_paths(example_repo)
+    lines = [value.line() for value in ready.example_values(paths, load_cluster(paths))]
     assert "cluster.sops.yaml: cloudflare_token: still the bundled example's fake value" in lines
     assert "example-cloudflare-api-token" not in "\n".join(lines)
+
+
+def test_the_secrets_are_checked_against_what_the_config_needs(example_repo: Path) -> None:
+    """Without Cloudflare, cluster.sops.yaml holds no Cloudflare secrets, as configure wants."""
+    paths = repo_paths(with_config(example_repo, CONFIGS / "no-cloudflare"))
+    found = ready.example_values(paths, load_cluster(paths))
+    assert [value.key for value in found] == [
+        "repository_name",
+        "onepassword_connect.credentials",
+        "onepassword_connect.token",
+    ]
 
 
 # --------------------------------------------------------------------------- the commit on the remote

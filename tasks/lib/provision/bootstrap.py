@@ -122,7 +122,7 @@ def bootstrap_talos(
     applied, the etcd bootstrap and the kubeconfig retried until they succeed. Not while
     the example's values are in place, unless ``yes``."""
     preflight(c, paths, tools=["talhelper", "talosctl", "sops"], files=talos_files(paths))
-    ready.refuse_examples(paths, load_cluster(paths).cluster, yes, runner.is_dry(c))
+    ready.refuse_examples(paths, load_cluster(paths), yes, runner.is_dry(c))
     ensure_talsecret(c, paths)
     talos_ops.generate_config(c, paths)
     nodes = known_nodes(paths)
@@ -310,7 +310,7 @@ def bootstrap_apps(
     if not facts.app_namespaces(paths.kubernetes / "apps"):
         raise UserError(f"{paths.rel(paths.kubernetes / 'apps')} has no namespace directories — {CONFIGURE}")
     config = load_cluster(paths)
-    ready.refuse_examples(paths, config.cluster, yes, runner.is_dry(c))
+    ready.refuse_examples(paths, config, yes, runner.is_dry(c))
     branch = str(config.cluster["repository_branch"])
     pushed = ready.check_pushed(paths.root, config.repository, branch, runner.is_dry(c))
     if not runner.is_dry(c):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.lib.config import examples
 from tasks.lib.config.examples import ExampleValue
@@ -26,6 +27,9 @@ from tasks.lib.errors import UserError
 from tasks.lib.gitremote import GitUrl, flux_remote, unpushed
 from tasks.lib.paths import Paths
 from tasks.lib.tools.runner import Command, Outcome, command_line, find_tool, run_one
+
+if TYPE_CHECKING:
+    from tasks.lib.config.schema import ClusterConfig
 
 #: How long fetching the branch may take, in seconds (an ssh passphrase may be asked).
 FETCH_TIMEOUT = 120.0
@@ -35,22 +39,23 @@ LOCAL_TIMEOUT = 30.0
 # --------------------------------------------------------------------------- example values
 
 
-def example_values(paths: Paths, cluster: dict[str, object]) -> list[ExampleValue]:
-    """The example's values still in cluster.yaml and (decrypted in memory) cluster.sops.yaml."""
-    found = examples.in_config(cluster, paths.rel(paths.cluster_config))
+def example_values(paths: Paths, config: ClusterConfig) -> list[ExampleValue]:
+    """The example's values still in cluster.yaml and (decrypted in memory) cluster.sops.yaml,
+    whose secrets are checked against what ``config`` needs (as ``configure`` does)."""
+    found = examples.in_config(config.cluster, paths.rel(paths.cluster_config))
     if paths.secrets_config.is_file():
         from tasks.lib.config.configure import sops_decrypt
         from tasks.lib.config.template_context import load_secrets
 
         found += examples.in_secrets(
-            load_secrets(paths, sops_decrypt(paths)), paths.rel(paths.secrets_config)
+            load_secrets(paths, sops_decrypt(paths), config), paths.rel(paths.secrets_config)
         )
     return found
 
 
-def refuse_examples(paths: Paths, cluster: dict[str, object], yes: bool, dry: bool) -> None:
+def refuse_examples(paths: Paths, config: ClusterConfig, yes: bool, dry: bool) -> None:
     """Stop while the example's values are in place, unless ``yes``; ``dry`` only notes it."""
-    found = example_values(paths, cluster)
+    found = example_values(paths, config)
     if not found or yes:
         return
     lines = [
