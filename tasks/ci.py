@@ -10,7 +10,6 @@ from invoke.context import Context
 from tasks.lib.errors import UserError
 from tasks.lib.paths import paths_for
 from tasks.lib.taskdef import task
-from tasks.lib.tools.runner import Command, run_one
 
 
 @task(
@@ -38,13 +37,7 @@ def changed(c: Context, base: str, path: list[str] | None = None, output: str = 
         print("no base to compare with (a new branch, a manual run): everything counts as changed")
         return
     root = paths_for(c).root
-    outcome = run_one(Command(("git", "diff", "--name-only", f"{base}...HEAD"), cwd=root))
-    if not outcome.ok:
-        raise UserError(
-            f"cannot diff against '{base}': {outcome.last_line}",
-            "fetch the base branch's history first (actions/checkout with fetch-depth: 0)",
-        )
-    hits = ci.touches(outcome.stdout.splitlines(), path)
+    hits = ci.touches(ci.changed_since(root, base), path)
     ci.set_output(output, "true" if hits else "false")
     if hits:
         print(f"{len(hits)} changed file(s) under {', '.join(path)}:")

@@ -55,13 +55,14 @@ def validate(
     its file, line and Kustomization chain. Needs only kustomize (or kubectl). Exits 1 on
     any problem.
     """
-    from tasks.lib import fluxtree
+    from tasks.lib import fluxtree, swap
     from tasks.lib.fluxtree import helm as helm_charts
     from tasks.lib.fluxtree import report as fluxtree_report
     from tasks.lib.fluxtree.varsfile import variables
     from tasks.lib.terminal import StatusLine
 
     require(c, "kustomize" if find_tool("kustomize") else "kubectl")
+    swap.require_settled(paths_for(c).root)  # a half-swapped tree would validate as something else
     target = Path(path).expanduser() if path else paths_for(c).root
     live = sys.stderr.isatty() and not json and not is_dry(c)
     status = StatusLine(sys.stderr)
@@ -105,26 +106,27 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
     prints object-level unified diffs of Kustomizations, HelmReleases and what they apply,
     without noisy chart labels, versions and checksums, capped in size.
     """
-    from tasks.lib import fluxtree
+    from tasks.lib import fluxtree, swap
+    from tasks.lib.boundary import git_commit
     from tasks.lib.files import check_output_path, write_output
     from tasks.lib.fluxtree.diff import diff_against
-    from tasks.lib.gitremote import default_branch, git_query
+    from tasks.lib.gitremote import default_branch
 
     root = paths_for(c).root
+    swap.require_settled(root)
     if output_file:
         check_output_path(Path(output_file))  # before the work, not after it
     if limit <= 0:
         raise UserError(f"--limit {limit}: must be a positive number of characters")
     require(c, "git", "kustomize" if find_tool("kustomize") else "kubectl")
     ref = base or default_branch(root)
-    if git_query(root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}") is None:
-        raise UserError(f"unknown git ref '{ref}': pass --base with a branch, tag or commit")
+    commit = git_commit(root, ref)  # never an option to git, whatever --base says
     if is_dry(c):
         print(
             f"would build the Flux tree at {ref} (temporary git worktree) and the working tree, and diff them"
         )
         return
-    text = diff_against(root, ref, fluxtree.validate(root), limit=limit)
+    text = diff_against(root, commit, fluxtree.validate(root), limit=limit, label=ref)
     if output_file:
         write_output(Path(output_file), text)
         print(f"wrote {output_file}", file=sys.stderr)

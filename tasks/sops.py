@@ -1,9 +1,10 @@
 """``inv sops.*``: encrypt, decrypt, edit, check and rotate the repository's secrets.
 
 Plaintext never touches the disk on our side: it travels between sops and these tasks
-through pipes and is held in memory only; every file is replaced atomically (temporary
-file in the same directory, then ``os.replace``), so an interrupted task leaves each file
-either as it was or fully re-encrypted.
+through pipes and is held in memory only. Files are written through the repository's one
+swap (:mod:`tasks.lib.swap`): all of them or none, so an interrupted ``encrypt`` or
+``rotate`` leaves every file as it was or every file re-encrypted. Only files inside the
+repository are read or written: a path or symlink leading out of it is refused.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pathlib import Path
 from invoke.collection import Collection
 from invoke.context import Context
 
+from tasks.lib import swap
+from tasks.lib.boundary import inside, path_argument
 from tasks.lib.errors import UserError
-from tasks.lib.files import memory_dir, private_scratch, read_text, write_atomically
+from tasks.lib.files import memory_dir, private_scratch, read_text
 from tasks.lib.paths import Paths, paths_for
 from tasks.lib.secrets.sopsfile import (
     decrypt_argv,
@@ -50,14 +53,29 @@ EDIT_SCRATCH = "home-ops-sops-edit-"
 
 def resolve(paths: Paths, name: str) -> Path:
     """A path given on the command line: relative to the working directory when that lies
-    inside the repository and the file exists there, else to the repository root."""
+    inside the repository and the file exists there, else to the repository root. It must
+    stay inside the repository (symlinks followed), or it is refused with one line."""
     given = Path(name)
-    if given.is_absolute():
-        return given
-    cwd = Path.cwd().resolve()
-    here = cwd / given
-    inside = cwd == paths.root or paths.root in cwd.parents
-    return here if inside and here.exists() else paths.root / given
+    if not given.is_absolute():
+        cwd = Path.cwd().resolve()
+        here = cwd / given
+        within = cwd == paths.root or paths.root in cwd.parents
+        given = here if within and here.exists() else paths.root / given
+    return inside(paths.root, given, name)
+
+
+def repository_sops_files(paths: Paths) -> list[Path]:
+    """Every ``*.sops.*`` file of the repository; one leading out of it (a symlink) is
+    refused with one line, never read or written through."""
+    from tasks.lib.secrets.scan import sops_files
+
+    return [inside(paths.root, path) for path in sops_files(paths.root)]
+
+
+def write(paths: Paths, task: str, files: dict[Path, str]) -> None:
+    """Replace ``files`` all or none, through the repository's one swap."""
+    changes = [swap.Change(path, text.encode()) for path, text in files.items()]
+    swap.write_files(paths.root, changes, task, key_dirs=paths.key_dirs)
 
 
 def rel(paths: Paths, path: Path) -> str:
@@ -169,18 +187,14 @@ CONFIG_FILES = ("cluster.yaml", "nodes.yaml")
 def encrypt_targets(paths: Paths, given: Sequence[str]) -> list[Path]:
     """The files named on the command line (each must exist), or every ``*.sops.*`` file of
     the repository when none are."""
-    from tasks.lib.secrets.scan import sops_files
-
     if not given:
-        return list(sops_files(paths.root))
+        return repository_sops_files(paths)
     targets: list[Path] = []
     problems: list[str] = []
     for name in given:
         target = resolve(paths, name)
         if not target.is_file():
             problems.append(f"{name}: no such file")
-        elif paths.root.resolve() not in target.resolve().parents:
-            problems.append(f"{name}: not inside the repository")
         else:
             targets.append(target)
     if problems:
@@ -194,7 +208,7 @@ def encrypt_in_place(paths: Paths, target: Path) -> str:
 
     label = rel(paths, target)
     ciphertext = fixes.encrypt_checked(paths, label, read_text(target, label))
-    write_atomically(target, ciphertext)
+    write(paths, "sops.encrypt", {target: ciphertext})
     return f"encrypted {label}"
 
 
@@ -246,7 +260,7 @@ def edit(c: Context, path: str) -> None:
     else:
         require_sops_config(paths)
     require(c, "sops")
-    argv = ["sops", "edit", label]
+    argv = ["sops", "edit", path_argument(label)]
     if is_dry(c):
         print(command_line(argv))
         return
@@ -321,17 +335,16 @@ def rotate(c: Context, old_key: str | None = None) -> None:
     and compared; only when every file passes is anything written.
     """
     from tasks.lib.secrets.recipients import available_identities, creation_rule_recipients, key_problem
-    from tasks.lib.secrets.scan import sops_files
 
     paths = paths_for(c)
     require_sops_config(paths)
-    extra = [resolve(paths, old_key)] if old_key else []
+    extra = [Path(old_key).expanduser().absolute()] if old_key else []  # a key file: anywhere
     for key_file in extra:
         if not key_file.is_file():
             raise UserError(f"{old_key}: no such key file")
         if "AGE-SECRET-KEY-" not in read_text(key_file, old_key, "give the old age key file"):
             raise UserError(f"{old_key}: no AGE-SECRET-KEY line — is this an age key file?")
-    files = [p for p in sops_files(paths.root) if is_encrypted_text(read_text(p, rel(paths, p)))]
+    files = [p for p in repository_sops_files(paths) if is_encrypted_text(read_text(p, rel(paths, p)))]
     if not files:
         print("nothing to rotate: no encrypted *.sops.* file")
         return
@@ -369,8 +382,8 @@ def rotate(c: Context, old_key: str | None = None) -> None:
         raise UserError(
             *(f"{label}: decrypts differently after rotation — nothing written" for label in changed)
         )
-    for path, label, ciphertext in zip(files, labels, rotated, strict=True):
-        write_atomically(path, ciphertext)
+    write(paths, "sops.rotate", dict(zip(files, rotated, strict=True)))
+    for label in labels:
         print(f"rotated {label}")
     print(f"{len(files)} file(s) re-encrypted and verified")
 

@@ -16,9 +16,8 @@ from hypothesis import strategies as st
 from invoke import Config, Context
 
 from tasks import app
-from tasks.lib import apps
+from tasks.lib import apps, swap
 from tasks.lib.config import configure as pipeline
-from tasks.lib.config import swap
 from tasks.lib.errors import UserError
 from tasks.lib.fluxtree import validate
 from tasks.lib.paths import repo_paths
@@ -210,7 +209,7 @@ def test_a_failing_write_leaves_nothing_behind(
         == 1
     )
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("could not write the new tree, so nothing was changed")
+    assert line.startswith("could not write the new files, so nothing was changed")
     assert tree(example_repo) == before
 
 

@@ -86,6 +86,23 @@ def test_changed_with_an_unknown_base_says_what_to_fetch(repo: Path, capsys) -> 
     assert exit_code(lambda: ci_tasks.changed(context(repo), base="main")) == 1
 
 
+@pytest.mark.parametrize("base", ["--output=OUT", "-oOUT", "--output", "main\n--output=OUT"])
+def test_changed_never_passes_the_base_to_git_as_an_option(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, capsys, base: str
+) -> None:
+    """A base git would read as an option writes no file and fails (CI must not fail open)."""
+    outside = tmp_path_factory.mktemp("outside")
+    steps = outside / "github-output"
+    monkeypatch.setenv(ci.OUTPUT_ENV, str(steps))
+    base = base.replace("OUT", str(outside / "written"))
+    commit(repo, "kubernetes/ks.yaml", "a: 2\n")
+    code = exit_code(lambda: ci_tasks.changed(context(repo), base=base, path=["kubernetes/"]))
+    assert code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("--base ")
+    assert sorted(p.name for p in outside.iterdir()) == []  # no output file, no step output
+
+
 def test_summary_appends_to_the_job_summary_or_prints(tmp_path: Path, monkeypatch, capsys) -> None:
     diff = tmp_path / "diff.md"
     diff.write_text("```diff\n+ a\n```\n")

@@ -257,8 +257,8 @@ def test_missing_files(tmp_path: Path) -> None:
     with pytest.raises(UserError) as raised:
         load_config(tmp_path / "cluster.yaml", tmp_path / "nodes.yaml", root=tmp_path)
     assert raised.value.lines == [
-        "cluster.yaml: file not found — run `inv init` or copy it from the bundled example",
-        "nodes.yaml: file not found — run `inv init` or copy it from the bundled example",
+        "cluster.yaml not found — run `inv init` or copy it from the bundled example",
+        "nodes.yaml not found — run `inv init` or copy it from the bundled example",
     ]
 
 

@@ -297,21 +297,24 @@ def test_every_address_the_templates_derive_is_checked() -> None:
 # --------------------------------------------------------------------------- bounded input
 
 
-NOT_REGULAR = "is not a regular file (a pipe, socket or device?) — expected a YAML file"
+NOT_REGULAR = "not a regular file (a pipe, socket or device)"
+OUTSIDE = "outside the repository — refused"
 
 
 @pytest.mark.parametrize(
     ("replace", "expected"),
     [
         (os.mkfifo, f"cluster.yaml: {NOT_REGULAR}"),  # would hang a plain open()
-        (lambda path: path.symlink_to("/dev/zero"), f"cluster.yaml: {NOT_REGULAR}"),  # would eat memory
-        (lambda path: path.symlink_to("/dev/null"), f"cluster.yaml: {NOT_REGULAR}"),
-        (Path.mkdir, "cluster.yaml: is a directory — expected a YAML file"),
-        (lambda path: path.symlink_to(path.parent / "missing"), "cluster.yaml: file not found"),
+        (lambda path: path.symlink_to("/dev/zero"), f"cluster.yaml: a symlink to /dev/zero, {OUTSIDE}"),
+        (lambda path: path.symlink_to("/dev/null"), f"cluster.yaml: a symlink to /dev/null, {OUTSIDE}"),
+        (lambda path: path.symlink_to(path.parent / "fifo"), f"cluster.yaml: {NOT_REGULAR}"),
+        (Path.mkdir, "cluster.yaml: is a directory, not a file"),
+        (lambda path: path.symlink_to(path.parent / "missing"), "cluster.yaml not found"),
     ],
 )
 def test_only_regular_files_are_read(tmp_path: Path, replace: Any, expected: str) -> None:
     cluster, nodes = write(tmp_path)
+    os.mkfifo(tmp_path / "fifo")  # a link to it stays inside: refused for what it is
     cluster.unlink()
     replace(cluster)
     with pytest.raises(UserError) as raised:
@@ -322,7 +325,7 @@ def test_only_regular_files_are_read(tmp_path: Path, replace: Any, expected: str
 def test_a_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
     huge = "# padding\n" * (document.MAX_FILE_BYTES // 10 + 1)
     lines = errors_of(tmp_path, raw_cluster=huge)
-    assert lines == ["cluster.yaml: larger than 256 KiB — is this the right file?"]
+    assert lines == ["cluster.yaml: too big (more than 256 KiB) for what it should hold"]
 
 
 def test_not_utf8_is_one_line(tmp_path: Path) -> None:
@@ -330,7 +333,7 @@ def test_not_utf8_is_one_line(tmp_path: Path) -> None:
     cluster.write_bytes(b"node_cidr: \xff\xfe\n")
     with pytest.raises(UserError) as raised:
         load_config(cluster, nodes, root=tmp_path)
-    assert raised.value.lines == ["cluster.yaml: not UTF-8 text (byte 12)"]
+    assert raised.value.lines == ["cluster.yaml:1: not UTF-8 text (byte 11)"]
 
 
 def alias_bomb(levels: int) -> str:
@@ -646,9 +649,9 @@ def test_the_render_digest_never_reads_a_fifo_or_a_device(tmp_path: Path) -> Non
     os.mkfifo(fifo)
     zero.symlink_to("/dev/zero")
     regular.write_text("a: 1\n")
-    first = inputs_digest(b"k", [fifo, zero, regular, tmp_path / "missing"])
+    first = inputs_digest(b"k", {p.name: p for p in (fifo, zero, regular, tmp_path / "missing")})
     regular.write_text("a: 2\n")
-    assert inputs_digest(b"k", [fifo, zero, regular, tmp_path / "missing"]) != first
+    assert inputs_digest(b"k", {p.name: p for p in (fifo, zero, regular, tmp_path / "missing")}) != first
 
 
 def test_sops_never_reads_a_secrets_file_that_is_not_a_regular_file(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.lib.config import swap
+from tasks.lib import swap
 from tests.conftest import EXAMPLE_OPERATOR, copy_repo, git
 from tests.test_pipeline import TOKEN
 
@@ -121,10 +121,10 @@ def test_a_second_configure_stops_while_one_runs(repo: Path) -> None:
     with lock.open("a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         handle.truncate(0)
-        handle.write("4242\n")
+        handle.write("4242 sops.rotate\n")
         handle.flush()
         result = inv(repo, "configure")
-    one_line_error(result, "another configure is running (pid 4242)")
+    one_line_error(result, "another task is writing this repository (inv sops.rotate, pid 4242)")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])

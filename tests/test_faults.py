@@ -19,6 +19,10 @@ Four classes of cases:
 4. **A full or read-only target during a real configure**: ENOSPC while writing the new
    files, EROFS in the middle of the renames: exit 1, one line naming the path and the OS
    error, the old tree byte for byte.
+5. **SIGKILL at every rename of the other writers** (``inv init --from`` with the operator's
+   keys outside the repository, ``inv sops.rotate``; real subprocesses, real sops): after
+   each, readers refuse the unfinished swap, and the next writer's first step leaves every
+   file old or every file new, with no temporary file left.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import random
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -42,10 +47,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tasks.lib import swap
 from tasks.lib.config import configure as pipeline
-from tasks.lib.config import swap
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
+from tasks.lib.secrets.sopsfile import is_sops_name
 from tests.conftest import EXAMPLE_OPERATOR, copy_repo, git
 from tests.test_pipeline import MINIMAL_TEMPLATES, TOKEN, use_templates
 
@@ -67,14 +73,16 @@ def read_tree(root: Path) -> dict[str, bytes]:
     return {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in root.rglob("*")
-        if p.is_file() and ".git" not in p.relative_to(root).parts
+        if p.is_file() and not {".git", swap.SCRATCH} & set(p.relative_to(root).parts)
     }
 
 
-def plan_for(old: dict[str, bytes], new: dict[str, bytes]) -> tuple[list[str], list[str]]:
+def plan_for(root: Path, old: dict[str, bytes], new: dict[str, bytes]) -> list[swap.Change]:
+    """What configure hands the swap: the changed files, the removed ones, the manifest last."""
     write = sorted((n for n in new if old.get(n) != new[n]), key=lambda n: n == MANIFEST)
-    remove = sorted(n for n in old if n not in new)
-    return write, remove
+    changes = [swap.Change(root / n, new[n]) for n in write if n != MANIFEST]
+    changes += [swap.Change(root / n, None) for n in sorted(n for n in old if n not in new)]
+    return changes + [swap.Change(root / n, new[n]) for n in write if n == MANIFEST]
 
 
 class Steps:
@@ -102,9 +110,10 @@ class Steps:
 
 
 def no_leftovers(root: Path) -> None:
-    assert not (root / swap.JOURNAL_NAME).exists()
-    leftovers = [p.name for p in root.rglob(".*") if p.name.endswith((swap.NEW_SUFFIX, swap.OLD_SUFFIX))]
-    assert leftovers == []
+    assert not swap.pending(root)
+    scratch = swap.scratch(root)
+    leftovers = [p.relative_to(scratch) for p in scratch.rglob("*")] if scratch.is_dir() else []
+    assert [str(p) for p in leftovers if p.name != swap.LOCK_NAME] == []
 
 
 # --------------------------------------------------------------------------- 1. crash anywhere
@@ -117,7 +126,7 @@ def test_a_crash_at_any_step_of_the_swap_recovers_to_old_or_new(
 ) -> None:
     root = tmp_path_factory.mktemp("crash")
     write_tree(root, old)
-    write, remove = plan_for(old, new)
+    changes = plan_for(root, old, new)
     pid = os.fork()
     if pid == 0:  # the child: crash like SIGKILL at step k (no cleanup of any kind)
         try:
@@ -135,14 +144,14 @@ def test_a_crash_at_any_step_of_the_swap_recovers_to_old_or_new(
                 committing["seen"] = journal.state == "committing"
 
             swap.save_journal = save  # type: ignore[assignment]
-            swap.swap_in(root, new, write, remove)
+            swap.swap_in(root, changes)
             os._exit(0)
         except BaseException:
             os._exit(97)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     assert code in (0, 98, 99), f"child failed unexpectedly ({code})"
-    swap.recover(root, lambda line: None)
+    swap.finish_interrupted(root, lambda line: None)
     after = read_tree(root)
     assert after in (old, new)
     if code in (0, 99):  # finished, or died after the commit point: the new tree
@@ -167,7 +176,7 @@ def test_an_os_error_at_any_step_leaves_the_old_tree(
 ) -> None:
     root = tmp_path_factory.mktemp("oserror")
     write_tree(root, old)
-    write, remove = plan_for(old, new)
+    changes = plan_for(root, old, new)
 
     def fail(what: str) -> None:
         raise OSError(code, os.strerror(code))
@@ -181,7 +190,7 @@ def test_an_os_error_at_any_step_leaves_the_old_tree(
 
     steps.install(monkey)
     try:
-        swap.swap_in(root, new, write, remove)
+        swap.swap_in(root, changes)
         failed = None
     except UserError as error:
         failed = error
@@ -190,10 +199,10 @@ def test_an_os_error_at_any_step_leaves_the_old_tree(
             setattr(obj, name, value)
     if failed is not None:
         (line,) = failed.lines
-        assert line.startswith("could not write the new tree, so nothing was changed: ")
+        assert line.startswith("could not write the new files, so nothing was changed: ")
         assert line.endswith(os.strerror(code) + (" (the disk is full)" if code == errno.ENOSPC else ""))
         assert read_tree(root) == old
-    swap.recover(root, lambda line: None)  # the next run: a no-op, or removes what cleanup could not
+    swap.finish_interrupted(root, lambda line: None)  # the next run: a no-op, or removes leftovers
     assert read_tree(root) == (old if failed is not None else new)
     no_leftovers(root)
 
@@ -212,7 +221,7 @@ renames = [0]
 flushes = [0]
 real_replace, real_fsync = os.replace, os.fsync
 def replace(src, dst, *args, **kwargs):
-    if str(src).endswith(".configure-new"):
+    if "/.home-ops/swap/new/" in str(src):
         renames[0] += 1
         time.sleep(slow)
         if renames[0] == rename_fails:
@@ -398,7 +407,7 @@ def settle_and_check(repo: Path, old: dict[str, bytes], new: dict[str, bytes], e
         no_leftovers(repo)
     if "nothing was written" in err:
         assert left == "old", err
-    if "the new tree is in place" in err:
+    if "the new files are in place" in err:
         assert left == "new", err
     from tests.conftest import example_environment
 
@@ -452,11 +461,14 @@ def test_a_signal_at_any_moment_leaves_old_or_new_and_no_plaintext(
         assert left == "pending"  # killed mid-swap: the next configure finished it (checked above)
     elif during_swap:
         assert code == EXPECTED_CODE[signum] and left == "new"  # the renames were finished first
-        assert "the new tree is in place" in err
+        assert "the new files are in place" in err
 
 
 def committing(repo: Path) -> bool:
-    journal = swap.Journal.load(repo / swap.JOURNAL_NAME)
+    try:
+        journal = swap.load_journal(repo)
+    except UserError:  # caught while being replaced
+        return False
     return journal is not None and journal.state == "committing"
 
 
@@ -472,7 +484,7 @@ def test_two_configures_at_once_never_blame_each_other(
     assert "hand" not in errors and "changed since configure wrote them" not in errors, errors
     assert codes in ([0, 0], [0, 1]), errors
     if codes == [0, 1]:
-        assert "another configure is running (pid " in errors
+        assert "another task is writing this repository (inv configure, pid " in errors
     assert generated(repo) == new
     assert_no_plaintext_anywhere(repo, tmpdir, 0)
     settle_and_check(repo, old, new, "")
@@ -499,8 +511,143 @@ def test_a_full_or_read_only_target_leaves_the_old_tree(
     assert code == 1, err
     assert "Traceback" not in err
     (line,) = [line for line in err.splitlines() if not line.startswith("warning:")]
-    assert line.startswith("could not write the new tree, so nothing was changed: ")
+    assert line.startswith("could not write the new files, so nothing was changed: ")
     assert line.endswith(says)
     assert generated(repo) == old
     no_leftovers(repo)
     assert settle_and_check(repo, old, new, err) == "old"
+
+
+# --------------------------------------------------------------------------- 5. the other writers
+
+#: ``inv`` that SIGKILLs itself just before its k-th rename (``os.replace``: the swap's
+#: journal saves and every file it puts in place); with k = 0 it counts them instead.
+KILL_WRAPPER = r"""
+import atexit, os, signal, sys
+kill_at = int(os.environ["FAULT_KILL_AT_RENAME"])
+count = [0]
+real_replace = os.replace
+def replace(src, dst, *args, **kwargs):
+    count[0] += 1
+    if count[0] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(src, dst, *args, **kwargs)
+os.replace = replace
+if kill_at == 0:
+    atexit.register(lambda: open(os.environ["FAULT_COUNT_FILE"], "w").write(str(count[0])))
+sys.argv = ["inv", *sys.argv[1:]]
+sys.path.insert(0, os.getcwd())  # the repository's own tasks, as `inv` there finds them
+from tasks.lib.guard import run_program
+run_program()
+"""
+
+
+def killed_at(
+    repo: Path, tmp_path: Path, args: list[str], k: int, operator: Path
+) -> subprocess.CompletedProcess[str]:
+    wrapper = tmp_path / "inv_killed.py"
+    wrapper.write_text(KILL_WRAPPER)
+    env = {
+        **os.environ,
+        "HOME_OPS_OPERATOR_DIR": str(operator),
+        "FAULT_KILL_AT_RENAME": str(k),
+        "FAULT_COUNT_FILE": str(tmp_path / "renames"),
+    }
+    env.pop("HOME_OPS_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, str(wrapper), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def files_of(*roots: Path) -> dict[str, bytes]:
+    found = {}
+    for root in roots:
+        found.update({f"{root.name}/{name}": data for name, data in read_tree(root).items()})
+    return found
+
+
+def old_or_new(old: dict[str, bytes], after: dict[str, bytes], targets: set[str]) -> str:
+    """``old`` when no target changed, ``new`` when every one did; anything else fails."""
+    changed = {name for name in targets if after.get(name) != old.get(name)}
+    assert changed in (set(), targets), f"mixed: {sorted(changed)} new, {sorted(targets - changed)} old"
+    assert {n: d for n, d in after.items() if n not in targets} == {
+        n: d for n, d in old.items() if n not in targets
+    }
+    return "new" if changed else "old"
+
+
+def every_kill(
+    tmp_path: Path, make: Callable[[Path], tuple[Path, Path, list[str]]], check_new: Callable[..., None]
+) -> list[str]:
+    """Run the task once to count its renames, then once killed at each of them; after each
+    kill the next writer's first step (finish the interrupted swap) must leave old or new."""
+    repo, operator, args = make(tmp_path / "count")
+    old = files_of(repo, operator)
+    done = killed_at(repo, tmp_path, args, 0, operator)
+    assert done.returncode == 0, done.stderr
+    total = int((tmp_path / "renames").read_text())
+    targets = {n for n, d in files_of(repo, operator).items() if old.get(n) != d}
+    assert total >= len(targets) >= 4
+    outcomes = []
+    for k in range(1, total + 1):
+        repo, operator, args = make(tmp_path / f"kill-{k}")
+        old = files_of(repo, operator)
+        result = killed_at(repo, tmp_path, args, k, operator)
+        assert result.returncode == -signal.SIGKILL, (k, result.stderr)
+        if swap.pending(repo):
+            with pytest.raises(UserError, match="left its swap unfinished"):
+                swap.require_settled(repo)  # every reader of the tree refuses meanwhile
+        swap.finish_interrupted(repo, lambda line: None, [operator])
+        left = old_or_new(old, files_of(repo, operator), targets)
+        if left == "new":
+            check_new(repo, operator)
+        no_leftovers(repo)
+        no_leftovers(operator)
+        outcomes.append(left)
+    return outcomes
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_rename_of_init_from_ends_old_or_new(tmp_path: Path) -> None:
+    from tests.test_migrate import write_checkout
+
+    checkout = write_checkout(tmp_path / "template")
+
+    def make(where: Path) -> tuple[Path, Path, list[str]]:
+        repo = copy_repo(where / "repo")
+        operator = where / "operator"  # outside the repository: its own scratch
+        operator.mkdir()
+        return repo, operator, ["init", "--from", str(checkout.path)]
+
+    def check_new(repo: Path, operator: Path) -> None:
+        assert (operator / "age.key").read_text().strip().endswith(checkout.age_identity)
+        assert stat.S_IMODE((operator / "age.key").stat().st_mode) == 0o600
+        assert checkout.token.encode() not in (repo / "cluster.sops.yaml").read_bytes()
+
+    outcomes = every_kill(tmp_path, make, check_new)
+    assert "old" in outcomes and "new" in outcomes, outcomes
+
+
+@pytest.mark.slow
+def test_sigkill_at_every_rename_of_sops_rotate_ends_old_or_new(tmp_path: Path) -> None:
+    plaintexts: dict[str, str] = {}
+
+    def make(where: Path) -> tuple[Path, Path, list[str]]:
+        return copy_repo(where / "repo"), EXAMPLE_OPERATOR, ["sops.rotate"]  # keys: only read
+
+    def decrypted(repo: Path) -> dict[str, str]:
+        found = {}
+        for path in sorted(p for p in repo.rglob("*.sops.yaml") if is_sops_name(p)):
+            env = {**os.environ, "SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key")}
+            result = subprocess.run(["sops", "--decrypt", str(path)], env=env, capture_output=True, text=True)
+            assert result.returncode == 0, (path, result.stderr)
+            found[str(path.relative_to(repo))] = result.stdout
+        return found
+
+    def check_new(repo: Path, operator: Path) -> None:
+        if not plaintexts:
+            plaintexts.update(decrypted(copy_repo(tmp_path / "reference")))
+        assert decrypted(repo) == plaintexts  # re-encrypted, same secrets
+
+    outcomes = every_kill(tmp_path, make, check_new)
+    assert "old" in outcomes and "new" in outcomes, outcomes

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.serialization import load_ssh_private_key, l
 from invoke import Config, Context
 
 from tasks import root
-from tasks.lib.secrets import keys
+from tasks.lib import swap
+from tasks.lib.errors import UserError
 from tasks.lib.secrets.keys import age_recipients_of, read_age_identity
 from tests.conftest import EXAMPLE_OPERATOR, git
 
@@ -108,8 +109,10 @@ def test_dry_init_creates_nothing(newcomer: Context, capsys: pytest.CaptureFixtu
     assert "would create age.key" in out
 
 
-def test_write_private_refuses_to_overwrite(tmp_path: Path) -> None:
+def test_keys_are_created_exclusively_and_private_from_the_first_byte(tmp_path: Path) -> None:
     target = tmp_path / "key"
-    assert keys.write_private(target, "one")
-    assert not keys.write_private(target, "two")
+    swap.write_files(tmp_path, [swap.Change(target, b"one", 0o600, exclusive=True)], "init")
+    assert target.read_text() == "one" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    with pytest.raises(UserError, match="key: exists — not replaced"):
+        swap.write_files(tmp_path, [swap.Change(target, b"two", 0o600, exclusive=True)], "init")
     assert target.read_text() == "one"

@@ -25,7 +25,9 @@ from ruamel.yaml import YAML
 
 from tasks import root
 from tasks import sops as sops_tasks
+from tasks.lib import swap
 from tasks.lib.config import migrate
+from tasks.lib.errors import UserError
 from tasks.lib.secrets import keys
 from tasks.lib.secrets.keys import age_recipients_of, read_age_identity
 from tests.conftest import exit_code, git
@@ -461,17 +463,21 @@ def test_a_failure_while_writing_puts_every_file_back(
     calls: list[str] = []
 
     def flaky_replace(src: str, dst: str) -> None:
-        calls.append(str(dst))
-        if len(calls) == 5:
-            raise OSError(28, "No space left on device")
+        if "/swap/new/" in str(src):
+            calls.append(str(dst))
+            if len(calls) == 5:
+                raise OSError(28, "No space left on device")
         real_replace(src, dst)
 
-    monkeypatch.setattr(migrate.os, "replace", flaky_replace)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(swap.os, "replace", flaky_replace)
+    with pytest.raises(UserError) as error:
         migrate.import_checkout(str(checkout.path), migrate.Paths(repo), force=False, dry=False)
+    (line,) = error.value.lines
+    assert line.startswith("could not write the new files, so nothing was changed: ")
+    assert line.endswith("No space left on device (the disk is full)")
     assert len(calls) == 5
     assert snapshot(repo) == before  # the four already in place were put back, new ones removed
-    assert not [p for p in repo.rglob("*.import")]
+    assert not swap.pending(repo) and list(swap.scratch(repo).iterdir()) == []
 
 
 # --------------------------------------------------------------------------- bad or missing inputs

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from tasks.lib import swap
 from tasks.lib.config import configure as pipeline
-from tasks.lib.config import swap
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
 from tests.conftest import EXAMPLE_OPERATOR, git, rewrite_secrets
@@ -529,7 +529,7 @@ def test_a_failing_swap_restores_every_original(repo: Path, monkeypatch: pytest.
     calls = {"n": 0}
 
     def flaky_replace(src: str, dst: str) -> None:
-        if str(src).endswith(".configure-new"):
+        if "/swap/new/" in str(src):
             calls["n"] += 1
             if calls["n"] == 2:
                 raise PermissionError(errno.EACCES, "Permission denied")
@@ -539,11 +539,11 @@ def test_a_failing_swap_restores_every_original(repo: Path, monkeypatch: pytest.
     with pytest.raises(UserError) as raised:
         run(repo)
     (line,) = raised.value.lines
-    assert line.startswith("could not write the new tree, so nothing was changed: ")
-    assert line.endswith(": Permission denied") and ".configure" not in line
+    assert line.startswith("could not write the new files, so nothing was changed: ")
+    assert line.endswith(": Permission denied") and swap.SCRATCH not in line
     assert snapshot(repo) == before
-    leftovers = [p for p in repo.rglob(".*.configure*") if ".git" not in p.parts]
-    assert leftovers == []
+    assert not swap.pending(repo)
+    assert sorted(p.name for p in swap.scratch(repo).iterdir()) == []
 
 
 def test_config_problems_stop_before_anything_is_rendered(repo: Path) -> None:
@@ -564,7 +564,7 @@ def test_wrong_age_key_is_one_clear_line(repo: Path, tmp_path: Path, monkeypatch
     from tasks.lib.secrets import keys
 
     (operator / "age.key").unlink()
-    keys.write_private(operator / "age.key", keys.age_key_file()[0])
+    (operator / "age.key").write_text(keys.age_key_file()[0])
     monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(operator))
     with pytest.raises(UserError) as raised:
         run(repo)

@@ -5,11 +5,12 @@ one line and nothing written."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tasks.lib import selftest
+from tasks.lib import selftest, swap
 from tasks.lib.config import configure as pipeline
 from tasks.lib.config.checks import load_config
 from tasks.lib.config.configure import sops_decrypt
@@ -24,12 +25,10 @@ INVALID_CONFIGS = sorted(d for d in INVALID.iterdir() if d.is_dir())
 
 
 def snapshot(repo: Path) -> dict[str, bytes]:
-    """Every file but the configure lock (git-ignored; it stays, as flock locks do)."""
-    return {
-        str(p.relative_to(repo)): p.read_bytes()
-        for p in sorted(repo.rglob("*"))
-        if p.is_file() and p.name != ".configure.lock"
-    }
+    """Every file but the write lock (in the git-ignored scratch; it stays, as flock locks do)."""
+    lock = swap.lock_path(repo)
+    files = sorted(p for p in repo.rglob("*") if p.is_file() and p != lock)
+    return {str(p.relative_to(repo)): p.read_bytes() for p in files}
 
 
 @pytest.fixture
@@ -100,14 +99,15 @@ def test_the_derived_default_gateway_is_named_as_derived_and_a_written_one_is_no
     (tmp_path / "cluster.yaml").write_text(
         (directory / "cluster.yaml").read_text() + "node_default_gateway: 10.10.10.1\n"
     )
+    shutil.copy(directory / "nodes.yaml", tmp_path / "nodes.yaml")  # the config files of one repository
     with pytest.raises(UserError) as written:
-        load_config(tmp_path / "cluster.yaml", directory / "nodes.yaml", tmp_path)
+        load_config(tmp_path / "cluster.yaml", tmp_path / "nodes.yaml", tmp_path)
     assert written.value.lines[0].endswith("10.10.10.1 is already used by node_default_gateway")
     (tmp_path / "cluster.yaml").write_text(
         (directory / "cluster.yaml").read_text() + "node_default_gateway: 10.10.10.254\n"
     )
     with pytest.raises(UserError) as moved:  # the router elsewhere: .1 is free, .254 is the VIP
-        load_config(tmp_path / "cluster.yaml", directory / "nodes.yaml", tmp_path)
+        load_config(tmp_path / "cluster.yaml", tmp_path / "nodes.yaml", tmp_path)
     assert len(moved.value.lines) == 1
     assert moved.value.lines[0].endswith(
         "node_default_gateway: 10.10.10.254 is already used by cluster_api_addr"

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tasks.lib.config import ownapps, swap
+from tasks.lib import swap
+from tasks.lib.config import ownapps
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.tools.runner import Command, Outcome, command_line, find_tool, missing_tool_message, run_one
@@ -317,16 +318,12 @@ def create(paths: Paths, app: App, dry: bool) -> list[str]:
     order = sorted(files, key=lambda name: (name.startswith(app.folder + "/"), name))
     if dry:
         return order
-    with swap.configure_lock(paths.root):
-        if swap.pending(paths.root):
-            raise UserError(
-                "an interrupted configure left its swap unfinished (.configure-journal.json) — "
-                "run `inv configure` to finish it, then run this again"
-            )
+    with swap.locked(paths.root, "app.new"):
+        swap.require_settled(paths.root)
         problems = check_target(paths, app)  # again, under the lock
         if problems:
             raise UserError(*problems)
-        swap.swap_in(paths.root, files, order, [])
+        swap.swap_in(paths.root, [swap.Change(paths.root / name, files[name]) for name in order], "app.new")
     return order
 
 

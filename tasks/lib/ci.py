@@ -28,6 +28,22 @@ def touches(changed: Iterable[str], prefixes: Sequence[str]) -> list[str]:
     return hits
 
 
+def changed_since(root: Path, base: str) -> list[str]:
+    """The paths changed between the merge base of ``base`` and HEAD (a pull request's
+    diff). ``base`` is resolved to a commit first: a value git would read as an option, or
+    a ref it does not know, is one line and exit 1 (never "nothing changed")."""
+    from tasks.lib.boundary import git_commit
+    from tasks.lib.errors import UserError
+    from tasks.lib.tools.runner import Command, run_one
+
+    commit = git_commit(root, base)
+    argv = ("git", "diff", "--name-only", "-z", "--end-of-options", f"{commit}...HEAD")
+    outcome = run_one(Command(argv, cwd=root, deadline=120))
+    if not outcome.ok:
+        raise UserError(f"cannot diff against {base!r}: {outcome.problem}")
+    return [name for name in outcome.data.decode("utf-8", "replace").split("\0") if name]
+
+
 def append(env_name: str, text: str) -> Path | None:
     """Append ``text`` to the file the environment variable names; None when it is unset."""
     target = os.environ.get(env_name)

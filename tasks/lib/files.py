@@ -1,70 +1,81 @@
-"""Writing files safely: all or nothing."""
+"""Reading files safely (bounded, one line per problem) and scratch directories.
+
+Writing the repository's files is :mod:`tasks.lib.swap`'s job (atomic, durable, all or
+nothing); :func:`write_output` writes a file the user named on the command line.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-
-def write_atomically(path: Path, content: str | bytes) -> None:
-    """Replace ``path`` with ``content`` in one step: a temporary file in the same directory,
-    flushed to disk, then renamed over it, keeping the old file's permissions (0644 for a new
-    file). On any failure or Ctrl-C the temporary file is removed and the old file stays."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    data = content.encode() if isinstance(content, str) else content
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).chmod(mode)
-        Path(temporary).replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            Path(temporary).unlink()
-        raise
-
-
 #: Inputs larger than this are refused: every file a task reads is small text.
 MAX_TEXT_BYTES = 4 * 1024 * 1024
+#: Key files, tokens and credentials: far smaller.
+MAX_KEY_BYTES = 64 * 1024
 
 
-def read_text(path: Path, label: str | None = None, hint: str = "") -> str:
-    """A small UTF-8 text file, or one :class:`UserError` line saying what is wrong with it
-    (missing, a directory, not a regular file, unreadable, too big, not UTF-8)."""
-    import stat
-
+def read_bytes(
+    path: Path, label: str | None = None, hint: str = "", limit: int = MAX_TEXT_BYTES, missing: str = ""
+) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or one :class:`UserError`
+    line saying what is wrong with it (missing, a directory, a pipe or device, unreadable,
+    too big), ending with ``hint`` (``missing``, when given, for a file that is not there).
+    Opened without blocking and checked after opening, so a FIFO cannot hang the task and
+    a link to /dev/zero cannot fill its memory."""
     from tasks.lib.errors import UserError
 
     name = label or str(path)
     suffix = f" — {hint}" if hint else ""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        info = path.stat()
+        fd = os.open(path, flags)
     except FileNotFoundError:
-        raise UserError(f"{name}: not found{suffix}") from None
-    except OSError as error:
-        raise UserError(f"{name}: cannot read it: {error.strerror or error}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise UserError(f"{name}: is a directory, not a file{suffix}")
-    if not stat.S_ISREG(info.st_mode):
-        raise UserError(f"{name}: not a regular file{suffix}")
-    if info.st_size > MAX_TEXT_BYTES:
-        raise UserError(f"{name}: too big ({info.st_size} bytes) for a text file{suffix}")
+        raise UserError(f"{name} not found{f' — {missing}' if missing else suffix}") from None
+    except IsADirectoryError:
+        raise UserError(f"{name}: is a directory, not a file{suffix}") from None
+    except (OSError, RuntimeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise UserError(f"{name}: cannot read it: {reason}{suffix}") from None
     try:
-        data = path.read_bytes()
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError(f"{name}: is a directory, not a file{suffix}")
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{name}: not a regular file (a pipe, socket or device){suffix}")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
     except OSError as error:
-        raise UserError(f"{name}: cannot read it: {error.strerror or error}") from None
+        raise UserError(f"{name}: cannot read it: {error.strerror or error}{suffix}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise UserError(f"{name}: too big (more than {limit // 1024} KiB) for what it should hold{suffix}")
+    return b"".join(chunks)
+
+
+def read_text(
+    path: Path, label: str | None = None, hint: str = "", limit: int = MAX_TEXT_BYTES, missing: str = ""
+) -> str:
+    """A small UTF-8 text file (see :func:`read_bytes`), or one :class:`UserError` line;
+    text that is not UTF-8 names the line of the first bad byte."""
+    from tasks.lib.errors import UserError
+
+    data = read_bytes(path, label, hint, limit, missing)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise UserError(f"{name}:{line}: not UTF-8 text (byte {error.start}){suffix}") from None
+        suffix = f" — {hint}" if hint else ""
+        raise UserError(f"{label or path}:{line}: not UTF-8 text (byte {error.start}){suffix}") from None
 
 
 def memory_dir() -> str | None:

@@ -110,6 +110,11 @@ class Paths:
         return self.operator_dir / "github-push-token.txt"
 
     @property
+    def key_dirs(self) -> tuple[Path, ...]:
+        """The folders the operator's keys live in (outside the repository, maybe)."""
+        return tuple(dict.fromkeys((self.operator_dir, self.age_key.parent)))
+
+    @property
     def sops_config(self) -> Path:
         return env_path("SOPS_CONFIG") or self.root / ".sops.yaml"
 
@@ -125,7 +130,7 @@ class Paths:
         """``path`` relative to the root when it lies inside it, for messages."""
         try:
             return str(path.resolve().relative_to(self.root.resolve()))
-        except ValueError:
+        except (ValueError, RuntimeError, OSError):  # outside, or a symlink loop
             return str(path)
 
 

@@ -485,7 +485,8 @@ def load_config(cluster_path: Path, nodes_path: Path, root: Path | None = None) 
     def label(path: Path) -> str:
         return str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
 
-    cluster, nodes = read_documents((path, label(path)) for path in (cluster_path, nodes_path))
+    files = ((path, label(path)) for path in (cluster_path, nodes_path))
+    cluster, nodes = read_documents(files, within=root)
     problems = validate(cluster, nodes)
     if problems:
         raise UserError(*problems)

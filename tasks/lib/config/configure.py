@@ -5,7 +5,7 @@ ever written to any file, memory-backed ones included: the secret templates are 
 into memory and handed to sops on stdin, and everything that needs files (the YAML checks,
 kustomize, the swap) works on the ciphertext, which kustomize builds just as well. The rest
 is rendered into a private staging directory outside the repository, validated there, and
-swapped into the work tree all or nothing (see :mod:`tasks.lib.config.swap`), one run at a
+swapped into the work tree all or nothing (see :mod:`tasks.lib.swap`), one run at a
 time. A failure, Ctrl-C, SIGTERM or SIGHUP leaves the tree as it was; SIGKILL or power loss
 in the middle of the swap is finished by the next run.
 """
@@ -18,10 +18,19 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.lib import swap
+from tasks.lib.boundary import (
+    RENDERED_DIRS,
+    RENDERED_FILES,
+    links_out,
+    outside_problems,
+    rendered_name_problem,
+    shown,
+)
 from tasks.lib.config.blame import explain_rendered_error
 from tasks.lib.config.checks import load_config
 from tasks.lib.config.examples import ExampleValue, advice
@@ -46,7 +55,7 @@ from tasks.lib.tools.runner import (
 )
 
 from . import manifest as mf
-from . import merge, ownapps, plan, swap
+from . import merge, ownapps, plan
 
 #: Files whose bytes decide what a render produces (besides templates/ and the operator's
 #: key material, which are added separately).
@@ -412,12 +421,42 @@ def validate_staged(
 # --------------------------------------------------------------------------- the pipeline
 
 
-def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[list[Path], list[str]]:
-    """Every file and value a render depends on (the key material as values), and the
-    user's app folders (each one is listed in a generated kustomization)."""
-    files = [paths.root / name for name in RENDER_INPUT_FILES] + [module_file(m) for m in RENDER_CODE]
-    files += [p for p in paths.templates.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[dict[str, Path], list[str]]:
+    """Every file a render depends on, named without saying where the checkout lives (its
+    path in the repository, the render code by module name), and the values (the key
+    material)."""
+    files = {name: paths.root / name for name in RENDER_INPUT_FILES}
+    files.update({module: module_file(module) for module in RENDER_CODE})
+    for path in paths.templates.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            files[path.relative_to(paths.root).as_posix()] = path
     return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
+
+
+def boundary_problems(paths: Paths) -> list[str]:
+    """Every input of a render and every rendered folder that leads outside the repository
+    (a symlink to elsewhere, a symlink loop): read through, it would pull a file from
+    anywhere into the render or into an error message; written through, it would put
+    the render anywhere."""
+    root = paths.root
+    candidates = [root / name for name in (*RENDER_INPUT_FILES, *RENDERED_DIRS, *RENDERED_FILES)]
+    return outside_problems(root, candidates) + links_out(root, paths.templates)
+
+
+def tree_problems(root: Path, names: Iterable[str]) -> list[str]:
+    """The rendered files about to be compared, written or removed that lead outside (a
+    symlinked folder on the way, or the file itself a symlink)."""
+    return outside_problems(root, [os.path.join(root, name) for name in names])
+
+
+def stray_outputs(names: Iterable[str]) -> list[str]:
+    """Rendered files outside the folders configure owns (``makejinja.toml`` pointing its
+    inputs elsewhere): never written, and never recorded in the manifest."""
+    return [
+        f"the render produced {shown(name)}: {problem} — check the inputs in makejinja.toml"
+        for name in sorted(names)
+        if (problem := rendered_name_problem(name)) is not None
+    ]
 
 
 def own_apps_inputs(paths: Paths, manifest: mf.Manifest) -> list[str]:
@@ -507,7 +546,7 @@ MAX_OWN_FILES = 20_000
 def copy_own_files(root: Path, out: Path, generated: Collection[str]) -> None:
     """Copy the user's own files under kubernetes/ (everything configure does not generate)
     into ``out``, so the generated kustomizations that list the user's apps build there.
-    Symbolic links are not followed; swap temporaries and oversized files are left out."""
+    Symbolic links are not followed; oversized files are left out."""
     from tasks.lib.files import MAX_TEXT_BYTES
 
     base = root / OWN_FILES_ROOT
@@ -519,7 +558,7 @@ def copy_own_files(root: Path, out: Path, generated: Collection[str]) -> None:
         for file_name in names:
             path = Path(directory) / file_name
             name = path.relative_to(root).as_posix()
-            if name in generated or swap.target_of(path) != path or path.is_symlink() or not path.is_file():
+            if name in generated or path.is_symlink() or not path.is_file():
                 continue
             if path.stat().st_size > MAX_TEXT_BYTES:
                 continue
@@ -561,12 +600,12 @@ def configure(paths: Paths, options: Options) -> Summary:
     whether the new tree is in place."""
     swapped = False
     try:
-        with swap.configure_lock(paths.root, optional=options.check or options.dry):
+        with swap.locked(paths.root, "configure", optional=options.check or options.dry):
             settle_interrupted_run(paths, options)
             result = run_pipeline(paths, options)
             if isinstance(result, Summary):
                 return result
-            swap.swap_in(paths.root, result.files, result.order, result.remove)
+            swap.swap_in(paths.root, result.changes(paths), "configure", paths.key_dirs)
             swapped = True
             return result.summary
     except KeyboardInterrupt as error:
@@ -574,7 +613,7 @@ def configure(paths: Paths, options: Options) -> Summary:
             raise
         signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
         message = (
-            "the swap had finished: the new tree is in place"
+            "the swap had finished: the new files are in place"
             if swapped
             else "nothing was written: the tree is as it was"
         )
@@ -582,27 +621,25 @@ def configure(paths: Paths, options: Options) -> Summary:
 
 
 def settle_interrupted_run(paths: Paths, options: Options) -> None:
-    """Finish what a killed run left behind (its journal, temporary files), before anything
-    looks at the tree; ``--check`` and ``--dry`` only say so, they write nothing."""
-    if not swap.pending(paths.root):
-        if not (options.check or options.dry):
-            swap.recover(paths.root, options.say)  # stray temporaries only
-        return
+    """Finish what a killed writer left behind (its journal, temporary files), before
+    anything looks at the tree; ``--check`` and ``--dry`` only say so, they write nothing."""
     if options.check or options.dry:
-        raise UserError(
-            "an interrupted configure left its swap unfinished (.configure-journal.json) — "
-            "run `inv configure` to finish it"
-        )
-    swap.recover(paths.root, options.say)
+        swap.require_settled(paths.root)
+    else:
+        swap.finish_interrupted(paths.root, options.say, paths.key_dirs)
 
 
 def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
     """Everything up to the swap: the finished :class:`Summary` when nothing is to be
     written (up to date, ``--check``, ``--dry``), else what to swap in."""
     say = options.say
+    if problems := boundary_problems(paths):
+        raise UserError(*problems)
+    manifest = mf.Manifest.load(paths.manifest)
+    if problems := tree_problems(paths.root, manifest.files):
+        raise UserError(*problems)
     operator = read_operator_files(paths)
     register_secrets([operator.age_key, operator.deploy_key, operator.push_token])
-    manifest = mf.Manifest.load(paths.manifest)
     key = mf.secret_key(operator.age_key)
     files, values = render_inputs(paths, operator)
     inputs = mf.inputs_digest(key, files, [*values, *own_apps_inputs(paths, manifest)])
@@ -650,6 +687,18 @@ class Ready:
     remove: list[str]
     summary: Summary
 
+    def changes(self, paths: Paths) -> list[swap.Change]:
+        """What the swap writes and removes, the manifest last (until it is in place, the
+        old manifest describes the old files)."""
+        manifest = paths.rel(paths.manifest)
+        changes = [
+            swap.Change(paths.root / name, self.files[name]) for name in self.order if name != manifest
+        ]
+        changes += [swap.Change(paths.root / name, None) for name in self.remove]
+        if manifest in self.order:
+            changes.append(swap.Change(paths.manifest, self.files[manifest]))
+        return changes
+
 
 def finish(paths: Paths, options: Options, rendered: Rendered) -> Summary | Ready:
     """Plan against the tree (merging the user's edits, listing their apps), validate the
@@ -657,6 +706,8 @@ def finish(paths: Paths, options: Options, rendered: Rendered) -> Summary | Read
     say = options.say
     staged = rendered.staged
     manifest_name = paths.rel(paths.manifest)
+    if problems := tree_problems(paths.root, staged.files) + stray_outputs(staged.files):
+        raise UserError(*problems)
     inputs = plan.Inputs(
         paths.root,
         staged.files,

@@ -4,14 +4,12 @@
 which remembers where each key and list item came from), so a check can name the line and
 column of the value it refuses. :func:`read_documents` reads several files and reports the
 problems of all of them together. The input is bounded before and after parsing: file size
-(:func:`read_bounded`), alias expansion, nesting depth and string length
+(the one bounded reader, :func:`tasks.lib.files.read_text`), alias expansion, nesting depth and string length
 (:func:`oversized`). Every refusal is one :class:`~tasks.lib.errors.UserError` line.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +17,13 @@ from typing import Any
 
 from tasks.lib.config.constraints import MAX_STRING
 from tasks.lib.errors import UserError
+from tasks.lib.files import read_text
 from tasks.lib.problems import ConfigProblem
 
 #: A cluster.yaml or nodes.yaml is a few KB; anything this big is the wrong file (or an attack).
 MAX_FILE_BYTES = 256 * 1024
+#: What a missing cluster.yaml or nodes.yaml asks for.
+MISSING_CONFIG = "run `inv init` or copy it from the bundled example"
 #: Values a document may hold once YAML aliases are expanded (stops "billion laughs").
 MAX_VALUES = 10_000
 #: Nesting depth of a document (the config is at most three levels deep).
@@ -76,48 +77,12 @@ def one_based(line: int | None, column: int | None) -> tuple[int | None, int | N
     return line + 1, column + 1
 
 
-def read_bounded(path: Path, label: str, limit: int = MAX_FILE_BYTES) -> str:
-    """The UTF-8 text of a regular file of at most ``limit`` bytes. Opened without blocking
-    and checked after opening, so a FIFO cannot hang us and a link to /dev/zero cannot
-    fill memory; every refusal is a one-line :class:`UserError`."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise UserError(
-            f"{label}: file not found — run `inv init` or copy it from the bundled example"
-        ) from None
-    except OSError as error:
-        raise UserError(f"{label}: cannot read: {error.strerror or error}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a pipe, socket or device?)"
-            raise UserError(f"{label}: is {kind} — expected a YAML file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as error:
-        raise UserError(f"{label}: cannot read: {error.strerror or error}") from None
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > limit:
-        raise UserError(f"{label}: larger than {limit // 1024} KiB — is this the right file?")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise UserError(f"{label}: not UTF-8 text (byte {error.start + 1})") from None
-
-
 def read_yaml(path: Path, label: str) -> Document:
     """Parse one YAML file; any problem becomes a one-line :class:`UserError`."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    text = read_bounded(path, label)
+    text = read_text(path, label, limit=MAX_FILE_BYTES, missing=MISSING_CONFIG)
     yaml = YAML(typ="rt")
     try:
         documents = list(yaml.load_all(text))
@@ -139,13 +104,22 @@ def read_yaml(path: Path, label: str) -> Document:
     return Document(path, label, documents[0])
 
 
-def read_documents(files: Iterable[tuple[Path, str]], missing_hint: str | None = None) -> list[Document]:
+def read_documents(
+    files: Iterable[tuple[Path, str]], missing_hint: str | None = None, within: Path | None = None
+) -> list[Document]:
     """Parse each ``(path, label)`` with :func:`read_yaml`, or raise one :class:`UserError`
     listing the problems of every file. ``missing_hint`` replaces the message for a file
-    that does not exist (``LABEL not found — HINT``)."""
+    that does not exist (``LABEL not found — HINT``). With ``within``, a file that leads out
+    of that folder (a symlink to /etc/shadow) is refused, not read: its lines would show up
+    in the messages."""
+    from tasks.lib.boundary import where_it_leads
+
     errors: list[str] = []
     documents: list[Document] = []
     for path, label in files:
+        if within is not None and (problem := where_it_leads(within, path, label)) is not None:
+            errors.append(problem)
+            continue
         if missing_hint is not None and not path.is_file():
             errors.append(f"{label} not found — {missing_hint}")
             continue

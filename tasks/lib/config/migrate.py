@@ -19,17 +19,18 @@ secrets in ``talos/talsecret.sops.yaml``. The import:
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tasks.lib import swap
 from tasks.lib.config.checks import validate
 from tasks.lib.config.document import Document, key_position, read_documents
 from tasks.lib.config.schema import CLUSTER_KEYS, NODE_KEYS
 from tasks.lib.errors import UserError
+from tasks.lib.files import MAX_KEY_BYTES, read_bytes, read_text
 from tasks.lib.paths import Paths
 from tasks.lib.problems import ConfigProblem
 
@@ -96,6 +97,16 @@ class Source:
 
     def file(self, name: str) -> Path:
         return self.root / name
+
+    def inside(self, path: Path) -> Path:
+        """``path``, which must not lead out of the checkout (its settings and Talos secrets;
+        its key files may be links to the operator's key store)."""
+        from tasks.lib.boundary import where_it_leads
+
+        problem = where_it_leads(self.root, path, self.label(path))
+        if problem is not None:
+            raise UserError(problem.replace("outside the repository", f"outside {self.shown}"))
+        return path
 
 
 @dataclass
@@ -299,6 +310,14 @@ def load_plain(text: str) -> Any:
 def read_config(source: Source, out: Import) -> tuple[str, str]:
     """cluster.yaml and nodes.yaml in our format (text), validated as the template's files
     (positions point into them), or a UserError listing every problem."""
+    outside = []
+    for path in (source.cluster, source.nodes):
+        try:
+            source.inside(path)
+        except UserError as error:
+            outside += error.lines
+    if outside:
+        raise UserError(*outside)
     cluster, nodes = read_documents(
         ((path, source.label(path)) for path in (source.cluster, source.nodes)),
         missing_hint="`task init` of the template creates it",
@@ -339,8 +358,8 @@ def read_tunnel(source: Source) -> dict[str, Any]:
             f"{label} not found — create it with `cloudflared tunnel create` (see the template's README)"
         )
     try:
-        tunnel = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+        tunnel = json.loads(read_text(path, label, limit=MAX_KEY_BYTES))
+    except ValueError as error:
         raise UserError(f"{label}: not JSON: {str(error).splitlines()[0]}") from None
     if isinstance(tunnel, dict):
         tunnel = {key: value for key, value in tunnel.items() if key in (*TUNNEL_KEYS, "Endpoint")}
@@ -361,7 +380,7 @@ def read_age_key(source: Source) -> tuple[bytes, str]:
             f"{label} not found — without the age key nothing encrypted in the checkout can be read"
         )
     _, public = read_age_identity(path, label)
-    content = path.read_bytes()
+    content = read_bytes(path, label, limit=MAX_KEY_BYTES)
     return content if content.endswith(b"\n") else content + b"\n", public
 
 
@@ -378,10 +397,10 @@ def read_deploy_key(source: Source) -> tuple[str, str] | None:
             )
         return None
     label = source.label(private_path)
-    private = private_path.read_text(encoding="utf-8", errors="replace")
+    private = read_text(private_path, label, limit=MAX_KEY_BYTES)
     derived = openssh_public_key(private, label)
     if public_path.is_file():
-        public = public_path.read_text(encoding="utf-8", errors="replace").strip()
+        public = read_text(public_path, source.label(public_path), limit=MAX_KEY_BYTES).strip()
         if public.split()[:2] != derived.split()[:2]:
             raise UserError(f"{source.label(public_path)}: not the public half of {label}")
     else:
@@ -393,7 +412,7 @@ def read_push_token(source: Source) -> str | None:
     path = source.file("github-push-token.txt")
     if not path.is_file():
         return None
-    token = path.read_text(encoding="utf-8", errors="replace").strip()
+    token = read_text(path, source.label(path), limit=MAX_KEY_BYTES).strip()
     if not token or len(token.split()) != 1:
         raise UserError(f"{source.label(path)}: expected one token on one line")
     return token + "\n"
@@ -521,7 +540,7 @@ def prepare_import(source: Source, paths: Paths, sops: SopsRun, dry: bool) -> Im
         out.files.append(
             Planned(
                 paths.talsecret,
-                talsecret.read_bytes(),
+                read_bytes(talsecret, source.label(talsecret)),
                 PUBLIC,
                 "the cluster's Talos secrets, as they were (encrypted to the same key)",
             )
@@ -583,6 +602,10 @@ def talsecret_problems(source: Source, path: Path, recipient: str) -> list[str]:
     from tasks.lib.secrets.sopsfile import is_encrypted
 
     label = source.label(path)
+    try:
+        source.inside(path)
+    except UserError as error:
+        return error.lines
     if not is_encrypted(path):
         return [f"{label}: not encrypted — encrypt it with sops in the checkout first"]
     if recipient not in age_recipients_of(path):
@@ -659,55 +682,6 @@ def sort_out(paths: Paths, out: Import, force: bool) -> tuple[list[Planned], lis
     return write, same, conflicts
 
 
-def write_all(files: list[Planned]) -> None:
-    """Write every file or none: each is written next to its target (private files never
-    readable by others), then all are renamed into place with Ctrl-C held off; on any error
-    the originals are put back."""
-    from tasks.lib.config.configure import interrupts_deferred
-
-    temporaries: list[tuple[Planned, Path]] = []
-    originals: list[tuple[Path, bytes | None, int]] = []
-    try:
-        for planned in files:
-            planned.target.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(
-                prefix=f".{planned.target.name}.", suffix=".import", dir=planned.target.parent
-            )
-            with os.fdopen(fd, "wb") as handle:  # mkstemp: mode 0600 from the start
-                handle.write(planned.content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(name, planned.mode)
-            temporaries.append((planned, Path(name)))
-        with interrupts_deferred():
-            try:
-                for planned, temporary in temporaries:
-                    target = planned.target
-                    if target.exists():
-                        originals.append((target, target.read_bytes(), target.stat().st_mode & 0o777))
-                    else:
-                        originals.append((target, None, planned.mode))
-                    os.replace(temporary, target)
-            except OSError:
-                put_back(originals)
-                raise
-    finally:
-        for _, temporary in temporaries:
-            temporary.unlink(missing_ok=True)
-
-
-def put_back(originals: list[tuple[Path, bytes | None, int]]) -> None:
-    """Undo the renames done so far: new files go, replaced ones return with their mode."""
-    for target, content, mode in reversed(originals):
-        if content is None:
-            target.unlink(missing_ok=True)
-        else:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            os.chmod(target, mode)
-
-
 def verb(planned: Planned, dry: bool) -> str:
     if dry:
         return "would create" if planned.created else "would import"
@@ -731,14 +705,23 @@ def import_checkout(
     source = locate(path)
     if source.root == paths.root.resolve():
         raise UserError(f"--from {path}: that is this repository — give the checkout of the template")
-    out = prepare_import(source, paths, sops or sops_runner(paths), dry)
-    write, same, conflicts = sort_out(paths, out, force)
-    if conflicts:
-        raise UserError(
-            *(f"{name}: exists and differs from what the import would write" for name in conflicts),
-            "nothing was imported; to replace these files, run again with --force (back up age.key first)",
-        )
-    if not dry:
-        write_all(write)
+    with swap.locked(paths.root, "init --from", optional=dry):
+        if dry:
+            swap.require_settled(paths.root)
+        else:
+            swap.finish_interrupted(paths.root, print, paths.key_dirs)
+        out = prepare_import(source, paths, sops or sops_runner(paths), dry)
+        write, same, conflicts = sort_out(paths, out, force)
+        if conflicts:
+            raise UserError(
+                *(f"{name}: exists and differs from what the import would write" for name in conflicts),
+                "nothing was imported; to replace these files, run again with --force "
+                "(back up age.key first)",
+            )
+        if not dry:
+            # All files or none, the operator's keys included (their temporaries live in the
+            # git-ignored scratch and are removed, by this run or the next).
+            changes = [swap.Change(p.target, p.content, p.mode) for p in write]
+            swap.swap_in(paths.root, changes, "init --from", paths.key_dirs)
     lines = [f"{verb(p, dry)} {paths.rel(p.target)}: {p.note}" for p in write]
     return Report(lines, same, out.notes)

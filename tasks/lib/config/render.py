@@ -86,11 +86,12 @@ def makejinja_config(paths: Paths, output: Path, part: Part = "all") -> Any:
     from makejinja.config import Config, Delimiter
 
     settings = read_settings(paths)
+    folders = {key: folders_inside(paths, key, settings.get(key, ())) for key in ("inputs", "import_paths")}
     try:
         delimiter = Delimiter(**settings.pop("delimiter", {}))
         settings.update(
-            inputs=tuple(paths.root / p for p in settings.get("inputs", ())),
-            import_paths=tuple(paths.root / p for p in settings.get("import_paths", ())),
+            inputs=folders["inputs"],
+            import_paths=folders["import_paths"],
             output=output,
             data=(),
             quiet=True,
@@ -106,6 +107,20 @@ def makejinja_config(paths: Paths, output: Path, part: Part = "all") -> Any:
     except Exception as error:  # attrs/typing errors of every kind for a wrong value
         label = paths.rel(paths.makejinja_config)
         raise UserError(f"{label}: invalid makejinja settings: {one_line(error)}") from None
+
+
+def folders_inside(paths: Paths, key: str, values: object) -> tuple[Path, ...]:
+    """The folders ``makejinja.toml`` names under ``key``, each inside the repository (a
+    template folder elsewhere would render files from anywhere into the tree)."""
+    from tasks.lib.boundary import outside_problems
+
+    label = paths.rel(paths.makejinja_config)
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+        raise UserError(f"{label}: {key}: expected a list of folders")
+    folders = tuple(paths.root / value for value in values)
+    if problems := outside_problems(paths.root, folders):
+        raise UserError(*(f"{label}: {key}: {problem}" for problem in problems))
+    return folders
 
 
 def one_line(error: BaseException) -> str:

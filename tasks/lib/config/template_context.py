@@ -208,18 +208,22 @@ class OperatorFiles:
 
 
 def read_operator_files(paths: Paths) -> OperatorFiles:
-    from tasks.lib.files import read_text
+    from tasks.lib.files import MAX_KEY_BYTES, read_text
 
     age_key, age_public_key = read_age_identity(paths.age_key, paths.rel(paths.age_key))
     missing = [p for p in (paths.deploy_key, paths.deploy_key_pub, paths.push_token) if not p.exists()]
     if missing:
         raise UserError(*(f"{paths.rel(p)} not found — run `inv init`" for p in missing))
+
+    def key(path: Path) -> str:
+        return read_text(path, paths.rel(path), limit=MAX_KEY_BYTES)
+
     return OperatorFiles(
         age_key=age_key,
         age_public_key=age_public_key,
-        deploy_key=read_text(paths.deploy_key, paths.rel(paths.deploy_key)),
-        deploy_key_pub=read_text(paths.deploy_key_pub, paths.rel(paths.deploy_key_pub)).strip(),
-        push_token=read_text(paths.push_token, paths.rel(paths.push_token)).strip(),
+        deploy_key=key(paths.deploy_key),
+        deploy_key_pub=key(paths.deploy_key_pub).strip(),
+        push_token=key(paths.push_token).strip(),
     )
 
 

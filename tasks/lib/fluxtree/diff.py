@@ -139,9 +139,10 @@ def base_tree(worktree: Path) -> Tree:
         return Tree(root=str(worktree), entry="")
 
 
-def diff_against(root: Path, ref: str, head: Tree, limit: int = DEFAULT_LIMIT) -> str:
-    """The markdown diff of ``head`` (the work tree's validated tree) against ``ref``, built
-    from a temporary git worktree of ``ref`` that is always removed."""
+def diff_against(root: Path, ref: str, head: Tree, limit: int = DEFAULT_LIMIT, label: str = "") -> str:
+    """The markdown diff of ``head`` (the work tree's validated tree) against ``ref`` (a
+    commit, named ``label`` in the markdown), built from a temporary git worktree of ``ref``
+    that is always removed."""
     from tasks.lib.errors import UserError
     from tasks.lib.gitremote import git_query
 
@@ -154,4 +155,4 @@ def diff_against(root: Path, ref: str, head: Tree, limit: int = DEFAULT_LIMIT) -
         finally:
             git_query(root, "worktree", "remove", "--force", str(worktree))
             git_query(root, "worktree", "prune")
-    return markdown(base, head, base_label=ref, limit=limit)
+    return markdown(base, head, base_label=label or ref, limit=limit)

@@ -12,8 +12,8 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tasks.lib import swap
 from tasks.lib.errors import UserError
-from tasks.lib.files import write_atomically
 from tasks.lib.paths import Paths
 from tasks.lib.provision import facts, ready, talos_ops
 from tasks.lib.provision.steps import (
@@ -69,7 +69,8 @@ def ensure_talsecret(c: Context, paths: Paths) -> bool:
     ciphertext = runner.pipe(c, gensecret, encrypt, cwd=paths.root).stdout
     if not sopsfile.is_encrypted_text(ciphertext):
         raise UserError(f"sops did not return an encrypted document; {label} was not written")
-    write_atomically(paths.talsecret, ciphertext)
+    change = swap.Change(paths.talsecret, ciphertext.encode(), exclusive=True)
+    swap.write_files(paths.root, [change], "bootstrap.talos", key_dirs=paths.key_dirs)
     return True
 
 

@@ -47,12 +47,9 @@ def read_mapping(path: Path, label: str) -> dict[str, Any]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{label} not found — run `inv configure`") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{label}: cannot read: {error}") from None
+    from tasks.lib.files import read_text
+
+    text = read_text(path, label, missing="run `inv configure`")
     try:
         data = next(iter(YAML(typ="safe", pure=True).load_all(text)), None)
     except YAMLError as error:

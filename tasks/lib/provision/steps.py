@@ -10,6 +10,7 @@ from typing import TextIO
 
 from invoke.context import Context
 
+from tasks.lib import swap
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.provision import facts
@@ -34,8 +35,13 @@ PROBE_TIMEOUT = 30.0
 
 
 def preflight(c: Context, paths: Paths, *, tools: Sequence[str], files: Sequence[tuple[Path, str]]) -> None:
-    """Stop before anything runs, listing every missing tool and file on its own line."""
+    """Stop before anything runs, listing every missing tool and file on its own line (and
+    on a rendered tree an interrupted swap left part old, part new)."""
     lines: list[str] = []
+    try:
+        swap.require_settled(paths.root)
+    except UserError as error:
+        lines += error.lines
     try:
         runner.require(c, *tools)
     except UserError as error:

@@ -9,8 +9,9 @@ fix the guard suggests is this one command:
   (JSON becomes YAML), point the folder's kustomization at the new name, remove the old file;
 - ``cloudflare_token`` in ``cluster.yaml``: move it into ``cluster.sops.yaml``.
 
-Plaintext stays in memory and travels to sops on stdin; each file is replaced atomically,
-the encrypted one first, so an interrupted fix never loses a value.
+Plaintext stays in memory and travels to sops on stdin; the files of one fix (the encrypted
+one, the kustomization that lists it, the file it replaces) are written through the
+repository's one swap, all or none, so an interrupted fix never loses a value.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tasks.lib import swap
 from tasks.lib.errors import UserError
-from tasks.lib.files import read_text, write_atomically
+from tasks.lib.files import read_text
 from tasks.lib.paths import Paths
 from tasks.lib.secrets import scan, structure
 from tasks.lib.secrets.sopsfile import creation_rule_of, encrypt_argv, is_encrypted_text, store_for
@@ -150,7 +152,7 @@ def reencrypt(paths: Paths, path: Path) -> str:
         for where, value in held:
             set_at(decrypted, where, value)
         plaintext = dump_documents(decrypted, store)
-    write_atomically(path, encrypt_checked(paths, label, plaintext))
+    write(paths, {path: encrypt_checked(paths, label, plaintext)})
     return f"re-encrypted {label}"
 
 
@@ -165,14 +167,28 @@ def encrypt_secret_file(paths: Paths, path: Path) -> str:
     if store_for(label) == "json":
         text = dump_documents(load_documents(text, "json"), "yaml")
     ciphertext = encrypt_checked(paths, target_label, text)
-    write_atomically(target, ciphertext)
-    note = repoint_kustomization(path.parent, path.name, target.name)
-    path.unlink()
-    return f"encrypted {label} into {target_label}" + (f" ({note})" if note else "")
+    files: dict[Path, str | None] = {target: ciphertext}
+    note = ""
+    if (repointed := repoint_kustomization(path.parent, path.name, target.name)) is not None:
+        kustomization, files[kustomization] = repointed
+        note = f" ({kustomization.name} now lists {target.name})"
+    files[path] = None
+    write(paths, files, exclusive=target)
+    return f"encrypted {label} into {target_label}{note}"
 
 
-def repoint_kustomization(directory: Path, old: str, new: str) -> str:
-    """Make the folder's kustomization list ``new`` where it listed ``old``."""
+def write(paths: Paths, files: dict[Path, str | None], exclusive: Path | None = None) -> None:
+    """Write (or, for None, remove) ``files`` all or none through the one swap."""
+    changes = [
+        swap.Change(path, None if text is None else text.encode(), exclusive=path == exclusive)
+        for path, text in files.items()
+    ]
+    swap.write_files(paths.root, changes, "sops.encrypt", key_dirs=paths.key_dirs)
+
+
+def repoint_kustomization(directory: Path, old: str, new: str) -> tuple[Path, str] | None:
+    """The folder's kustomization and its text listing ``new`` where it listed ``old``;
+    None when none lists ``old``."""
     entry = re.compile(rf"^(\s*-\s*['\"]?(?:\./)?){re.escape(old)}(['\"]?\s*(?:#.*)?)$")
     for name in KUSTOMIZATIONS:
         kustomization = directory / name
@@ -184,9 +200,8 @@ def repoint_kustomization(directory: Path, old: str, new: str) -> str:
             for line in lines
         ]
         if changed != lines:
-            write_atomically(kustomization, "".join(changed))
-            return f"{name} now lists {new}"
-    return ""
+            return kustomization, "".join(changed)
+    return None
 
 
 def move_config_secrets(paths: Paths, path: Path) -> str:
@@ -222,13 +237,13 @@ def move_config_secrets(paths: Paths, path: Path) -> str:
             f"{label}: {', '.join(clashes)}: {secrets_label} holds a different value — delete the key from "
             f"{label} once you know which one is right (configure uses the one in {secrets_label})"
         )
+    files: dict[Path, str | None] = {}
     if any(key not in secrets for key in moving):
         for key, value in moving.items():
             secrets[key] = value
-        write_atomically(
-            paths.secrets_config, encrypt_checked(paths, secrets_label, dump_documents([secrets], "yaml"))
-        )
-    write_atomically(path, without_keys(text, set(moving)))
+        files[paths.secrets_config] = encrypt_checked(paths, secrets_label, dump_documents([secrets], "yaml"))
+    files[path] = without_keys(text, set(moving))
+    write(paths, files)
     return f"moved {', '.join(moving)} from {label} into {secrets_label} (encrypted)"
 
 

@@ -1,30 +1,17 @@
 """Key material for ``inv init``: age key, deploy key, push token. Pure Python, no tools.
 
-Files are created exclusively (``O_EXCL``) with mode 0600, so an existing file is never
-overwritten and a key is never readable by others, not even for a moment.
+Only the contents are made here; :mod:`tasks.lib.swap` writes them (exclusively, mode 0600
+from the first byte, all or none).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 from pathlib import Path
 
 from tasks.lib.errors import UserError
-from tasks.lib.files import read_text
-
-
-def write_private(path: Path, content: str) -> bool:
-    """Create ``path`` with mode 0600 holding ``content``; False (and no change) if it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-    return True
+from tasks.lib.files import MAX_KEY_BYTES, read_text
 
 
 def age_key_file() -> tuple[str, str]:
@@ -107,8 +94,8 @@ def age_recipients_of(sops_file: Path) -> list[str]:
     from ruamel.yaml.error import YAMLError
 
     try:
-        data = YAML(typ="safe", pure=True).load(sops_file.read_text())
-    except (OSError, UnicodeDecodeError, YAMLError):
+        data = YAML(typ="safe", pure=True).load(read_text(sops_file))
+    except (UserError, YAMLError, RecursionError):
         return []
     if not isinstance(data, dict) or not isinstance(data.get("sops"), dict):
         return []
@@ -122,7 +109,8 @@ def read_age_identity(path: Path, label: str) -> tuple[str, str]:
 
     if not path.exists():
         raise UserError(f"{label} not found — run `inv init` to create an age key")
-    lines = [line.strip() for line in read_text(path, label, "an age key file from `inv init`").splitlines()]
+    text = read_text(path, label, "an age key file from `inv init`", limit=MAX_KEY_BYTES)
+    lines = [line.strip() for line in text.splitlines()]
     identities = [line for line in lines if line.startswith("AGE-SECRET-KEY-")]
     if not identities:
         raise UserError(f"{label}: no AGE-SECRET-KEY line — is this an age key file?")

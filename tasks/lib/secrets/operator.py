@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from invoke.context import Context
 
-from tasks.lib.files import write_atomically
+from tasks.lib import swap
 from tasks.lib.paths import Paths
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_to_argv
 from tasks.lib.tools.runner import is_dry, require, run
@@ -43,25 +44,23 @@ cloudflare_tunnel:
 
 
 def create_operator_files(paths: Paths, dry: bool) -> list[str]:
-    """Make the age key, deploy key pair and push token that do not exist yet."""
+    """Make the age key, deploy key pair and push token that do not exist yet: all of them
+    or none, mode 0600 from the first byte, never replacing a file that exists."""
     from tasks.lib.secrets import keys
 
-    made: list[str] = []
-
-    def create(path: Path, make: object) -> None:
-        if path.exists():
-            return
-        if not dry:
-            keys.write_private(path, make())  # type: ignore[operator]
-        made.append(paths.rel(path))
-
-    create(paths.age_key, lambda: keys.age_key_file()[0])
+    made: dict[Path, Callable[[], str]] = {}
+    if not paths.age_key.exists():
+        made[paths.age_key] = lambda: keys.age_key_file()[0]
     if not paths.deploy_key.exists() and not paths.deploy_key_pub.exists():
         private, public = keys.deploy_key_pair()
-        create(paths.deploy_key, lambda: private)
-        create(paths.deploy_key_pub, lambda: public)
-    create(paths.push_token, keys.push_token)
-    return made
+        made[paths.deploy_key] = lambda: private
+        made[paths.deploy_key_pub] = lambda: public
+    if not paths.push_token.exists():
+        made[paths.push_token] = keys.push_token
+    if made and not dry:
+        changes = [swap.Change(path, make().encode(), 0o600, exclusive=True) for path, make in made.items()]
+        swap.write_files(paths.root, changes, "init", key_dirs=paths.key_dirs)
+    return [paths.rel(path) for path in made]
 
 
 def public_key(paths: Paths, dry: bool) -> str:
@@ -83,7 +82,7 @@ def seed_secrets(c: Context, paths: Paths) -> str | None:
         require(c, "sops")
         result = run(c, encrypt_to_argv(label, recipient), stdin=PLACEHOLDER_SECRETS, cwd=paths.root)
         if not is_dry(c):
-            write_atomically(paths.secrets_config, result.stdout)
+            write_secrets_config(paths, result.stdout)
         return f"{label} (placeholders: fill them in with `inv sops.edit {label}`)"
     example = paths.root / EXAMPLE_OPERATOR / "age.key"
     if not example.exists() or age_recipients_of(paths.secrets_config) == [recipient]:
@@ -103,5 +102,10 @@ def seed_secrets(c: Context, paths: Paths) -> str | None:
         secrets=[plaintext.stdout],
     )
     if not is_dry(c):
-        write_atomically(paths.secrets_config, result.stdout)
+        write_secrets_config(paths, result.stdout)
     return f"{label} (the bundled example's secrets, re-encrypted to your age key)"
+
+
+def write_secrets_config(paths: Paths, ciphertext: str) -> None:
+    change = swap.Change(paths.secrets_config, ciphertext.encode())
+    swap.write_files(paths.root, [change], "init", key_dirs=paths.key_dirs)

@@ -53,9 +53,12 @@ def is_encrypted_text(text: str, filename: Path | str = "") -> bool:
 
 
 def is_encrypted(path: Path) -> bool:
+    from tasks.lib.errors import UserError
+    from tasks.lib.files import read_bytes
+
     try:
-        return is_encrypted_text(path.read_text(encoding="utf-8", errors="replace"), path.name)
-    except OSError:
+        return is_encrypted_text(read_bytes(path).decode("utf-8", errors="replace"), path.name)
+    except UserError:
         return False
 
 
@@ -113,7 +116,9 @@ def encrypt_argv(filename: str) -> list[str]:
 
 
 def decrypt_argv(path: str) -> list[str]:
-    return ["sops", "--decrypt", path]
+    from tasks.lib.boundary import path_argument
+
+    return ["sops", "--decrypt", path_argument(path)]  # a file named -x is not an option
 
 
 def decrypt_stdin_argv(filename: str) -> list[str]:

@@ -27,7 +27,7 @@ def test_read_documents_reports_every_file_at_once(tmp_path: Path) -> None:
     broken.write_text("a: [\n")
     with pytest.raises(UserError) as raised:
         document.read_documents([(broken, "broken.yaml"), (good, "good.yaml"), (absent, "absent.yaml")])
-    assert [line.split(":")[0] for line in raised.value.lines] == ["broken.yaml", "absent.yaml"]
+    assert [line.split()[0].split(":")[0] for line in raised.value.lines] == ["broken.yaml", "absent.yaml"]
     assert "invalid YAML" in raised.value.lines[0]
 
 
