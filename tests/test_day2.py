@@ -16,7 +16,7 @@ from tasks.lib.config import configure as pipeline
 from tasks.lib.errors import UserError
 from tasks.lib.fluxtree import validate
 from tasks.lib.paths import repo_paths
-from tests.conftest import git, rewrite_secrets
+from tests.conftest import git, replace_in, rewrite_secrets
 
 DEFAULT_KUSTOMIZATION = "kubernetes/apps/default/kustomization.yaml"
 
@@ -223,19 +223,11 @@ def inv(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def move_gateways(repo: Path) -> None:
     """A cluster.yaml change that re-renders the k8s-gateway and envoy files."""
-    cluster = repo / "cluster.yaml"
-    cluster.write_text(
-        cluster.read_text()
-        .replace("cluster_dns_gateway_addr: 192.168.1.146", "cluster_dns_gateway_addr: 192.168.1.156")
-        .replace("cluster_gateway_addr: 192.168.1.147", "cluster_gateway_addr: 192.168.1.157")
+    replace_in(
+        repo / "cluster.yaml",
+        ("cluster_dns_gateway_addr: 192.168.1.146", "cluster_dns_gateway_addr: 192.168.1.156"),
+        ("cluster_gateway_addr: 192.168.1.147", "cluster_gateway_addr: 192.168.1.157"),
     )
-
-
-def replace_in(repo: Path, name: str, old: str, new: str) -> None:
-    path = repo / name
-    text = path.read_text()
-    assert old in text, (name, old)
-    path.write_text(text.replace(old, new, 1))
 
 
 def files(repo: Path) -> dict[str, bytes]:
@@ -248,8 +240,9 @@ def files(repo: Path) -> dict[str, bytes]:
 
 def test_inv_configure_keeps_your_edits_and_your_app_and_flux_still_deploys_them(example_repo: Path) -> None:
     add_app(example_repo, "default", "myapp")
-    replace_in(example_repo, K8S_GATEWAY, "---\n", "---\n# mine: the LAN resolver\n")  # the render changes it
-    replace_in(example_repo, ECHO, "memory: 64Mi", "memory: 128Mi")  # the render leaves it
+    mine = ("---\n", "---\n# mine: the LAN resolver\n")
+    replace_in(example_repo / K8S_GATEWAY, mine)  # the render changes it
+    replace_in(example_repo / ECHO, ("memory: 64Mi", "memory: 128Mi"))  # the render leaves it
     move_gateways(example_repo)
     result = inv(example_repo, "configure")
     assert result.returncode == 0, result.stderr
@@ -268,8 +261,8 @@ def test_inv_configure_keeps_your_edits_and_your_app_and_flux_still_deploys_them
 def test_inv_configure_reports_each_conflicting_edit_on_one_line_and_loses_nothing(
     example_repo: Path,
 ) -> None:
-    replace_in(example_repo, K8S_GATEWAY, '"192.168.1.146"', '"192.168.1.166"')
-    replace_in(example_repo, ENVOY, '"192.168.1.147"', '"192.168.1.167"')
+    replace_in(example_repo / K8S_GATEWAY, ('"192.168.1.146"', '"192.168.1.166"'))
+    replace_in(example_repo / ENVOY, ('"192.168.1.147"', '"192.168.1.167"'))
     move_gateways(example_repo)
     before = files(example_repo)
     for args, verb in (

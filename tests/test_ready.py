@@ -19,7 +19,7 @@ from tasks.lib.paths import repo_paths
 from tasks.lib.provision import ready
 from tasks.lib.provision.bootstrap import load_cluster
 from tasks.lib.secrets.operator import PLACEHOLDER_SECRETS
-from tests.conftest import EXAMPLE_OPERATOR, ROOT, exit_code, git, with_config
+from tests.conftest import EXAMPLE_OPERATOR, ROOT, exit_code, git, replace_in, with_config
 from tests.fakes import FakeTools, publish, sops_path, write_cluster_tree
 from tests.test_bootstrap import script_talhelper
 
@@ -106,11 +106,10 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_tools: FakeTools)
 
 
 def use_example_values(root: Path) -> None:
-    cluster = root / "cluster.yaml"
-    cluster.write_text(
-        cluster.read_text()
-        .replace("repository_name: octo/home-ops", "repository_name: example/home-ops")
-        .replace("cloudflare_domain: homelab.test", "cloudflare_domain: example.com")
+    replace_in(
+        root / "cluster.yaml",
+        ("repository_name: octo/home-ops", "repository_name: example/home-ops"),
+        ("cloudflare_domain: homelab.test", "cloudflare_domain: example.com"),
     )
 
 
