@@ -655,14 +655,15 @@ def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
     say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
     context = build_context(paths, sops_decrypt(paths), config, operator)
     register_secrets(context.secret_values)
-    warn_examples(context.examples)
     guard_plaintext_token(paths, context)
 
     with staging_dir() as staging:
         out = staging / "out"
         out.mkdir()
         staged = stage(paths, context, out, manifest, key, say)
-        return finish(paths, options, Rendered(staging, out, staged, manifest, inputs, config))
+        result = finish(paths, options, Rendered(staging, out, staged, manifest, inputs, config))
+    warn_examples(context.examples)  # once the render stands: a refusal stays the only line
+    return result
 
 
 @dataclass
