@@ -126,6 +126,18 @@ def test_the_creation_rule_of_sops_yaml_counts_too() -> None:
     ]
 
 
+def test_a_go_regex_with_inline_flags_mid_pattern_is_read_as_sops_reads_it() -> None:
+    """RE2 takes ``(?i)`` anywhere (Python only at the start): a file the real sops encrypted
+    with such a rule is encrypted, and the rule still means what it says."""
+    pattern = "((?i)(pass|key|^stringData))"
+    ciphertext = real_sops(SECRET_DOC, "--encrypted-regex", pattern)
+    assert structure.sops_problems(ciphertext, "yaml") == []
+    assert "kind: Secret" in ciphertext  # left plaintext by the rule: not "everything matches"
+    rule = structure.Rule.of({"encrypted_regex": pattern})
+    assert rule.encrypts(["stringData", "user"]) and rule.encrypts(["API_KEY"])
+    assert not rule.encrypts(["metadata", "name"])
+
+
 def test_comment_rules_follow_sops() -> None:
     text = "a: 1\n# sops:enc\nb: 2\nc: 3\n"
     ciphertext = real_sops(text, "--encrypted-comment-regex", "sops:enc")
