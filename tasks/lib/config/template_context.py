@@ -32,7 +32,7 @@ from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.problems import ConfigProblem
-from tasks.lib.secrets.keys import read_age_identity
+from tasks.lib.secrets.keys import OperatorFiles, read_operator_files
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -185,46 +185,6 @@ def onepassword_values(connect: dict[str, Any]) -> dict[str, str]:
     if not isinstance(credentials, str):
         credentials = json.dumps(credentials, separators=(",", ":"))
     return {"onepassword_credentials": credentials.strip(), "onepassword_token": str(connect["token"])}
-
-
-@dataclass(frozen=True)
-class OperatorFiles:
-    """The operator's local key material, read from the files ``inv init`` made."""
-
-    age_key: str
-    age_public_key: str
-    deploy_key: str
-    deploy_key_pub: str
-    push_token: str
-
-    def template_data(self) -> dict[str, str]:
-        return {
-            "age_key": self.age_key,
-            "age_public_key": self.age_public_key,
-            "deploy_key": self.deploy_key,
-            "deploy_key_pub": self.deploy_key_pub,
-            "push_token": self.push_token,
-        }
-
-
-def read_operator_files(paths: Paths) -> OperatorFiles:
-    from tasks.lib.files import MAX_KEY_BYTES, read_text
-
-    age_key, age_public_key = read_age_identity(paths.age_key, paths.rel(paths.age_key))
-    missing = [p for p in (paths.deploy_key, paths.deploy_key_pub, paths.push_token) if not p.exists()]
-    if missing:
-        raise UserError(*(f"{paths.rel(p)} not found — run `inv init`" for p in missing))
-
-    def key(path: Path) -> str:
-        return read_text(path, paths.rel(path), limit=MAX_KEY_BYTES)
-
-    return OperatorFiles(
-        age_key=age_key,
-        age_public_key=age_public_key,
-        deploy_key=key(paths.deploy_key),
-        deploy_key_pub=key(paths.deploy_key_pub).strip(),
-        push_token=key(paths.push_token).strip(),
-    )
 
 
 def load_secrets(
