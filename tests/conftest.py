@@ -233,6 +233,15 @@ def rewrite_secrets(repo: Path, change: Callable[[str], str]) -> None:
     (repo / "cluster.sops.yaml").write_text(sops(encrypt_argv("cluster.sops.yaml"), change(plain)))
 
 
+def replace_in(path: Path, *replacements: tuple[str, str]) -> None:
+    """Edit ``path`` as a user would by hand: each ``(old, new)``, once; ``old`` must be there."""
+    text = path.read_text()
+    for old, new in replacements:
+        assert old in text, (path.name, old)
+        text = text.replace(old, new, 1)
+    path.write_text(text)
+
+
 def gen(*commands: str) -> Reply:
     """What ``talhelper gencommand`` prints: one talosctl command per line, ``;``-terminated."""
     return Reply(stdout="".join(f"{command};\n" for command in commands))

@@ -38,6 +38,7 @@ RENDER_CODE = (
     "tasks.lib.config.ownapps",
     "tasks.lib.config.plan",
     "tasks.lib.config.merge",
+    "tasks.lib.config.examples",
 )
 
 UP_TO_DATE = "nothing changed since the last configure: the tree is up to date"

@@ -25,6 +25,7 @@ from tasks.lib import swap
 from tasks.lib.boundary import rendered_name_problem, shown
 from tasks.lib.config.blame import explain_rendered_error
 from tasks.lib.config.checks import load_config
+from tasks.lib.config.examples import ExampleValue, advice
 from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.config.template_context import RenderContext, build_context
 from tasks.lib.errors import Interrupted, UserError, signals_deferred
@@ -392,6 +393,18 @@ def stray_outputs(names: Iterable[str]) -> list[str]:
     ]
 
 
+def warn_examples(found: Sequence[ExampleValue]) -> None:
+    """Say which of the example's values (and ``inv init``'s placeholders) are still in
+    place, one warning line each: they render fine, but a cluster bootstrapped from them
+    is not the user's (``bootstrap.*`` refuses them)."""
+    for value in found:
+        print(f"warning: {value.line()}", file=sys.stderr)
+    if found:
+        print(
+            f"warning: `inv bootstrap.*` refuses the example's values: {advice(list(found))}", file=sys.stderr
+        )
+
+
 def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
     """A Cloudflare token in cluster.yaml (the Taskfile template's habit) is accepted only
     while git ignores cluster.yaml; otherwise it would be committed in plaintext."""
@@ -547,19 +560,15 @@ def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
     say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
     context = build_context(paths, sops_decrypt(paths), config, operator)
     register_secrets(context.secret_values)
-    label = paths.rel(paths.secrets_config)
-    for placeholder in context.placeholder_keys:
-        print(
-            f"warning: {label}: {placeholder} still holds a placeholder — `inv sops.edit {label}`",
-            file=sys.stderr,
-        )
     guard_plaintext_token(paths, context)
 
     with staging_dir() as staging:
         out = staging / "out"
         out.mkdir()
         staged = stage(paths, context, out, manifest, key, say)
-        return finish(paths, options, Rendered(staging, out, staged, manifest, inputs, config))
+        result = finish(paths, options, Rendered(staging, out, staged, manifest, inputs, config))
+    warn_examples(context.examples)  # once the render stands: a refusal stays the only line
+    return result
 
 
 @dataclass

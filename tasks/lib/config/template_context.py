@@ -18,22 +18,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tasks.lib.config import examples
 from tasks.lib.config.checks import load_config
 from tasks.lib.config.constraints import is_set, plain
 from tasks.lib.config.document import Document, key_position, read_yaml
+from tasks.lib.config.examples import ExampleValue
 from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.problems import ConfigProblem
 from tasks.lib.secrets.keys import OperatorFiles, read_operator_files
-
-#: Values that ``inv init`` puts in a new cluster.sops.yaml; configure warns while they stay.
-PLACEHOLDER_MARK = "replace-me"
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -173,20 +172,6 @@ def validate_secrets(
     return problems
 
 
-def placeholders(secrets: dict[str, Any]) -> Iterator[str]:
-    """Secret keys that still hold the placeholder values of a new cluster.sops.yaml."""
-
-    def walk(prefix: str, value: Any) -> Iterator[str]:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                yield from walk(f"{prefix}.{key}", inner)
-        elif isinstance(value, str) and PLACEHOLDER_MARK in value:
-            yield prefix
-
-    for key, value in secrets.items():
-        yield from walk(key, value)
-
-
 def tunnel_values(tunnel: dict[str, Any]) -> dict[str, str]:
     return {
         "cloudflare_tunnel_account_tag": str(tunnel["AccountTag"]),
@@ -244,7 +229,7 @@ class RenderContext:
     config: ClusterConfig
     data: dict[str, Any]
     secret_values: tuple[str, ...]  # masked in anything we print
-    placeholder_keys: tuple[str, ...]
+    examples: tuple[ExampleValue, ...] = ()  # the example's values and placeholders still in place
 
 
 def build_context(
@@ -283,4 +268,8 @@ def build_context(
         operator.deploy_key,
         operator.push_token,
     )
-    return RenderContext(config, data, tuple(v for v in hidden if v), tuple(placeholders(secrets)))
+    found = [
+        *examples.in_config(config.cluster, paths.rel(paths.cluster_config)),
+        *examples.in_secrets(secrets, label),
+    ]
+    return RenderContext(config, data, tuple(v for v in hidden if v), tuple(found))
