@@ -18,6 +18,7 @@ from hypothesis import settings
 from invoke import Config, Context
 from invoke.exceptions import Exit
 
+from tasks.lib import selftest
 from tasks.lib.tools.runner import observe
 from tests import scripted
 from tests.fakes import FakeTools
@@ -114,8 +115,6 @@ def copy_repo(destination: Path) -> Path:
 def with_config(repo: Path, directory: Path) -> Path:
     """The repository copy with a test configuration's files (its own secrets, when it has
     them; else the example's stay)."""
-    from tasks.lib import selftest
-
     for name in (*selftest.CONFIG_FILES, selftest.SECRETS_FILE):
         if (directory / name).is_file():
             shutil.copy(directory / name, repo / name)
