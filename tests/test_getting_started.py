@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from tasks.lib.tools.runner import TOOLS_DIR_ENV
 from tests import talos_shapes as shapes
 from tests.conftest import ROOT, copy_repo, git
 from tests.fakes import FakeTools, fail, ok, publish
 from tests.test_quickstart import quick_start
+from tests.tools_contract import TOOLS_DIR
 
 GUIDE = ROOT / "docs" / "getting-started.md"
 NODE = "192.168.1.10"
@@ -230,6 +232,9 @@ def walk(tmp_path: Path, fake_tools: FakeTools) -> Walk:
         "GIT_COMMITTER_NAME": "you",
         "GIT_COMMITTER_EMAIL": "you@example.net",
         "NO_COLOR": "1",
+        # Your clone keeps what `inv doctor --install` built in its own .tools/bin; this copy
+        # has none, so it uses this checkout's (gitleaks: in CI `inv sops.check` needs it).
+        TOOLS_DIR_ENV: str(TOOLS_DIR),
     }
     return Walk(repo, env)
 
