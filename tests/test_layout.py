@@ -11,23 +11,6 @@ LIBRARY = ROOT / "tasks" / "lib"
 MIRROR = ROOT / "tests" / "lib"
 
 
-#: Modules whose unit tests are still only in the promise-level suites; this list only shrinks
-#: (a module gaining its mirrored test module must leave it).
-PENDING = frozenset(
-    {
-        "provision/bootstrap.py",
-        "provision/day2.py",
-        "provision/discover.py",
-        "provision/steps.py",
-        "provision/talos_ops.py",
-        "tools/doctor.py",
-        "tools/failures.py",
-        "tools/install.py",
-        "tools/kustomize.py",
-    }
-)
-
-
 def library_modules() -> list[Path]:
     """Every module of the library, relative to `tasks/lib` (packages' `__init__` left out)."""
     return sorted(path.relative_to(LIBRARY) for path in LIBRARY.rglob("*.py") if path.name != "__init__.py")
@@ -38,15 +21,12 @@ def mirrored(module: Path) -> Path:
 
 
 def test_every_library_module_has_its_unit_tests_at_the_mirrored_path() -> None:
-    missing = {str(module) for module in library_modules() if not (MIRROR / mirrored(module)).is_file()}
-    new = [
-        f"tasks/lib/{module} has no tests/lib/{mirrored(Path(module))}"
-        for module in sorted(missing - PENDING)
+    missing = [
+        f"tasks/lib/{module} has no tests/lib/{mirrored(module)}"
+        for module in library_modules()
+        if not (MIRROR / mirrored(module)).is_file()
     ]
-    assert not new, "\n".join(new)
-    assert not PENDING - missing, (
-        f"these now have their tests; take them out of PENDING: {sorted(PENDING - missing)}"
-    )
+    assert not missing, "\n".join(missing)
 
 
 def test_every_mirrored_test_module_names_a_library_module() -> None:
