@@ -1,27 +1,30 @@
 #!/usr/bin/env python3
-"""Benchmark `inv dev.validate` against the approaches it replaces.
+"""Benchmark `inv dev.validate` against the approaches it replaces, in paired runs.
 
-For generated Flux trees of N apps (the layout of the Talos + Flux home-ops family: one
+For any real repository given with ``--repo PATH``, the committed example tree when present,
+and generated Flux trees of N apps (the layout of the Talos + Flux home-ops family: one
 namespace Kustomization per namespace, one Flux Kustomization per app with components and
-postBuild substitution, an OCIRepository + HelmRelease per app), for the committed example
-tree when present, and for any real repository given with ``--repo PATH``, it times, in one
-run and each in its own process (wall time, CPU, peak memory of the process and what it
-started):
+postBuild substitution, an OCIRepository + HelmRelease per app), it times, each in its own
+process (wall time, CPU, peak memory of the process and what it started):
 
-- ours: the offline validator (discovery, batched parallel kustomize builds, substitution,
-  every check);
+- ours: ``inv dev.validate`` as a user runs it (interpreter start included: discovery,
+  batched parallel kustomize builds, substitution, every check, kubeconform);
+- flux-local: ``flux-local build all`` (and ``flux-local test`` with ``--flux-local-test``)
+  on the cluster folder, when flux-local and the tools it needs are installed;
 - flux build: one ``flux build kustomization NAME --path P --kustomization-file F
   --dry-run`` per Flux Kustomization we found (what a CI loop around the flux CLI does);
 - kustomize: one ``kubectl kustomize`` (or ``kustomize build``) per kustomization
-  directory, sequentially, nothing else (the anchor's approach);
-- flux-local: ``flux-local get ks`` and ``get hr`` on the same tree (its own builds), when it
-  and the tools it needs (a standalone kustomize and the flux CLI) are installed.
+  directory, sequentially, nothing else.
 
-Prints each time, its ratio to ours and the peak memory, then checks that our time grows
-about linearly with N. A tool that is missing is reported as not run, never as a failure.
+The machine may be shared and busy: the contenders run in turn, round after round
+(``--runs``), so each round meets the same load; the table gives each one's median, the
+median of the per-round ratios to ours, and the 1-minute load average around the runs. Our
+time is then checked to grow about linearly with N. A tool that is missing is reported as
+not run, never as a failure. The baselines run with this checkout's tools first on PATH
+(the same kustomize, flux and helm as ours).
 
     python scripts/bench_validate.py                          # 50 and 200 apps (quick)
-    python scripts/bench_validate.py --sizes 50 200 500 --repo ~/src/home-ops
+    python scripts/bench_validate.py --runs 5 --sizes 50 200 500 --repo ~/src/home-ops
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -263,51 +267,59 @@ class Measure:
     cpu: float  # utilisation over all cores
     peak_mb: float  # largest resident set of the process or any command it waited for
     ok: bool
+    load: float  # 1-minute load average when it started
 
 
-def measured(func: Callable[[], object]) -> Measure:
-    """Run ``func`` in a forked child and measure it (wait4 reports the child's peak memory,
-    its commands' included)."""
-    sys.stdout.flush()
+def measured(argv: list[str], ok_codes: tuple[int, ...] = (0,)) -> Measure:
+    """Run ``argv`` and measure it (wait4 reports the peak memory of it and its commands)."""
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    with open(os.devnull, "wb") as devnull:
+        process = subprocess.Popen(argv, stdout=devnull, stderr=devnull, stdin=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    cpu = (usage.ru_utime + usage.ru_stime) / wall / (os.cpu_count() or 1)
+    code = os.waitstatus_to_exitcode(status)
+    return Measure(wall, cpu, usage.ru_maxrss / 1024, code in ok_codes, load)
+
+
+def measured_loop(commands: list[list[str]]) -> Measure:
+    """Several commands one after the other, measured as one (a forked child runs them)."""
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
-        code = 0
-        try:
-            func()
-        except BaseException as error:
-            print(f"    failed: {error}", file=sys.stderr)
-            code = 1
-        sys.stdout.flush()
-        os._exit(code)
+        for argv in commands:
+            subprocess.run(argv, capture_output=True, check=False)
+        os._exit(0)
     _pid, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - started
     cpu = (usage.ru_utime + usage.ru_stime) / wall / (os.cpu_count() or 1)
-    return Measure(wall, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status) == 0)
+    return Measure(wall, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status) == 0, load)
 
 
-def ours(path: Path, strict: bool) -> Callable[[], object]:
-    from tasks.lib.fluxtree import validate
+def ours(path: Path) -> Callable[[], Measure]:
+    """``inv dev.validate`` in its own interpreter (exit 1, problems found, is a result too)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "invoke",
+        "--search-root",
+        str(ROOT),
+        "dev.validate",
+        "--json",
+        "--path",
+        str(path),
+    ]
+    return lambda: measured(argv, ok_codes=(0, 1))
 
-    def run() -> None:
-        tree = validate(path)
-        if strict and tree.problems:
-            raise SystemExit(f"unexpected problems in {path}: {[str(p) for p in tree.problems[:5]]}")
 
-    return run
-
-
-def baseline(root: Path) -> Callable[[], object]:
+def baseline(root: Path) -> Callable[[], Measure]:
     tool = ["kubectl", "kustomize"] if shutil.which("kubectl") else kustomize_argv(Path("."))[:-1]
-
-    def run() -> None:
-        for directory in kustomization_dirs(root):
-            subprocess.run([*tool, str(directory)], capture_output=True, check=False)
-
-    return run
+    return lambda: measured_loop([[*tool, str(directory)] for directory in kustomization_dirs(root)])
 
 
-def flux_builds(path: Path) -> tuple[Callable[[], object], int] | None:
+def flux_builds(path: Path) -> tuple[Callable[[], Measure], int] | None:
     """One ``flux build kustomization`` per Flux Kustomization our validator built."""
     if shutil.which("flux") is None:
         return None
@@ -332,85 +344,88 @@ def flux_builds(path: Path) -> tuple[Callable[[], object], int] | None:
             ["flux", "build", "kustomization", ks.name, "--namespace", ks.namespace,
              "--path", str(Path(tree.root) / ks.path), "--kustomization-file", str(file), "--dry-run"]
         )  # fmt: skip
-
-    def run() -> None:
-        for argv in jobs:
-            subprocess.run(argv, capture_output=True, check=False)
-
-    return run, len(jobs)
+    return (lambda: measured_loop(jobs)), len(jobs)
 
 
 def flux_local_unavailable() -> str | None:
-    missing = [tool for tool in ("flux-local", "kustomize", "flux") if shutil.which(tool) is None]
+    missing = [tool for tool in ("flux-local", "kustomize", "flux", "helm") if shutil.which(tool) is None]
     if missing:
-        needs = "flux-local needs a standalone kustomize and the flux CLI"
+        needs = "flux-local needs a standalone kustomize, the flux CLI and helm"
         return f"not run: {', '.join(missing)} not installed ({needs})"
     return None
 
 
-def flux_local(entry: Path) -> Callable[[], object]:
-    """``flux-local get ks`` and ``get hr`` from the cluster folder (flux-local finds the
-    repository root with git, so generated trees are made git repositories first)."""
-    if (
-        not (entry / ".git").exists()
-        and subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=entry, capture_output=True, check=False
-        ).returncode
-    ):
-        root = entry.parents[2] if entry.match("kubernetes/flux/cluster") else entry
-        for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):
-            subprocess.run(
-                ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *argv[1:]],
-                cwd=root,
-                capture_output=True,
-                check=True,
-            )
-
-    def run() -> None:
-        for what in ("ks", "hr"):
-            done = subprocess.run(
-                ["flux-local", "get", what, "--all-namespaces", "--path", str(entry)],
-                capture_output=True,
-                check=False,
-            )
-            if done.returncode != 0:
-                raise SystemExit(done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:])
-
-    return run
+def git_repository(entry: Path) -> None:
+    """flux-local finds the repository root with git: a generated tree becomes one."""
+    probe = ["git", "rev-parse", "--show-toplevel"]
+    if (entry / ".git").exists() or subprocess.run(probe, cwd=entry, capture_output=True).returncode == 0:
+        return
+    root = entry.parents[2] if entry.match("kubernetes/flux/cluster") else entry
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "bench"]):
+        git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", *argv]
+        subprocess.run(git, cwd=root, capture_output=True, check=True)
 
 
-def show(label: str, name: str, m: Measure, reference: Measure | None) -> None:
-    ratio = f"  {m.wall / reference.wall:5.1f}x ours" if reference else ""
-    failed = "" if m.ok else "  (failed)"
-    print(
-        f"{label:>16}  {name:<11} {m.wall:7.2f}s  cpu {m.cpu:4.0%}  peak {m.peak_mb:6.0f} MB{ratio}{failed}"
-    )
+def flux_local(entry: Path, what: str) -> Callable[[], Measure]:
+    """``flux-local build all PATH`` or ``flux-local test --path PATH`` on the cluster folder."""
+    git_repository(entry)
+    if what == "build":
+        argv = ["flux-local", "build", "all", str(entry)]
+    else:
+        argv = ["flux-local", "test", "--path", str(entry)]
+    return lambda: measured(argv)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def show(label: str, name: str, runs: list[Measure], mine: list[Measure] | None) -> None:
+    wall = median([m.wall for m in runs])
+    ratio = ""
+    if mine:
+        paired = [t.wall / o.wall for t, o in zip(runs, mine, strict=False)]
+        ratio = f"  {median(paired):5.1f}x ours (rounds {', '.join(f'{r:.1f}' for r in paired)})"
+    failed = "" if all(m.ok for m in runs) else "  (failed)"
+    cpu = median([m.cpu for m in runs])
+    peak = max(m.peak_mb for m in runs)
+    print(f"{label:>16}  {name:<13} {wall:7.2f}s  cpu {cpu:4.0%}  peak {peak:6.0f} MB{ratio}{failed}")
 
 
 def bench(
     label: str,
     path: Path,
     root: Path,
-    apps: int | None,
+    runs: int,
     rows: list[tuple[str, int | None, float]],
+    apps: int | None = None,
     slow: bool = True,
+    flux_local_test: bool = False,
 ) -> None:
-    mine = measured(ours(path, strict=apps is not None))
-    rows.append((label, apps, mine.wall))
-    show(label, "ours", mine, None)
-    show("", "kustomize", measured(baseline(root)), mine)
+    from tasks.lib.fluxtree import locate
+
+    contenders: dict[str, Callable[[], Measure]] = {"ours": ours(path)}
+    if slow and flux_local_unavailable() is None:
+        entry = locate(path)[1]
+        contenders["flux-local"] = flux_local(entry, "build")
+        if flux_local_test:
+            contenders["flux-local test"] = flux_local(entry, "test")
+    loop = flux_builds(path) if slow else None
+    if loop is not None:
+        contenders[f"flux x{loop[1]}"] = loop[0]
+    contenders["kustomize"] = baseline(root)
+    results: dict[str, list[Measure]] = {name: [] for name in contenders}
+    for _round in range(runs):
+        for name, run in contenders.items():  # in turn: each round meets the same load
+            results[name].append(run())
+    mine = results["ours"]
+    rows.append((label, apps, median([m.wall for m in mine])))
+    loads = [m.load for ms in results.values() for m in ms]
+    print(f"{label:>16}  {runs} round(s), load {min(loads):.1f}-{max(loads):.1f} (1-minute average)")
+    for name, measures in results.items():
+        show("", name, measures, None if name == "ours" else mine)
     if not slow:
         print(f"{'':>16}  flux build / flux-local  not run (--slow-max-apps)")
-        return
-    loop = flux_builds(path)
-    if loop is None:
-        print(f"{'':>16}  flux build  not run: flux not installed")
-    else:
-        show("", f"flux x{loop[1]}", measured(loop[0]), mine)
-    if flux_local_unavailable() is None:
-        from tasks.lib.fluxtree import locate
-
-        show("", "flux-local", measured(flux_local(locate(path)[1])), mine)
 
 
 def main() -> int:
@@ -421,13 +436,18 @@ def main() -> int:
     parser.add_argument(
         "--repo", type=Path, action="append", default=[], help="a real Flux repository (or cluster folder)"
     )
+    parser.add_argument("--runs", type=int, default=3, help="rounds of paired runs (default 3)")
     parser.add_argument(
         "--slow-max-apps",
         type=int,
         default=None,
         help="run the flux build loop and flux-local only on generated trees up to this size",
     )
+    parser.add_argument("--flux-local-test", action="store_true", help="also time `flux-local test`")
     args = parser.parse_args()
+    from tasks.lib.tools.runner import search_path
+
+    os.environ["PATH"] = os.pathsep.join([str(ROOT / ".tools" / "bin"), search_path()])
     print(f"{os.cpu_count()} core(s); kustomize: {' '.join(kustomize_argv(Path('DIR'))[:-1])}")
     rows: list[tuple[str, int | None, float]] = []
     reason = flux_local_unavailable()
@@ -441,14 +461,14 @@ def main() -> int:
         except EntryNotFound as error:
             print(f"{repo}: skipped ({error})")
             continue
-        bench(repo.name[:16], repo, root, None, rows)
+        bench(repo.name[:16], repo, root, args.runs, rows, flux_local_test=args.flux_local_test)
     if (ROOT / "kubernetes/flux/cluster").is_dir() and not args.repo:
-        bench("example", ROOT, ROOT, None, rows)
+        bench("example", ROOT, ROOT, args.runs, rows, flux_local_test=args.flux_local_test)
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
         for apps in args.sizes:
             root = generate(Path(tmp) / f"r{apps}", apps)
             slow = args.slow_max_apps is None or apps <= args.slow_max_apps
-            bench(f"{apps} apps", root, root, apps, rows, slow=slow)
+            bench(f"{apps} apps", root, root, args.runs, rows, apps, slow, args.flux_local_test)
     sized = [(apps, wall) for _label, apps, wall in rows if apps]
     if len(sized) >= 2:
         (small, t_small), (large, t_large) = sized[0], sized[-1]

@@ -31,9 +31,10 @@ def _show_read_only(command: Command) -> None:
     help={
         "path": "a Flux repository, cluster folder or apps folder to validate; default: this repository",
         "json": "print the full result as JSON",
-        "helm": "also inflate HelmReleases with helm template and check schemas with kubeconform",
+        "helm": "also render every HelmRelease (helm template, charts cached) and check what it renders",
         "var": "KEY=VALUE: a postBuild variable that lives only in the cluster (repeatable)",
         "vars_file": "file of such variables: KEY=VALUE lines, a YAML mapping, or a ConfigMap/Secret",
+        "strict": "also fail on Kustomizations that could not be validated (external or missing source)",
     },
 )
 def validate(
@@ -43,20 +44,23 @@ def validate(
     helm: bool = False,
     var: list[str] | None = None,
     vars_file: str = "",
+    strict: bool = False,
 ) -> None:
     """Validate the Flux tree offline: build every Kustomization as Flux would, report problems.
 
     Starts at the cluster entry (kubernetes/flux/cluster, a FluxInstance's sync path, or the
     folder given), follows nested Kustomizations built from this repository (components,
     patches, postBuild substitution; other sources are listed as external, not built),
-    collects HelmReleases and their sources, and reports broken YAML, missing files,
-    unknown or cyclic dependsOn, missing sources, objects applied twice, unencrypted
-    *.sops.* files, substituteFrom without a creator and ${VARS} without a value, each with
-    its file, line and Kustomization chain. Needs only kustomize (or kubectl). Exits 1 on
-    any problem.
+    honouring .sourceignore and Flux's load restrictions, collects HelmReleases and their
+    sources, and reports broken YAML, missing or outside files, unknown or cyclic dependsOn,
+    missing sources, objects applied twice, unencrypted *.sops.* files, substituteFrom
+    without a creator, ${VARS} without a value (fatal since Flux 2.9) and objects the API
+    server would refuse (kubeconform), each at the line to edit with its Kustomization
+    chain. Says how many Kustomizations were validated and why others were skipped
+    (--strict fails on them). Needs kustomize (or kubectl); kubeconform and helm when
+    installed. Exits 1 on any problem.
     """
     from tasks.lib import fluxtree, swap
-    from tasks.lib.fluxtree import helm as helm_charts
     from tasks.lib.fluxtree import report as fluxtree_report
     from tasks.lib.fluxtree.varsfile import variables
     from tasks.lib.terminal import StatusLine
@@ -79,14 +83,11 @@ def validate(
                 )
                 if live
                 else None,
+                strict=strict,
+                helm=helm,
             )
         status.finish()
-        notes = (
-            helm_charts.inflate(tree, helm=find_tool("helm"), kubeconform=find_tool("kubeconform"))
-            if helm
-            else []
-        )
-        text = fluxtree_report.as_json(tree, notes) if json else fluxtree_report.as_text(tree, notes)
+        text = fluxtree_report.as_json(tree) if json else fluxtree_report.as_text(tree)
     print(text)
     if tree.problems:
         raise Exit(code=1)
@@ -97,14 +98,17 @@ def validate(
         "base": "git ref to compare against; default: the default branch (origin/HEAD, else main)",
         "output_file": "also write the markdown to this file",
         "limit": "maximum size of the markdown in characters (default 60000)",
+        "helm": "also diff what the charts of changed HelmReleases render (helm template)",
     }
 )
-def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000) -> None:
+def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000, helm: bool = False) -> None:
     """Diff the Flux tree of the working tree against a base ref, as a PR comment.
 
     Renders both trees offline (the base from a temporary git worktree, always removed) and
     prints object-level unified diffs of Kustomizations, HelmReleases and what they apply,
-    without noisy chart labels, versions and checksums, capped in size.
+    without noisy chart labels, versions and checksums, Secret values hidden, capped in size.
+    With --helm, the charts of the HelmReleases whose spec, chart source or values changed
+    are rendered on both sides and what they render is diffed too.
     """
     from tasks.lib import fluxtree, swap
     from tasks.lib.boundary import git_commit
@@ -126,7 +130,7 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000)
             f"would build the Flux tree at {ref} (temporary git worktree) and the working tree, and diff them"
         )
         return
-    text = diff_against(root, commit, fluxtree.validate(root), limit=limit, label=ref)
+    text = diff_against(root, commit, fluxtree.analyse(root), limit=limit, helm=helm, label=ref)
     if output_file:
         write_output(Path(output_file), text)
         print(f"wrote {output_file}", file=sys.stderr)

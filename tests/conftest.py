@@ -22,7 +22,7 @@ from tasks.lib.tools.runner import observe
 from tests import scripted
 from tests.fakes import FakeTools
 from tests.scripted import Reply
-from tests.tools_contract import real_tool  # before the tests' isolation moves HOME_OPS_TOOLS_DIR
+from tests.tools_contract import TOOLS_DIR, real_tool  # before the tests' isolation moves HOME_OPS_TOOLS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_OPERATOR = ROOT / "tests" / "fixtures" / "example-operator"
@@ -147,10 +147,20 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, _cache_home: Path) -> None:
     # Tools built by `inv doctor --install` are seen only by the contract tests (test_tools_*),
     # so every other test meets exactly the tools it sets up.
     monkeypatch.setenv("HOME_OPS_TOOLS_DIR", str(_cache_home / "no-tools"))
+    # Nor on PATH, where a developer may have put it.
+    tools = TOOLS_DIR.resolve()
+    path = [entry for entry in os.environ.get("PATH", "").split(os.pathsep) if not _same_dir(entry, tools)]
     scripts = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "")
-    if scripts not in path.split(os.pathsep):
-        monkeypatch.setenv("PATH", f"{path}{os.pathsep}{scripts}")
+    if scripts not in path:
+        path.append(scripts)
+    monkeypatch.setenv("PATH", os.pathsep.join(path))
+
+
+def _same_dir(entry: str, folder: Path) -> bool:
+    try:
+        return bool(entry) and Path(entry).resolve() == folder
+    except OSError:
+        return False
 
 
 def git(repo: Path, *args: str) -> str:

@@ -32,6 +32,15 @@ def chart_archive(name: str, version: str) -> bytes:
         f"{name}/templates/configmap.yaml": (
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n"
         ),
+        # What the values ask for (nothing by default): a ConfigMap of ``data``, a Pod of ``pod``.
+        f"{name}/templates/from-values.yaml": (
+            "{{- with .Values.data }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+            "  name: {{ $.Release.Name }}-values\n  namespace: {{ $.Release.Namespace }}\n"
+            "data:\n{{- toYaml . | nindent 2 }}\n{{- end }}\n"
+            "{{- with .Values.pod }}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n"
+            "  name: {{ $.Release.Name }}\nspec:\n  containers:\n    - name: main\n"
+            "      image: {{- toYaml .image | nindent 8 }}\n{{- end }}\n"
+        ),
     }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.lib.fluxtree import EntryNotFound, locate, validate
+from tasks.lib.fluxtree import EntryNotFound, locate, validate, yamlio
 from tasks.lib.fluxtree.report import as_json, as_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flux-repos"
@@ -218,48 +218,109 @@ def test_locate(tmp_path: Path) -> None:
 
 def test_reports(clean_tree) -> None:
     text = as_text(clean_tree)
-    assert "Kustomizations  8 (8 built, 0 skipped)" in text
+    assert "Kustomizations  8 (8 validated, 0 skipped)" in text
     assert "Problems        0" in text
     data = json.loads(as_json(clean_tree))
     assert data["summary"]["helmreleases"] == 6
     assert {s["kind"] for s in data["sources"]} == {"OCIRepository", "HelmRepository"}
 
 
-def test_helm_inflation_with_fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_tree) -> None:
-    import copy
+def test_helm_without_helm_is_a_note_not_a_problem(tmp_path: Path) -> None:
+    tree = validate(CLEAN, helm=True)  # the tests see no .tools/bin: no helm, no kubeconform
+    assert tree.problems == []
+    assert "--helm: helm is missing, 6 HelmRelease(s) not rendered" in tree.notes
+    assert any(note.startswith("schemas not checked: kubeconform is missing") for note in tree.notes)
 
-    from tasks.lib.fluxtree.helm import inflate
-    from tests.fakes import FakeTools, fail, ok
 
-    clean_tree = copy.deepcopy(clean_tree)
-    fakes = FakeTools(tmp_path / "bin").install("helm", "kubeconform")
-    fakes.script(
-        "helm", ("rook-ceph-cluster", fail("Error: chart not found")), (None, ok("kind: ConfigMap\n"))
+SHARED = """---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: shared
+provisioner: x
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: reader
+rules: []
+"""
+BINDING = """---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {app}-reader
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: reader
+subjects: []
+"""
+APP = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {app}
+data:
+  claim: ${{APP}}
+"""
+APP_KS = """---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: {app}
+  namespace: flux-system
+spec:
+  path: ./kubernetes/apps/{app}
+  targetNamespace: media
+  components: [../../components/app]
+  postBuild:
+    substitute:
+      APP: {app}
+  sourceRef:
+    kind: GitRepository
+    name: flux-system
+"""
+CLAIM = """apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: ${APP}
+spec:
+  storageClassName: shared
+  accessModes: [ReadWriteOnce]
+"""
+
+
+def test_batched_builds_give_exactly_what_builds_one_by_one_give(tmp_path: Path, monkeypatch) -> None:
+    """Many Kustomizations share one kustomize run (same-namespace apps loading one component
+    take a nameSuffix of their own, removed afterwards): the objects are exactly those of
+    one run per Kustomization, references to another app's objects included."""
+    from tasks.lib.fluxtree import build
+
+    repo = tmp_path / "repo"
+    component = repo / "kubernetes/components/app"
+    component.mkdir(parents=True)
+    (component / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [claim.yaml]\n"
     )
-    monkeypatch.setenv("PATH", fakes.path_env())
-    notes = inflate(clean_tree, helm="helm", kubeconform="kubeconform")
-    lines = fakes.lines("helm")
-    assert (
-        "helm template atuin oci://ghcr.io/bjw-s-labs/helm/app-template --version 4.4.0 "
-        "--namespace default --include-crds --values -"
-    ) in lines
-    assert (
-        "helm template rook-ceph-operator rook-ceph --repo https://charts.rook.io/release --version v1.18.0 "
-        "--namespace storage --include-crds --values -"
-    ) in lines
-    atuin = next(call for call in fakes.calls("helm") if "atuin" in call.argv)
-    assert "ghcr.io/atuinsh/atuin" in atuin.stdin  # the values travel on stdin
-    assert any("valuesFrom" in note for note in notes)  # flux-instance's values are partial
-    failed = [p for p in clean_tree.problems if p.kind == "helm-template-failed"]
-    assert [p.file for p in failed] == ["kubernetes/apps/storage/rook-ceph/cluster/helmrelease.yaml"]
-    assert len(fakes.calls("kubeconform")) == 1
+    (component / "claim.yaml").write_text(CLAIM)
+    for index in range(6):
+        app = repo / f"kubernetes/apps/app{index}"
+        app.mkdir(parents=True)
+        (app / "kustomization.yaml").write_text("resources: [all.yaml]\n")
+        extra = SHARED if index == 0 else BINDING.format(app=f"app{index}")
+        (app / "all.yaml").write_text(APP.format(app=f"app{index}") + extra)
+    (repo / "kubernetes/flux/cluster").mkdir(parents=True)
+    (repo / "kubernetes/flux/cluster/ks.yaml").write_text(
+        "".join(APP_KS.format(app=f"app{i}") for i in range(6))
+    )
 
+    def objects(tree) -> dict[str, list[str]]:
+        return {k.id: sorted(yamlio.dump(o.body) for o in k.objects) for k in tree.kustomizations.values()}
 
-def test_helm_skipped_without_tools(clean_tree) -> None:
-    from tasks.lib.fluxtree.helm import inflate
-
-    notes = inflate(clean_tree, helm=None, kubeconform=None)
-    assert notes == [
-        "--helm: helm is not installed, 6 HelmRelease(s) not inflated",
-        "--helm: kubeconform is not installed, schemas not checked",
-    ]
+    batched = validate(repo, workers=1)
+    assert batched.builds < 6  # the apps shared a kustomize run
+    monkeypatch.setattr(build, "plan_groups", lambda items, workers: [[item] for item in items])
+    alone = validate(repo, workers=1)
+    assert objects(batched) == objects(alone)
+    (binding,) = [o for o in alone.objects() if o.name == "app3-reader"]
+    assert binding.body["roleRef"]["name"] == "reader"

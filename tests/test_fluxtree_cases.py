@@ -139,3 +139,83 @@ def test_commands_are_seen_through_the_runner() -> None:
     assert [o.ok for o in outcomes] == [True, True]
     assert outcomes[0].stdout.strip() == "1"
     assert len(seen) == 2
+
+
+def _git(repo: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_a_fork_with_its_own_remote_still_follows_the_self_managing_kustomization(tmp_path: Path) -> None:
+    """The FluxInstance's sync URL is this repository, whatever the checkout's remote says
+    (a fork, a mirror): the Kustomization managing kubernetes/flux is built from here, so
+    the HelmRepositories it applies exist."""
+    repo = copy_case("self-managed-sync", tmp_path)
+    _git(repo, "init", "-q")
+    _git(repo, "remote", "add", "origin", "https://github.com/someone/fork.git")
+    tree = validate(repo)
+    assert tree.kustomizations["flux-system/cluster"].built
+    assert tree.problems == []
+    assert sorted(o.name for o in tree.sources()) == ["bjw-s", "controlplaneio", "home-kubernetes"]
+
+
+def test_makejinja_template_sources_are_not_applied(tmp_path: Path) -> None:
+    tree = validate(copy_case("makejinja-templates", tmp_path))
+    (echo,) = [o for o in tree.objects() if o.name == "echo"]
+    assert echo.body["data"] == {"host": "echo.example.com", "timezone": "Etc/UTC"}
+    assert tree.kustomizations["flux-system/flux"].skipped.endswith("is external, not built")
+
+
+def test_a_git_source_named_by_the_sync_url_is_this_repository(tmp_path: Path) -> None:
+    tree = validate(copy_case("external-git-no-remote", tmp_path))
+    assert tree.kustomizations["flux-system/crds"].built
+    assert not tree.kustomizations["flux-system/gateway-api-crds"].built
+
+
+def test_without_any_url_a_git_source_with_an_existing_path_is_this_repository(tmp_path: Path) -> None:
+    """No remote and no sync URL: the old rule holds for non-empty paths only."""
+    repo = copy_case("external-git-no-remote", tmp_path)
+    sync = repo / "clusters/main/flux-system/gotk-sync.yaml"
+    sync.write_text(sync.read_text().replace("  url: ssh://git@github.com/example/home-ops\n", ""))
+    tree = validate(repo)
+    assert tree.kustomizations["flux-system/gateway-api-crds"].built  # config/crd exists here
+    assert not tree.kustomizations["flux-system/gateway-api"].built  # the root: no evidence
+
+
+def test_sourceignore_leaves_files_out_of_the_generated_kustomization(tmp_path: Path) -> None:
+    tree = validate(copy_case("sourceignore", tmp_path))
+    (echo,) = [o for o in tree.objects() if o.name == "echo"]
+    assert echo.body["data"] == {"greeting": "hello"}  # override.local.yaml is ignored
+    assert not [o for o in tree.objects() if o.name == "draft"]
+
+
+def test_coverage_is_reported_and_strict_fails_skipped_kustomizations(tmp_path: Path) -> None:
+    from tasks.lib.fluxtree.report import as_text
+
+    repo = copy_case("mostly-external", tmp_path)
+    text = as_text(validate(repo))
+    assert text.splitlines()[0].startswith("WARNING: 2 of 3 Kustomizations were not validated")
+    assert "Kustomizations  3 (1 validated, 2 skipped: 2 external source)" in text
+    strict = validate(repo, strict=True)
+    assert [(p.kind, p.kustomization) for p in strict.problems] == [
+        ("not-validated", "flux-system/platform"),
+        ("not-validated", "flux-system/platform-config"),
+    ]
+    assert not as_text(validate(copy_case("features", tmp_path))).startswith("WARNING")
+
+
+def test_strict_substitution_follows_the_pinned_flux(tmp_path: Path) -> None:
+    repo = copy_case("substitution-flux-2-6", tmp_path)
+    assert "Flux replaces it with an empty string" in validate(repo).problems[0].message
+    components = repo / "clusters/home/flux-system/gotk-components.yaml"
+    components.write_text(components.read_text().replace("v2.6.4", "v2.9.5"))
+    assert "Flux fails the whole Kustomization flux-system/apps" in validate(repo).problems[0].message
+    # an explicit feature gate wins over the version
+    (repo / "clusters/home/flux-system/kustomization.yaml").write_text(
+        "resources: [gotk-components.yaml, gotk-sync.yaml]\n"
+        "patches:\n  - patch: |\n      - op: add\n        path: /spec/template/spec/containers/0/args/-\n"
+        "        value: --feature-gates=StrictPostBuildSubstitutions=false\n"
+        "    target: {kind: Deployment, name: kustomize-controller}\n"
+    )
+    assert "replaces it with an empty string" in validate(repo).problems[0].message

@@ -199,31 +199,30 @@ def test_standalone_kustomize_agrees_with_kubectl_kustomize(example: Path) -> No
 # kubeconform -------------------------------------------------------------------------------
 def test_kubeconform_checks_the_example_offline(example: Path, with_real_tools: None) -> None:
     from tasks.lib.fluxtree import validate
-    from tasks.lib.fluxtree.helm import inflate
 
     real_tool("kubeconform")
     tree = validate(example)
-    before = list(tree.problems)
-    notes = inflate(tree, helm=None, kubeconform="kubeconform")
-    assert tree.problems == before, [str(p) for p in tree.problems]
-    checked = next(n for n in notes if "kubeconform checked" in n)
-    assert int(checked.split("checked ")[1].split()[0]) >= 10
-    skipped = next(n for n in notes if "not schema-checked" in n)
-    assert "HelmRelease x" in skipped and "Kustomization x" in skipped
+    assert tree.problems == [], [str(p) for p in tree.problems]
+    checked = next(n for n in tree.notes if "checked against the Kubernetes" in n)
+    assert int(checked.split()[0]) >= 10
+    assert "of kinds without a shipped schema" in checked  # HelmReleases, Kustomizations, ...
 
 
 def test_kubeconform_finds_an_invalid_object(example: Path, with_real_tools: None) -> None:
-    from tasks.lib.fluxtree.helm import schema_check
-    from tasks.lib.fluxtree.model import Tree
+    from tasks.lib.fluxtree.model import Obj
+    from tasks.lib.fluxtree.schemacheck import check
 
     real_tool("kubeconform")
-    tree = Tree(root=str(example), entry="kubernetes/flux/cluster/ks.yaml")
-    bad = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: http\n"
-    good = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  a: b\n"
-    notes = schema_check(tree, [bad, good])
-    assert [p.kind for p in tree.problems] == ["schema-invalid"]
-    assert "Service web" in tree.problems[0].message and "/spec/ports/0/port" in tree.problems[0].message
-    assert notes[0].startswith("--helm: kubeconform checked 2 object(s) against the Kubernetes")
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"ports": [{"port": "http"}]},
+    }
+    good = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "b"}}
+    invalid, notes = check([Obj(bad, "ks", "bad.yaml"), Obj(good, "ks", "good.yaml")])
+    assert [(i.obj.file, i.reason.split(":")[0]) for i in invalid] == [("bad.yaml", "spec.ports[0].port")]
+    assert notes[0].startswith("2 object(s) checked against the Kubernetes")
 
 
 # actionlint --------------------------------------------------------------------------------

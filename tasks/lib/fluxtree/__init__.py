@@ -10,37 +10,64 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from .entry import CLUSTER_DIR, EntryNotFound, locate
 from .model import PROBLEM_KINDS, FluxKustomization, Obj, Problem, Tree
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 #: ``progress(done, total, what)``: called while building, for a progress line on a terminal.
 Progress = Callable[[int, int, str], None]
 
 
-def validate(
-    path: Path,
-    *,
-    workers: int | None = None,
-    variables: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
-) -> Tree:
-    """Build the Flux tree at ``path`` and run every check. ``variables`` stand for
-    ``postBuild`` values that live only in the cluster (``--var``)."""
-    from .checks import run_checks
-    from .engine import Engine
+class Options(TypedDict, total=False):
+    """How :func:`validate` runs: ``variables`` stand for ``postBuild`` values that live
+    only in the cluster (``--var``); ``strict`` makes every Kustomization that could not be
+    validated a problem; ``helm`` renders every HelmRelease (``helm template``) and checks
+    what it renders too."""
 
-    root, entry = locate(path)
-    engine = Engine(root, entry, workers=workers, variables=variables, progress=progress)
+    workers: int | None
+    variables: Mapping[str, str] | None
+    progress: Progress | None
+    strict: bool
+    helm: bool
+
+
+def analyse(path: Path, **options: Unpack[Options]) -> Engine:
+    """Build the Flux tree at ``path`` and run every check; the engine, for what needs more
+    than the tree (rendering charts afterwards). See :func:`validate`."""
     from .build import wait_cleanup
+    from .checks import check_not_validated, check_rendered, run_checks
+    from .engine import Engine
+    from .entry import forget
 
+    forget()
+    root, entry = locate(path)
+    engine = Engine(
+        root,
+        entry,
+        workers=options.get("workers"),
+        variables=options.get("variables"),
+        progress=options.get("progress"),
+    )
     try:
         engine.run()
+        if options.get("helm"):
+            check_rendered(engine)
         run_checks(engine)
+        if options.get("strict"):
+            check_not_validated(engine)
         engine.finish()
     finally:
         wait_cleanup()  # the temporary build folders are removed while the checks run
-    return engine.tree
+    return engine
+
+
+def validate(path: Path, **options: Unpack[Options]) -> Tree:
+    """Build the Flux tree at ``path`` and run every check (see :class:`Options`)."""
+    return analyse(path, **options).tree
 
 
 __all__ = [
@@ -52,6 +79,7 @@ __all__ = [
     "Problem",
     "Progress",
     "Tree",
+    "analyse",
     "locate",
     "validate",
 ]

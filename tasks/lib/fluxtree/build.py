@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -53,6 +54,9 @@ class BuildItem:
     renames: bool = False
     namespace: str = ""  # the Flux Kustomization's targetNamespace, when set
     dirs: frozenset[Path] = frozenset()  # every kustomization directory the build loads
+    #: Directories whose objects keep their names under a ``nameSuffix`` (Namespaces, CRDs,
+    #: APIServices: kustomize never renames them); None when the item cannot take a suffix.
+    fixed: frozenset[Path] | None = None
 
 
 @dataclass
@@ -114,7 +118,10 @@ def kustomize_error(error: str, root: Path, temporaries: Sequence[Path]) -> tupl
     if "accumulation err=" in text or "': " in text:  # keep kustomize's innermost reason
         text = text.rsplit("': ", 1)[-1]
     # kubectl's kustomize escapes the quotes of nested errors (\\"), kustomize does not
-    return found, (text.replace('\\"', '"').strip("'\" \\")[:400] or "kustomize build failed")
+    text = text.replace('\\"', '"').strip("'\" \\")
+    if text.count("'") % 2:  # the closing quote of a path, stripped with the outer ones
+        text += "'"
+    return found, (text.strip()[:400] or "kustomize build failed")
 
 
 def strip_origin(body: dict[str, Any]) -> str | None:
@@ -136,6 +143,7 @@ def strip_origin(body: dict[str, Any]) -> str | None:
 class _Group:
     items: list[BuildItem] = field(default_factory=list)
     dirs: dict[str, set[Path]] = field(default_factory=dict)  # namespace -> directories used
+    fixed: dict[str, set[Path]] = field(default_factory=dict)  # namespace -> their unrenamed part
     renaming: set[str] = field(default_factory=set)  # namespaces with a renaming item
 
     def accepts(self, item: BuildItem) -> bool:
@@ -146,12 +154,20 @@ class _Group:
         if item.namespace in self.renaming:
             return False
         if not item.namespace:
-            return not self.renaming and not any(item.dirs & used for used in self.dirs.values())
-        return not (item.dirs & (self.dirs.get(item.namespace, set()) | self.dirs.get("", set())))
+            if self.renaming:
+                return False
+            namespaces = list(self.dirs)
+        else:
+            namespaces = [item.namespace, ""]
+        fixed = item.dirs if item.fixed is None else item.fixed
+        return not any(
+            fixed & self.dirs.get(ns, set()) or item.dirs & self.fixed.get(ns, set()) for ns in namespaces
+        )
 
     def add(self, item: BuildItem) -> None:
         self.items.append(item)
         self.dirs.setdefault(item.namespace, set()).update(item.dirs)
+        self.fixed.setdefault(item.namespace, set()).update(item.dirs if item.fixed is None else item.fixed)
         if item.renames:
             self.renaming.add(item.namespace)
 
@@ -160,9 +176,11 @@ def plan_groups(items: Sequence[BuildItem], workers: int) -> list[list[BuildItem
     """Batches of items that cannot interfere, at least ``workers`` of them when possible.
 
     Two items of one namespace that load the same directory (typically a component that
-    names its objects ``${APP}``) would produce the same object ids before substitution, so
-    they go to different batches; a renaming item shares a batch only with items of other
-    namespaces; an item using ``vars`` is alone.
+    names its objects ``${APP}``) would produce the same object ids before substitution:
+    an item that can take a ``nameSuffix`` is built with one of its own (removed from its
+    output, exactly), which keeps their objects apart, except the kinds kustomize never
+    renames; other items that share a directory go to different batches. A renaming item
+    shares a batch only with items of other namespaces; an item using ``vars`` is alone.
     """
     single = [item for item in items if item.alone or (item.renames and not item.namespace)]
     groups = [_Group() for _ in range(min(workers, len(items)))]
@@ -189,6 +207,7 @@ class Builder:
         self.real_tmp = Path(os.path.realpath(self.tmp))
         self.processes = 0
         self._counter = itertools.count(1)
+        self.token = f"fx{secrets.token_hex(4)}x"
 
     def close(self) -> None:
         """Remove the temporary folder, in the background: nothing reads it any more, and a
@@ -262,12 +281,27 @@ class Builder:
         return self._shadow(item)
 
     # Batches ----------------------------------------------------------------------------
+    def suffix(self, item: BuildItem, index: int) -> str:
+        """The ``nameSuffix`` an item takes in a batch ("" when it takes none): a token no
+        repository contains, so that removing it restores exactly what kustomize made."""
+        return f"-{self.token}{index}" if item.fixed is not None else ""
+
     def _write_batch(self, group: list[BuildItem]) -> tuple[Path, list[str]]:
         batch = self._next("b")
         batch.mkdir()
         resources: list[str] = []
         for index, item in enumerate(group):
-            resources.append(os.path.relpath(self._item_dir(item), batch))
+            target = os.path.relpath(self._item_dir(item), batch)
+            if suffix := self.suffix(item, index) if len(group) > 1 else "":
+                wrapper = batch / f"w{index}"
+                wrapper.mkdir()
+                wrapped = {
+                    "resources": [os.path.relpath(self._item_dir(item), wrapper)],
+                    "nameSuffix": suffix,
+                }
+                (wrapper / "kustomization.yaml").write_text(yamlio.dump(wrapped), encoding="utf-8")
+                target = wrapper.name
+            resources.append(target)
             marker = f"m{index}.yaml"
             (batch / marker).write_text(
                 f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {MARKER}{index}\n", encoding="utf-8"
@@ -300,16 +334,25 @@ class Builder:
     def _split(self, batch: Path, group: list[BuildItem], stdout: str) -> list[BuildResult]:
         results = [BuildResult(item.key, True) for item in group]
         fallbacks = [str(item.directory.resolve().relative_to(self.root)) for item in group]
+        # kustomize fixes every reference to a renamed object across the whole build, so an
+        # item may hold another item's suffix too: every suffix of the batch is removed.
+        suffixed = len(group) > 1 and any(item.fixed is not None for item in group)
+        token = re.compile(rf"-{self.token}\d+")
         index = 0
         for text in yamlio.split_documents(stdout):
+            if MARKER in text:
+                marker = yamlio.load(text)
+                marker = marker if isinstance(marker, dict) else {}
+                name = str((marker.get("metadata") or {}).get("name", ""))
+                if marker.get("kind") == "ConfigMap" and name.startswith(MARKER):
+                    index = int(name[len(MARKER) :]) + 1
+                    continue
+            if index >= len(group):
+                continue
+            if suffixed:
+                text = token.sub("", text)  # the token exists only where kustomize put it
             body = yamlio.load(text)
             if not isinstance(body, dict):
-                continue
-            name = str((body.get("metadata") or {}).get("name", ""))
-            if body.get("kind") == "ConfigMap" and name.startswith(MARKER):
-                index = int(name[len(MARKER) :]) + 1
-                continue
-            if index >= len(group):
                 continue
             origin = strip_origin(body)
             file = self._repo_file(batch, origin, fallbacks[index])
@@ -323,7 +366,12 @@ class Builder:
         try:
             batch, _keys = self._write_batch(group)
             argv = kustomize_argv(str(batch), self.tool, unrestricted=True)
-            outcome = run_one(Command(tuple(argv), what=f"building {len(group)} Kustomization(s)"))
+            what = (
+                f"building Kustomization {group[0].key}"
+                if len(group) == 1
+                else f"building {len(group)} Kustomizations"
+            )
+            outcome = run_one(Command(tuple(argv), what=what))
             if outcome.ok:
                 return self._split(batch, group, outcome.stdout), []
             error, internal = (outcome.problem if outcome.limit else outcome.stderr.strip()), False

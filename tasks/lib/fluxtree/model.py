@@ -18,6 +18,8 @@ SOURCE_KINDS = frozenset(
 PROBLEM_KINDS = (
     "yaml-invalid",
     "missing-file",
+    "outside-source",
+    "file-refused",
     "build-failed",
     "depends-on-missing",
     "depends-on-cycle",
@@ -28,10 +30,29 @@ PROBLEM_KINDS = (
     "substitute-from-missing",
     "unresolved-variable",
     "substitution-failed",
+    "values-from-missing",
     "helm-template-failed",
     "schema-invalid",
+    "not-validated",
     "internal-error",
 )
+
+
+def secure_join(raw: str) -> tuple[str, bool]:
+    """(the path below the root that ``raw`` names, whether a ``..`` tried to climb above
+    it): what ``securejoin.SecureJoin(root, raw)`` gives kustomize-controller."""
+    parts: list[str] = []
+    escaped = False
+    for part in raw.strip().replace("\\", "/").split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            escaped = escaped or not parts
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/".join(parts), escaped
 
 
 def group_of(api_version: str) -> str:
@@ -88,6 +109,13 @@ class Obj:
     body: dict[str, Any]
     owner: str  # id of the Flux Kustomization that applies it
     file: str  # repository-relative file it comes from (best knowledge)
+    written_name: str = ""  # metadata.name before substitution, when it differs
+    rendered_by: str = ""  # the HelmRelease (namespace/name) whose chart renders it
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        """(kind, name as written in its file), to find its line."""
+        return self.kind, self.written_name or self.name
 
     @property
     def kind(self) -> str:
@@ -139,10 +167,14 @@ class FluxKustomization:
 
     @property
     def path(self) -> str:
-        """``spec.path`` normalised to a repository-relative directory ("" for the root)."""
-        raw = str(self.spec.get("path") or "").strip()
-        parts = [p for p in raw.replace("\\", "/").split("/") if p not in ("", ".")]
-        return "/".join(parts)
+        """``spec.path`` as kustomize-controller resolves it (``securejoin`` into the source):
+        a repository-relative directory ("" for the root); ``..`` never climbs above the root."""
+        return secure_join(str(self.spec.get("path") or ""))[0]
+
+    @property
+    def path_escapes(self) -> bool:
+        """Whether ``spec.path`` tries to lead outside the source (Flux keeps it inside)."""
+        return secure_join(str(self.spec.get("path") or ""))[1]
 
     def source_ref(self) -> Ref:
         ref = self.spec.get("sourceRef") or {}
@@ -175,6 +207,8 @@ class Tree:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     builds: int = 0
+    #: HelmRelease id -> the objects its chart renders (``--helm``)
+    rendered: dict[str, list[Obj]] = field(default_factory=dict)
 
     def objects(self) -> list[Obj]:
         return [obj for ks in self.kustomizations.values() for obj in ks.objects]

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 from . import yamlio
 from .kustfiles import KUSTOMIZATION_FILES
+from .walk import walk
 
 
 def placeholder(key: str) -> str:
@@ -30,6 +33,7 @@ class VarSource:
     file: str
     values: dict[str, str] = field(default_factory=dict)
     keys_known: bool = True
+    bootstrap: bool = False  # applied by the bootstrap step, before Flux
 
 
 def _decode(value: Any) -> str:
@@ -96,10 +100,16 @@ class Registry:
         self.entries: dict[tuple[str, str, str], VarSource] = {}
 
     def add(self, source: VarSource) -> None:
-        self.entries.setdefault((source.kind, source.namespace, source.name), source)
+        """Keep the first creator of a name, except that the tree's object replaces what the
+        bootstrap applied (Flux applies it over the bootstrap's)."""
+        key = (source.kind, source.namespace, source.name)
+        existing = self.entries.get(key)
+        if existing is None or (existing.bootstrap and not source.bootstrap):
+            self.entries[key] = source
 
-    def add_object(self, body: dict[str, Any], namespace: str, file: str) -> None:
+    def add_object(self, body: dict[str, Any], namespace: str, file: str, *, bootstrap: bool = False) -> None:
         for source in sources_from(body, namespace, file):
+            source.bootstrap = bootstrap
             self.add(source)
 
     def get(self, kind: str, namespace: str, name: str) -> VarSource | None:
@@ -112,36 +122,72 @@ class Registry:
         directory = root / "bootstrap"
         if not directory.is_dir():
             return []
-        dirs = sorted({p.parent for name in KUSTOMIZATION_FILES for p in directory.rglob(name)})
+        templates = template_sources(root)
+        dirs = sorted(
+            {
+                p.parent
+                for name in KUSTOMIZATION_FILES
+                for p in _files(directory)
+                if p.name == name
+                if not any(p.is_relative_to(t) for t in templates)
+            }
+        )
         return [d for d in dirs if not any(d != o and d.is_relative_to(o) for o in dirs)]
 
     @staticmethod
     def bootstrap_manifests(root: Path, built: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
         """Secrets, ConfigMaps and sources the bootstrap step applies as plain files: the
         manifests under ``bootstrap/`` outside ``built`` folders (``*.yaml.j2`` too, when
-        they parse), and any repository manifest a bootstrap script names, e.g.
+        they parse, unless they are makejinja's template sources), and any repository
+        manifest a bootstrap script names, e.g.
         ``kubernetes/components/common/sops/cluster-secrets.sops.yaml`` applied into
         ``flux-system`` by ``bootstrap/mod.just`` or ``scripts/bootstrap-apps.sh``."""
         files: dict[Path, None] = {}
         directory = root / "bootstrap"
+        templates = template_sources(root)
         if directory.is_dir():
             for pattern in ("*.y*ml", "*.y*ml.j2"):
                 files.update(
                     dict.fromkeys(
                         p
-                        for p in sorted(directory.rglob(pattern))
-                        if not any(p.is_relative_to(b) for b in built)
+                        for p in _files(directory)
+                        if fnmatch(p.name, pattern)
+                        if not any(p.is_relative_to(b) for b in [*built, *templates])
                     )
                 )
         files.update(dict.fromkeys(bootstrap_references(root)))
         out: list[tuple[Path, dict[str, Any]]] = []
         for path in files:
             try:
-                docs = yamlio.load_all(path.read_text(encoding="utf-8", errors="replace"))
+                docs = yamlio.load_all(yamlio.read_text(path))
             except (yamlio.YAMLError, OSError, ValueError):
                 continue
             out += [(path, body) for body in docs if isinstance(body, dict) and body.get("kind")]
         return out
+
+
+def template_sources(root: Path) -> list[Path]:
+    """The folders makejinja renders from (``inputs`` of ``makejinja.toml``): their files
+    are templates of manifests, never manifests anyone applies."""
+    import tomllib
+
+    config = root / "makejinja.toml"
+    try:
+        data = tomllib.loads(yamlio.read_text(config, 1 << 20))
+    except (OSError, tomllib.TOMLDecodeError, ValueError):
+        return []
+    inputs = (data.get("makejinja") or {}).get("inputs") or []
+    out = []
+    for entry in inputs if isinstance(inputs, list) else []:
+        target = Path(os.path.normpath(root / str(entry)))
+        if target.is_relative_to(root) and target != root:
+            out.append(target)
+    return out
+
+
+def _files(directory: Path) -> list[Path]:
+    """Every file below ``directory``, sorted (bounded walk)."""
+    return sorted(here / name for here, _dirs, names in walk(directory) for name in names)
 
 
 #: Where bootstrap scripts live in repositories of this family (Taskfile, just, shell).
@@ -152,10 +198,17 @@ _PATH_TOKEN = re.compile(r"(?:[\w.-]+/)+[\w.-]+\.ya?ml\b")
 
 def _script_files(root: Path) -> list[Path]:
     found = [root / name for name in SCRIPT_FILES if (root / name).is_file()]
+    templates = template_sources(root)
     for name in SCRIPT_DIRS:
         directory = root / name
         if directory.is_dir():
-            found += sorted(p for p in directory.rglob("*") if p.is_file() and p.stat().st_size < 512_000)
+            found += sorted(
+                p
+                for p in _files(directory)
+                if p.is_file()
+                and p.stat().st_size < 512_000
+                and not any(p.is_relative_to(t) for t in templates)
+            )
     return found
 
 
@@ -165,8 +218,8 @@ def bootstrap_references(root: Path) -> list[Path]:
     tokens: set[str] = set()
     for script in _script_files(root):
         try:
-            text = script.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = yamlio.read_text(script, 512_000)
+        except OSError:
             continue
         tokens.update(re.sub(r"^(?:\.\.?/)+", "", m.group(0)) for m in _PATH_TOKEN.finditer(text))
     if not tokens:
@@ -176,7 +229,7 @@ def bootstrap_references(root: Path) -> list[Path]:
         base = root / directory
         if not base.is_dir():
             continue
-        for path in sorted(base.rglob("*.y*ml")):
+        for path in (p for p in _files(base) if fnmatch(p.name, "*.y*ml")):
             relative = path.relative_to(root).as_posix()
             # The token may lack the path's head (``{{ kubernetes_dir }}/components/...``) or
             # carry a variable's name before it (``$ROOT_DIR/kubernetes/...``).

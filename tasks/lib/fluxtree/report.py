@@ -13,15 +13,27 @@ from tasks.lib.errors import verdict
 from .model import PROBLEM_KINDS, Tree
 
 
+def skip_reason(reason: str) -> str:
+    """The kind of a skip reason, for the summary ("external source", "missing source")."""
+    if reason.endswith("is external, not built"):
+        return "external source"
+    if reason.endswith("does not exist"):
+        return "missing source"
+    return "other"
+
+
 def summary(tree: Tree) -> dict[str, Any]:
     kss = [ks for ks in tree.kustomizations.values() if not ks.synthetic]
     sources = Counter(o.kind for o in tree.sources())
     kinds = Counter(p.kind for p in tree.problems)
+    skipped = Counter(skip_reason(ks.skipped) for ks in kss if ks.skipped)
     return {
         "root": tree.root,
         "entry": tree.entry,
         "kustomizations": len(kss),
         "built": sum(1 for ks in kss if ks.built),
+        "failed": sum(1 for ks in kss if not ks.built and not ks.skipped),
+        "skipped_by_reason": dict(sorted(skipped.items())),
         "skipped": sorted(f"{ks.id}: {ks.skipped}" for ks in kss if ks.skipped),
         "external": sorted(f"{ks.id}: {ks.source_ref()}" for ks in kss if ks.skipped.endswith("not built")),
         "helmreleases": len(tree.helmreleases()),
@@ -32,6 +44,31 @@ def summary(tree: Tree) -> dict[str, Any]:
         "kustomize_processes": tree.builds,
         "seconds": round(tree.seconds, 3),
     }
+
+
+def _reasons(info: dict[str, Any]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in info["skipped_by_reason"].items())
+
+
+def coverage(info: dict[str, Any]) -> str:
+    """ "4 validated, 1 failed to build, 67 skipped: 67 external source"."""
+    parts = [f"{info['built']} validated"]
+    if info["failed"]:
+        parts.append(f"{info['failed']} failed to build")
+    skipped = sum(info["skipped_by_reason"].values())
+    parts.append(f"{skipped} skipped" + (f": {_reasons(info)}" if skipped else ""))
+    return ", ".join(parts)
+
+
+def coverage_warning(info: dict[str, Any]) -> list[str]:
+    """A leading warning when more than half of the Kustomizations were not validated."""
+    total, skipped = info["kustomizations"], len(info["skipped"])
+    if not total or skipped * 2 <= total:
+        return []
+    return [
+        f"WARNING: {skipped} of {total} Kustomizations were not validated ({_reasons(info)}): "
+        f"this report covers only {info['built']}; --strict makes that an error."
+    ]
 
 
 def as_json(tree: Tree, extra_notes: list[str] | None = None) -> str:
@@ -69,9 +106,10 @@ def as_text(tree: Tree, extra_notes: list[str] | None = None) -> str:
     info = summary(tree)
     sources = ", ".join(f"{n} {k}" for k, n in info["sources"].items()) or "none"
     lines = [
+        *coverage_warning(info),
         f"Flux tree {info['entry']} ({info['root']}), {info['seconds']:.2f}s, "
         f"{info['kustomize_processes']} kustomize process(es)",
-        f"  Kustomizations  {info['kustomizations']} ({info['built']} built, {len(info['skipped'])} skipped)",
+        f"  Kustomizations  {info['kustomizations']} ({coverage(info)})",
         f"  HelmReleases    {info['helmreleases']}",
         f"  Sources         {sum(info['sources'].values())} ({sources})",
         f"  Objects         {info['objects']}",

@@ -12,6 +12,7 @@ report says which.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -33,10 +34,25 @@ class Schemas:
     directory: Path  # holds v<version>-local/<kind>-<group>-<version>.json
     kubernetes_version: str  # e.g. 1.37.0
 
+    def has(self, kind: str, api_version: str) -> bool:
+        """Whether a schema for ``kind`` of ``api_version`` is shipped (kubeconform's file
+        name: kind, the group's first label, the version)."""
+        group, _, version = api_version.rpartition("/")
+        suffix = f"-{group.split('.')[0]}-{version}" if group else f"-{version}"
+        return f"{kind.lower()}{suffix}.json" in _names(self.directory / f"v{self.kubernetes_version}-local")
+
     def argv(self) -> list[str]:
         template = "{{ .NormalizedKubernetesVersion }}-local/{{ .ResourceKind }}{{ .KindSuffix }}.json"
         location = f"{self.directory}/{template}"
         return ["-schema-location", location, "-kubernetes-version", self.kubernetes_version]
+
+
+@functools.cache
+def _names(directory: Path) -> frozenset[str]:
+    try:
+        return frozenset(os.listdir(directory))
+    except OSError:
+        return frozenset()
 
 
 def shipped_dir() -> Path | None:

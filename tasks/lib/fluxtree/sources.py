@@ -11,36 +11,35 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_SCHEME = re.compile(r"^[a-z+]+://")
+from .yamlio import read_text
 
 
 def normalize_url(url: str) -> str:
-    """``host/owner/name`` of a git URL in any spelling (https, ssh, scp-like), lower case."""
-    text = url.strip().lower()
-    text = _SCHEME.sub("", text)
-    text = text.split("@", 1)[-1] if "@" in text.split("/", 1)[0] else text
-    if ":" in text.split("/", 1)[0]:  # scp-like git@host:owner/name, or host:port/...
-        host, _, rest = text.partition(":")
-        rest = rest.split("/", 1)[1] if rest.split("/", 1)[0].isdigit() and "/" in rest else rest
-        text = f"{host}/{rest}"
-    return text.removesuffix("/").removesuffix(".git")
+    """``host/owner/name`` of a git URL in any spelling (https, ssh, scp-like, with ``.git``
+    or credentials), case-folded: one key per repository (:mod:`tasks.lib.gitremote`)."""
+    from tasks.lib.gitremote import parse_remote
+
+    parsed = parse_remote(url)
+    if parsed is None:
+        return url.strip().casefold().removesuffix("/").removesuffix(".git")
+    host, path = parsed.identity()
+    return f"{host}/{path}"
 
 
 def repository_urls(root: Path) -> set[str]:
-    """This repository's git remotes, normalised (empty without git or remotes)."""
+    """The remotes of the checkout ``root`` belongs to, normalised: empty without git, and
+    when ``root`` is only a folder inside some other checkout that does not track it (an
+    extracted archive under a home directory kept in git)."""
+    from tasks.lib.gitremote import remotes
     from tasks.lib.tools.runner import Command, find_tool, run_one
 
-    if find_tool("git") is None or not (root / ".git").exists():
+    if find_tool("git") is None:
         return set()
-    outcome = run_one(Command(("git", "remote", "-v"), cwd=root))
-    if not outcome.ok:
-        return set()
-    urls = set()
-    for line in outcome.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            urls.add(normalize_url(parts[1]))
-    return urls
+    if not (root / ".git").exists():
+        outcome = run_one(Command(("git", "ls-files", "-z", "--", "."), cwd=root, deadline=60))
+        if not outcome.ok or not outcome.data:
+            return set()
+    return {normalize_url(url) for url in remotes(root).values()}
 
 
 def same_repository(url: str, remotes: set[str]) -> bool:
@@ -58,8 +57,8 @@ class LineFinder:
         if file not in self._docs:
             entries: list[tuple[int, str, str]] = []
             try:
-                text = (self.root / file).read_text(encoding="utf-8", errors="replace")
-            except OSError:
+                text = read_text(self.root / file)
+            except (OSError, ValueError):
                 text = ""
             line = 1
             for part in re.split(r"(?m)^(---[ \t]*\n)", text):
@@ -68,7 +67,11 @@ class LineFinder:
                     continue
                 kind = re.search(r"(?m)^kind:\s*['\"]?([\w.-]+)", part)
                 name = re.search(r"(?m)^metadata:\s*\n(?:[ \t]+.*\n)*?[ \t]+name:\s*['\"]?([^'\"\s#]+)", part)
-                lead = len(part) - len(part.lstrip("\n"))
+                # the object's first line: blank lines and leading comments skipped
+                rows = part.split("\n")
+                lead = next(
+                    (i for i, r in enumerate(rows) if r.strip() and not r.lstrip().startswith("#")), 0
+                )
                 entries.append((line + lead, kind.group(1) if kind else "", name.group(1) if name else ""))
                 line += part.count("\n")
             self._docs[file] = entries

@@ -31,10 +31,10 @@ def parse_assignments(items: Iterable[str], origin: str = "--var") -> dict[str, 
 def read_vars_file(path: Path) -> dict[str, str]:
     """Variables from a file: a ConfigMap or Secret manifest (its data), a YAML mapping, or
     ``KEY=VALUE`` lines (``#`` comments and ``export`` allowed)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"--vars-file {path}: cannot read it ({error})") from None
+    from tasks.lib.files import read_text
+
+    # A FIFO, a device or a huge file is refused before it is opened for reading.
+    text = read_text(path, label=f"--vars-file {path}")
     try:
         data = yamlio.load(text)
     except yamlio.YAMLError:

@@ -13,7 +13,10 @@ as something else, so what we write means the same to kustomize.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -106,23 +109,130 @@ Dumper.add_implicit_resolver(
 )
 
 
-def load(text: str) -> Any:
+#: Bounds on what one file may cost: kustomize-controller has no such limits, but nothing a
+#: Kubernetes API server accepts comes near them (an object is at most about 1.5 MB).
+MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_DOCUMENTS = 10_000
+#: Nodes a document may have once every alias is expanded (a "billion laughs" has 10^9).
+MAX_EXPANDED_NODES = 1_000_000
+
+
+class LimitExceeded(yaml.YAMLError):
+    """A YAML text over one of the bounds above: refused before it costs memory."""
+
+
+class FileRefused(OSError):
+    """A file the validator will not read: not a regular file, or too big."""
+
+
+def read_text(path: Path, limit: int = MAX_FILE_BYTES) -> str:
+    """A repository text file, read without following it into a FIFO or a device and never
+    more than ``limit`` bytes (:class:`FileRefused` otherwise)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    descriptor = os.open(path, flags)
     try:
-        return yaml.load(text, Loader=Loader)  # noqa: S506 - a safe loader (CSafeLoader subclass)
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise FileRefused(f"{path}: not a regular file")
+        if info.st_size > limit:
+            raise FileRefused(f"{path}: {info.st_size} bytes, over the limit of {limit} bytes")
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            data = handle.read(limit + 1)
+    finally:
+        os.close(descriptor)
+    if len(data) > limit:
+        raise FileRefused(f"{path}: over the limit of {limit} bytes")
+    return data.decode("utf-8", "replace")
+
+
+def _check_expansion(data: Any) -> None:
+    """Refuse ``data`` when expanding its shared (aliased) nodes would exceed
+    :data:`MAX_EXPANDED_NODES`, or when an alias contains itself (Go's YAML refuses that)."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = list(node.values()) if isinstance(node, dict) else node
+        if done:
+            visiting.discard(key)
+            size = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if size > MAX_EXPANDED_NODES:
+                raise LimitExceeded(
+                    f"more than {MAX_EXPANDED_NODES} nodes once its aliases are expanded (a YAML bomb?)"
+                )
+            sizes[key] = size
+            continue
+        if key in sizes:
+            continue
+        if key in visiting:
+            raise LimitExceeded("an alias contains itself (a recursive YAML structure)")
+        visiting.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, (dict, list)) and id(c) not in sizes)
+
+
+_ALIAS = re.compile(r"(?:^|[\s\[{,:-])\*[^\s,\]}]+")
+#: Fewer aliases than this cannot multiply a file's size much.
+FEW_ALIASES = 32
+
+
+def many_aliases(text: str) -> bool:
+    """Whether ``text`` holds enough alias references to be a YAML bomb."""
+    return may_alias(text) and len(_ALIAS.findall(text, 0)) >= FEW_ALIASES
+
+
+def may_alias(text: str) -> bool:
+    """Whether ``text`` may use aliases (an anchor and an alias character both appear)."""
+    return "&" in text and "*" in text
+
+
+def _load_with(text: str, loader: type[Any]) -> Any:
+    try:
+        return yaml.load(text, Loader=loader)  # noqa: S506 - safe loaders (CSafeLoader/SafeLoader subclasses)
+    except RecursionError:
+        raise LimitExceeded("nested too deeply") from None
+
+
+def load(text: str) -> Any:
+    """One YAML document, read as Go's YAML reads it, within the bounds above."""
+    try:
+        data = _load_with(text, Loader)
     except yaml.YAMLError as error:
         if not _redefined_anchor(error):
             raise
-        return yaml.load(text, Loader=_RedefiningLoader)  # noqa: S506 - a SafeLoader subclass
+        data = _load_with(text, _RedefiningLoader)
+    if may_alias(text):
+        _check_expansion(data)
+    return data
+
+
+def _load_all_with(text: str, loader: type[Any]) -> list[Any]:
+    out: list[Any] = []
+    try:
+        for count, doc in enumerate(yaml.load_all(text, Loader=loader), 1):
+            if count > MAX_DOCUMENTS:
+                raise LimitExceeded(f"more than {MAX_DOCUMENTS} documents in one file")
+            if doc is not None:
+                out.append(doc)
+    except RecursionError:
+        raise LimitExceeded("nested too deeply") from None
+    return out
 
 
 def load_all(text: str) -> list[Any]:
-    """Every non-empty document of a multi-document YAML text."""
+    """Every non-empty document of a multi-document YAML text, within the bounds above."""
     try:
-        return [doc for doc in yaml.load_all(text, Loader=Loader) if doc is not None]
+        docs = _load_all_with(text, Loader)
     except yaml.YAMLError as error:
         if not _redefined_anchor(error):
             raise
-        return [doc for doc in yaml.load_all(text, Loader=_RedefiningLoader) if doc is not None]
+        docs = _load_all_with(text, _RedefiningLoader)
+    if may_alias(text):
+        for doc in docs:
+            _check_expansion(doc)
+    return docs
 
 
 def split_documents(text: str) -> list[str]:
@@ -153,3 +263,77 @@ def error_position(error: Exception) -> tuple[int | None, int | None, str]:
     if mark is None:
         return None, None, str(problem)
     return mark.line + 1, mark.column + 1, str(problem)
+
+
+def _scalars(node: yaml.Node) -> list[yaml.ScalarNode]:
+    """Every scalar below ``node``, in document order (iterative: no recursion limit)."""
+    out: list[yaml.ScalarNode] = []
+    stack: list[yaml.Node] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.ScalarNode):
+            out.append(current)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(reversed(current.value))
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in reversed(current.value):
+                stack += [value, key]
+    return out
+
+
+def _documents(text: str) -> list[yaml.Node]:
+    try:
+        return [node for node in yaml.compose_all(text, Loader=Loader) if node is not None]
+    except (yaml.YAMLError, RecursionError):
+        return []
+
+
+def _child(node: yaml.Node, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                found: yaml.Node = v
+                return found
+    return None
+
+
+def _scalar_of(node: yaml.Node, *keys: str) -> str:
+    for key in keys:
+        found = _child(node, key)
+        if found is None:
+            return ""
+        node = found
+    return str(node.value) if isinstance(node, yaml.ScalarNode) else ""
+
+
+def value_line(
+    text: str, keys: tuple[str, ...], wanted: str, *, kind: str = "", name: str = "", near: str = ""
+) -> int | None:
+    """The 1-based line of the scalar ``wanted`` (or ``KEY=wanted``) under the path ``keys``
+    of the document of ``kind``/``name`` (any document when not given) in ``text``; with
+    ``near``, the scalar must sit in the same mapping as a ``name: near`` entry (a
+    ``dependsOn`` item, a generator)."""
+    documents = _documents(text)
+    if kind:
+        named = [
+            d
+            for d in documents
+            if _scalar_of(d, "kind") == kind and _scalar_of(d, "metadata", "name") == name
+        ]
+        # a name written as a ${VARIABLE}: any document of the kind
+        documents = named or [d for d in documents if _scalar_of(d, "kind") == kind]
+    for document in documents:
+        node: yaml.Node | None = document
+        for key in keys:
+            node = _child(node, key) if node is not None else None
+        if node is None:
+            continue
+        scopes = [node]
+        if near and isinstance(node, yaml.SequenceNode):
+            scopes = [item for item in node.value if _scalar_of(item, "name") == near] or scopes
+        for scope in scopes:
+            for scalar in _scalars(scope):
+                value = str(scalar.value)
+                if value == wanted or value.endswith("=" + wanted):
+                    return int(scalar.start_mark.line) + 1
+    return None

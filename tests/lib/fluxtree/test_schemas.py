@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tasks.lib.fluxtree import schemas
-from tasks.lib.fluxtree.helm import schema_notes
-from tasks.lib.fluxtree.model import Tree
+from tasks.lib.fluxtree.model import Obj
+from tasks.lib.fluxtree.schemacheck import check, reason
+from tests.tools_contract import TOOLS_DIR, real_tool
 
 DEFS = {
     "io.k8s.Meta": {"type": "object", "properties": {"name": {"type": "string"}}},
@@ -74,22 +75,46 @@ def test_the_real_wheel_ships_schemas() -> None:
     assert newest is not None and (newest[1] / "deployment-apps-v1.json").is_file()
 
 
-def test_notes_name_what_was_not_checked() -> None:
-    tree = Tree(root=".", entry="kubernetes/flux/cluster/ks.yaml")
-    resources = [
-        {"kind": "ConfigMap", "name": "a", "status": "statusValid"},
-        {"kind": "HelmRelease", "name": "b", "status": "statusSkipped"},
-        {"kind": "HelmRelease", "name": "c", "status": "statusSkipped"},
-        {
-            "kind": "Service",
-            "name": "d",
-            "status": "statusInvalid",
-            "msg": "jsonschema failed - at '/spec': bad",
-        },
+def test_reason_names_the_fields_kubeconform_refuses() -> None:
+    message = (
+        "problem validating schema. Check JSON formatting: jsonschema validation failed with "
+        "'file:///x/pod-v1.json#' - at '/spec': validation failed   - at '/spec': missing property "
+        "'containers'   - at '/spec/initContainers/0/image': got object, want null or string"
+    )
+    assert reason(message) == (
+        "spec: missing property 'containers'; spec.initContainers[0].image: got object, want null or string"
+    )
+    assert reason("could not decode") == "could not decode"
+
+
+def test_only_kinds_with_a_shipped_schema_are_sent(tmp_path: Path) -> None:
+    directory = tmp_path / "v1.37.0-local"
+    directory.mkdir()
+    for name in ("pod-v1.json", "deployment-apps-v1.json", "ingress-networking-v1.json"):
+        (directory / name).write_text("{}")
+    found = schemas.Schemas(tmp_path, "1.37.0")
+    assert found.has("Pod", "v1") and found.has("Deployment", "apps/v1")
+    assert found.has("Ingress", "networking.k8s.io/v1")
+    assert not found.has("HelmRelease", "helm.toolkit.fluxcd.io/v2")
+    assert not found.has("Deployment", "apps/v1beta1")
+
+
+@pytest.mark.tools
+def test_kubeconform_refuses_what_the_api_server_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_tool("kubeconform")
+    monkeypatch.setenv("HOME_OPS_TOOLS_DIR", str(TOOLS_DIR))
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "x"}}
+    good = Obj({**pod, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}, "ks", "a.yaml")
+    bad = Obj(
+        {**pod, "spec": {"containers": [{"name": "c", "image": {"repository": "busybox"}}]}}, "ks", "b.yaml"
+    )
+    custom = Obj(
+        {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}, "ks", "c.yaml"
+    )
+    invalid, notes = check([good, bad, custom])
+    assert [(i.obj.file, i.reason) for i in invalid] == [
+        ("b.yaml", "spec.containers[0].image: got object, want null or string")
     ]
-    notes = schema_notes(tree, resources, "1.37.0")
     assert notes == [
-        "--helm: kubeconform checked 2 object(s) against the Kubernetes 1.37.0 schemas",
-        "--helm: 2 object(s) not schema-checked (no schema for the kind): HelmRelease x2",
+        "2 object(s) checked against the Kubernetes 1.37.0 schemas (1 of kinds without a shipped schema)"
     ]
-    assert [p.message for p in tree.problems] == ["Service d: at '/spec': bad"]
