@@ -1,51 +1,62 @@
-"""--helm: the `helm template` command line of each HelmRelease, and the notes that say what
-was not inflated or checked (real helm and kubeconform: tests/test_tools_contract.py)."""
+"""--helm's pieces without helm: the release name helm-controller uses, a valuesFrom
+targetPath written into the values, the chart cache. Rendering with the real helm and
+kubeconform: tests/test_fluxtree_helm.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from tasks.lib.fluxtree.helm import inflate, template_argv
-from tasks.lib.fluxtree.model import FluxKustomization, Obj, Tree
+import pytest
+
+from tasks.lib.fluxtree import helm
+from tasks.lib.fluxtree.model import Obj
 
 
-def obj(kind: str, api: str, spec: dict[str, Any], name: str = "app") -> Obj:
+def release(spec: dict[str, Any]) -> Obj:
     return Obj(
-        {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": "web"}, "spec": spec},
-        "ks",
-        "f",
+        {"kind": "HelmRelease", "metadata": {"name": "web", "namespace": "apps"}, "spec": spec}, "o", "f"
     )
 
 
-def test_an_oci_chart_is_templated_at_its_tag_with_values_on_stdin() -> None:
-    hr = obj("HelmRelease", "helm.toolkit.fluxcd.io/v2", {"releaseName": "blog", "targetNamespace": "sites"})
-    source = obj(
-        "OCIRepository",
-        "source.toolkit.fluxcd.io/v1",
-        {"url": "oci://ghcr.io/x/app", "ref": {"tag": "1.2.3"}},
-    )
-    assert template_argv(hr, source, "") == [
-        "helm", "template", "blog", "oci://ghcr.io/x/app", "--version", "1.2.3",
-        "--namespace", "sites", "--include-crds", "--values", "-",
-    ]  # fmt: skip
+def test_release_name_as_helm_controller_makes_it() -> None:
+    assert helm.release_name(release({})) == "web"
+    assert helm.release_name(release({"targetNamespace": "media"})) == "media-web"
+    assert helm.release_name(release({"releaseName": "site", "targetNamespace": "media"})) == "site"
 
 
-def test_a_helm_repository_chart_by_repo_or_oci_url_and_git_sources_not_at_all() -> None:
-    hr = obj("HelmRelease", "helm.toolkit.fluxcd.io/v2", {"chart": {"spec": {"version": "2.0.0"}}})
-    https = obj("HelmRepository", "source.toolkit.fluxcd.io/v1", {"url": "https://charts.example.com"})
-    assert template_argv(hr, https, "app")[3:6] == ["app", "--repo", "https://charts.example.com"]  # type: ignore[index]
-    oci = obj("HelmRepository", "source.toolkit.fluxcd.io/v1", {"url": "oci://ghcr.io/x/"})
-    assert template_argv(hr, oci, "app")[3:6] == ["oci://ghcr.io/x/app", "--version", "2.0.0"]  # type: ignore[index]
-    git = obj("GitRepository", "source.toolkit.fluxcd.io/v1", {"url": "https://github.com/x/y"})
-    assert template_argv(hr, git, "app") is None
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("3", 3),
+        ("true", True),
+        ("'3'", "3"),
+        ('"x y"', "x y"),
+        ("[1, 2]", "[1, 2]"),
+        ("a: b", "a: b"),
+        ("", ""),
+    ],
+)
+def test_set_path_reads_a_value_as_helm_set_does(raw: str, value: Any) -> None:
+    values: dict[str, Any] = {}
+    helm.set_path(values, "a.b", raw)
+    assert values == {"a": {"b": value}}
 
 
-def test_without_the_tools_the_notes_say_what_was_not_done() -> None:
-    ks = FluxKustomization("apps", "flux-system", {}, "ks.yaml")
-    ks.objects = [obj("HelmRelease", "helm.toolkit.fluxcd.io/v2", {}, name=f"r{i}") for i in range(2)]
-    tree = Tree(".", "entry", {ks.id: ks})
-    assert inflate(tree, helm=None, kubeconform=None) == [
-        "--helm: helm is not installed, 2 HelmRelease(s) not inflated",
-        "--helm: kubeconform is not installed, schemas not checked",
-    ]
-    assert tree.problems == []
+def test_set_path_replaces_what_is_in_the_way_and_keeps_the_rest() -> None:
+    values: dict[str, Any] = {"a": {"keep": 1, "b": "scalar"}, "other": 2}
+    helm.set_path(values, "a.b.c", "x")
+    assert values == {"a": {"keep": 1, "b": {"c": "x"}}, "other": 2}
+    helm.set_path(values, "", "ignored")
+    assert values == {"a": {"keep": 1, "b": {"c": "x"}}, "other": 2}
+
+
+def test_the_chart_cache_is_in_the_users_cache_and_can_be_cleared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = helm.chart_cache()
+    assert cache == tmp_path / "home-ops" / "charts"
+    (cache / "x").mkdir(parents=True)
+    helm.clear_cache()
+    assert not cache.exists()

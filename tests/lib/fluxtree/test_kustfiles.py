@@ -8,6 +8,10 @@ from pathlib import Path
 from tasks.lib.fluxtree import kustfiles
 
 
+def read(directory: Path) -> kustfiles.KDir:
+    return kustfiles.read_kdir(directory, kustfiles.SourceView.of(directory.parent))
+
+
 def kustomization(directory: Path, text: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "kustomization.yaml").write_text(text)
@@ -17,7 +21,7 @@ def kustomization(directory: Path, text: str) -> Path:
 def test_references_are_sorted_into_children_missing_and_remote(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "base.yaml").write_text("kind: ConfigMap\n")
-    kdir = kustfiles.read_kdir(
+    kdir = read(
         kustomization(
             tmp_path,
             "resources:\n  - ./app\n  - base.yaml\n  - gone.yaml\n  - https://example.com/x.yaml\n"
@@ -36,24 +40,24 @@ def test_references_are_sorted_into_children_missing_and_remote(tmp_path: Path) 
 
 
 def test_renames_only_with_prefix_suffix_or_hashed_generators(tmp_path: Path) -> None:
-    plain = kustfiles.read_kdir(
+    plain = read(
         kustomization(
             tmp_path / "a",
             "generatorOptions:\n  disableNameSuffixHash: true\nconfigMapGenerator:\n  - name: c\n",
         )
     )
     assert not plain.renames
-    assert kustfiles.read_kdir(kustomization(tmp_path / "b", "namePrefix: x-\n")).renames
+    assert read(kustomization(tmp_path / "b", "namePrefix: x-\n")).renames
 
 
 def test_a_broken_or_absent_kustomization(tmp_path: Path) -> None:
-    broken = kustfiles.read_kdir(kustomization(tmp_path / "a", "resources: [\n"))
+    broken = read(kustomization(tmp_path / "a", "resources: [\n"))
     assert broken.error is not None and broken.error[0] is not None
-    assert kustfiles.read_kdir(kustomization(tmp_path / "b", "- a list\n")).error == (
+    assert read(kustomization(tmp_path / "b", "- a list\n")).error == (
         None,
         "a kustomization must be a mapping",
     )
-    assert kustfiles.read_kdir(tmp_path).file is None
+    assert read(tmp_path).file is None
 
 
 def test_without_remote_keeps_every_local_reference() -> None:
