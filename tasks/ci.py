@@ -85,6 +85,16 @@ def renovate_token(c: Context) -> None:
     ci.append(ci.SUMMARY_ENV, f"## Renovate\n\n{ci.RENOVATE_SETUP}.\n")
 
 
+@task
+def install_qemu(c: Context) -> None:
+    """Install QEMU for `inv dev.cluster-test` on a Debian/Ubuntu runner (sudo apt-get).
+
+    Does nothing when QEMU is installed already. On a workstation install it yourself."""
+    from tasks.lib.clustertest import journey
+
+    journey.install_qemu(c)
+
+
 ns = Collection("ci")
-for _task in (changed, summary, renovate_token):
+for _task in (changed, summary, renovate_token, install_qemu):
     ns.add_task(_task)

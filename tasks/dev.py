@@ -248,6 +248,50 @@ def e2e(c: Context, config: list[str] | None = None, keep: bool = False) -> None
 
 
 @task(
+    help={
+        "controlplanes": "how many controllers to boot, or how many of --nodes are controllers (default 1)",
+        "workers": "workers to boot (default 1); with --nodes: the addresses after the controllers",
+        "nodes": "ADDR,ADDR,...: nodes someone else booted in maintenance mode, controllers first",
+        "cidr": "the VM network (default 10.5.0.0/24, talosctl's own)",
+        "gateway": "this machine's address on that network (default: its first address)",
+        "diagnostics": "a folder in the repository for the diagnostics (default cluster-test-diagnostics)",
+    }
+)
+def cluster_test(
+    c: Context,
+    controlplanes: int = 1,
+    workers: int = -1,
+    nodes: str = "",
+    cidr: str = "10.5.0.0/24",
+    gateway: str = "",
+    diagnostics: str = "cluster-test-diagnostics",
+) -> None:
+    """Boot Talos VMs, bootstrap this repository onto them and prove Flux, SOPS and day 2 work.
+
+    Boots maintenance-mode VMs with `talosctl cluster create qemu` (needs KVM, QEMU and sudo),
+    or takes --nodes someone else booted; discovers them, writes nodes.yaml and a cluster.yaml
+    for their network in a scratch copy of the repository (your own files are never touched),
+    runs init (a throw-away key) and configure there, serves it over git from this machine,
+    runs bootstrap.talos and bootstrap.apps, and waits until nodes, system pods and every Flux
+    object are Ready. Then configure and both bootstraps again (idempotent), a SOPS Secret
+    Flux must decrypt, app.new pushed until Ready and talos.upgrade of one node. A failure
+    collects the cluster's state into --diagnostics; the VMs, the server and the scratch copy
+    are always removed, Ctrl-C included. `inv --dry dev.cluster-test` prints every step.
+    """
+    from tasks.lib.clustertest import journey
+
+    options = journey.Options(
+        controlplanes=controlplanes,
+        workers=workers,
+        nodes=nodes,
+        cidr=cidr,
+        gateway=gateway,
+        diagnostics=diagnostics,
+    )
+    journey.run(c, paths_for(c), options)
+
+
+@task(
     help={"workers": "pytest-xdist workers: a number, or auto (one per core; the default); 0 runs serially"}
 )
 def test(c: Context, workers: str = "auto") -> None:
@@ -266,5 +310,5 @@ def test(c: Context, workers: str = "auto") -> None:
 
 
 ns = Collection("dev")
-for _task in (validate, diff, start, stop, e2e, test):
+for _task in (validate, diff, start, stop, e2e, cluster_test, test):
     ns.add_task(_task)

@@ -92,17 +92,24 @@ def apply(c: Context, node: str = "", mode: str = "auto", yes: bool = False) -> 
     talos_ops.apply(c, paths, node=node, mode=mode, yes=yes)
 
 
-@task(help={"node": NODE_HELP, "yes": YES_HELP})
-def upgrade(c: Context, node: str = "", yes: bool = False) -> None:
+@task(
+    help={
+        "node": NODE_HELP,
+        "yes": YES_HELP,
+        "reinstall": "also upgrade a node already at that version (installs it again, a reboot)",
+    }
+)
+def upgrade(c: Context, node: str = "", yes: bool = False, reinstall: bool = False) -> None:
     """Upgrade Talos to talenv.yaml's talosVersion, one node at a time (rolling, asks first).
 
-    Controllers go first, then workers. After each node the task waits until it answers
-    again at the new version and etcd is healthy, and stops at the first node that fails."""
+    Controllers go first, then workers; a node already at that version is skipped unless
+    --reinstall. After each node the task waits until it answers again at the new version
+    and etcd is healthy, and stops at the first node that fails."""
     from tasks.lib.provision import talos_ops
 
     paths = paths_for(c)
     talos_ops.upgrade_preflight(c, paths)
-    talos_ops.upgrade(c, paths, node=node, yes=yes)
+    talos_ops.upgrade(c, paths, node=node, yes=yes, reinstall=reinstall)
 
 
 @task

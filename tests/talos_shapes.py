@@ -207,3 +207,78 @@ def dry_run(diff: str = DIFF, reboot: bool = False) -> str:
     """stderr of ``talosctl apply-config --dry-run``."""
     summary = "Applied configuration with a reboot" if reboot else "Applied configuration without a reboot"
     return f"Dry run summary:\n{summary} (skipped in dry-run).\nConfig diff:\n\n{diff or 'No changes.'}\n"
+
+
+# --------------------------------------------------------------------------- a QEMU VM
+#
+# A node that `talosctl cluster create qemu --presets iso,maintenance` booted: a virtio NIC
+# (pkg/provision/providers/qemu/launch.go: virtio-net-pci), a virtio-blk system disk without
+# a serial (launch.go adds one only when the disk is given one) that the kernel reports as
+# rotational, the ISO on a SATA CD drive, the squashfs on a loop device, SMBIOS from QEMU's
+# q35 machine, and the Image Factory ISO's schematic extension (the plain image).
+
+VANILLA = "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"
+
+
+def qemu_link(node: str, mac: str) -> str:
+    spec: dict[str, Any] = {
+        "broadcastAddr": "ff:ff:ff:ff:ff:ff",
+        "busPath": "0000:00:02.0",
+        "driver": "virtio_net",
+        "duplex": "Unknown",
+        "flags": "UP,BROADCAST,RUNNING,MULTICAST,LOWER_UP",
+        "hardwareAddr": mac,
+        "index": 2,
+        "kind": "",
+        "linkIndex": 0,
+        "linkState": True,
+        "mtu": 1500,
+        "operationalState": "up",
+        "permanentAddr": mac,
+        "port": "Other",
+        "queueDisc": "fq_codel",
+        "slaveKind": "",
+        "type": "ether",
+    }
+    return resource(node, "network", "LinkStatuses.net.talos.dev", "eth0", spec)
+
+
+#: talosctl cluster create qemu's default disks (clusterops/options.go: "virtio:10GiB,virtio:6GiB").
+QEMU_DISKS = (10 * 1024**3, 6 * 1024**3)
+
+
+def qemu_node(node: str, mac: str) -> dict[str, str]:
+    """The four ``talosctl get ... --insecure -o json`` outputs of a maintenance-mode VM
+    with talosctl's default disks (the system disk, and a second one for user volumes)."""
+    disks = (
+        disk(node, "loop0", 74_448_896, "74 MB", transport="", readonly=True)
+        + disk(
+            node,
+            "sr0",
+            312_475_648,
+            "312 MB",
+            model="QEMU DVD-ROM",
+            transport="ata",
+            cdrom=True,
+            readonly=True,
+        )
+        + "".join(
+            disk(node, name, size, f"{size / 1000**3:.0f} GB", transport="virtio", rotational=True)
+            for name, size in zip(("vda", "vdb"), QEMU_DISKS, strict=True)
+        )
+    )
+    system = {
+        "manufacturer": "QEMU",
+        "productName": "Standard PC (Q35 + ICH9, 2009)",
+        "uuid": "0f8e3a1c-5d2b-4e6f-9a7b-1c2d3e4f5a6b",
+        "version": "pc-q35-8.2",
+        "wakeUpType": "Power Switch",
+    }
+    return {
+        "links": loopback(node) + qemu_link(node, mac),
+        "disks": disks,
+        "systeminformation": resource(
+            node, "hardware", "SystemInformations.hardware.talos.dev", "systeminformation", system
+        ),
+        "extensions": schematic_extension(node, VANILLA),
+    }

@@ -98,3 +98,21 @@ def test_the_table_is_talosctls_source(talosctl_source: Path) -> None:
         if source != table:
             differing.append((name, table, source))
     assert differing == []
+
+
+@pytest.mark.tools
+def test_the_cluster_commands_flags_are_in_talosctls_source(talosctl_source: Path) -> None:
+    """`talosctl cluster create qemu` and `cluster destroy` register their flags through
+    helpers and name constants: each flag the table lists is a string in its files."""
+    base = talosctl_source.parent / "mgmt" / "cluster"
+    cluster = (base / "cluster.go").read_text()
+    for name in talosctl_cli.CLUSTER:
+        assert f'"{name}"' in cluster, name
+    for path, (files, flags) in talosctl_cli.MGMT.items():
+        text = "".join((base / name).read_text() for name in files)
+        assert re.search(rf'Use:\s+(providers\.QemuProviderName|"{re.escape(path[-1])}")', text), path
+        missing = [name for name in flags if f'"{name}"' not in text]
+        assert missing == [], (path, missing)
+        for name, short in flags.items():
+            if short:
+                assert f'"{name}", "{short}"' in text, (path, name, short)

@@ -138,6 +138,25 @@ def renovate_can_run() -> str:
     return ""
 
 
+def glob_pattern(glob: str) -> re.Pattern[str]:
+    """A workflow ``paths:`` glob as GitHub reads it: ``**`` any characters, ``*`` any but
+    ``/``, ``?`` one character."""
+    parts = re.split(r"(\*\*|\*|\?)", glob)
+    wild = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wild.get(part, re.escape(part)) for part in parts) + r"\Z")
+
+
+def pull_request_matches(trigger: dict[str, Any] | None, clone: Path, github: dict[str, Any]) -> bool:
+    """Whether GitHub would start the workflow for the pull request: no ``paths:`` filter,
+    or a file it changes matches one of the globs."""
+    globs = (trigger or {}).get("paths")
+    if not globs:
+        return True
+    base = github["event"]["pull_request"]["base"]["sha"]
+    changed = git(clone, "diff", "--name-only", f"{base}...HEAD").split()
+    return any(glob_pattern(glob).match(name) for glob in globs for name in changed)
+
+
 #: Jobs that cannot run on this machine, and why (checked, not assumed).
 def unrunnable(workflow: str, job: str) -> str:
     if (workflow, job) == ("lint", "renovate"):
@@ -209,6 +228,9 @@ def test_every_run_step_passes_on_a_fresh_clone_of_a_users_first_pull_request(
         triggers = workflow.get("on", workflow.get(True)) or {}
         if "pull_request" not in triggers:
             continue
+        if not pull_request_matches(triggers["pull_request"], clone, github):
+            skipped.append(f"{path.stem}: the pull request touches none of its paths")
+            continue
         scratch = tmp_path / "runner" / path.stem
         scratch.mkdir(parents=True)
         run = Run(clone, github, scratch)
@@ -229,6 +251,7 @@ def test_every_run_step_passes_on_a_fresh_clone_of_a_users_first_pull_request(
     log = capsys.readouterr().out
     assert "validate: ok (exit 0): uv run --locked inv dev.validate" in log
     assert "test: skip Test suite" in log and "e2e: skip Every configuration" in log
+    assert "cluster-test: the pull request touches none of its paths" in skipped, "it boots VMs"
     assert git(clone, "status", "--porcelain") == "", "a workflow step changed the checkout"
 
 
@@ -257,3 +280,10 @@ def test_sops_check_passes_on_a_fresh_clone_and_after_init_configure(tmp_path: P
     git(clone, "add", "-A")
     staged = git(clone, "diff", "--cached", "--name-only").split()
     assert "age.key" not in staged and "cluster.sops.yaml" in staged  # re-encrypted to the new key
+
+
+def test_a_paths_glob_is_read_as_github_reads_it() -> None:
+    assert glob_pattern("tasks/**").match("tasks/lib/clustertest/plan.py")
+    assert glob_pattern(".github/*.yaml").match(".github/talos-cluster.yaml")
+    assert not glob_pattern(".github/*.yaml").match(".github/workflows/test.yaml")
+    assert not glob_pattern("talos/**").match("kubernetes/talos/x.yaml")

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yaml"))
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 VERSION_COMMENT = re.compile(r"uses: (\S+) # v\d+(\.\d+)*\s*$")
-EXPECTED = {"lint", "test", "validate", "e2e", "renovate", "label-sync", "labeler", "release"}
+EXPECTED = {"lint", "test", "validate", "e2e", "renovate", "label-sync", "labeler", "release", "cluster-test"}
 
 
 def load(path: Path) -> dict:
@@ -174,3 +174,38 @@ def test_renovate_runs_a_pinned_renovate_that_the_lint_workflow_checks() -> None
     assert int(version.split(".")[0]) >= 41, "managerFilePatterns needs Renovate 41 or later"
     (check,) = [s for s in workflow("lint")["jobs"]["renovate"]["steps"] if "inv" in s.get("run", "")]
     assert check["run"].endswith("inv lint.renovate --extract")
+
+
+def test_the_cluster_test_runs_nightly_by_hand_and_on_what_makes_a_cluster() -> None:
+    on = triggers(workflow("cluster-test"))
+    assert set(on) == {"workflow_dispatch", "schedule", "pull_request"}
+    assert re.fullmatch(r"\d+ \d+ \* \* \*", on["schedule"][0]["cron"]), "once a day"
+    for folder in ("templates", "talos", "bootstrap", "tasks"):
+        assert f"{folder}/**" in on["pull_request"]["paths"]
+
+
+def test_the_cluster_test_boots_what_dev_cluster_test_expects() -> None:
+    """The action's VMs are the ones `inv dev.cluster-test --controlplanes 1 --workers 1`
+    would boot itself (network, counts, memory, maintenance mode), and the test step hands
+    their addresses over controllers first."""
+    from tasks.lib.clustertest import plan
+
+    job = workflow("cluster-test")["jobs"]["cluster-test"]
+    (boot,) = [s for s in job["steps"] if "talosctl-cluster-action@" in s.get("uses", "")]
+    config = load(ROOT / boot["with"]["config"])["spec"]
+    assert config["qemu"]["presets"] == plan.PRESETS.split(",")
+    assert config["network"]["cidr"] == plan.DEFAULT_CIDR
+    assert config["controlplanes"]["count"] == 1 and config["workers"]["count"] == 1
+    mib = {"GiB": 1024, "MiB": 1}
+    for role, memory in (("controlplanes", plan.CONTROLPLANE_MEMORY), ("workers", plan.WORKER_MEMORY)):
+        number, unit = re.fullmatch(r"(\d+)(GiB|MiB)", memory).groups()  # type: ignore[union-attr]
+        assert config[role]["memory"] == int(number) * mib[unit]
+    assert boot["with"]["talosctl"].endswith("/.tools/bin/talosctl"), "the pinned talosctl doctor built"
+    (test,) = [s for s in job["steps"] if "dev.cluster-test" in s.get("run", "")]
+    assert test["env"]["CONTROLLERS"] == f"${{{{ steps.{boot['id']}.outputs.controlplane-ips }}}}"
+    assert '--controlplanes 1 --nodes "${CONTROLLERS},${WORKERS}"' in test["run"]
+    assert f"--cidr {plan.DEFAULT_CIDR}" in test["run"]
+    names = [s.get("run", "") for s in job["steps"]]
+    assert names.index("uv run --locked inv ci.install-qemu") < job["steps"].index(boot)
+    (upload,) = [s for s in job["steps"] if "upload-artifact@" in s.get("uses", "")]
+    assert upload["if"] == "failure()" and upload["with"]["path"].rstrip("/") == "cluster-test-diagnostics"

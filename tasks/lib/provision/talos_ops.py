@@ -229,8 +229,10 @@ def apply(c: Context, paths: Paths, *, node: str, mode: str, yes: bool) -> None:
 # --------------------------------------------------------------------------- upgrade
 
 
-def upgrade(c: Context, paths: Paths, *, node: str, yes: bool) -> None:
-    """Rolling Talos upgrade to talenv's talosVersion; stops at the first node that fails."""
+def upgrade(c: Context, paths: Paths, *, node: str, yes: bool, reinstall: bool = False) -> None:
+    """Rolling Talos upgrade to talenv's talosVersion; stops at the first node that fails.
+    ``reinstall`` upgrades a node that already runs that version too (the same installer,
+    written again: it proves the upgrade path without changing the version)."""
     version = facts.talenv_value(paths.talenv, "talosVersion", paths.rel(paths.talenv))
     everyone = cluster_nodes(paths)
     targets = day2.rolling_order(day2.select_nodes(everyone, node, paths.rel(paths.talconfig)))
@@ -241,7 +243,7 @@ def upgrade(c: Context, paths: Paths, *, node: str, yes: bool) -> None:
     controllers = [n for n in everyone if n.controller]
     for index, target in enumerate(targets):
         try:
-            upgrade_one(c, paths, target, version, images[target.hostname], controllers)
+            upgrade_one(c, paths, target, version, images[target.hostname], controllers, reinstall)
         except UserError as error:
             left = ", ".join(t.hostname for t in targets[index + 1 :]) or "none"
             raise UserError(*error.lines, f"stopped at {target.hostname}; not upgraded: {left}") from None
@@ -254,15 +256,18 @@ def upgrade_one(
     version: str,
     image: str,
     controllers: Sequence[facts.TalosNode],
+    reinstall: bool = False,
 ) -> None:
-    """Upgrade one node unless it runs ``version`` already, then wait until it is back at
-    ``version`` and etcd is healthy."""
+    """Upgrade one node unless it runs ``version`` already (and not ``reinstall``), then wait
+    until it is back at ``version`` and etcd is healthy."""
     address = day2.primary(node)
     probe_node(c, paths, address)
     current = talos_version(c, paths, node)
-    if current == version:
+    if current == version and not reinstall:
         print(f"{node.describe()}: already at {version}")
         return
+    if current == version:
+        print(f"{node.describe()}: at {version} already; installing it again (--reinstall)")
     print(f"upgrading {node.describe()}{f' from {current}' if current else ''} to {image}")
     args = ["upgrade", "--node", address, facts.extra_flags(f"--timeout={UPGRADE_TIMEOUT}")]
     run_generated(c, paths, args, action="upgrading Talos", nodes=[node])

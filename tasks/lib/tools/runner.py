@@ -261,7 +261,16 @@ class Command:
 
     @property
     def tool(self) -> str:
-        return Path(self.argv[0]).name
+        """The program that runs: for ``sudo [-flags] PROGRAM ...`` the program, not sudo."""
+        words = list(self.argv)
+        if Path(words[0]).name == "sudo":
+            rest = iter(words[1:])
+            for word in rest:
+                if not word.startswith("-"):
+                    return Path(word).name
+                if word in SUDO_VALUE_FLAGS:
+                    next(rest, None)
+        return Path(words[0]).name
 
     def shown(self) -> str:
         """The line as ``--dry``/``--echo`` print it: after ``cd DIR &&`` when it has a
@@ -270,10 +279,15 @@ class Command:
         return f"cd {shlex.quote(str(self.cwd))} && {line}" if self.cwd is not None else line
 
 
+#: sudo's options that take the next word as their value (sudo(8)).
+SUDO_VALUE_FLAGS = frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R"})
+
 #: Why a command was stopped by the runner (besides exiting on its own).
 TIMEOUT = "timeout"
 OUT_OF_MEMORY = "memory"
 TOO_MUCH_OUTPUT = "output"
+#: Stopped by its caller (:meth:`Batch.stop`) after it did not end on SIGTERM.
+STOPPED = "stopped"
 
 OOM_MARKERS = ("out of memory", "cannot allocate memory", "memoryerror", "failed to reserve page summary")
 
@@ -326,6 +340,8 @@ class Outcome:
             return f"{command.tool} ran out of its {size_text(command.memory)} memory limit{doing}"
         if self.limit == TOO_MUCH_OUTPUT:
             return f"{command.tool} printed more than {size_text(MAX_OUTPUT)}{doing}"
+        if self.limit == STOPPED:
+            return f"{command.tool} did not stop when asked and was killed{doing}"
         return f"{command.tool} failed{doing} (exit {self.returncode}): {self.last_line}"
 
     def check(self) -> Outcome:
@@ -638,6 +654,22 @@ class Batch:
         else:
             fileobj.close()
 
+    def stop(self, grace: float = STOP_GRACE) -> list[Outcome]:
+        """Stop the commands still running (a service such as a server the caller started,
+        not an error): SIGTERM to each one's process group, :data:`STOP_GRACE` seconds to
+        end, then SIGKILL; the commands not started yet never start. Their outcomes."""
+        self.queue.clear()
+        for job in self.jobs:
+            if job.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(job.proc.pid, signal.SIGTERM)
+        until = time.monotonic() + grace
+        while self.jobs and time.monotonic() < until:
+            self.step()
+        for job in self.jobs:
+            job.kill(STOPPED)
+        return self.wait()
+
     def stop_all(self, error: BaseException) -> None:
         """An interrupt (or any error) while tools run: pass the signal on to each of them,
         give them :data:`STOP_GRACE` seconds, kill what is left, and reap everything."""
@@ -802,6 +834,7 @@ def retry(
     cwd: Path | None = None,
     accept: Callable[[Outcome], bool] | None = None,
     ok_if: Callable[[Outcome], bool] | None = None,
+    why_not: Callable[[Outcome], str] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
@@ -809,7 +842,9 @@ def retry(
     ``deadline`` seconds. Says what it waits for and for how long; on timeout raises with
     the last error. ``ok_if`` marks a failed attempt as done anyway (e.g. "already
     bootstrapped"). One attempt may take ``attempt_timeout`` seconds (by default the whole
-    deadline). Under ``--dry`` the command is printed once."""
+    deadline). ``why_not`` says why an attempt that ran fine is not what ``accept`` waits
+    for (shown on the progress line and in the final error). Under ``--dry`` the command is
+    printed once."""
     if is_dry(c):
         return run(c, argv, cwd=cwd, check=False)
     from tasks.lib.terminal import StatusLine
@@ -828,7 +863,9 @@ def retry(
             status.finish(f"{waiting_for}: done after {attempt} attempt(s)")
             return outcome
         if outcome.ok:  # ran fine, but not yet what we wait for: its output is data, not an error
-            last_error = tail(outcome.stderr, 5) or "succeeded, but not the awaited condition yet"
+            last_error = (why_not(outcome) if why_not is not None else "") or (
+                tail(outcome.stderr, 5) or "succeeded, but not the awaited condition yet"
+            )
         elif outcome.limit:
             last_error = outcome.problem
         else:

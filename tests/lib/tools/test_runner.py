@@ -281,3 +281,17 @@ def test_an_error_in_the_block_stops_the_started_commands(tmp_path: Path) -> Non
     pid = int(pid_file.read_text())
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped: not a zombie, not running
+
+
+@pytest.mark.parametrize(
+    ("argv", "tool"),
+    [
+        (("sudo", "-n", "-E", "/opt/bin/talosctl", "cluster", "destroy"), "talosctl"),
+        (("sudo", "-u", "root", "apt-get", "install"), "apt-get"),
+        (("sudo",), "sudo"),
+        (("/usr/bin/git", "push"), "git"),
+    ],
+)
+def test_a_problem_names_the_program_sudo_runs(argv: tuple[str, ...], tool: str) -> None:
+    outcome = runner.Outcome(Command(argv, what="destroying the VMs"), 1, "", "error: busy\n")
+    assert outcome.problem == f"{tool} failed destroying the VMs (exit 1): error: busy"
