@@ -98,7 +98,7 @@ def configure(
     and only then swaps the files into the tree; files the templates no longer produce are
     removed. A failure leaves the tree as it was.
     """
-    from tasks.lib.config import configure as pipeline
+    from tasks.lib.config import cache
 
     paths = paths_for(c)
     if not paths.cluster_config.exists():
@@ -106,12 +106,20 @@ def configure(
     require(c, "sops")
     if not find_tool("kustomize"):
         require(c, "kubectl")
+
+    def say(line: str) -> None:
+        print(f"configure: {line}")
+
+    if not (force or check or resolved):  # nothing changed: said without loading the renderer
+        count = cache.unchanged(paths, dry=is_dry(c), say=say)
+        if count is not None:
+            if not is_dry(c):
+                say(f"done — {cache.up_to_date(count)}")
+            return
+    from tasks.lib.config import configure as pipeline
+
     options = pipeline.Options(
-        force=force,
-        check=check,
-        dry=is_dry(c),
-        say=lambda line: print(f"configure: {line}"),
-        resolved=tuple(resolved or ()),
+        force=force, check=check, dry=is_dry(c), say=say, resolved=tuple(resolved or ())
     )
     summary = pipeline.configure(paths, options)
     for name in summary.merged:

@@ -18,6 +18,7 @@ from hypothesis import settings
 from invoke import Config, Context
 from invoke.exceptions import Exit
 
+from tasks.lib import selftest
 from tasks.lib.tools.runner import observe
 from tests import scripted
 from tests.fakes import FakeTools
@@ -114,8 +115,6 @@ def copy_repo(destination: Path) -> Path:
 def with_config(repo: Path, directory: Path) -> Path:
     """The repository copy with a test configuration's files (its own secrets, when it has
     them; else the example's stay)."""
-    from tasks.lib import selftest
-
     for name in (*selftest.CONFIG_FILES, selftest.SECRETS_FILE):
         if (directory / name).is_file():
             shutil.copy(directory / name, repo / name)
@@ -231,6 +230,15 @@ def rewrite_secrets(repo: Path, change: Callable[[str], str]) -> None:
 
     plain = sops(["sops", "--decrypt", "cluster.sops.yaml"])
     (repo / "cluster.sops.yaml").write_text(sops(encrypt_argv("cluster.sops.yaml"), change(plain)))
+
+
+def replace_in(path: Path, *replacements: tuple[str, str]) -> None:
+    """Edit ``path`` as a user would by hand: each ``(old, new)``, once; ``old`` must be there."""
+    text = path.read_text()
+    for old, new in replacements:
+        assert old in text, (path.name, old)
+        text = text.replace(old, new, 1)
+    path.write_text(text)
 
 
 def gen(*commands: str) -> Reply:

@@ -6,8 +6,11 @@ appended to a JSON-lines log with its argv, stdin and working directory. Behavio
 scripted per tool with rules: the first rule whose ``match`` (a substring of the
 space-joined argv, or None for any call) fits decides the response; the Nth call matching
 a rule gets ``responses[N-1]`` (the last one repeats). A response is a dict with ``exit``,
-``stdout``, ``stderr`` and ``sleep`` (seconds, to simulate a hang). ``succeed_on(n)``
-builds the "fail n-1 times, then succeed" list.
+``stdout``, ``stderr`` and ``sleep`` (seconds, to simulate a hang), ``write`` (files the
+real tool would write: path relative to its working directory -> text, e.g. talosctl's
+kubeconfig) and ``exec`` (run this real program with the same arguments instead: a fake
+kubectl still builds with the real ``kubectl kustomize``). ``succeed_on(n)`` builds the
+"fail n-1 times, then succeed" list.
 
 A fake reads stdin only when its argv asks for it (``-``, ``-f -`` or ``/dev/stdin``), as the
 real tools do, so a caller that never closes stdin cannot make it hang.
@@ -55,6 +58,12 @@ if response.get("sleep"):
         time.sleep(response["sleep"])
     except KeyboardInterrupt:  # Ctrl-C: exit the way a real tool does, no traceback
         sys.exit(130)
+for rel, text in response.get("write", {{}}).items():
+    target = Path(os.getcwd()) / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+if response.get("exec"):
+    os.execv(response["exec"], [response["exec"], *args])
 sys.stdout.write(response.get("stdout", ""))
 sys.stderr.write(response.get("stderr", ""))
 sys.exit(response.get("exit", 0))
@@ -144,6 +153,8 @@ TREE_NODES: tuple[tuple[str, str, bool, str], ...] = (
 TALOS_VERSION = "v1.13.8"
 KUBERNETES_VERSION = "v1.36.0"
 TREE_NAMESPACES = ("default", "flux-system", "kube-system")
+#: The repository Flux syncs in the minimal tree (not the example's: bootstrap refuses that).
+TREE_REPOSITORY = "octo/home-ops"
 
 
 def example_public_key() -> str:
@@ -173,8 +184,8 @@ def _tree_files(nodes: tuple[tuple[str, str, bool, str], ...]) -> dict[str, str]
         "cluster.yaml": (
             "node_cidr: 192.168.1.0/24\ncluster_api_addr: 192.168.1.145\n"
             "cluster_dns_gateway_addr: 192.168.1.146\ncluster_gateway_addr: 192.168.1.147\n"
-            "cloudflare_gateway_addr: 192.168.1.148\nrepository_name: example/home-ops\n"
-            "cloudflare_domain: example.com\n"
+            f"cloudflare_gateway_addr: 192.168.1.148\nrepository_name: {TREE_REPOSITORY}\n"
+            "cloudflare_domain: homelab.test\n"
         ),
         "nodes.yaml": f"nodes:\n{node_entries}",
         ".sops.yaml": (
@@ -245,6 +256,36 @@ def write_cluster_tree(
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"# placeholder {rel}\n")
     return root
+
+
+def publish(root: Path, repository: str = TREE_REPOSITORY, branch: str = "main") -> Path:
+    """Make ``root`` a git repository whose ``origin`` is GitHub's ``repository`` (as Flux
+    clones it) and push it there: a bare repository beside ``root`` stands in for GitHub
+    through git's ``insteadOf``, so fetch and push work offline. Returns the bare one."""
+    import subprocess
+
+    url = f"https://github.com/{repository}.git"
+    bare = root.parent / f"{root.name}-remote.git"
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+
+    def git(*args: str, cwd: Path = root) -> None:
+        subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "--bare", "-b", branch, str(bare), cwd=root.parent)
+    if not (root / ".git").exists():
+        git("init", "-q", "-b", branch)
+    git("add", "-A")
+    git("commit", "-q", "--allow-empty", "-m", "my cluster")
+    git("remote", "add", "origin", url)
+    git("config", f"url.{bare}.insteadOf", url)
+    git("push", "-q", "origin", f"HEAD:{branch}")
+    return bare
 
 
 def sops_path() -> str:

@@ -31,6 +31,7 @@ from tests.fakes import (
     fail,
     hang,
     ok,
+    publish,
     secret_manifest,
     sops_path,
     succeed_on,
@@ -88,7 +89,9 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_tools: FakeTools)
     """A minimal rendered repository (with talosconfig and kubeconfig), the example operator
     keys, fake tools on PATH."""
     monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(EXAMPLE_OPERATOR))
-    return write_cluster_tree(tmp_path / "repo")
+    tree = write_cluster_tree(tmp_path / "repo")
+    publish(tree)
+    return tree
 
 
 @pytest.fixture
@@ -107,8 +110,20 @@ def secrets(tree: Path) -> Path:
     return tree
 
 
+#: bootstrap.apps' first commands: is the commit on the remote Flux deploys (here: yes).
+PUSHED = {
+    "git config --null --get-regexp '^remote\\..*\\.url$'": Result(
+        stdout="remote.origin.url\nhttps://github.com/octo/home-ops.git\0"
+    ),
+    "git status --porcelain -- kubernetes": Result(),
+    "git fetch --quiet --no-tags --end-of-options origin +refs/heads/main:refs/remotes/origin/main": Result(),
+    "git rev-parse --verify --quiet 'refs/remotes/origin/main^{commit}'": Result(stdout="abc\n"),
+    "git merge-base --is-ancestor HEAD refs/remotes/origin/main": Result(),
+}
+
+
 def mock(tree: Path, run: dict[str, Result | list[Result]]) -> ScriptedContext:
-    return scripted(tree, run)
+    return scripted(tree, {**PUSHED, **run})
 
 
 def context(tree: Path, dry: bool = False) -> Context:
@@ -402,6 +417,7 @@ def test_apps_command_lines(tree: Path, capsys: pytest.CaptureFixture[str]) -> N
     )
     bootstrap.apps(c, **fast())
     assert ran(c) == [
+        *PUSHED,
         GET_NODES,
         GET_NAMESPACES,
         "kubectl create namespace flux-system",

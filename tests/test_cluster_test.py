@@ -14,6 +14,7 @@ the scratch copy the journey sets up run in
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -73,8 +74,8 @@ class FakeCluster:
             argv = argv[1:]
             while argv[0].startswith("-"):
                 argv = argv[1:]
-            if argv == ["true"]:
-                return Outcome(command, 0, "", "")
+            if argv == ["true"]:  # sudo works without a password (unless a fake sudo on PATH says)
+                return None if self.on_path is not None else Outcome(command, 0, "", "")
         tool = Path(argv[0]).name
         if tool == Path(sys.executable).name or argv[0] == sys.executable:
             return self.python(command, argv)
@@ -617,3 +618,39 @@ def test_the_scratch_copy_it_sets_up_is_what_the_real_init_and_configure_accept(
     values = (trip.scratch / "kubernetes/apps/flux-system/flux-instance/app/helm/values.yaml").read_text()
     assert 'url: "http://10.5.0.1:41234/home-ops.git"' in values
     assert git(repo, "status", "--porcelain") == "", "the repository itself is untouched"
+
+
+# --------------------------------------------------------------------------- this machine
+
+
+@pytest.mark.parametrize("sudo", ["missing", "asks for a password"])
+def test_missing_kvm_qemu_and_sudo_are_one_line_each_and_nothing_boots(
+    repo: Path,
+    cluster: FakeCluster,
+    fake_tools: FakeTools,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sudo: str,
+) -> None:
+    monkeypatch.setattr(journey, "kvm_problem", functools.partial(journey.kvm_problem, tmp_path / "kvm"))
+    monkeypatch.setattr(journey, "qemu_binary", lambda: "qemu-system-nowhere")
+    monkeypatch.setattr(journey, "sudo_prefix", lambda: ["sudo", "-n", "-E"])
+    if sudo == "missing":
+        find_tool = runner.find_tool
+        monkeypatch.setattr(runner, "find_tool", lambda name: None if name == "sudo" else find_tool(name))
+    else:
+        fake_tools.install("sudo")
+        fake_tools.script("sudo", (None, {"exit": 1, "stdout": "", "stderr": "sudo: a password is required"}))
+        cluster.on_path = tmp_path  # sudo -n true: the fake on PATH answers
+    code = exit_code(lambda: dev.cluster_test(context(repo), cidr=CIDR))
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[0] == f"cluster test failed at step 1/{len(step_names(boot=True))} (check this machine):"
+    assert sum(line.startswith("KVM: ") for line in lines) == 1
+    assert f"KVM: {tmp_path / 'kvm'} is missing" in err
+    assert sum(line.startswith("QEMU: qemu-system-nowhere not found") for line in lines) == 1
+    assert sum(line.startswith("sudo: ") for line in lines) == 1
+    assert ("sudo: not found" if sudo == "missing" else "sudo: `sudo -n true` failed") in err
+    assert not any("cluster create" in line or "cluster destroy" in line for line in cluster.lines())

@@ -516,8 +516,9 @@ onepassword_connect:
 
 def template_data(config: schema.ClusterConfig, directory: Path) -> dict[str, Any]:
     """What templates see, built by the real context builder from made-up secrets."""
-    from tasks.lib.config.template_context import OperatorFiles, build_context
+    from tasks.lib.config.template_context import build_context
     from tasks.lib.paths import repo_paths
+    from tasks.lib.secrets.keys import OperatorFiles
 
     (directory / "cluster.sops.yaml").write_text(SECRETS)  # read for key positions only
     operator = OperatorFiles(
@@ -655,8 +656,9 @@ def test_the_render_digest_never_reads_a_fifo_or_a_device(tmp_path: Path) -> Non
 
 
 def test_sops_never_reads_a_secrets_file_that_is_not_a_regular_file(tmp_path: Path) -> None:
-    from tasks.lib.config.template_context import OperatorFiles, build_context
+    from tasks.lib.config.template_context import build_context
     from tasks.lib.paths import repo_paths
+    from tasks.lib.secrets.keys import OperatorFiles
 
     config = load_config(*write(tmp_path), root=tmp_path)
     os.mkfifo(tmp_path / "cluster.sops.yaml")

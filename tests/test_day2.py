@@ -4,6 +4,9 @@ kustomize and git; nothing is faked."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from tasks.lib.config import configure as pipeline
 from tasks.lib.errors import UserError
 from tasks.lib.fluxtree import validate
 from tasks.lib.paths import repo_paths
-from tests.conftest import git, rewrite_secrets
+from tests.conftest import git, replace_in, rewrite_secrets
 
 DEFAULT_KUSTOMIZATION = "kubernetes/apps/default/kustomization.yaml"
 
@@ -202,3 +205,88 @@ def test_bad_own_variables_are_one_line_each(example_repo: Path, variables: str,
         configure(example_repo)
     (line,) = raised.value.lines
     assert line.startswith("cluster.sops.yaml:") and "cluster_secrets: " + message in line
+
+
+# --------------------------------------------------------------------------- through `inv`
+
+K8S_GATEWAY = "kubernetes/apps/network/k8s-gateway/app/helmrelease.yaml"
+ENVOY = "kubernetes/apps/network/envoy-gateway/app/envoy.yaml"
+ECHO = "kubernetes/apps/default/echo/app/helmrelease.yaml"
+
+
+def inv(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``inv ARGS`` in ``repo`` as a user runs it (the test-only key selected)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tasks", *args], cwd=repo, capture_output=True, text=True, timeout=600
+    )
+
+
+def move_gateways(repo: Path) -> None:
+    """A cluster.yaml change that re-renders the k8s-gateway and envoy files."""
+    replace_in(
+        repo / "cluster.yaml",
+        ("cluster_dns_gateway_addr: 192.168.1.146", "cluster_dns_gateway_addr: 192.168.1.156"),
+        ("cluster_gateway_addr: 192.168.1.147", "cluster_gateway_addr: 192.168.1.157"),
+    )
+
+
+def files(repo: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in repo.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(repo).parts
+    }
+
+
+def test_inv_configure_keeps_your_edits_and_your_app_and_flux_still_deploys_them(example_repo: Path) -> None:
+    add_app(example_repo, "default", "myapp")
+    mine = ("---\n", "---\n# mine: the LAN resolver\n")
+    replace_in(example_repo / K8S_GATEWAY, mine)  # the render changes it
+    replace_in(example_repo / ECHO, ("memory: 64Mi", "memory: 128Mi"))  # the render leaves it
+    move_gateways(example_repo)
+    result = inv(example_repo, "configure")
+    assert result.returncode == 0, result.stderr
+    assert f"configure: merged your edit into the new render: {K8S_GATEWAY}\n" in result.stdout
+    assert f"configure: your edits kept as they are: {ECHO}\n" in result.stdout
+    gateway = (example_repo / K8S_GATEWAY).read_text()
+    assert "# mine: the LAN resolver" in gateway and '"192.168.1.156"' in gateway
+    assert "memory: 128Mi" in (example_repo / ECHO).read_text()
+    assert "  - ./myapp/ks.yaml\n" in (example_repo / DEFAULT_KUSTOMIZATION).read_text()
+    validated = inv(example_repo, "dev.validate", "--json")
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "default/myapp" in validated.stdout
+    assert inv(example_repo, "configure", "--check").returncode == 0
+
+
+def test_inv_configure_reports_each_conflicting_edit_on_one_line_and_loses_nothing(
+    example_repo: Path,
+) -> None:
+    replace_in(example_repo / K8S_GATEWAY, ('"192.168.1.146"', '"192.168.1.166"'))
+    replace_in(example_repo / ENVOY, ('"192.168.1.147"', '"192.168.1.167"'))
+    move_gateways(example_repo)
+    before = files(example_repo)
+    for args, verb in (
+        (["configure"], "nothing was written:"),
+        (["configure", "--check"], "`inv configure` stops on it:"),
+    ):
+        result = inv(example_repo, *args)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        lines = result.stderr.splitlines()
+        (header,) = [line for line in lines if "cannot take the new render" in line]
+        assert header.endswith("2 generated files cannot take the new render; " + verb)
+        for name in (ENVOY, K8S_GATEWAY):
+            assert [line for line in lines if line.strip().startswith(f"{name}:")] == [
+                f"  {name}: your edit and the new render change the same lines"
+            ]
+        assert files(example_repo) == before
+    # --force overwrites, names each file with what is lost, and where your version still is.
+    yours = {name: before[name].decode() for name in (ENVOY, K8S_GATEWAY)}
+    forced = inv(example_repo, "configure", "--force")
+    assert forced.returncode == 0, forced.stderr
+    for name, text in yours.items():
+        assert f"configure: overwrote {name} — lost:\n" in forced.stdout
+        blob = re.search(
+            rf"overwrote {re.escape(name)} — lost:\n(?:.*\n)*?.*git cat-file -p (\w+)`", forced.stdout
+        )
+        assert blob is not None, forced.stdout
+        assert git(example_repo, "cat-file", "-p", blob[1]) == text

@@ -26,6 +26,7 @@ LINT_FILES = (
     "tasks/lib/errors.py",
     "tasks/lib/paths.py",
     "tasks/lib/problems.py",
+    "tasks/lib/terminal.py",
     "tasks/lib/hygiene.py",
     "tasks/lib/secrets/__init__.py",
     "tasks/lib/secrets/gitleaks.py",

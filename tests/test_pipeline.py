@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tasks.lib import swap
+from tasks.lib.config import cache
 from tasks.lib.config import configure as pipeline
 from tasks.lib.errors import UserError
 from tasks.lib.paths import repo_paths
@@ -746,7 +747,7 @@ def test_configure_says_when_talconfig_was_not_validated(repo: Path, monkeypatch
 
 #: Modules of tasks.lib.config a configure run loads whose code does not decide what is
 #: rendered (the pipeline around the render, the manifest, the swap, error messages).
-NOT_RENDER_CODE = {"configure", "manifest", "swap", "blame", "config"}
+NOT_RENDER_CODE = {"configure", "cache", "manifest", "swap", "blame", "config"}
 
 
 def test_the_render_cache_names_every_module_a_render_loads(example_repo: Path) -> None:
@@ -773,7 +774,7 @@ def test_the_render_cache_names_every_module_a_render_loads(example_repo: Path) 
         for name in loaded
         if name.startswith("tasks.lib.config") or name == "tasks.lib.gitremote"
     }
-    listed = {name.removeprefix("tasks.lib.config.") for name in pipeline.RENDER_CODE}
+    listed = {name.removeprefix("tasks.lib.config.") for name in cache.RENDER_CODE}
     assert names - NOT_RENDER_CODE - {"tasks.lib.config"} <= listed
     assert listed <= names  # and every listed module is really part of a render
-    assert all(pipeline.module_file(name).is_file() for name in pipeline.RENDER_CODE)
+    assert all(cache.module_file(name).is_file() for name in cache.RENDER_CODE)

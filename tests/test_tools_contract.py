@@ -22,7 +22,7 @@ from tasks.lib.fluxtree.registry import placeholder
 from tasks.lib.paths import repo_paths
 from tests import test_bootstrap, test_dev
 from tests.conftest import ROOT, copy_repo, git
-from tests.fakes import FakeTools, encrypt_into, fail, secret_manifest, write_cluster_tree
+from tests.fakes import FakeTools, encrypt_into, fail, publish, secret_manifest, write_cluster_tree
 from tests.oci_registry import Registry, serve
 from tests.tools_contract import TOOLS_DIR, argv_problem, real_tool, run_tool
 
@@ -256,6 +256,7 @@ def test_actionlint_runs_shellcheck_on_run_scripts(tmp_path: Path, with_real_too
 def scenario_bootstrap_apps(tmp_path: Path, fakes: FakeTools, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME_OPS_OPERATOR_DIR", str(ROOT / "tests" / "fixtures" / "example-operator"))
     tree = write_cluster_tree(tmp_path / "repo")
+    publish(tree)
     for name, value in test_bootstrap.SECRET_VALUES.items():
         encrypt_into(tree, f"bootstrap/{name}.sops.yaml", secret_manifest(name, value))
     test_bootstrap.script_cluster(fakes, namespaces="default", diff=fail("", code=1))

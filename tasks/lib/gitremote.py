@@ -415,6 +415,20 @@ def remote_for(root: Path, repository: GitUrl) -> str | None:
     return "origin" if "origin" in matching else (matching[0] if matching else None)
 
 
+def upstream_remote(root: Path) -> str | None:
+    """The remote the checked-out branch tracks (``branch.NAME.remote``), or None (no
+    branch, no upstream, or a local one)."""
+    branch = git_query(root, "symbolic-ref", "--short", "-q", "HEAD")
+    remote = git_query(root, "config", "--get", f"branch.{branch}.remote") if branch else None
+    return remote if remote and remote != "." and remote in remotes(root) else None
+
+
+def flux_remote(root: Path, repository: GitUrl) -> str | None:
+    """The remote to check for what Flux pulls from ``repository``: the one whose URL is
+    it, else (its URL goes through an ssh host alias, say) the one the branch tracks."""
+    return remote_for(root, repository) or upstream_remote(root)
+
+
 def unpushed(root: Path, remote: str, branch: str, commit: str = "HEAD") -> str | None:
     """Why ``commit`` is not on ``remote``'s ``branch`` as of the last fetch, or None when
     it is (the remote branch holds it, ahead or not)."""

@@ -13,7 +13,6 @@ in the middle of the swap is finished by the next run.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -23,18 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.lib import swap
-from tasks.lib.boundary import (
-    RENDERED_DIRS,
-    RENDERED_FILES,
-    links_out,
-    outside_problems,
-    rendered_name_problem,
-    shown,
-)
+from tasks.lib.boundary import rendered_name_problem, shown
 from tasks.lib.config.blame import explain_rendered_error
 from tasks.lib.config.checks import load_config
+from tasks.lib.config.examples import ExampleValue, advice
 from tasks.lib.config.schema import ClusterConfig
-from tasks.lib.config.template_context import OperatorFiles, RenderContext, build_context, read_operator_files
+from tasks.lib.config.template_context import RenderContext, build_context
 from tasks.lib.errors import Interrupted, UserError, signals_deferred
 from tasks.lib.files import memory_dir, private_scratch
 from tasks.lib.paths import Paths
@@ -53,37 +46,8 @@ from tasks.lib.tools.runner import (
     started,
 )
 
+from . import cache, merge, plan
 from . import manifest as mf
-from . import merge, ownapps, plan
-
-#: Files whose bytes decide what a render produces (besides templates/ and the operator's
-#: key material, which are added separately).
-RENDER_INPUT_FILES = ("cluster.yaml", "nodes.yaml", "cluster.sops.yaml", "makejinja.toml")
-#: The modules whose code decides what a render produces (by module name: a module that
-#: moves or is renamed stops configure with a bug line instead of silently dropping out of
-#: the digest; a test checks that every module of tasks.lib.config a render loads is listed).
-RENDER_CODE = (
-    "tasks.lib.config.schema",
-    "tasks.lib.gitremote",
-    "tasks.lib.config.constraints",
-    "tasks.lib.config.network",
-    "tasks.lib.config.document",
-    "tasks.lib.config.checks",
-    "tasks.lib.config.template_context",
-    "tasks.lib.config.render",
-    "tasks.lib.config.ownapps",
-    "tasks.lib.config.plan",
-    "tasks.lib.config.merge",
-)
-
-
-def module_file(name: str) -> Path:
-    """The source file of module ``name``, found without importing it."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        raise RuntimeError(f"configure's render cache names the module {name}, which does not exist")
-    return Path(spec.origin)
-
 
 Say = Callable[[str], None]
 
@@ -419,34 +383,6 @@ def validate_staged(
 # --------------------------------------------------------------------------- the pipeline
 
 
-def render_inputs(paths: Paths, operator: OperatorFiles) -> tuple[dict[str, Path], list[str]]:
-    """Every file a render depends on, named without saying where the checkout lives (its
-    path in the repository, the render code by module name), and the values (the key
-    material)."""
-    files = {name: paths.root / name for name in RENDER_INPUT_FILES}
-    files.update({module: module_file(module) for module in RENDER_CODE})
-    for path in paths.templates.rglob("*"):
-        if path.is_file() and "__pycache__" not in path.parts:
-            files[path.relative_to(paths.root).as_posix()] = path
-    return files, [operator.age_public_key, operator.deploy_key, operator.push_token]
-
-
-def boundary_problems(paths: Paths) -> list[str]:
-    """Every input of a render and every rendered folder that leads outside the repository
-    (a symlink to elsewhere, a symlink loop): read through, it would pull a file from
-    anywhere into the render or into an error message; written through, it would put
-    the render anywhere."""
-    root = paths.root
-    candidates = [root / name for name in (*RENDER_INPUT_FILES, *RENDERED_DIRS, *RENDERED_FILES)]
-    return outside_problems(root, candidates) + links_out(root, paths.templates)
-
-
-def tree_problems(root: Path, names: Iterable[str]) -> list[str]:
-    """The rendered files about to be compared, written or removed that lead outside (a
-    symlinked folder on the way, or the file itself a symlink)."""
-    return outside_problems(root, [os.path.join(root, name) for name in names])
-
-
 def stray_outputs(names: Iterable[str]) -> list[str]:
     """Rendered files outside the folders configure owns (``makejinja.toml`` pointing its
     inputs elsewhere): never written, and never recorded in the manifest."""
@@ -457,9 +393,16 @@ def stray_outputs(names: Iterable[str]) -> list[str]:
     ]
 
 
-def own_apps_inputs(paths: Paths, manifest: mf.Manifest) -> list[str]:
-    """The user's app folders as inputs of the render (a new or removed one renders again)."""
-    return [f"app:{app}" for app in ownapps.apps_on_disk(paths.root, set(manifest.files))]
+def warn_examples(found: Sequence[ExampleValue]) -> None:
+    """Say which of the example's values (and ``inv init``'s placeholders) are still in
+    place, one warning line each: they render fine, but a cluster bootstrapped from them
+    is not the user's (``bootstrap.*`` refuses them)."""
+    for value in found:
+        print(f"warning: {value.line()}", file=sys.stderr)
+    if found:
+        print(
+            f"warning: `inv bootstrap.*` refuses the example's values: {advice(list(found))}", file=sys.stderr
+        )
 
 
 def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
@@ -509,16 +452,6 @@ def stage(
     say(f"rendered {len(files) + len(ciphertexts)} files")
     say(f"secrets: {len(fresh)} encrypted, {len(kept)} unchanged (ciphertext kept)")
     return Staged(read_tree(out), digests, fresh, kept)
-
-
-def is_up_to_date(paths: Paths, manifest: mf.Manifest, inputs: str) -> bool:
-    if not manifest.files or manifest.inputs != inputs:
-        return False
-    for name, entry in manifest.files.items():
-        path = paths.root / name
-        if not path.is_file() or mf.sha256(path.read_bytes()) != entry.in_tree:
-            return False
-    return True
 
 
 # --------------------------------------------------------------------------- the tree to be
@@ -587,7 +520,7 @@ def configure(paths: Paths, options: Options) -> Summary:
     swapped = False
     try:
         with swap.locked(paths.root, "configure", optional=options.check or options.dry):
-            settle_interrupted_run(paths, options)
+            cache.settle(paths, read_only=options.check or options.dry, say=options.say)
             result = run_pipeline(paths, options)
             if isinstance(result, Summary):
                 return result
@@ -606,32 +539,18 @@ def configure(paths: Paths, options: Options) -> Summary:
         raise Interrupted(signum, message) from None
 
 
-def settle_interrupted_run(paths: Paths, options: Options) -> None:
-    """Finish what a killed writer left behind (its journal, temporary files), before
-    anything looks at the tree; ``--check`` and ``--dry`` only say so, they write nothing."""
-    if options.check or options.dry:
-        swap.require_settled(paths.root)
-    else:
-        swap.finish_interrupted(paths.root, options.say, paths.key_dirs)
-
-
 def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
     """Everything up to the swap: the finished :class:`Summary` when nothing is to be
     written (up to date, ``--check``, ``--dry``), else what to swap in."""
     say = options.say
-    if problems := boundary_problems(paths):
-        raise UserError(*problems)
-    manifest = mf.Manifest.load(paths.manifest)
-    if problems := tree_problems(paths.root, manifest.files):
-        raise UserError(*problems)
-    operator = read_operator_files(paths)
+    manifest, operator = cache.read_inputs(paths)
     register_secrets([operator.age_key, operator.deploy_key, operator.push_token])
     key = mf.secret_key(operator.age_key)
-    files, values = render_inputs(paths, operator)
-    inputs = mf.inputs_digest(key, files, [*values, *own_apps_inputs(paths, manifest)])
-    if not (options.check or options.force or options.resolved) and is_up_to_date(paths, manifest, inputs):
-        # Same inputs as the last (validated) render, and the tree is what it wrote.
-        say("nothing changed since the last configure: the tree is up to date")
+    inputs = cache.inputs_digest(paths, operator, manifest)
+    if not (options.check or options.force or options.resolved) and cache.is_up_to_date(
+        paths, manifest, inputs
+    ):
+        say(cache.UP_TO_DATE)
         return Summary(unchanged=len(manifest.files), up_to_date=True)
     from tasks.lib.config.render import read_settings
 
@@ -641,19 +560,15 @@ def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
     say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
     context = build_context(paths, sops_decrypt(paths), config, operator)
     register_secrets(context.secret_values)
-    label = paths.rel(paths.secrets_config)
-    for placeholder in context.placeholder_keys:
-        print(
-            f"warning: {label}: {placeholder} still holds a placeholder — `inv sops.edit {label}`",
-            file=sys.stderr,
-        )
     guard_plaintext_token(paths, context)
 
     with staging_dir() as staging:
         out = staging / "out"
         out.mkdir()
         staged = stage(paths, context, out, manifest, key, say)
-        return finish(paths, options, Rendered(staging, out, staged, manifest, inputs, config))
+        result = finish(paths, options, Rendered(staging, out, staged, manifest, inputs, config))
+    warn_examples(context.examples)  # once the render stands: a refusal stays the only line
+    return result
 
 
 @dataclass
@@ -697,7 +612,7 @@ def finish(paths: Paths, options: Options, rendered: Rendered) -> Summary | Read
     say = options.say
     staged = rendered.staged
     manifest_name = paths.rel(paths.manifest)
-    if problems := tree_problems(paths.root, staged.files) + stray_outputs(staged.files):
+    if problems := cache.tree_problems(paths.root, staged.files) + stray_outputs(staged.files):
         raise UserError(*problems)
     inputs = plan.Inputs(
         paths.root,
@@ -834,7 +749,7 @@ def report_check(paths: Paths, the_plan: plan.Plan) -> None:
 
 def describe(summary: Summary) -> str:
     if summary.up_to_date:
-        return f"up to date: {summary.unchanged} files unchanged"
+        return cache.up_to_date(summary.unchanged)
     return (
         f"{len(summary.written)} written, {summary.unchanged} unchanged, {len(summary.removed)} removed; "
         f"secrets: {len(summary.encrypted)} encrypted, {len(summary.kept)} kept"

@@ -18,22 +18,21 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tasks.lib.config import examples
 from tasks.lib.config.checks import load_config
 from tasks.lib.config.constraints import is_set, plain
 from tasks.lib.config.document import Document, key_position, read_yaml
+from tasks.lib.config.examples import ExampleValue
 from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.problems import ConfigProblem
-from tasks.lib.secrets.keys import read_age_identity
-
-#: Values that ``inv init`` puts in a new cluster.sops.yaml; configure warns while they stay.
-PLACEHOLDER_MARK = "replace-me"
+from tasks.lib.secrets.keys import OperatorFiles, read_operator_files
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -173,20 +172,6 @@ def validate_secrets(
     return problems
 
 
-def placeholders(secrets: dict[str, Any]) -> Iterator[str]:
-    """Secret keys that still hold the placeholder values of a new cluster.sops.yaml."""
-
-    def walk(prefix: str, value: Any) -> Iterator[str]:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                yield from walk(f"{prefix}.{key}", inner)
-        elif isinstance(value, str) and PLACEHOLDER_MARK in value:
-            yield prefix
-
-    for key, value in secrets.items():
-        yield from walk(key, value)
-
-
 def tunnel_values(tunnel: dict[str, Any]) -> dict[str, str]:
     return {
         "cloudflare_tunnel_account_tag": str(tunnel["AccountTag"]),
@@ -200,46 +185,6 @@ def onepassword_values(connect: dict[str, Any]) -> dict[str, str]:
     if not isinstance(credentials, str):
         credentials = json.dumps(credentials, separators=(",", ":"))
     return {"onepassword_credentials": credentials.strip(), "onepassword_token": str(connect["token"])}
-
-
-@dataclass(frozen=True)
-class OperatorFiles:
-    """The operator's local key material, read from the files ``inv init`` made."""
-
-    age_key: str
-    age_public_key: str
-    deploy_key: str
-    deploy_key_pub: str
-    push_token: str
-
-    def template_data(self) -> dict[str, str]:
-        return {
-            "age_key": self.age_key,
-            "age_public_key": self.age_public_key,
-            "deploy_key": self.deploy_key,
-            "deploy_key_pub": self.deploy_key_pub,
-            "push_token": self.push_token,
-        }
-
-
-def read_operator_files(paths: Paths) -> OperatorFiles:
-    from tasks.lib.files import MAX_KEY_BYTES, read_text
-
-    age_key, age_public_key = read_age_identity(paths.age_key, paths.rel(paths.age_key))
-    missing = [p for p in (paths.deploy_key, paths.deploy_key_pub, paths.push_token) if not p.exists()]
-    if missing:
-        raise UserError(*(f"{paths.rel(p)} not found — run `inv init`" for p in missing))
-
-    def key(path: Path) -> str:
-        return read_text(path, paths.rel(path), limit=MAX_KEY_BYTES)
-
-    return OperatorFiles(
-        age_key=age_key,
-        age_public_key=age_public_key,
-        deploy_key=key(paths.deploy_key),
-        deploy_key_pub=key(paths.deploy_key_pub).strip(),
-        push_token=key(paths.push_token).strip(),
-    )
 
 
 def load_secrets(
@@ -284,7 +229,7 @@ class RenderContext:
     config: ClusterConfig
     data: dict[str, Any]
     secret_values: tuple[str, ...]  # masked in anything we print
-    placeholder_keys: tuple[str, ...]
+    examples: tuple[ExampleValue, ...] = ()  # the example's values and placeholders still in place
 
 
 def build_context(
@@ -323,4 +268,8 @@ def build_context(
         operator.deploy_key,
         operator.push_token,
     )
-    return RenderContext(config, data, tuple(v for v in hidden if v), tuple(placeholders(secrets)))
+    found = [
+        *examples.in_config(config.cluster, paths.rel(paths.cluster_config)),
+        *examples.in_secrets(secrets, label),
+    ]
+    return RenderContext(config, data, tuple(v for v in hidden if v), tuple(found))

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from tasks.lib.tools.kustomize import kustomize_argv, pick_kustomize
+from tasks.lib.tools.runner import Command, run_one
 
 from . import yamlio
-from .kustfiles import is_remote, references
+from .kustfiles import is_remote, kustomization_file, references
 
 MARKER = "fluxtree-marker-"
 ORIGIN = "config.kubernetes.io/origin"
@@ -108,8 +109,6 @@ def kustomize_error(error: str, root: Path, temporaries: Sequence[Path]) -> tupl
                 candidate = root.joinpath(*parts[1:]) if len(parts) > 1 else root
         if candidate.is_relative_to(root) and candidate.exists() and candidate != root:
             if candidate.is_dir():
-                from .kustfiles import kustomization_file
-
                 candidate = kustomization_file(candidate) or candidate
             found = str(candidate.relative_to(root))
     for base in temporaries:
@@ -361,8 +360,6 @@ class Builder:
 
     def _batch(self, group: list[BuildItem]) -> tuple[list[BuildResult], list[list[BuildItem]]]:
         """Prepare, build and split one batch: (results, halves to retry)."""
-        from tasks.lib.tools.runner import Command, run_one
-
         try:
             batch, _keys = self._write_batch(group)
             argv = kustomize_argv(str(batch), self.tool, unrestricted=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tasks.lib import swap
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
-from tasks.lib.provision import facts, talos_ops
+from tasks.lib.provision import facts, ready, talos_ops
 from tasks.lib.provision.steps import (
     BOOTSTRAP_TALOS,
     CONFIGURE,
@@ -32,6 +32,8 @@ from tasks.lib.tools import runner
 
 if TYPE_CHECKING:
     from invoke.context import Context
+
+    from tasks.lib.config.schema import ClusterConfig
 
 #: How ``kubectl`` applies: server-side, owning the fields it sets even when something
 #: else (Flux, later) set them before.
@@ -108,12 +110,20 @@ def already_bootstrapped(result: runner.Outcome) -> bool:
     return any(marker in output for marker in ALREADY_BOOTSTRAPPED)
 
 
+def load_cluster(paths: Paths) -> ClusterConfig:
+    from tasks.lib.config.checks import load_config
+
+    return load_config(paths.cluster_config, paths.nodes_config, paths.root)
+
+
 def bootstrap_talos(
-    c: Context, paths: Paths, deadline: float, interval: float, attempt_timeout: float
+    c: Context, paths: Paths, deadline: float, interval: float, attempt_timeout: float, yes: bool = False
 ) -> None:
     """``inv bootstrap.talos``: the Talos secrets (once), the node configs generated and
-    applied, the etcd bootstrap and the kubeconfig retried until they succeed."""
+    applied, the etcd bootstrap and the kubeconfig retried until they succeed. Not while
+    the example's values are in place, unless ``yes``."""
     preflight(c, paths, tools=["talhelper", "talosctl", "sops"], files=talos_files(paths))
+    ready.refuse_examples(paths, load_cluster(paths), yes, runner.is_dry(c))
     ensure_talsecret(c, paths)
     talos_ops.generate_config(c, paths)
     nodes = known_nodes(paths)
@@ -278,8 +288,11 @@ def values_changed(c: Context, release: facts.Release) -> bool:
     return True
 
 
-def bootstrap_apps(c: Context, paths: Paths, deadline: float, interval: float, sync: bool) -> list[str]:
-    """``inv bootstrap.apps``: nodes, namespaces, bootstrap secrets, CRDs, releases.
+def bootstrap_apps(
+    c: Context, paths: Paths, deadline: float, interval: float, sync: bool, yes: bool = False
+) -> list[str]:
+    """``inv bootstrap.apps``: your commit on the remote Flux deploys (and not the example's
+    values, unless ``yes``), then nodes, namespaces, bootstrap secrets, CRDs, releases.
     Returns what changed."""
     crds_file = paths.bootstrap / "helmfile.d" / "00-crds.yaml"
     apps_file = paths.bootstrap / "helmfile.d" / "01-apps.yaml"
@@ -297,6 +310,12 @@ def bootstrap_apps(c: Context, paths: Paths, deadline: float, interval: float, s
     )
     if not facts.app_namespaces(paths.kubernetes / "apps"):
         raise UserError(f"{paths.rel(paths.kubernetes / 'apps')} has no namespace directories — {CONFIGURE}")
+    config = load_cluster(paths)
+    ready.refuse_examples(paths, config, yes, runner.is_dry(c))
+    branch = str(config.cluster["repository_branch"])
+    pushed = ready.check_pushed(paths.root, config.repository, branch, runner.is_dry(c))
+    if not runner.is_dry(c):
+        print(f"git: your commit is on {pushed}, which Flux deploys")
     wait_for_nodes(c, float(deadline), float(interval))
     changed = [f"namespace {name}" for name in ensure_namespaces(c, paths)]
     changed += [f"secret {label}" for label in apply_secrets(c, paths)]

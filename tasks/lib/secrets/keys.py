@@ -1,4 +1,5 @@
-"""Key material for ``inv init``: age key, deploy key, push token. Pure Python, no tools.
+"""The operator's key material: age key, deploy key, push token, made for ``inv init`` and
+read back for the tasks (and the age recipients of a SOPS file). Pure Python, no tools.
 
 Only the contents are made here; :mod:`tasks.lib.swap` writes them (exclusively, mode 0600
 from the first byte, all or none).
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.lib.errors import UserError
 from tasks.lib.files import MAX_KEY_BYTES, read_text
+from tasks.lib.paths import Paths
 
 
 def age_key_file() -> tuple[str, str]:
@@ -119,3 +122,42 @@ def read_age_identity(path: Path, label: str) -> tuple[str, str]:
     except Exception:  # pyrage raises its own untyped error for a malformed key
         raise UserError(f"{label}: the AGE-SECRET-KEY line is not a valid age key") from None
     return identities[0], str(identity.to_public())
+
+
+@dataclass(frozen=True)
+class OperatorFiles:
+    """The operator's local key material, read from the files ``inv init`` made."""
+
+    age_key: str
+    age_public_key: str
+    deploy_key: str
+    deploy_key_pub: str
+    push_token: str
+
+    def template_data(self) -> dict[str, str]:
+        return {
+            "age_key": self.age_key,
+            "age_public_key": self.age_public_key,
+            "deploy_key": self.deploy_key,
+            "deploy_key_pub": self.deploy_key_pub,
+            "push_token": self.push_token,
+        }
+
+
+def read_operator_files(paths: Paths) -> OperatorFiles:
+    """The key material ``inv init`` made, or one line per file that is missing."""
+    age_key, age_public_key = read_age_identity(paths.age_key, paths.rel(paths.age_key))
+    missing = [p for p in (paths.deploy_key, paths.deploy_key_pub, paths.push_token) if not p.exists()]
+    if missing:
+        raise UserError(*(f"{paths.rel(p)} not found — run `inv init`" for p in missing))
+
+    def key(path: Path) -> str:
+        return read_text(path, paths.rel(path), limit=MAX_KEY_BYTES)
+
+    return OperatorFiles(
+        age_key=age_key,
+        age_public_key=age_public_key,
+        deploy_key=key(paths.deploy_key),
+        deploy_key_pub=key(paths.deploy_key_pub).strip(),
+        push_token=key(paths.push_token).strip(),
+    )

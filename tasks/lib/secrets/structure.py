@@ -111,9 +111,50 @@ def _search(pattern: str, text: str) -> bool:
     """Go's ``regexp.Match`` (unanchored); a pattern Python cannot read matches everything,
     so an unreadable rule never lets a value pass unchecked."""
     try:
-        return re.search(pattern, text) is not None
+        return re.search(go_pattern(pattern), text) is not None
     except re.error:
         return True
+
+
+_INLINE_FLAGS = re.compile(r"\(\?([ims]+)\)")
+
+
+def go_pattern(pattern: str) -> str:
+    """A Go (RE2) pattern as Python reads it: RE2 lets ``(?i)`` stand anywhere and apply to
+    the rest of its group (``((?i)pass|key)``), Python only at the very start, so each later
+    one becomes a scoped group ``(?i:...)`` closed where its enclosing group ends."""
+    out: list[str] = []
+    extra = [0]  # scoped groups to close, per open group
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        flags = _INLINE_FLAGS.match(pattern, index) if char == "(" else None
+        if char == "\\":
+            out.append(pattern[index : index + 2])
+            index += 2
+            continue
+        if char == "[":
+            end = index + 1
+            end += pattern[end] == "^" if end < len(pattern) else 0
+            end += pattern[end] == "]" if end < len(pattern) else 0
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+            out.append(pattern[index : end + 1])
+            index = end + 1
+            continue
+        if flags is not None and index > 0:
+            out.append(f"(?{flags.group(1)}:")
+            extra[-1] += 1
+            index = flags.end()
+            continue
+        if char == "(":
+            extra.append(0)
+        elif char == ")" and len(extra) > 1:
+            out.append(")" * extra.pop())
+        out.append(char)
+        index += 1
+    out.append(")" * extra[0])
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------- YAML nodes

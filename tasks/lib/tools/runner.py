@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import importlib.util
 import os
 import resource
 import selectors
@@ -43,6 +44,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tasks.lib.errors import Interrupted, UserError
 from tasks.lib.paths import Paths, env_path, paths_for, repo_paths, tool_env
+from tasks.lib.terminal import StatusLine, echo_format
 
 if TYPE_CHECKING:
     from invoke.context import Context
@@ -105,8 +107,6 @@ def find_tool(name: str) -> str | None:
 
 
 def wheel_binary(name: str) -> str | None:
-    import importlib.util
-
     spec = importlib.util.find_spec(WHEEL_BINARIES[name])
     if spec is None or spec.origin is None:
         return None
@@ -712,8 +712,6 @@ def run_many(
     KUBECONFIG, SOPS_* and TALOSCONFIG the tools get (this checkout by default). Under
     ``dry`` each command is printed and none runs; ``echo`` prints each before it runs."""
     if dry or echo:
-        from tasks.lib.terminal import echo_format
-
         for command in commands:
             print(echo_format().format(command=command.shown()), flush=True)
     if dry:
@@ -847,8 +845,6 @@ def retry(
     printed once."""
     if is_dry(c):
         return run(c, argv, cwd=cwd, check=False)
-    from tasks.lib.terminal import StatusLine
-
     print(f"waiting for {waiting_for} (up to {deadline:g}s, retrying every {interval:g}s)")
     status = StatusLine()
     started = clock()
