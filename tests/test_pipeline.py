@@ -4,6 +4,7 @@ files, --check, and every failure path leaving the tree byte-for-byte as it was.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -683,6 +684,91 @@ def test_talhelper_validates_the_staged_talconfig_when_installed(
     said: list[str] = []
     pipeline.configure(repo_paths(repo), pipeline.Options(say=said.append))
     assert any(line.startswith("validated") and "talhelper" not in line for line in said)
+
+
+def tool_of(argv: tuple[str, ...]) -> str:
+    for flag, tool in (("--encrypt", "encrypt"), ("--decrypt", "decrypt"), ("kustomize", "kustomize")):
+        if flag in argv[:2]:
+            return tool
+    return argv[0]
+
+
+class ToolEvents:
+    """What the pipeline's tool batches did, in order: ("start", tool) when a batch starts,
+    ("done", tool) when its outcomes are first collected, ("plan", "") when the plan is
+    made; and the talconfig.yaml each talhelper run was given. A tool is "encrypt",
+    "decrypt" (sops), "kustomize" (or kubectl's), or the program's name."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.talconfigs: list[str] = []
+        real_started, real_plan = pipeline.started, pipeline.plan.make_plan
+
+        @contextlib.contextmanager
+        def started(commands: Any, **kwargs: Any) -> Any:
+            tools = sorted({tool_of(command.argv) for command in commands})
+            for command in commands:
+                if command.argv[0] == "talhelper":
+                    self.talconfigs.append((Path(command.cwd) / "talconfig.yaml").read_text())
+            self.events += [("start", tool) for tool in tools]
+            with real_started(commands, **kwargs) as batch:
+                real_wait = batch.wait
+
+                def wait() -> Any:
+                    outcomes = real_wait()
+                    done = [("done", tool) for tool in tools]
+                    if done and done[0] not in self.events:
+                        self.events += done
+                    return outcomes
+
+                batch.wait = wait  # type: ignore[method-assign]
+                yield batch
+
+        def make_plan(*args: Any) -> Any:
+            self.events.append(("plan", ""))
+            return real_plan(*args)
+
+        monkeypatch.setattr(pipeline, "started", started)
+        monkeypatch.setattr(pipeline.plan, "make_plan", make_plan)
+
+    def at(self, event: tuple[str, str]) -> int:
+        return self.events.index(event)
+
+
+def test_talhelper_and_kustomize_start_while_the_earlier_stages_still_run(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """talhelper starts once the render stands, while sops still encrypts; kustomize once
+    the ciphertext is in, before the plan is made; neither runs twice when nothing they
+    read changed."""
+    fakes = FakeTools(tmp_path / "fakebin").install("talhelper")
+    fakes.script("talhelper", ("validate", {"exit": 0, "stdout": "", "stderr": ""}))
+    monkeypatch.setenv("PATH", fakes.path_env())
+    tools = ToolEvents(monkeypatch)
+    run(repo)
+    assert tools.at(("start", "encrypt")) < tools.at(("start", "talhelper")) < tools.at(("done", "encrypt"))
+    assert tools.at(("done", "encrypt")) < tools.at(("start", "kustomize")) < tools.at(("plan", ""))
+    assert tools.events.count(("start", "talhelper")) == 1 == len(fakes.calls("talhelper"))
+    assert tools.events.count(("start", "kustomize")) == 1
+
+
+def test_an_early_check_is_run_again_when_a_merged_edit_changed_what_it_read(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes = FakeTools(tmp_path / "fakebin").install("talhelper")
+    fakes.script("talhelper", ("validate", {"exit": 0, "stdout": "", "stderr": ""}))
+    monkeypatch.setenv("PATH", fakes.path_env())
+    run(repo)
+    talconfig = repo / "talos/talconfig.yaml"
+    talconfig.write_text(talconfig.read_text().replace("---\n", "---\n# mine: keep this\n", 1))
+    set_domain(repo, "example.org")
+    tools = ToolEvents(monkeypatch)
+    summary = run(repo)
+    assert "talos/talconfig.yaml" in summary.edits_kept + summary.merged
+    assert tools.events.count(("start", "talhelper")) == 2
+    assert ["# mine" in text for text in tools.talconfigs] == [False, True]
+    # Any changed file builds again: a kustomization may name files anywhere.
+    assert tools.events.count(("start", "kustomize")) == 2
 
 
 def test_a_talhelper_warning_is_in_the_summary(repo: Path, tmp_path: Path, monkeypatch) -> None:

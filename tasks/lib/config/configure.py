@@ -36,6 +36,7 @@ from tasks.lib.secrets.keys import age_recipients_of
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
 from tasks.lib.tools.kustomize import kustomize_argv
 from tasks.lib.tools.runner import (
+    Batch,
     Command,
     Outcome,
     find_tool,
@@ -367,41 +368,106 @@ def yaml_problems(
 TALHELPER_VALIDATE = ("talhelper", "validate", "talconfig", "talconfig.yaml", "--env-file", "talenv.yaml")
 
 
+def kustomize_command(out: Path, dirs: Sequence[str], root: Path) -> Command:
+    """One kustomize run that builds every directory in ``dirs`` (see :func:`combined_root`)."""
+    combined = combined_root(out, dirs, root)
+    return Command(tuple(kustomize_argv(str(combined))), cwd=out, what="building every kustomization")
+
+
+def talhelper_command(out: Path) -> Command | None:
+    """``talhelper validate`` of the rendered Talos config, when there is one and talhelper
+    is installed."""
+    talos = out / "talos"
+    if not (talos / "talconfig.yaml").is_file() or find_tool("talhelper") is None:
+        return None
+    return Command(TALHELPER_VALIDATE, cwd=talos, what="validating talos/talconfig.yaml")
+
+
+@dataclass
+class EarlyChecks:
+    """The tool checks started as soon as what they read is final, while the pipeline goes
+    on: ``talhelper validate`` once the render stands (the secrets still encrypting), one
+    kustomize run once the ciphertext has joined it (while the plan is made). Their
+    batches belong to ``stack``, which stops them on any error or interrupt.
+    :func:`validate_staged` takes an outcome only if nothing the tool read changed since;
+    otherwise it runs the tool again on the tree as it will be."""
+
+    stack: contextlib.ExitStack[bool | None]
+    talos: Batch | None = None
+    kustomize: Batch | None = None
+    dirs: list[str] = field(default_factory=list)
+
+    def start_talhelper(self, paths: Paths, out: Path) -> None:
+        if (command := talhelper_command(out)) is not None:
+            self.talos = self.stack.enter_context(started([command], paths=paths))
+
+    def start_kustomize(self, paths: Paths, out: Path, generated: Collection[str]) -> None:
+        self.dirs = kustomization_dirs(out, generated)
+        if self.dirs:
+            command = kustomize_command(out, self.dirs, out.parent / "validate-early")
+            self.kustomize = self.stack.enter_context(started([command], paths=paths))
+
+    def talhelper_run(self, changed: Collection[str]) -> Batch | None:
+        """The early ``talhelper validate``, if it counts (no file under talos/ changed)."""
+        if any(name.startswith("talos/") for name in changed):
+            return None
+        return self.talos
+
+    def kustomize_run(self, dirs: Sequence[str], changed: Collection[str]) -> Batch | None:
+        """The early kustomize run, if it counts (the same folders, no file changed)."""
+        if changed or list(dirs) != self.dirs:
+            return None
+        return self.kustomize
+
+
+def outcome_of(early: Batch | None, later: Batch, index: int) -> Outcome:
+    """The outcome of an early check's run, else of the later batch's command ``index``."""
+    return early.wait()[0] if early is not None else later.wait()[index]
+
+
 def validate_staged(
     paths: Paths,
     out: Path,
     say: Say,
     config: ClusterConfig | None = None,
     generated: Collection[str] | None = None,
+    early: EarlyChecks | None = None,
+    changed: Collection[str] = (),
 ) -> None:
     """YAML-parse every file, build every kustomization and, when talhelper is installed,
     validate the Talos config. With ``generated`` only those files are checked (``out`` also
     holds the user's own, for kustomize). kustomize (one run for every directory) and
-    talhelper work in their own processes while the YAML is parsed here. Every problem is
-    reported, then we stop."""
+    talhelper work in their own processes while the YAML is parsed here; a check started
+    ``early`` counts when none of its inputs is among the ``changed`` files since it
+    started. Every problem is reported, then we stop."""
     dirs = kustomization_dirs(out, generated)
-    talos = out / "talos"
-    has_talos = (talos / "talconfig.yaml").is_file()
+    has_talos = (out / "talos" / "talconfig.yaml").is_file()
+    early_build = early.kustomize_run(dirs, changed) if early else None
+    early_talos = early.talhelper_run(changed) if early else None
     commands = []
-    if dirs:
-        root = combined_root(out, dirs, out.parent / "validate")
-        commands.append(
-            Command(tuple(kustomize_argv(str(root))), cwd=out, what="building every kustomization")
-        )
-    checks_talos = has_talos and find_tool("talhelper") is not None
-    if checks_talos:
-        commands.append(Command(TALHELPER_VALIDATE, cwd=talos, what="validating talos/talconfig.yaml"))
+    if dirs and early_build is None:
+        commands.append(kustomize_command(out, dirs, out.parent / "validate"))
+    talhelper = talhelper_command(out) if early_talos is None else None
+    if talhelper is not None:
+        commands.append(talhelper)
     with started(commands, paths=paths) as checking:
         problems = yaml_problems(out, config, generated)
-        outcomes = checking.wait()
-    shutil.rmtree(out.parent / "validate", ignore_errors=True)
-    if dirs:
-        problems += kustomize_problems(paths, out, dirs, outcomes[0])
-    if checks_talos and not outcomes[-1].ok:
-        problems += talhelper_problems(outcomes[-1])
+        built = outcome_of(early_build, checking, 0) if dirs else None
+        talos_checked = (
+            outcome_of(early_talos, checking, -1)
+            if early_talos is not None or talhelper is not None
+            else None
+        )
+    for folder in ("validate", "validate-early"):
+        shutil.rmtree(out.parent / folder, ignore_errors=True)
+    if built is not None:
+        problems += kustomize_problems(paths, out, dirs, built)
+    checks_talos = talos_checked is not None
+    if talos_checked is not None and not talos_checked.ok:
+        problems += talhelper_problems(talos_checked)
     note = ""
-    if checks_talos and outcomes[-1].ok:
-        note = talhelper_warnings(outcomes[-1])
+    if talos_checked is not None and talos_checked.ok:
+        note = talhelper_warnings(talos_checked)
     if has_talos and not checks_talos:
         note = (
             "; talos/talconfig.yaml NOT validated: talhelper is not installed "
@@ -451,14 +517,21 @@ def guard_plaintext_token(paths: Paths, context: RenderContext) -> None:
 
 
 def stage(
-    paths: Paths, context: RenderContext, out: Path, manifest: mf.Manifest, key: bytes, say: Say
+    paths: Paths,
+    context: RenderContext,
+    out: Path,
+    manifest: mf.Manifest,
+    key: bytes,
+    say: Say,
+    early: EarlyChecks | None = None,
 ) -> Staged:
     """Render into ``out`` and encrypt the secrets. The secrets are rendered into memory
     first and encrypted (by sops, on the other core, fed on stdin) while the rest renders
     into ``out``; then their ciphertext joins it. No plaintext secret is ever in ``out``.
     The result is validated once the user's edits and apps are in (:func:`validate_plan`).
     A secret whose plaintext did not change keeps the tree's ciphertext
-    (:func:`unchanged_secrets`)."""
+    (:func:`unchanged_secrets`). With ``early``, talhelper starts once the render stands
+    (unless a secret is still to join talos/) and kustomize once the secrets have."""
     from tasks.lib.config.render import render, render_secrets
 
     rendered = render_secrets(paths, context)
@@ -474,6 +547,8 @@ def stage(
     commands = encrypt_commands(out / ".sops.yaml", plaintexts, fresh)
     with started(commands, paths=paths, workers=len(commands) or 1) as encrypting:
         files = render(paths, context, out, part="rest")  # while sops encrypts
+        if early is not None and not any(name.startswith("talos/") for name in plaintexts):
+            early.start_talhelper(paths, out)
         outcomes = encrypting.wait()
     del plaintexts
     ciphertexts = {name: (paths.root / name).read_bytes() for name in kept}
@@ -483,7 +558,10 @@ def stage(
         (out / name).write_bytes(ciphertext)
     say(f"rendered {len(files) + len(ciphertexts)} files")
     say(f"secrets: {len(fresh)} encrypted, {len(kept)} unchanged (ciphertext kept)")
-    return Staged(read_tree(out), digests, fresh, kept)
+    tree = read_tree(out)
+    if early is not None:
+        early.start_kustomize(paths, out, tree)
+    return Staged(tree, digests, fresh, kept)
 
 
 # --------------------------------------------------------------------------- the tree to be
@@ -494,15 +572,16 @@ OWN_FILES_ROOT = "kubernetes"
 MAX_OWN_FILES = 20_000
 
 
-def copy_own_files(root: Path, out: Path, generated: Collection[str]) -> None:
+def copy_own_files(root: Path, out: Path, generated: Collection[str]) -> list[str]:
     """Copy the user's own files under kubernetes/ (everything configure does not generate)
     into ``out``, so the generated kustomizations that list the user's apps build there.
-    Symbolic links are not followed; oversized files are left out."""
+    Symbolic links are not followed; oversized files are left out. Returns their names."""
     from tasks.lib.files import MAX_TEXT_BYTES
 
     base = root / OWN_FILES_ROOT
+    copied: list[str] = []
     if base.is_symlink() or not base.is_dir():
-        return
+        return copied
     count = 0
     for directory, folders, names in os.walk(base):
         folders[:] = [f for f in folders if not (Path(directory) / f).is_symlink()]
@@ -518,27 +597,37 @@ def copy_own_files(root: Path, out: Path, generated: Collection[str]) -> None:
                 raise UserError(f"{OWN_FILES_ROOT}/ holds more than {MAX_OWN_FILES} files of your own")
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, out / name)
+            copied.append(name)
+    return copied
 
 
 def validate_plan(
-    paths: Paths, out: Path, staging: Path, the_plan: plan.Plan, config: ClusterConfig, say: Say
+    paths: Paths,
+    out: Path,
+    staging: Path,
+    the_plan: plan.Plan,
+    config: ClusterConfig,
+    say: Say,
+    early: EarlyChecks | None = None,
 ) -> dict[str, Path]:
     """Validate the tree as it will be: the render with the user's edits merged in and apps
     listed, beside the user's own files. Returns where each pure render now is (the merged
     ones were moved aside, for their git blobs)."""
     pure_dir = staging / "pure"
     locations = {name: out / name for name in the_plan.entries}
+    changed = []
     for name, content in the_plan.files.items():
         target = out / name
         if target.is_file() and target.read_bytes() != content:
+            changed.append(name)
             aside = pure_dir / name
             aside.parent.mkdir(parents=True, exist_ok=True)
             os.replace(target, aside)
             locations[name] = aside
             target.write_bytes(content)
     generated = set(the_plan.files)
-    copy_own_files(paths.root, out, generated)
-    validate_staged(paths, out, say, config, generated)
+    changed += copy_own_files(paths.root, out, generated)
+    validate_staged(paths, out, say, config, generated, early, changed)
     return locations
 
 
@@ -596,11 +685,13 @@ def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
     register_secrets(context.secret_values)
     guard_plaintext_token(paths, context)
 
-    with staging_dir() as staging:
+    with staging_dir() as staging, contextlib.ExitStack() as stack:  # the tools end first
         out = staging / "out"
         out.mkdir()
-        staged = stage(paths, context, out, manifest, key, say)
-        result = finish(paths, options, Rendered(staging, out, staged, manifest, inputs, config))
+        early = EarlyChecks(stack)
+        staged = stage(paths, context, out, manifest, key, say, early)
+        rendered = Rendered(staging, out, staged, manifest, inputs, config, early)
+        result = finish(paths, options, rendered)
     warn_examples(context.examples)  # once the render stands: a refusal stays the only line
     return result
 
@@ -615,6 +706,7 @@ class Rendered:
     manifest: mf.Manifest
     inputs: str
     config: ClusterConfig
+    early: EarlyChecks | None = None
 
 
 @dataclass
@@ -665,7 +757,9 @@ def finish(paths: Paths, options: Options, rendered: Rendered) -> Summary | Read
         raise UserError(*plan.conflict_report(the_plan.conflicts))
     for folder in the_plan.skipped_apps:
         say(f"warning: {folder} is not listed: name app folders with letters, digits, '.', '_' and '-'")
-    locations = validate_plan(paths, rendered.out, rendered.staging, the_plan, rendered.config, say)
+    locations = validate_plan(
+        paths, rendered.out, rendered.staging, the_plan, rendered.config, say, rendered.early
+    )
     if options.check:
         report_check(paths, the_plan)
         return summary_of(the_plan, staged, written=False)
