@@ -10,6 +10,7 @@ import sys
 
 def main() -> None:
     try:
+        # deferred: inside the `try`, so Ctrl-C while Python still loads Invoke exits 130
         from tasks.lib.guard import run_program
 
         run_program()
