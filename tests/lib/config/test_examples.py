@@ -47,6 +47,11 @@ def test_every_placeholder_of_init_is_an_example_value() -> None:
     assert flagged == {"cloudflare_token", "cloudflare_tunnel.AccountTag", "cloudflare_tunnel.TunnelSecret"}
 
 
+def test_placeholders_are_found_at_any_depth() -> None:
+    secrets = {"a": "replace-me", "b": {"c": "x", "d": f"<{examples.PLACEHOLDER_MARK}>"}, "e": 1}
+    assert [value.key for value in examples.in_secrets(secrets)] == ["a", "b.d"]
+
+
 @pytest.mark.parametrize(
     ("domain", "example"),
     [

@@ -57,11 +57,6 @@ def test_a_missing_required_secret_says_how_to_add_it(tmp_path: Path) -> None:
     ]
 
 
-def test_placeholders_are_found_at_any_depth() -> None:
-    secrets = {"a": "replace-me", "b": {"c": "x", "d": f"<{tc.PLACEHOLDER_MARK}>"}, "e": 1}
-    assert list(tc.placeholders(secrets)) == ["a", "b.d"]
-
-
 def test_template_data_falls_back_to_the_push_token_for_the_webhook() -> None:
     data = tc.secret_template_data(VALID, push_token="push")
     assert data["webhook_token"] == "push"

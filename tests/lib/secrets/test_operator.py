@@ -7,9 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
-from tasks.lib.config import template_context
 from tasks.lib.paths import Paths, repo_paths
 from tasks.lib.secrets import operator
 
@@ -38,12 +36,3 @@ def test_files_are_private_and_never_replaced(paths: Paths) -> None:
     before = paths.age_key.read_text()
     assert operator.create_operator_files(paths, dry=False) == []
     assert paths.age_key.read_text() == before
-
-
-def test_the_placeholder_secrets_are_flagged_as_placeholders() -> None:
-    secrets = YAML(typ="safe", pure=True).load(operator.PLACEHOLDER_SECRETS)
-    assert sorted(template_context.placeholders(secrets)) == [
-        "cloudflare_token",
-        "cloudflare_tunnel.AccountTag",
-        "cloudflare_tunnel.TunnelSecret",
-    ]
