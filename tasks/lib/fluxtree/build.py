@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.lib.tools.kustomize import kustomize_argv, pick_kustomize
-from tasks.lib.tools.runner import Command, run_one
+from tasks.lib.tools.runner import DEFAULT_MEMORY, Command, run_one
 
 from . import yamlio
 from .kustfiles import is_remote, kustomization_file, references
@@ -40,6 +40,9 @@ from .kustfiles import is_remote, kustomization_file, references
 MARKER = "fluxtree-marker-"
 ORIGIN = "config.kubernetes.io/origin"
 MAX_BATCH = 64
+#: Kustomize's garbage collector runs a fifth as often (a third less CPU on a batch, a few
+#: MB more memory), and as often as needed again near half the memory limit it runs under.
+KUSTOMIZE_ENV = {"GOGC": "400", "GOMEMLIMIT": str(DEFAULT_MEMORY // 2)}
 _ORIGIN_PATH = re.compile(r"^(?:path|configuredIn): *(.+?) *$", re.MULTILINE)
 
 
@@ -411,7 +414,7 @@ class Builder:
                 if len(group) == 1
                 else f"building {len(group)} Kustomizations"
             )
-            outcome = run_one(Command(tuple(argv), what=what))
+            outcome = run_one(Command(tuple(argv), what=what, env=KUSTOMIZE_ENV))
             if outcome.ok:
                 return self._split(batch, group, outcome.stdout), []
             error, internal = (outcome.problem if outcome.limit else outcome.stderr.strip()), False
