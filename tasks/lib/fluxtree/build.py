@@ -405,7 +405,9 @@ class Builder:
         return results
 
     def _batch(self, group: list[BuildItem]) -> tuple[list[BuildResult], list[list[BuildItem]]]:
-        """Prepare, build and split one batch: (results, halves to retry)."""
+        """Prepare, build and split one batch: (results, halves to retry). The batch folder
+        is removed at once, while other batches build (a retry writes its own)."""
+        batch: Path | None = None
         try:
             batch, _keys = self._write_batch(group)
             argv = kustomize_argv(str(batch), self.tool, unrestricted=True)
@@ -420,6 +422,9 @@ class Builder:
             error, internal = (outcome.problem if outcome.limit else outcome.stderr.strip()), False
         except Exception as exc:
             error, internal = f"{type(exc).__name__}: {exc}", True
+        finally:
+            if batch is not None:
+                shutil.rmtree(batch, ignore_errors=True)
         if len(group) == 1:
             return [BuildResult(group[0].key, False, error=error, internal=internal)], []
         half = len(group) // 2
