@@ -4,7 +4,7 @@ model in tasks/lib/config/schema.py).
 
 Run after adding, renaming or re-documenting a task or a config key:
 ``python scripts/update_catalog.py``. ``--check`` changes nothing and exits 1 when a file is
-stale (tests/test_docs.py and tests/test_config.py do the same).
+stale (tests/test_docs.py and tests/lib/config/test_reference.py do the same).
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ from invoke.context import Context
 
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths, paths_for
-from tasks.lib.secrets.operator import create_operator_files, seed_secrets
 from tasks.lib.taskdef import task
 from tasks.lib.tools.runner import find_tool, is_dry, require
 
@@ -42,6 +41,8 @@ def init(c: Context, from_: str = "", force: bool = False) -> None:
         return
     if force:
         raise UserError("--force only applies to --from: `inv init` alone never overwrites a file")
+    from tasks.lib.secrets.operator import create_operator_files, seed_secrets
+
     dry = is_dry(c)
     made = create_operator_files(paths, dry)
     seeded = seed_secrets(c, paths)

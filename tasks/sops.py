@@ -17,7 +17,6 @@ from pathlib import Path
 from invoke.collection import Collection
 from invoke.context import Context
 
-from tasks.lib import swap
 from tasks.lib.boundary import inside, path_argument
 from tasks.lib.errors import UserError
 from tasks.lib.files import memory_dir, private_scratch, read_text
@@ -74,6 +73,8 @@ def repository_sops_files(paths: Paths) -> list[Path]:
 
 def write(paths: Paths, task: str, files: dict[Path, str]) -> None:
     """Replace ``files`` all or none, through the repository's one swap."""
+    from tasks.lib import swap  # the writer: not loaded for `inv --list`
+
     changes = [swap.Change(path, text.encode()) for path, text in files.items()]
     swap.write_files(paths.root, changes, task, key_dirs=paths.key_dirs)
 

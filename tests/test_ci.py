@@ -15,19 +15,6 @@ from tests.conftest import exit_code
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
 
 
-def test_touches_matches_directories_and_files_not_prefixes() -> None:
-    changed = [
-        "kubernetes/apps/a.yaml",
-        "kubernetes-notes.md",
-        ".github/workflows/validate.yaml",
-        "README.md",
-    ]
-    assert ci.touches(changed, ["kubernetes/"]) == ["kubernetes/apps/a.yaml"]
-    assert ci.touches(changed, ["kubernetes"]) == ["kubernetes/apps/a.yaml"]
-    assert ci.touches(changed, [".github/workflows/validate.yaml"]) == [".github/workflows/validate.yaml"]
-    assert ci.touches(changed, ["talos/", "/"]) == []
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A repository with a main branch and a pull request branch on top of it."""

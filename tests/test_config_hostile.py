@@ -19,7 +19,7 @@ from tasks.lib.config import constraints, document, network, schema
 from tasks.lib.config.checks import load_config
 from tasks.lib.config.constraints import GitBranch, git_ref_problem
 from tasks.lib.errors import UserError
-from tests.test_config import VALID_CLUSTER, errors_of, node, with_cluster, write
+from tests.lib.config.test_checks import VALID_CLUSTER, errors_of, node, with_cluster, write
 from tests.test_pipeline import MINIMAL_TEMPLATES, run, use_templates
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ from invoke.exceptions import Exit
 
 from tasks import root as root_tasks
 from tasks.lib.tools import doctor as doctor_module
-from tasks.lib.tools.pins import compare, executable_pins, parse_version
+from tasks.lib.tools.pins import executable_pins
 from tests.conftest import EXAMPLE_OPERATOR
 from tests.fakes import FakeTools, ok
 
@@ -146,26 +146,6 @@ def test_one_tool_only(example_repo: Path, operator: Path, tools: FakeTools, cap
     with pytest.raises(Exit):
         root_tasks.doctor(context, tool=["nope"])
     assert "unknown tool nope" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("output", "version"),
-    [
-        ("sops 3.11.0", "3.11.0"),
-        ("v0.7.0", "0.7.0"),
-        ("cloudflared version 2026.3.0 (built x)", "2026.3.0"),
-        ("", None),
-    ],
-)
-def test_parse_version(output: str, version: str | None) -> None:
-    assert parse_version(output) == version
-
-
-def test_compare() -> None:
-    assert compare("1.13.0", "1.13.0") == "ok"
-    assert compare("3.11", "3.11.0") == "ok"
-    assert compare("3.11.0", "3.12.2") == "differs"
-    assert compare(None, "1.0.0") == "unknown"
 
 
 INVOKE_LAUNCHER = (

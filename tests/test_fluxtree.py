@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from tasks.lib.fluxtree import EntryNotFound, locate, validate, yamlio
-from tasks.lib.fluxtree.build import BuildItem, plan_groups
-from tasks.lib.fluxtree.checks import find_cycles
 from tasks.lib.fluxtree.report import as_json, as_text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "flux-repos"
@@ -216,35 +214,6 @@ def test_locate(tmp_path: Path) -> None:
     assert locate(CLEAN) == (CLEAN.resolve(), (CLEAN / "kubernetes/flux/cluster").resolve())
     with pytest.raises(EntryNotFound):
         locate(tmp_path)
-
-
-def test_find_cycles() -> None:
-    graph = {"a": ["b"], "b": ["c"], "c": ["a"], "d": ["d"], "e": ["a"]}
-    assert find_cycles(graph) == [["a", "b", "c"], ["d"]]
-
-
-def test_plan_groups_keeps_renaming_items_apart() -> None:
-    items = [BuildItem(str(i), Path("."), alone=i == 3) for i in range(10)]
-    groups = plan_groups(items, workers=2)
-    assert [len(g) for g in groups] == [5, 4, 1]
-    assert groups[-1][0].key == "3"
-    # A renaming item never shares a batch with another item of its namespace (or with one
-    # whose namespace is unknown).
-    items = [BuildItem(f"p{i}", Path("."), namespace=f"ns{i}") for i in range(4)]
-    items += [
-        BuildItem("r0", Path("."), renames=True, namespace="ns0"),
-        BuildItem("rx", Path("."), renames=True),
-    ]
-    items += [BuildItem("r9", Path("."), renames=True, namespace="ns9")]
-    groups = plan_groups(items, workers=2)
-    assert [[i.key for i in g] for g in groups] == [["p0", "p2", "r9"], ["p1", "p3", "r0"], ["rx"]]
-    # Items of one namespace sharing a component (same ${APP} ids before substitution) are
-    # spread over batches; other namespaces fill them up.
-    shared = frozenset({Path("components/volsync")})
-    items = [BuildItem(f"{ns}{i}", Path("."), namespace=ns, dirs=shared) for i in range(3) for ns in "ab"]
-    groups = plan_groups(items, workers=2)
-    assert len(groups) == 3
-    assert all(sorted(i.namespace for i in g) == ["a", "b"] for g in groups)
 
 
 def test_reports(clean_tree) -> None:

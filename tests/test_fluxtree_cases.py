@@ -128,55 +128,6 @@ def test_a_bug_in_one_kustomization_is_reported_and_the_run_goes_on(
     assert tree.kustomizations["db/postgres"].built
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://github.com/Example/Home-Ops.git",
-        "ssh://git@github.com/example/home-ops",
-        "git@github.com:example/home-ops.git",
-        "https://github.com/example/home-ops/",
-    ],
-)
-def test_git_urls_of_one_repository_match(url: str) -> None:
-    from tasks.lib.fluxtree.sources import normalize_url, same_repository
-
-    assert same_repository(url, {normalize_url("https://github.com/example/home-ops")})
-    assert not same_repository(url, {"github.com/example/other"})
-
-
-def test_kustomize_error_names_the_innermost_repository_file(tmp_path: Path) -> None:
-    from tasks.lib.fluxtree.build import kustomize_error
-
-    (tmp_path / "app/base").mkdir(parents=True)
-    (tmp_path / "app/base/settings.yaml").write_text("kind: ConfigMap\n")
-    shadow = tmp_path / "shadow"
-    error = (
-        "# Warning: 'patchesStrategicMerge' is deprecated.\n"
-        f"Error: accumulating resources: accumulation err='accumulating resources from './base': "
-        f"'{shadow}/s3/app/base' must resolve to a file': recursed accumulation of path "
-        f"'{shadow}/s3/app/base': accumulating components: loader.New \"must build at directory: "
-        f"'{tmp_path}/app/base/settings.yaml': file is not directory\""
-    )
-    assert kustomize_error(error, tmp_path, [shadow]) == ("app/base/settings.yaml", "file is not directory")
-
-
-def test_vars_file_formats(tmp_path: Path) -> None:
-    from tasks.lib.errors import UserError
-    from tasks.lib.fluxtree.varsfile import parse_assignments, read_vars_file
-
-    cases = {
-        "env": "# comment\nexport DOMAIN='example.com'\nTZ=UTC\n",
-        "yaml": "DOMAIN: example.com\nTZ: UTC\n",
-        "secret": "apiVersion: v1\nkind: Secret\ndata:\n  DOMAIN: ZXhhbXBsZS5jb20=\nstringData:\n  TZ: UTC\n",
-    }
-    for name, text in cases.items():
-        (tmp_path / name).write_text(text)
-        assert read_vars_file(tmp_path / name) == {"DOMAIN": "example.com", "TZ": "UTC"}, name
-    assert parse_assignments(["A=b=c", "B="]) == {"A": "b=c", "B": ""}
-    with pytest.raises(UserError):
-        parse_assignments(["1A=b"])
-
-
 def test_commands_are_seen_through_the_runner() -> None:
     import sys
 

@@ -11,28 +11,10 @@ from invoke import Config, Context
 
 from tasks import dev
 from tasks.lib.fluxtree import validate
-from tasks.lib.fluxtree.diff import markdown, normalize
+from tasks.lib.fluxtree.diff import markdown
 from tests.conftest import git
 
 CLEAN = Path(__file__).parent / "fixtures" / "flux-repos" / "clean"
-
-
-def test_normalize_strips_noise_and_hides_secrets() -> None:
-    body = {
-        "kind": "Secret",
-        "metadata": {
-            "name": "s",
-            "labels": {"helm.sh/chart": "x-1.0", "app": "a", "app.kubernetes.io/version": "1"},
-            "annotations": {"checksum/config": "abc"},
-        },
-        "data": {"key": "c2VjcmV0"},
-        "sops": {"mac": "x"},
-    }
-    out = normalize(body)
-    assert out["metadata"] == {"name": "s", "labels": {"app": "a"}}
-    assert out["data"] == {"key": "<redacted>"}
-    assert "sops" not in out
-    assert body["data"] == {"key": "c2VjcmV0"}  # the input is untouched
 
 
 @pytest.fixture

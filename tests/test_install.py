@@ -260,28 +260,6 @@ def test_a_shadowing_tool_on_path_is_named(setup, tmp_path, monkeypatch) -> None
     assert "comes first on PATH and is not at the pin" in outcome.detail
 
 
-@pytest.mark.parametrize(
-    ("output", "reason"),
-    [
-        (
-            "go: github.com/a/b@v1.0.0: reading https://proxy.example/github.com/a/b/@v/v1.0.0.info: "
-            "403 Forbidden\n\tserver response: This module version is not available.",
-            "the Go module proxy refused github.com/a/b@v1.0.0 "
-            "(403 Forbidden: This module version is not available.)",
-        ),
-        (
-            "go: downloading x v1\ncmd/flux/x.go:27:12: pattern manifests/*.yaml: no matching files found",
-            None,
-        ),
-        ("", "go failed without a message"),
-    ],
-)
-def test_go_reason_is_one_line(output: str, reason: str | None) -> None:
-    got = install.go_reason(output)
-    assert "\n" not in got
-    assert got == (reason or "cmd/flux/x.go:27:12: pattern manifests/*.yaml: no matching files found")
-
-
 def test_doctor_install_names_the_way_that_works_for_a_tool_it_cannot_build(
     example_repo, setup, monkeypatch, capsys
 ):

@@ -15,9 +15,10 @@ Every task that writes the repository's files (``configure``, ``init``, ``init -
 - **Journal.** Before the first file changes, ``.home-ops/journal.json`` lists every target.
   The swap then runs in two phases:
 
-  1. *prepare*: each new file is written (and flushed to disk) into ``.home-ops/swap/new``,
-     and each file to be replaced or removed gets a hard link in ``.home-ops/swap/old``.
-     Nothing visible changes; any error here leaves the old tree.
+  1. *prepare*: each new file is written into ``.home-ops/swap/new`` (and flushed to disk:
+     each file's write-back starts as soon as it is written, and the waits for them come
+     together), and each file to be replaced or removed gets a hard link in
+     ``.home-ops/swap/old``. Nothing visible changes; any error here leaves the old tree.
   2. *commit*: the journal is marked ``committing`` (the commit point) and each new file is
      linked into place (a hard link renamed over the target), each removed file unlinked.
      Ctrl-C, SIGTERM and SIGHUP wait until the renames are done.
@@ -35,12 +36,15 @@ Every task that writes the repository's files (``configure``, ``init``, ``init -
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
+import functools
 import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,9 +97,10 @@ def journal_path(root: Path) -> Path:
 # --------------------------------------------------------------------------- writing one file
 
 
-def write_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write_durably(path: Path, data: bytes, mode: int = 0o644, flushes: Flushes | None = None) -> None:
     """Create ``path`` (it must not exist; never through a symlink) holding ``data``, with
-    ``mode`` from the first byte on, and flush it to disk."""
+    ``mode`` from the first byte on, and flush it to disk (with ``flushes``: once
+    :meth:`Flushes.wait` returns)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(path, flags, mode)
     try:
@@ -103,9 +108,66 @@ def write_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if flushes is not None:
+            flushes.add(fd, path)
+            fd = -1  # theirs to flush and close
+        else:
+            os.fsync(fd)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
+
+
+@functools.cache
+def start_writeback() -> Callable[[int], object] | None:
+    """Linux's ``sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)``: start writing a file's
+    data to disk without waiting for it; None where the C library has no such call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    write = 2  # SYNC_FILE_RANGE_WRITE
+    return lambda fd: function(fd, 0, 0, write)
+
+
+class Flushes:
+    """Files flushed to disk together: each one's write-back starts when it is handed over
+    (where the system can), and :meth:`wait` then calls ``fsync`` on each. The disk works on
+    every file at once instead of one after another; each file is still on disk before
+    ``wait`` returns. At most :attr:`LIMIT` files are held open."""
+
+    LIMIT = 64
+
+    def __init__(self) -> None:
+        self.open: list[tuple[int, Path]] = []
+
+    def add(self, fd: int, path: Path) -> None:
+        self.open.append((fd, path))
+        if (start := start_writeback()) is not None:
+            start(fd)  # a hint: the fsync in wait() is what makes it durable
+        if len(self.open) >= self.LIMIT:
+            self.wait()
+
+    def wait(self) -> None:
+        """Every file handed over is on disk (or the OSError of the first that failed)."""
+        held, self.open = self.open, []
+        try:
+            for fd, path in held:
+                with about(path):
+                    os.fsync(fd)
+        finally:
+            for fd, _ in held:
+                os.close(fd)
+
+    def close(self) -> None:
+        """Close what is still held, unflushed (the swap failed: these files are not used)."""
+        held, self.open = self.open, []
+        for fd, _ in held:
+            os.close(fd)
 
 
 def sync_dir(directory: Path) -> None:
@@ -504,28 +566,44 @@ def prepare(layout: Layout, changes: Sequence[Change], entries: Sequence[Entry])
     """Phase 1: every new file into the scratch, every current one linked aside."""
     for base in layout.bases():
         shutil.rmtree(base, ignore_errors=True)
-    for index, (change, entry) in enumerate(zip(changes, entries, strict=True)):
-        target = change.target
-        with about(target):
-            if target.is_dir() and not target.is_symlink():
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-            if change.content is not None:
-                new = layout.new(index, target)
-                new.parent.mkdir(parents=True, exist_ok=True)
-                mode = change.mode
-                if mode is None:
-                    mode = target.stat().st_mode & 0o7777 if entry.old and not target.is_symlink() else 0o644
-                write_durably(new, change.content, mode)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if os.stat(target.parent).st_dev != os.stat(new.parent).st_dev:
-                    raise OSError(errno.EXDEV, "on another file system than the repository")
-            if entry.old:
-                backup = layout.old(index, target)
-                backup.parent.mkdir(parents=True, exist_ok=True)
-                keep_aside(target, backup)
+    flushes = Flushes()
+    try:
+        for index, (change, entry) in enumerate(zip(changes, entries, strict=True)):
+            prepare_one(layout, index, change, entry, flushes)
+        flushes.wait()
+    except OSError as error:  # a flush names our temporary: name the target it stands for
+        targets = {str(layout.new(i, c.target)): c.target for i, c in enumerate(changes)}
+        if error.filename in targets:
+            error.filename = str(targets[error.filename])
+        raise
+    finally:
+        flushes.close()
     for base in layout.bases():
         for part in ("new", "old"):
             sync_dir(base / part)
+
+
+def prepare_one(layout: Layout, index: int, change: Change, entry: Entry, flushes: Flushes) -> None:
+    """One target: its new file into the scratch (flushed with the others), its current one
+    linked aside."""
+    target = change.target
+    with about(target):
+        if target.is_dir() and not target.is_symlink():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if change.content is not None:
+            new = layout.new(index, target)
+            new.parent.mkdir(parents=True, exist_ok=True)
+            mode = change.mode
+            if mode is None:
+                mode = target.stat().st_mode & 0o7777 if entry.old and not target.is_symlink() else 0o644
+            write_durably(new, change.content, mode, flushes)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if os.stat(target.parent).st_dev != os.stat(new.parent).st_dev:
+                raise OSError(errno.EXDEV, "on another file system than the repository")
+        if entry.old:
+            backup = layout.old(index, target)
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            keep_aside(target, backup)
 
 
 def keep_aside(target: Path, backup: Path) -> None:

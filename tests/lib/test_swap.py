@@ -40,6 +40,117 @@ def no_temporaries(*roots: Path) -> None:
         assert [name for name in left if name != swap.LOCK_NAME] == [], root
 
 
+# --------------------------------------------------------------------------- flushing to disk
+
+
+def record_flushes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """The swap's steps that make it durable, in order: ("start", inode) when a file's
+    write-back is started, ("fsync", inode) for every fsync, ("journal STATE", 0) for each
+    save of the journal."""
+    events: list[tuple[str, int]] = []
+    real_fsync, real_save = os.fsync, swap.save_journal
+    start = swap.start_writeback()
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def started(fd: int) -> object:
+        events.append(("start", os.fstat(fd).st_ino))
+        return start(fd) if start is not None else None
+
+    def saved(root: Path, journal: swap.Journal) -> None:
+        events.append((f"journal {journal.state}", 0))
+        real_save(root, journal)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(swap, "start_writeback", lambda: started)
+    monkeypatch.setattr(swap, "save_journal", saved)
+    return events
+
+
+def changes_of(root: Path, count: int) -> list[swap.Change]:
+    return [swap.Change(root / f"d{i % 3}" / f"f{i}.yaml", f"{i}\n".encode()) for i in range(count)]
+
+
+def written(root: Path, count: int) -> dict[str, bytes]:
+    return {f"d{i % 3}/f{i}.yaml": f"{i}\n".encode() for i in range(count)}
+
+
+def test_every_new_file_is_on_disk_before_the_commit_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = record_flushes(monkeypatch)
+    swap.write_files(tmp_path, changes_of(tmp_path, 7), "configure")
+    assert tree(tmp_path) == written(tmp_path, 7)
+    # each target is now a hard link of its new file: the same inode
+    inodes = {(tmp_path / name).stat().st_ino for name in written(tmp_path, 7)}
+    commit_point = events.index(("journal committing", 0))
+    assert inodes <= {inode for what, inode in events[:commit_point] if what == "fsync"}
+    # every write-back started before the first wait: the disk works on them together
+    starts = [i for i, (what, inode) in enumerate(events) if what == "start"]
+    waits = [i for i, (what, inode) in enumerate(events) if what == "fsync" and inode in inodes]
+    assert len(starts) == 7 and max(starts) < min(waits)
+    no_temporaries(tmp_path)
+
+
+def test_no_more_than_the_limit_of_files_is_held_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = record_flushes(monkeypatch)
+    monkeypatch.setattr(swap.Flushes, "LIMIT", 3)
+    swap.write_files(tmp_path, changes_of(tmp_path, 8), "configure")
+    assert tree(tmp_path) == written(tmp_path, 8)
+    held = 0
+    for what, _ in events[: events.index(("journal committing", 0))]:
+        held += {"start": 1, "fsync": -1}.get(what, 0)
+        assert held <= 3
+    no_temporaries(tmp_path)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to count open files")
+def test_a_flush_that_fails_leaves_the_old_files_and_nothing_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "d0").mkdir()
+    (tmp_path / "d0" / "f0.yaml").write_bytes(b"old\n")
+    real_fsync = os.fsync
+    calls = [0]
+
+    def fsync(fd: int) -> None:
+        calls[0] += 1
+        if calls[0] == 4:  # the journal's file and folder, then the new files
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(UserError) as failed:
+        swap.write_files(tmp_path, changes_of(tmp_path, 5), "configure")
+    assert failed.value.lines == [
+        "could not write the new files, so nothing was changed: "
+        "d1/f1.yaml: No space left on device (the disk is full)"
+    ]
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert tree(tmp_path) == {"d0/f0.yaml": b"old\n"}
+    assert not swap.pending(tmp_path)
+    no_temporaries(tmp_path)
+
+
+def test_write_back_is_started_by_the_c_library_where_it_has_the_call(tmp_path: Path) -> None:
+    start = swap.start_writeback()
+    if os.uname().sysname != "Linux":
+        assert start is None
+        return
+    assert start is not None
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"data\n")
+        assert start(fd) == 0
+    finally:
+        os.close(fd)
+
+
 # --------------------------------------------------------------------------- single files
 
 
@@ -244,9 +355,9 @@ def test_keys_outside_the_repository_get_their_own_scratch(
     seen: list[str] = []
     real = swap.write_durably
 
-    def spy(path: Path, data: bytes, mode: int = 0o644) -> None:
+    def spy(path: Path, data: bytes, mode: int = 0o644, flushes: swap.Flushes | None = None) -> None:
         seen.append(str(path.relative_to(tmp_path)))
-        real(path, data, mode)
+        real(path, data, mode, flushes)
 
     monkeypatch.setattr(swap, "write_durably", spy)
     swap.write_files(root, changes, "init --from", key_dirs=[keys])

@@ -25,11 +25,12 @@ from tasks.lib import swap
 from tasks.lib.boundary import rendered_name_problem, shown
 from tasks.lib.config.blame import explain_rendered_error
 from tasks.lib.config.checks import load_config
+from tasks.lib.config.document import MAX_FILE_BYTES
 from tasks.lib.config.examples import ExampleValue, advice
 from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.config.template_context import RenderContext, build_context
 from tasks.lib.errors import Interrupted, UserError, signals_deferred
-from tasks.lib.files import memory_dir, private_scratch
+from tasks.lib.files import memory_dir, private_scratch, read_bytes
 from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
@@ -113,17 +114,48 @@ def read_tree(root: Path) -> dict[str, bytes]:
 # --------------------------------------------------------------------------- secrets
 
 
+def decrypt_command(paths: Paths, path: Path) -> Command:
+    return Command(tuple(decrypt_argv(str(path))), what=f"decrypting {paths.rel(path)}")
+
+
+def plaintext_of(paths: Paths, path: Path, outcome: Outcome) -> str:
+    if not outcome.ok:
+        raise UserError(sops_failure(paths.rel(path), "decrypt", outcome))
+    return outcome.stdout
+
+
 def sops_decrypt(paths: Paths) -> Callable[[Path], str]:
     """A decrypt function for :func:`build_context` (plaintext to memory only)."""
 
     def decrypt(path: Path) -> str:
-        command = Command(tuple(decrypt_argv(str(path))), what=f"decrypting {paths.rel(path)}")
-        outcome = run_one(command, paths=paths)
-        if not outcome.ok:
-            raise UserError(sops_failure(paths.rel(path), "decrypt", outcome))
-        return outcome.stdout
+        return plaintext_of(paths, path, run_one(decrypt_command(paths, path), paths=paths))
 
     return decrypt
+
+
+@contextlib.contextmanager
+def decrypting_early(paths: Paths) -> Iterator[Callable[[Path], str]]:
+    """A decrypt function for :func:`build_context` whose sops starts now on
+    ``cluster.sops.yaml``, so it decrypts in its own process while this one checks the
+    config and loads the renderer. Started only for a regular file of bounded size (what
+    :func:`load_secrets` reads first), so sops never blocks on a pipe or reads a device;
+    for any other file decryption waits until asked, and the usual checks say what is
+    wrong in their usual order. Whatever ends the block, sops does not outlive it."""
+    secrets = paths.secrets_config
+    try:
+        read_bytes(secrets, limit=MAX_FILE_BYTES)
+    except UserError:
+        yield sops_decrypt(paths)
+        return
+    with started([decrypt_command(paths, secrets)], paths=paths) as batch:
+
+        def decrypt(path: Path) -> str:
+            if path != secrets:
+                return sops_decrypt(paths)(path)
+            (outcome,) = batch.wait()
+            return plaintext_of(paths, path, outcome)
+
+        yield decrypt
 
 
 #: What sops prints when none of the operator's keys fits a file.
@@ -552,13 +584,15 @@ def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
     ):
         say(cache.UP_TO_DATE)
         return Summary(unchanged=len(manifest.files), up_to_date=True)
-    from tasks.lib.config.render import read_settings
+    from tasks.lib.config.render import preload_renderer, read_settings
 
     read_settings(paths)  # a broken makejinja.toml: one line now, before anything loads it
-    config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
-    count = len(config.nodes)
-    say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
-    context = build_context(paths, sops_decrypt(paths), config, operator)
+    with decrypting_early(paths) as decrypt:
+        config = load_config(paths.cluster_config, paths.nodes_config, paths.root)
+        count = len(config.nodes)
+        say(f"config: cluster.yaml and nodes.yaml are valid ({count} node{'s' * (count != 1)})")
+        preload_renderer(paths)  # while sops decrypts
+        context = build_context(paths, decrypt, config, operator)
     register_secrets(context.secret_values)
     guard_plaintext_token(paths, context)
 

@@ -11,7 +11,7 @@ import math
 from tasks.lib.config.constraints import IPv4Addr, IPv4Net
 
 #: Addresses taken from a network by the templates (``| nthhost(N)``) or by Kubernetes:
-#: (key, host index, who takes it). tests/test_config.py checks the templates against it.
+#: (key, host index, who takes it). tests/test_config_hostile.py checks the templates against it.
 RESERVED_HOSTS: tuple[tuple[str, int, str], ...] = (
     ("cluster_svc_cidr", 1, "the kubernetes API service"),
     ("cluster_svc_cidr", 10, "CoreDNS"),

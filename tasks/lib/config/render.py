@@ -139,6 +139,13 @@ def makejinja_app(paths: Paths) -> Any:
     return makejinja.app
 
 
+def preload_renderer(paths: Paths) -> None:
+    """Import makejinja now (while another process works); a broken ``makejinja.toml`` is
+    still reported where the render first needs it."""
+    with contextlib.suppress(UserError):
+        makejinja_app(paths)
+
+
 def render(paths: Paths, context: RenderContext, output: Path, part: Part = "all") -> list[Path]:
     """Render the templates (all, or one ``part``) into ``output``; returns every file now in
     it, relative to it."""

@@ -178,7 +178,8 @@ def compose(text: str) -> list[Any]:
 
 
 def is_null(node: Any) -> bool:
-    return node.id == "scalar" and node.style is None and node.value in NULLS
+    # A plain scalar's style is None from PyYAML's Python parser and "" from libyaml's.
+    return node.id == "scalar" and not node.style and node.value in NULLS
 
 
 def scalar(node: Any) -> str | None:

@@ -1,97 +1,30 @@
-"""Before a cluster is built: the example's values are refused (one definition, also behind
-configure's warning), and `bootstrap.apps` stops unless the commit is on the remote Flux
-deploys. Real git (a bare repository stands in for GitHub), real sops; fake cluster tools."""
+"""Before a cluster is built: the example's values are refused (what counts as one:
+tests/lib/config/test_examples.py), and `bootstrap.apps` stops unless the commit is on the remote
+Flux deploys. Real git (a bare repository stands in for GitHub), real sops; fake cluster tools."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from invoke import Config, Context
 
 from tasks import bootstrap
-from tasks.lib.config import examples
 from tasks.lib.errors import UserError
 from tasks.lib.gitremote import parse_repository
 from tasks.lib.paths import repo_paths
 from tasks.lib.provision import ready
 from tasks.lib.provision.bootstrap import load_cluster
-from tasks.lib.secrets.operator import PLACEHOLDER_SECRETS
 from tests.conftest import EXAMPLE_OPERATOR, ROOT, exit_code, git, replace_in, with_config
-from tests.fakes import FakeTools, publish, sops_path, write_cluster_tree
+from tests.fakes import FakeTools, publish, write_cluster_tree
 from tests.test_bootstrap import script_talhelper
 
-EXAMPLE_SECRETS_FILE = Path(__file__).parent / "fixtures" / "example" / "cluster.sops.yaml"
 REPOSITORY = parse_repository("octo/home-ops")
 CONFIGS = ROOT / "tests" / "fixtures" / "configs"
 
 
 def context(root: Path, dry: bool = False) -> Context:
     return Context(config=Config(overrides={"home_ops": {"root": str(root)}, "run": {"dry": dry}}))
-
-
-def decrypted_example() -> dict[str, object]:
-    env = {"SOPS_AGE_KEY_FILE": str(EXAMPLE_OPERATOR / "age.key"), "PATH": "/usr/bin:/bin"}
-
-    text = subprocess.run(
-        [sops_path(), "--decrypt", str(EXAMPLE_SECRETS_FILE)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    data: dict[str, object] = yaml.safe_load(text)
-    return data
-
-
-# --------------------------------------------------------------------------- one definition
-
-
-def test_every_secret_of_the_bundled_example_is_an_example_value() -> None:
-    secrets = decrypted_example()
-    flagged = {value.key for value in examples.in_secrets(secrets)}
-    leaves = {key for key, _ in examples.leaves("", {k: v for k, v in secrets.items() if k != "sops"})}
-    assert flagged == leaves  # the definition and the example cannot drift apart
-    assert all("fake" in value.what for value in examples.in_secrets(secrets))
-
-
-def test_every_placeholder_of_init_is_an_example_value() -> None:
-    secrets = yaml.safe_load(PLACEHOLDER_SECRETS)
-    flagged = {value.key for value in examples.in_secrets(secrets)}
-    assert flagged == {"cloudflare_token", "cloudflare_tunnel.AccountTag", "cloudflare_tunnel.TunnelSecret"}
-
-
-@pytest.mark.parametrize(
-    ("domain", "example"),
-    [
-        ("example.com", True),
-        ("lab.example.org", True),
-        ("Example.NET.", True),
-        ("home.example", True),
-        ("example.community", False),
-        ("myexample.com", False),
-        ("homelab.test", False),
-    ],
-)
-def test_example_domains(domain: str, example: bool) -> None:
-    assert examples.is_example_domain(domain) is example
-
-
-@pytest.mark.parametrize(
-    ("repository", "example"),
-    [
-        ("example/home-ops", True),
-        ("https://github.com/example/home-ops.git", True),
-        ("ssh://git@git.lan:2222/example/cluster.git", True),
-        ("octo/home-ops", False),
-        ("https://git.lan/examples/home-ops", False),
-    ],
-)
-def test_example_repository(repository: str, example: bool) -> None:
-    found = examples.in_config({"repository_name": repository, "cloudflare_domain": "homelab.test"})
-    assert bool(found) is example
 
 
 # --------------------------------------------------------------------------- refusing the example

@@ -1,4 +1,5 @@
-"""The config schema: every constraint of cluster.yaml/nodes.yaml, valid and invalid."""
+"""Validating cluster.yaml and nodes.yaml: every constraint, valid and invalid, every problem at
+once with its position; the typed model load_config returns."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from tasks.lib.config import schema
 from tasks.lib.config.checks import load_config
 from tasks.lib.config.schema import CLUSTER_DEFAULTS
 from tasks.lib.errors import UserError
@@ -312,51 +312,6 @@ def test_random_yaml_text_never_crashes(tmp_path: Path, text: str) -> None:
 
 
 # --------------------------------------------------------------------------- the model and its docs
-
-CHECKOUT = Path(__file__).resolve().parent.parent  # read-only: the documentation under test
-
-
-def test_configuration_reference_is_generated_from_the_model() -> None:
-    from tasks.lib.config import reference
-
-    assert not reference.stale(CHECKOUT), "run `python scripts/update_catalog.py`"
-    text = (CHECKOUT / reference.DOC).read_text()
-    for key in (*schema.CLUSTER_SPECS, *schema.NODE_SPECS):
-        assert f"| `{key}` " in text, key
-
-
-def test_reference_goes_stale_when_the_model_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.lib.config import reference
-
-    (tmp_path / "docs").mkdir()
-    (tmp_path / reference.DOC).write_text((CHECKOUT / reference.DOC).read_text())
-    assert not reference.stale(tmp_path)
-    spec = schema.CLUSTER_SPECS["node_cidr"]
-    monkeypatch.setitem(reference.CLUSTER_SPECS, "node_cidr", schema.Spec(spec.constraint, "changed", None))
-    assert reference.stale(tmp_path)
-    assert reference.update(tmp_path)
-    assert re.search(
-        r"\| `node_cidr` +\| required +\|[^|]+\| changed +\|", (tmp_path / reference.DOC).read_text()
-    )
-    assert not reference.stale(tmp_path)
-
-
-def test_every_key_is_declared_once_with_type_default_constraint_and_help() -> None:
-    for model in (schema.ClusterSettings, schema.NodeSettings):
-        for spec_field in dataclasses.fields(model):
-            spec = spec_field.metadata["spec"]
-            assert spec.help and spec.constraint.doc and spec_field.type, spec_field.name
-            if spec_field.default is not dataclasses.MISSING and spec_field.default is not None:
-                value = schema.to_template(spec_field.default)
-                assert spec.constraint.check(value) is None, spec_field.name  # defaults obey the rules
-    assert set(schema.CLUSTER_REQUIRED) == {
-        "node_cidr",
-        "cluster_api_addr",
-        "cluster_dns_gateway_addr",
-        "cluster_gateway_addr",
-        "repository_name",
-        "cloudflare_domain",
-    }
 
 
 def test_the_model_is_frozen(tmp_path: Path) -> None:
