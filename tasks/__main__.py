@@ -18,6 +18,7 @@ GC_THRESHOLD = 10_000
 def main() -> None:
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
+        # deferred: inside the `try`, so Ctrl-C while Python still loads Invoke exits 130
         from tasks.lib.guard import run_program
 
         run_program()
