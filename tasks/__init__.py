@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 
 def build_namespace() -> Collection:
     """The root namespace: the root tasks, then one collection per module."""
+    # deferred: importing `tasks` (the library, the hook) loads neither Invoke nor a collection
     from invoke.collection import Collection
 
+    # deferred: importing `tasks` (the library, the pre-commit hook) loads no collection
     from tasks import app, bootstrap, ci, dev, flux, lint, root, sops, talos
 
     namespace = Collection()

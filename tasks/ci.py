@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from invoke.collection import Collection
 from invoke.context import Context
 
 from tasks.lib.errors import UserError
+from tasks.lib.files import read_text
 from tasks.lib.paths import paths_for
 from tasks.lib.taskdef import task
 
@@ -55,7 +57,6 @@ def summary(c: Context, file: str, title: str = "") -> None:
     from tasks.lib import ci
 
     source = Path(file)
-    from tasks.lib.files import read_text
 
     text = read_text(source, file).strip() if source.is_file() else ""
     body = (f"## {title}\n\n" if title else "") + (text or "_Nothing to show._") + "\n"
@@ -72,8 +73,6 @@ def renovate_token(c: Context) -> None:
     missing (an annotation and the job summary in Actions) and exits 0, so an unconfigured
     repository gets one clear notice instead of a failed run every six hours.
     """
-    import os
-
     from tasks.lib import ci
 
     credential = ci.renovate_credential(os.environ)

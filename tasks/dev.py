@@ -11,9 +11,13 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 
+from tasks.lib.boundary import git_commit
 from tasks.lib.errors import UserError
+from tasks.lib.files import check_output_path, write_output
+from tasks.lib.flux_live import follow_branch, follow_default, needs_cluster, reconcile_flux
 from tasks.lib.paths import paths_for
 from tasks.lib.taskdef import task
+from tasks.lib.terminal import StatusLine
 from tasks.lib.tools.runner import GB, Command, find_tool, is_dry, observe, require, run
 
 #: How long the whole test suite may run.
@@ -63,7 +67,6 @@ def validate(
     from tasks.lib import fluxtree, swap
     from tasks.lib.fluxtree import report as fluxtree_report
     from tasks.lib.fluxtree.varsfile import variables
-    from tasks.lib.terminal import StatusLine
 
     require(c, "kustomize" if find_tool("kustomize") else "kubectl")
     swap.require_settled(paths_for(c).root)  # a half-swapped tree would validate as something else
@@ -111,8 +114,6 @@ def diff(c: Context, base: str = "", output_file: str = "", limit: int = 60_000,
     are rendered on both sides and what they render is diffed too.
     """
     from tasks.lib import fluxtree, swap
-    from tasks.lib.boundary import git_commit
-    from tasks.lib.files import check_output_path, write_output
     from tasks.lib.fluxtree.diff import diff_against
     from tasks.lib.gitremote import default_branch
 
@@ -162,7 +163,6 @@ def start(c: Context) -> None:
     patches the FluxInstance's sync ref, remembers the previous ref, and reconciles.
     Does nothing it does not need to; `inv dev.stop` undoes it.
     """
-    from tasks.lib.flux_live import follow_branch, needs_cluster, reconcile_flux
     from tasks.lib.gitremote import current_branch, default_branch
 
     root = paths_for(c).root
@@ -186,7 +186,6 @@ def stop(c: Context) -> None:
     Restores the FluxInstance's sync ref (the one dev.start remembered, else the default
     branch), resumes the HelmRelease that manages it, and reconciles. Idempotent.
     """
-    from tasks.lib.flux_live import follow_default, needs_cluster, reconcile_flux
     from tasks.lib.gitremote import default_branch
 
     needs_cluster(c, "kubectl", "flux")

@@ -8,6 +8,10 @@ itself, they see the files git knows about: ``git add`` a new file to lint it.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 from invoke.collection import Collection
 from invoke.context import Context
 
@@ -158,9 +162,6 @@ def renovate(c: Context, extract: bool = False) -> None:
     npm) and runs its `renovate-config-validator --strict`. With --extract, also lists what
     Renovate finds, offline, and fails on a dependency that two managers would update.
     """
-    import tempfile
-    from pathlib import Path
-
     from tasks.lib import renovate as rv
 
     paths = paths_for(c)
@@ -236,10 +237,6 @@ def _node_hint(c: Context) -> str:
 def _install_renovate(c: Context, version: str) -> None:
     """npm install into a scratch directory beside the cache entry, then rename it into
     place: an interrupted install never leaves a half-installed release behind."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     from tasks.lib import renovate as rv
 
     if not (find_tool("npm") or is_dry(c)):

@@ -78,6 +78,7 @@ def example_environment() -> Iterator[None]:
     for name in ("KUBECONFIG", "SOPS_AGE_KEY_FILE", "SOPS_CONFIG", "TALOSCONFIG"):
         os.environ.pop(name, None)
     os.environ["HOME_OPS_OPERATOR_DIR"] = str(EXAMPLE_OPERATOR)
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # no compiled modules in the copies (see _isolated_env)
     if "XDG_CACHE_HOME" in saved:  # the session's template cache, not ~/.cache
         os.environ["XDG_CACHE_HOME"] = saved["XDG_CACHE_HOME"]
     os.environ["PATH"] = f"{SESSION_ENV.get('PATH', '')}{os.pathsep}{Path(sys.executable).parent}"
@@ -143,6 +144,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, _cache_home: Path) -> None:
     for name in ("KUBECONFIG", "SOPS_AGE_KEY_FILE", "SOPS_CONFIG", "TALOSCONFIG", "HOME_OPS_OPERATOR_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(_cache_home))  # compiled templates: not in ~/.cache
+    # `inv` compiles the modules it loads, like any Python program: not into the copies of
+    # the repository the tests compare before and after a run.
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     # Tools built by `inv doctor --install` are seen only by the contract tests (test_tools_*),
     # so every other test meets exactly the tools it sets up.
     monkeypatch.setenv("HOME_OPS_TOOLS_DIR", str(_cache_home / "no-tools"))

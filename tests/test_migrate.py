@@ -447,7 +447,7 @@ def test_dry_run_writes_nothing_and_runs_nothing(
 ) -> None:
     checkout = write_checkout(tmp_path / "t", PUBLIC)
     before = snapshot(repo)
-    monkeypatch.setattr("tasks.lib.tools.runner.run_many", lambda *a, **k: pytest.fail("ran a command"))
+    monkeypatch.setattr("tasks.lib.config.migrate.run_many", lambda *a, **k: pytest.fail("ran a command"))
     root.init(context(repo, dry=True), from_=str(checkout.path))
     out = capsys.readouterr().out
     assert "would import age.key" in out and "would import cluster.sops.yaml" in out

@@ -18,9 +18,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
 from tasks.lib import swap
 from tasks.lib.config import ownapps
 from tasks.lib.errors import UserError
+from tasks.lib.files import read_text
 from tasks.lib.paths import Paths
 from tasks.lib.tools.runner import Command, Outcome, command_line, find_tool, missing_tool_message, run_one
 
@@ -178,9 +182,6 @@ def reason(outcome: Outcome) -> str:
 
 def chart_version(chart_yaml: bytes) -> str | None:
     """``version`` of a Chart.yaml (what ``helm show chart`` prints)."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     if len(chart_yaml) > 1 << 20:
         return None
     try:
@@ -301,8 +302,6 @@ def files_for(paths: Paths, app: App) -> dict[str, bytes]:
     namespace = paths.root / app.namespace_folder
     kustomization = f"{app.namespace_folder}/kustomization.yaml"
     if namespace.is_dir():
-        from tasks.lib.files import read_text
-
         current = read_text(paths.root / kustomization, kustomization)
         files[kustomization] = ownapps.add_own(current, [app.name])
     else:

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from tasks.lib.errors import UserError
+from tasks.lib.tools.runner import Command, run_one
 
 #: The folders and files ``configure`` renders (the only names its records may hold).
 RENDERED_DIRS = ("bootstrap", "kubernetes", "talos")
@@ -219,8 +220,6 @@ def git_commit(root: Path, ref: str, label: str = "--base") -> str:
     later git commands take as it is; or one line: the ref starts with ``-`` (git would read
     it as an option) or names no commit. Asked with ``--end-of-options``, so no value is
     ever an option to git."""
-    from tasks.lib.tools.runner import Command, run_one
-
     not_an_option(ref, label)
     if not ref or any(ord(char) < 0x20 for char in ref):
         raise UserError(f"{label} {shown(ref)}: not a git ref — give a branch, tag or commit")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import mdformat
 from invoke.collection import Collection
 
 ROOT_GROUP = "root"
@@ -88,7 +89,6 @@ MARKERS = re.compile(
 def fill_sections(text: str, render: Callable[[str], str]) -> str:
     """``text`` with the body of every marked section replaced by ``render(name)``, formatted
     as mdformat would (so ``inv lint`` and the generators never disagree)."""
-    import mdformat
 
     def replace(match: re.Match[str]) -> str:
         return f"{match['begin']}\n{render(match['name'])}\n\n<!-- catalog:{match['name']}:end -->"

@@ -12,6 +12,10 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
+from tasks.lib.boundary import git_commit
+from tasks.lib.errors import UserError
+from tasks.lib.tools.runner import Command, run_one
+
 OUTPUT_ENV = "GITHUB_OUTPUT"
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
@@ -32,10 +36,6 @@ def changed_since(root: Path, base: str) -> list[str]:
     """The paths changed between the merge base of ``base`` and HEAD (a pull request's
     diff). ``base`` is resolved to a commit first: a value git would read as an option, or
     a ref it does not know, is one line and exit 1 (never "nothing changed")."""
-    from tasks.lib.boundary import git_commit
-    from tasks.lib.errors import UserError
-    from tasks.lib.tools.runner import Command, run_one
-
     commit = git_commit(root, base)
     argv = ("git", "diff", "--name-only", "-z", "--end-of-options", f"{commit}...HEAD")
     outcome = run_one(Command(argv, cwd=root, deadline=120))

@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from tasks.lib.errors import UserError
+
 #: Inputs larger than this are refused: every file a task reads is small text.
 MAX_TEXT_BYTES = 4 * 1024 * 1024
 #: Key files, tokens and credentials: far smaller.
@@ -28,8 +30,6 @@ def read_bytes(
     too big), ending with ``hint`` (``missing``, when given, for a file that is not there).
     Opened without blocking and checked after opening, so a FIFO cannot hang the task and
     a link to /dev/zero cannot fill its memory."""
-    from tasks.lib.errors import UserError
-
     name = label or str(path)
     suffix = f" — {hint}" if hint else ""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
@@ -67,8 +67,6 @@ def read_text(
 ) -> str:
     """A small UTF-8 text file (see :func:`read_bytes`), or one :class:`UserError` line;
     text that is not UTF-8 names the line of the first bad byte."""
-    from tasks.lib.errors import UserError
-
     data = read_bytes(path, label, hint, limit, missing)
     try:
         return data.decode("utf-8")
@@ -116,8 +114,6 @@ def private_scratch(prefix: str, parent: str | None = None) -> Iterator[Path]:
 
 def check_output_path(path: Path) -> None:
     """Stop with one line when ``path`` could not be written (missing folder, a directory)."""
-    from tasks.lib.errors import UserError
-
     if path.is_dir():
         raise UserError(f"{path}: is a directory — name a file")
     if not path.parent.is_dir():
@@ -127,8 +123,6 @@ def check_output_path(path: Path) -> None:
 def write_output(path: Path, text: str) -> None:
     """Write a file the user asked for (``--output-file``), or stop with one line saying why
     it cannot be written (missing folder, a directory in the way, no permission, ...)."""
-    from tasks.lib.errors import UserError
-
     try:
         path.write_text(text, encoding="utf-8")
     except FileNotFoundError:

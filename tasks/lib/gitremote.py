@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks.lib.config.constraints import HOSTNAME, MAX_STRING, REPOSITORY, Constraint, parse_address, shown
+from tasks.lib.errors import UserError
+from tasks.lib.tools.runner import Command, run_many, run_one
 
 GITHUB = "github.com"
 #: The ssh user GitHub, GitLab, Gitea and Forgejo expect.
@@ -391,8 +393,6 @@ def same_repository(a: GitUrl, b: GitUrl) -> bool:
 
 def remotes(root: Path) -> dict[str, str]:
     """Every remote of the checkout at ``root`` with its fetch URL (empty when git fails)."""
-    from tasks.lib.tools.runner import Command, run_one
-
     outcome = run_one(Command(("git", "config", "--null", "--get-regexp", r"^remote\..*\.url$"), cwd=root))
     found: dict[str, str] = {}
     if not outcome.ok:
@@ -432,8 +432,6 @@ def flux_remote(root: Path, repository: GitUrl) -> str | None:
 def unpushed(root: Path, remote: str, branch: str, commit: str = "HEAD") -> str | None:
     """Why ``commit`` is not on ``remote``'s ``branch`` as of the last fetch, or None when
     it is (the remote branch holds it, ahead or not)."""
-    from tasks.lib.tools.runner import Command, run_many
-
     ref = f"refs/remotes/{remote}/{branch}"
     exists, contained = run_many(
         [
@@ -450,8 +448,6 @@ def unpushed(root: Path, remote: str, branch: str, commit: str = "HEAD") -> str 
 
 def upstream_problem(root: Path, branch: str) -> str | None:
     """Why HEAD is not on the upstream of ``branch`` (its tracking branch), or None."""
-    from tasks.lib.tools.runner import Command, run_many
-
     upstream, ahead = run_many(
         [
             Command(("git", "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"), cwd=root),
@@ -483,8 +479,6 @@ def push_problem(root: Path, repository: GitUrl | None, branch: str, commit: str
 def git_query(root: Path, *args: str) -> str | None:
     """A read-only git command in ``root``: what it printed (stripped), None when it failed.
     It changes nothing, so it runs under ``--dry`` too."""
-    from tasks.lib.tools.runner import Command, run_one
-
     outcome = run_one(Command(("git", *args), cwd=root))
     return outcome.stdout.strip() if outcome.ok else None
 
@@ -497,8 +491,6 @@ def default_branch(root: Path) -> str:
 
 def current_branch(root: Path) -> str:
     """The branch checked out, or one line saying HEAD is detached."""
-    from tasks.lib.errors import UserError
-
     branch = git_query(root, "symbolic-ref", "--short", "-q", "HEAD")
     if not branch:
         raise UserError("HEAD is detached: check out the branch you want Flux to follow")

@@ -17,6 +17,7 @@ one.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import re
@@ -25,10 +26,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from invoke import __version__
 from invoke.collection import Collection
 from invoke.exceptions import Exit, ParseError, UnexpectedExit
 from invoke.program import Program as InvokeProgram
 
+import tasks
 from tasks.lib.errors import (
     DEBUG_ENV,
     HomeOpsError,
@@ -98,8 +101,6 @@ UNKNOWN = re.compile(r"^No idea what '(?P<token>.+)' is!")
 
 def nearest(token: str, names: Sequence[str]) -> str | None:
     """The name ``token`` most likely meant (a typo, a missing namespace), if any is close."""
-    import difflib  # only for a typo, never for `inv --list`
-
     bare = {name.rsplit(".", 1)[-1]: name for name in names}
     match = difflib.get_close_matches(token, names, n=1, cutoff=0.6)
     if match:
@@ -182,8 +183,6 @@ class Program(InvokeProgram):
     def load_collection(self) -> None:
         """This checkout's tasks, or another checkout's own program when started inside it
         (``-c``/``-r`` keep Invoke's own search)."""
-        import tasks
-
         if self.args.collection.value or self.args["search-root"].value:
             super().load_collection()
             return
@@ -228,6 +227,4 @@ def hand_over(root: Path, args: Sequence[str]) -> None:
 
 def run_program(argv: list[str] | None = None) -> None:
     """``inv``: this project's :class:`Program` (exits with the task's code)."""
-    from invoke import __version__
-
     Program(name="Invoke", binary="inv", binary_names=["invoke", "inv"], version=__version__).run(argv)

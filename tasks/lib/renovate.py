@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+
 from tasks.lib.errors import UserError
 
 WORKFLOW = ".github/workflows/renovate.yaml"
@@ -32,8 +34,6 @@ VALIDATOR = "renovate-config-validator"
 
 def workflow_version(root: Path) -> str:
     """The Renovate version the workflow runs: its action step's ``renovate-version``."""
-    from ruamel.yaml import YAML
-
     path = root / WORKFLOW
     try:
         workflow = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.lib.boundary import inside, name_problem, shown
+from tasks.lib.boundary import inside, name_problem, rendered_name_problem, shown
 from tasks.lib.errors import Interrupted, UserError, signals_deferred
 
 #: The git-ignored folder (at the repository root) that holds every temporary file.
@@ -488,8 +488,6 @@ def require_settled(root: Path) -> None:
 def finish_legacy(root: Path, say: Say) -> None:
     """What configure's earlier versions left: temporaries beside their targets and
     ``.configure-journal.json``. Finished the way those versions did, names checked."""
-    from tasks.lib.boundary import rendered_name_problem
-
     journal = root / LEGACY_JOURNAL
     if journal.is_file() and not journal.is_symlink():
         try:

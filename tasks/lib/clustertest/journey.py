@@ -37,9 +37,14 @@ from invoke.context import Context
 
 from tasks.lib.clustertest import diagnostics, plan
 from tasks.lib.errors import UserError, os_error_line, signals_deferred
+from tasks.lib.files import private_scratch
 from tasks.lib.paths import OPERATOR_DIR_ENV, Paths
 from tasks.lib.provision import discover as discovery
+from tasks.lib.provision.facts import helmfile_releases
+from tasks.lib.secrets import sopsfile
+from tasks.lib.selftest import copy_files, worktree_files
 from tasks.lib.tools import runner
+from tasks.lib.tools.coherence import talenv_version
 from tasks.lib.tools.runner import Command, Outcome
 
 # --------------------------------------------------------------------------- limits
@@ -233,8 +238,6 @@ TOOLS = ("git", "talosctl", "talhelper", "sops", "kubectl", "flux", "helm", "hel
 def talos_version(root: Path) -> str:
     """The Talos version the repository renders (talenv.yaml), ``vX.Y.Z``: the ISO the VMs
     boot matches the version the nodes are configured for."""
-    from tasks.lib.tools.coherence import talenv_version
-
     found = talenv_version(root, "talosVersion")
     if found is None:
         raise UserError("talos/talenv.yaml (or its template) names no talosVersion — run `inv configure`")
@@ -480,8 +483,6 @@ class Journey:
         self.say(f"  serving {self.url}")
 
     def set_up_scratch(self) -> None:
-        from tasks.lib.selftest import copy_files, worktree_files
-
         if self.dry:
             self.say(
                 "# copy the files git knows of this repository into $SCRATCH, without "
@@ -523,8 +524,6 @@ class Journey:
 
     def system_namespaces(self) -> list[str]:
         """The namespaces bootstrap.apps installs into (the bootstrap helmfile's releases)."""
-        from tasks.lib.provision.facts import helmfile_releases
-
         root = self.paths.root if self.dry else self.scratch
         helmfile = root / "bootstrap" / "helmfile.d" / "01-apps.yaml"
         if not helmfile.exists():
@@ -542,8 +541,6 @@ class Journey:
             )
 
     def sops_secret(self) -> None:
-        from tasks.lib.secrets import sopsfile
-
         manifest = plan.secret_manifest(SOPS_SECRET, SOPS_NAMESPACE, SOPS_VALUE)
         encrypted = self.run(
             sopsfile.encrypt_argv(SOPS_FILE),
@@ -637,7 +634,6 @@ class Journey:
         """The scratch copy, the VMs' state folder and the environment pointing at them."""
         if self.dry:
             return
-        from tasks.lib.files import private_scratch
 
         self.scratch = self.stack.enter_context(private_scratch("home-ops-cluster-test-"))
         self.state = Path(tempfile.mkdtemp(prefix="home-ops-vms-"))

@@ -11,11 +11,16 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ruamel.yaml import YAML
 
 from tasks.lib.errors import UserError
 
@@ -369,9 +374,6 @@ def secret_manifest(name: str, namespace: str, value: str) -> str:
 
 def secret_value(text: str) -> str | None:
     """``data.value`` of ``kubectl get secret NAME --output=json``, decoded (None: no such value)."""
-    import base64
-    import binascii
-
     try:
         encoded = (json.loads(text).get("data") or {}).get("value")
         return base64.b64decode(encoded, validate=True).decode() if isinstance(encoded, str) else None
@@ -380,8 +382,6 @@ def secret_value(text: str) -> str | None:
 
 
 def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
     yaml = YAML()  # round trip: comments and order stay
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
@@ -390,8 +390,6 @@ def _yaml() -> Any:
 
 
 def _dump(data: Any, text: str) -> str:
-    import io
-
     out = io.StringIO()
     if text.startswith("---"):
         out.write("---\n")
@@ -423,8 +421,6 @@ def with_values(helmrelease: str, image: str) -> str:
 
 def echo_chart(ocirepository: str, helmrelease: str) -> tuple[str, str, str]:
     """The chart URL, its version and the image of the bundled echo app."""
-    from ruamel.yaml import YAML
-
     safe = YAML(typ="safe", pure=True)
     source = safe.load(ocirepository) or {}
     release = safe.load(helmrelease) or {}

@@ -13,6 +13,7 @@ in the middle of the swap is finished by the next run.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import shutil
 import signal
@@ -20,6 +21,10 @@ import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from tasks.lib import swap
 from tasks.lib.boundary import rendered_name_problem, shown
@@ -30,10 +35,11 @@ from tasks.lib.config.examples import ExampleValue, advice
 from tasks.lib.config.schema import ClusterConfig
 from tasks.lib.config.template_context import RenderContext, build_context
 from tasks.lib.errors import Interrupted, UserError, signals_deferred
-from tasks.lib.files import memory_dir, private_scratch, read_bytes
+from tasks.lib.files import MAX_TEXT_BYTES, memory_dir, private_scratch, read_bytes
 from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_argv, is_encrypted_text, is_sops_name
+from tasks.lib.tools.failures import explain, reason_lines
 from tasks.lib.tools.kustomize import kustomize_argv
 from tasks.lib.tools.runner import (
     Command,
@@ -174,9 +180,6 @@ def sops_failure(label: str, action: str, outcome: Outcome) -> str:
 
 def same_yaml(first: str | bytes, second: str | bytes) -> bool:
     """Whether two YAML texts hold the same data (sops re-serialises what it decrypts)."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     yaml = YAML(typ="safe", pure=True)
     try:
         return list(yaml.load_all(first)) == list(yaml.load_all(second))
@@ -308,8 +311,6 @@ def kustomize_problems(paths: Paths, out: Path, dirs: Sequence[str], combined: O
 def talhelper_problems(outcome: Outcome) -> list[str]:
     """``talhelper validate`` failed: every line of its reason (it prints the problems on
     stdout and a bare log timestamp on stderr), the template behind the file, the fix."""
-    from tasks.lib.tools.failures import explain
-
     lines = explain(
         "talos/talconfig.yaml (from templates/config/talos/talconfig.yaml.j2): talhelper validate failed:",
         outcome.stdout,
@@ -321,8 +322,6 @@ def talhelper_problems(outcome: Outcome) -> list[str]:
 def talhelper_warnings(outcome: Outcome) -> str:
     """What a passing ``talhelper validate`` still warns of (e.g. a Talos version newer than
     the talhelper knows), for the summary line."""
-    from tasks.lib.tools.failures import reason_lines
-
     warned = [line.strip(" *") for line in reason_lines(outcome.stdout) if "WARNING" in line]
     return "".join(f"; talos/talconfig.yaml: talhelper {line}" for line in warned)
 
@@ -339,8 +338,6 @@ def yaml_problems(
     """Every rendered YAML file (with ``generated``: every one of those) must parse
     (libyaml's C parser: fast, with positions). With ``config``, a problem also names the
     cluster.yaml/nodes.yaml key behind it."""
-    import yaml
-
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     problems = []
     if generated is None:
@@ -459,6 +456,7 @@ def stage(
     The result is validated once the user's edits and apps are in (:func:`validate_plan`).
     A secret whose plaintext did not change keeps the tree's ciphertext
     (:func:`unchanged_secrets`)."""
+    # deferred: makejinja loads only when templates render (bootstrap imports this module to decrypt)
     from tasks.lib.config.render import render, render_secrets
 
     rendered = render_secrets(paths, context)
@@ -498,8 +496,6 @@ def copy_own_files(root: Path, out: Path, generated: Collection[str]) -> None:
     """Copy the user's own files under kubernetes/ (everything configure does not generate)
     into ``out``, so the generated kustomizations that list the user's apps build there.
     Symbolic links are not followed; oversized files are left out."""
-    from tasks.lib.files import MAX_TEXT_BYTES
-
     base = root / OWN_FILES_ROOT
     if base.is_symlink() or not base.is_dir():
         return
@@ -584,6 +580,7 @@ def run_pipeline(paths: Paths, options: Options) -> Summary | Ready:
     ):
         say(cache.UP_TO_DATE)
         return Summary(unchanged=len(manifest.files), up_to_date=True)
+    # deferred: makejinja loads only when templates render, not when the tree is up to date
     from tasks.lib.config.render import preload_renderer, read_settings
 
     read_settings(paths)  # a broken makejinja.toml: one line now, before anything loads it
@@ -749,8 +746,6 @@ def report_check(paths: Paths, the_plan: plan.Plan) -> None:
     (secrets: named only, compared by decrypted content, never printed) and, for a file
     whose edit conflicts with the new render, the conflict and how to resolve it. The
     manifest is configure's record, not output: only a missing one is a difference."""
-    import difflib
-
     manifest_name = paths.rel(paths.manifest)
     missing_manifest = not paths.manifest.is_file()
     changes = [*the_plan.changes, *([manifest_name] if missing_manifest else [])]

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from tasks.lib.boundary import where_it_leads
 from tasks.lib.config.constraints import MAX_STRING
 from tasks.lib.errors import UserError
 from tasks.lib.files import read_text
@@ -79,9 +83,6 @@ def one_based(line: int | None, column: int | None) -> tuple[int | None, int | N
 
 def read_yaml(path: Path, label: str) -> Document:
     """Parse one YAML file; any problem becomes a one-line :class:`UserError`."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
     text = read_text(path, label, limit=MAX_FILE_BYTES, missing=MISSING_CONFIG)
     yaml = YAML(typ="rt")
     try:
@@ -112,8 +113,6 @@ def read_documents(
     that does not exist (``LABEL not found — HINT``). With ``within``, a file that leads out
     of that folder (a symlink to /etc/shadow) is refused, not read: its lines would show up
     in the messages."""
-    from tasks.lib.boundary import where_it_leads
-
     errors: list[str] = []
     documents: list[Document] = []
     for path, label in files:

@@ -21,6 +21,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.lib.gitremote import parse_repository
+
 #: Second-level domains reserved for documentation (RFC 2606), and the reserved TLD.
 EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
 EXAMPLE_TLD = "example"
@@ -72,8 +74,6 @@ def in_config(cluster: Mapping[str, Any], label: str = "cluster.yaml") -> list[E
 
 def repository_owner(repository: str) -> str:
     """The first path segment of a repository (``owner`` of ``owner/repo`` or of a URL)."""
-    from tasks.lib.gitremote import parse_repository
-
     try:
         path = parse_repository(repository).path
     except ValueError:

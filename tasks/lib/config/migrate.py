@@ -18,6 +18,7 @@ secrets in ``talos/talsecret.sops.yaml``. The import:
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from collections.abc import Callable, Mapping
@@ -25,14 +26,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ruamel.yaml import YAML
+
 from tasks.lib import swap
-from tasks.lib.config.checks import validate
+from tasks.lib.boundary import where_it_leads
+from tasks.lib.config.checks import load_config, validate
 from tasks.lib.config.document import Document, key_position, read_documents
 from tasks.lib.config.schema import CLUSTER_KEYS, NODE_KEYS
+from tasks.lib.config.template_context import SECRET_CHECKS
 from tasks.lib.errors import UserError
 from tasks.lib.files import MAX_KEY_BYTES, read_bytes, read_text
 from tasks.lib.paths import Paths
 from tasks.lib.problems import ConfigProblem
+from tasks.lib.secrets.keys import (
+    age_recipients_of,
+    deploy_key_pair,
+    openssh_public_key,
+    push_token,
+    read_age_identity,
+)
+from tasks.lib.secrets.operator import EXAMPLE_OPERATOR
+from tasks.lib.secrets.sopsfile import decrypt_stdin_argv, encrypt_to_argv, is_encrypted, is_encrypted_text
+from tasks.lib.tools.runner import Command, run_many
 
 if TYPE_CHECKING:
     from tasks.lib.tools.runner import Outcome
@@ -101,8 +116,6 @@ class Source:
     def inside(self, path: Path) -> Path:
         """``path``, which must not lead out of the checkout (its settings and Talos secrets;
         its key files may be links to the operator's key store)."""
-        from tasks.lib.boundary import where_it_leads
-
         problem = where_it_leads(self.root, path, self.label(path))
         if problem is not None:
             raise UserError(problem.replace("outside the repository", f"outside {self.shown}"))
@@ -217,8 +230,6 @@ def where(doc: Document, node: Any, key: str) -> str:
 def translate_cluster(doc: Document, out: Import) -> list[ConfigProblem]:
     """Map the template's cluster.yaml onto ours, in place: renames, secrets taken out,
     unknown keys dropped with a note. Returns problems that stop the import."""
-    from tasks.lib.config.template_context import SECRET_CHECKS
-
     data = doc.data
     if not isinstance(data, dict):
         return [ConfigProblem(doc.label, None, None, "", "expected a mapping of settings")]
@@ -288,10 +299,6 @@ def settings(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 def dump_yaml(header: str, data: Any) -> str:
     """YAML in the style of the bundled files (two-space indents, block lists)."""
-    import io
-
-    from ruamel.yaml import YAML
-
     yaml = YAML(typ="rt")
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.default_flow_style = False
@@ -302,8 +309,6 @@ def dump_yaml(header: str, data: Any) -> str:
 
 
 def load_plain(text: str) -> Any:
-    from ruamel.yaml import YAML
-
     return YAML(typ="safe", pure=True).load(text)
 
 
@@ -335,8 +340,6 @@ def read_config(source: Source, out: Import) -> tuple[str, str]:
 def check_written_config(cluster_text: str, nodes_text: str) -> None:
     """What will be written validates as ours too (a failure here is a bug, not bad input)."""
     with tempfile.TemporaryDirectory(prefix="home-ops-import-") as scratch:
-        from tasks.lib.config.checks import load_config
-
         for name, text in (("cluster.yaml", cluster_text), ("nodes.yaml", nodes_text)):
             (Path(scratch) / name).write_text(text)  # plain settings only: nothing secret
         try:
@@ -349,8 +352,6 @@ def check_written_config(cluster_text: str, nodes_text: str) -> None:
 
 
 def read_tunnel(source: Source) -> dict[str, Any]:
-    from tasks.lib.config.template_context import SECRET_CHECKS
-
     path = source.file("cloudflare-tunnel.json")
     label = source.label(path)
     if not path.is_file():
@@ -371,8 +372,6 @@ def read_tunnel(source: Source) -> dict[str, Any]:
 
 def read_age_key(source: Source) -> tuple[bytes, str]:
     """(file bytes, public key) of the template's age key."""
-    from tasks.lib.secrets.keys import read_age_identity
-
     path = source.file("age.key")
     label = source.label(path)
     if not path.is_file():
@@ -386,8 +385,6 @@ def read_age_key(source: Source) -> tuple[bytes, str]:
 
 def read_deploy_key(source: Source) -> tuple[str, str] | None:
     """(private, public) of the template's deploy key; None when it has none."""
-    from tasks.lib.secrets.keys import openssh_public_key
-
     private_path = source.file("github-deploy.key")
     public_path = source.file("github-deploy.key.pub")
     if not private_path.is_file():
@@ -430,8 +427,6 @@ SopsRun = Callable[[list[tuple[list[str], bytes | None]], dict[str, str]], list[
 
 
 def sops_runner(paths: Paths) -> SopsRun:
-    from tasks.lib.tools.runner import Command, run_many
-
     def run(jobs: list[tuple[list[str], bytes | None]], env: dict[str, str]) -> list[Outcome]:
         commands = [Command(tuple(argv), stdin=stdin, cwd=paths.root, env=env) for argv, stdin in jobs]
         return run_many(commands, paths=paths)
@@ -448,8 +443,6 @@ def encrypt_secrets(
 ) -> bytes:
     """Encrypt the secrets (stdin to stdout) and prove the result and the Talos secrets
     decrypt with the imported key. Returns the ciphertext of cluster.sops.yaml."""
-    from tasks.lib.secrets.sopsfile import decrypt_stdin_argv, encrypt_to_argv, is_encrypted_text
-
     label = paths.rel(paths.secrets_config)
     plaintext = secrets_text(out.secrets).encode()
     env = {"SOPS_AGE_KEY_FILE": str(age_key_file)}
@@ -472,8 +465,6 @@ def encrypt_secrets(
 
 def same_secrets(path: Path, out: Import, age_key_file: Path, sops: SopsRun) -> bool:
     """Whether ``path`` already holds exactly these secrets for this key (a re-run)."""
-    from tasks.lib.secrets.keys import age_recipients_of
-
     if not path.is_file() or age_recipients_of(path) != [out.recipient]:
         return False
     (outcome,) = sops([(["sops", "--decrypt", str(path)], None)], {"SOPS_AGE_KEY_FILE": str(age_key_file)})
@@ -568,8 +559,6 @@ def key_files(
 ) -> tuple[list[Planned], list[str]]:
     """The deploy key pair and the push token: the checkout's, or new ones when it has
     none, unless this repository already has its own (kept, with a line saying so)."""
-    from tasks.lib.secrets.keys import deploy_key_pair, push_token
-
     files: list[Planned] = []
     kept: list[str] = []
     pair = (paths.deploy_key, paths.deploy_key_pub)
@@ -598,9 +587,6 @@ def key_files(
 
 
 def talsecret_problems(source: Source, path: Path, recipient: str) -> list[str]:
-    from tasks.lib.secrets.keys import age_recipients_of
-    from tasks.lib.secrets.sopsfile import is_encrypted
-
     label = source.label(path)
     try:
         source.inside(path)
@@ -641,9 +627,6 @@ def leftovers(source: Source) -> list[str]:
 
 
 def example_public_key(paths: Paths) -> str | None:
-    from tasks.lib.secrets.keys import read_age_identity
-    from tasks.lib.secrets.operator import EXAMPLE_OPERATOR
-
     example = paths.root / EXAMPLE_OPERATOR / "age.key"
     if not example.is_file():
         return None
@@ -656,8 +639,6 @@ def example_public_key(paths: Paths) -> str | None:
 def is_bundled_example(paths: Paths) -> bool:
     """The checkout still holds the bundled example: cluster.sops.yaml is encrypted to the
     example's test-only key alone, so cluster.yaml/nodes.yaml are the example's too."""
-    from tasks.lib.secrets.keys import age_recipients_of
-
     public = example_public_key(paths)
     return public is not None and age_recipients_of(paths.secrets_config) == [public]
 

@@ -16,8 +16,12 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
+from jinja2 import FileSystemBytecodeCache, TemplateError
+
+from tasks.lib.boundary import outside_problems
 from tasks.lib.config.template_context import RenderContext
 from tasks.lib.errors import UserError
+from tasks.lib.files import read_text
 from tasks.lib.paths import Paths
 
 _ACTIVE: ContextVar[RenderContext | None] = ContextVar("home_ops_render_context", default=None)
@@ -41,7 +45,6 @@ def bytecode_cache() -> Any:
     """Compiled templates kept in the user's cache directory, so a render compiles only the
     templates that changed since the last one. Entries are keyed by template name alone
     (Jinja still checks each one against its source), so copies of the repository share."""
-    from jinja2 import FileSystemBytecodeCache
 
     class ByName(FileSystemBytecodeCache):
         def get_cache_key(self, name: str, filename: str | None = None) -> str:
@@ -57,8 +60,6 @@ def bytecode_cache() -> Any:
 
 
 def read_settings(paths: Paths) -> dict[str, Any]:
-    from tasks.lib.files import read_text
-
     label = paths.rel(paths.makejinja_config)
     if not paths.makejinja_config.exists():
         raise UserError(f"{label} not found — the repository is incomplete")
@@ -83,6 +84,7 @@ def makejinja_config(paths: Paths, output: Path, part: Part = "all") -> Any:
 
     ``part="rest"`` leaves out the secrets (rendered in memory by :func:`render_secrets`)."""
     makejinja_app(paths)  # the first import of makejinja: a broken makejinja.toml is one line
+    # deferred: importing makejinja reads makejinja.toml (see makejinja_app)
     from makejinja.config import Config, Delimiter
 
     settings = read_settings(paths)
@@ -100,6 +102,7 @@ def makejinja_config(paths: Paths, output: Path, part: Part = "all") -> Any:
         if part == "rest":
             settings["exclude_patterns"] = (*settings.get("exclude_patterns", ()), SOPS_TEMPLATES)
         if "undefined" in settings:
+            # deferred: importing makejinja reads makejinja.toml (see makejinja_app)
             from makejinja.config import Undefined
 
             settings["undefined"] = Undefined[settings["undefined"]]
@@ -112,8 +115,6 @@ def makejinja_config(paths: Paths, output: Path, part: Part = "all") -> Any:
 def folders_inside(paths: Paths, key: str, values: object) -> tuple[Path, ...]:
     """The folders ``makejinja.toml`` names under ``key``, each inside the repository (a
     template folder elsewhere would render files from anywhere into the tree)."""
-    from tasks.lib.boundary import outside_problems
-
     label = paths.rel(paths.makejinja_config)
     if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
         raise UserError(f"{label}: {key}: expected a list of folders")
@@ -132,6 +133,7 @@ def makejinja_app(paths: Paths) -> Any:
     """``makejinja.app``. Importing makejinja reads ``makejinja.toml`` from the working
     directory (its command line's defaults), so a broken file fails the import itself."""
     try:
+        # deferred: importing makejinja reads makejinja.toml: a broken one must be one line
         import makejinja.app
     except Exception as error:
         label = paths.rel(paths.makejinja_config)
@@ -230,7 +232,6 @@ def template_error_line(error: BaseException, paths: Paths) -> str:
         where = f"templates/config/{name}" if not str(name).startswith("templates/") else str(name)
     else:
         where = "templates"
-    from jinja2 import TemplateError
 
     message = getattr(error, "message", None) or str(error)
     message = " ".join(str(message).split())[:300]

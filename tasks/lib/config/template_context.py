@@ -23,6 +23,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
 from tasks.lib.config import examples
 from tasks.lib.config.checks import load_config
 from tasks.lib.config.constraints import is_set, plain
@@ -192,9 +195,6 @@ def load_secrets(
 ) -> dict[str, Any]:
     """Decrypt, parse and validate ``cluster.sops.yaml``. The encrypted file is read first
     (a bounded, regular file), so sops never blocks on a pipe or reads a device."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     label = paths.rel(paths.secrets_config)
     encrypted = read_yaml(paths.secrets_config, label)
     decrypted_text = decrypt(paths.secrets_config)

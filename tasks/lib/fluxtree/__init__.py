@@ -38,6 +38,7 @@ class Options(TypedDict, total=False):
 def analyse(path: Path, **options: Unpack[Options]) -> Engine:
     """Build the Flux tree at ``path`` and run every check; the engine, for what needs more
     than the tree (rendering charts afterwards). See :func:`validate`."""
+    # deferred: importing any submodule (as provision does) runs this first; load the validator when used
     from .build import wait_cleanup
     from .checks import check_not_validated, check_rendered, run_checks
     from .engine import Engine

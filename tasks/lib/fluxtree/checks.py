@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tasks.lib.secrets.sopsfile import SECRET_ROOTS, is_encrypted, is_sops_name
+from tasks.lib.tools.runner import Command, find_tool, run_one, started
 
 from .engine import Engine
+from .helm import Renderer
 from .model import HR_GROUP, SOURCE_GROUP, SOURCE_KINDS, Obj, Ref
-from .schemacheck import Invalid
+from .schemacheck import Invalid, prepare, read
 from .walk import walk
 from .yamlio import read_text
 
@@ -261,7 +263,6 @@ def repository_files(root: Path) -> list[Path]:
     roots = [name for name in SECRET_ROOTS if (root / name).is_dir()]
     if not roots:
         return []
-    from tasks.lib.tools.runner import Command, find_tool, run_one
 
     if find_tool("git") is not None and (root / ".git").exists():
         argv = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *roots]
@@ -290,10 +291,6 @@ def check_sops(engine: Engine) -> None:
 def check_rendered(engine: Engine, only: set[str] | None = None) -> None:
     """``--helm``: render every HelmRelease (those of ``only``, ids, when given); its
     failures are problems of the HelmRelease, unreachable chart sources one note each."""
-    from tasks.lib.tools.runner import find_tool
-
-    from .helm import Renderer
-
     releases = engine.tree.helmreleases()
     if find_tool("helm") is None:
         engine.tree.notes.append(f"--helm: helm is missing, {len(releases)} HelmRelease(s) not rendered")
@@ -331,10 +328,6 @@ def check_schemas(engine: Engine, invalid: list[Invalid]) -> None:
 @contextlib.contextmanager
 def schemas_in_background(engine: Engine) -> Iterator[Callable[[], list[Invalid]]]:
     """Start kubeconform over every object; the block gets a function that waits for it."""
-    from tasks.lib.tools.runner import started
-
-    from .schemacheck import prepare, read
-
     rendered = [obj for objects in engine.tree.rendered.values() for obj in objects]
     plan = prepare([*engine.tree.objects(), *rendered])
 

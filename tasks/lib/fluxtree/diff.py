@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import yamlio
+from tasks.lib.errors import UserError
+from tasks.lib.gitremote import git_query
+
+from . import analyse, yamlio
+from .checks import check_rendered
+from .entry import EntryNotFound
 from .model import Obj, Tree
 
 if TYPE_CHECKING:
@@ -182,9 +187,6 @@ def markdown(
 def base_engine(worktree: Path) -> Engine | None:
     """The validation of a checkout of the base; None when the base has no Flux tree yet
     (then everything is new)."""
-    from . import analyse
-    from .entry import EntryNotFound
-
     try:
         return analyse(worktree)
     except EntryNotFound:
@@ -199,11 +201,6 @@ def diff_against(
     always removed. With ``helm``, the charts of the HelmReleases whose inputs changed are
     rendered on both sides (the base's while its worktree, and so its local charts, still
     exists) and what they render is diffed too."""
-    from tasks.lib.errors import UserError
-    from tasks.lib.gitremote import git_query
-
-    from .checks import check_rendered
-
     changed: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="home-ops-diff-") as scratch:
         worktree = Path(scratch) / "base"

@@ -13,11 +13,12 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from . import kustfiles, sources, yamlio
-from .build import Builder, BuildItem, BuildResult, Doc, kustomize_error
+from .build import Builder, BuildItem, BuildResult, Doc, kustomize_error, strip_origin
 from .entry import FluxFacts, facts
 from .model import KS_GROUP, SOURCE_GROUP, SOURCE_KINDS, FluxKustomization, Obj, Problem, Ref, Tree
 from .registry import Registry
@@ -454,8 +455,6 @@ class Engine:
         self, ks: FluxKustomization, variables: dict[str, str] | None, complete: bool
     ) -> tuple[list[Obj], list[tuple[Doc, str]], list[tuple[Any, ...]]]:
         """(objects, unresolved (document, variable), problems to report)."""
-        from .build import strip_origin
-
         out: list[Obj] = []
         unresolved: list[tuple[Doc, str]] = []
         problems: list[tuple[Any, ...]] = []
@@ -700,8 +699,6 @@ class Engine:
 
     def finish(self) -> None:
         """Give every problem the line of its object and its Kustomization chain; sort."""
-        from dataclasses import replace
-
         lines = self.lines
         problems = set()
         for problem in self.tree.problems:

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from tasks.lib.errors import HomeOpsError
+from tasks.lib.tools.runner import Command, find_tool, run_one
 
 from . import yamlio
 from .ignore import SourceIgnore
+from .sources import normalize_url
 from .walk import walk
 
 CLUSTER_DIR = Path("kubernetes/flux/cluster")
@@ -78,8 +80,6 @@ class FluxFacts:
 
     @property
     def sync_urls(self) -> set[str]:
-        from .sources import normalize_url
-
         return {normalize_url(s.url) for s in self.syncs if s.kind == "GitRepository" and s.url}
 
     @property
@@ -130,8 +130,6 @@ def _flux_files(files: list[Path]) -> list[Path]:
 
 def git_toplevel(path: Path) -> Path | None:
     """The git work tree holding ``path``, or None."""
-    from tasks.lib.tools.runner import Command, find_tool, run_one
-
     if find_tool("git") is None:
         return None
     outcome = run_one(Command(("git", "rev-parse", "--show-toplevel"), cwd=path, deadline=30))

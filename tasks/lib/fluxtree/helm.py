@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.lib.provision.facts import merge_values as merge
+from tasks.lib.tools.runner import Command, run_many
 
 from . import yamlio
+from .kustfiles import check_file
 from .model import SOURCE_GROUP, Obj, Ref
+from .sources import same_repository
 
 if TYPE_CHECKING:
     from tasks.lib.tools.runner import Outcome
@@ -168,8 +171,6 @@ class Renderer:
         return f"its chart comes from {label}, which is not this repository"
 
     def _is_this_repository(self, source: Obj) -> bool:
-        from .sources import same_repository
-
         ref = Ref(source.kind, source.namespace, source.name)
         return ref in self.engine.entry_sources or same_repository(
             str(source.spec.get("url", "")), self.engine.remote
@@ -240,8 +241,6 @@ class Renderer:
 
     def fetch(self, charts: list[Chart]) -> dict[Chart, Path | str]:
         """Each chart's archive in the cache (fetched when missing), or the helm error."""
-        from tasks.lib.tools.runner import Command, run_many
-
         out: dict[Chart, Path | str] = {}
         missing = []
         for chart in charts:
@@ -301,8 +300,6 @@ class Renderer:
         return blob
 
     def render(self) -> Rendered:
-        from tasks.lib.tools.runner import Command, run_many
-
         out = Rendered()
         plans: list[tuple[Obj, Chart, dict[str, Any]]] = []
         for hr in self.tree.helmreleases():
@@ -385,8 +382,6 @@ def _mapping(value: Any) -> dict[str, Any]:
 
 
 def _local_chart_problem(engine: Engine, folder: Path) -> str | None:
-    from .kustfiles import check_file
-
     problem = check_file(engine.view, folder)
     if problem is not None:
         return f"its chart folder {os.path.relpath(folder, engine.root)} {problem[1]}"

@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .walk import walk
+from .yamlio import read_text
 
 IGNORE_FILE = ".sourceignore"
 EXCLUDE_VCS = (".git/", ".gitignore", ".gitmodules", ".gitattributes")
@@ -200,8 +201,6 @@ class SourceIgnore:
     def _load(root: Path) -> list[Pattern]:
         """Every ``.sourceignore`` below ``root``, parents before children, siblings by name
         (the order source-controller loads them in)."""
-        from .yamlio import read_text
-
         patterns: list[Pattern] = []
         seen = 0
         for here, dirs, files in walk(root):

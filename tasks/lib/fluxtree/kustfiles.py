@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import yamlio
+from .entry import ignore_for
 from .ignore import SourceIgnore
 from .walk import walk
 
@@ -63,8 +64,6 @@ class SourceView:
 
     @classmethod
     def of(cls, root: Path) -> SourceView:
-        from .entry import ignore_for
-
         root = Path(os.path.realpath(root))
         return cls(root, ignore_for(root))
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 import os
 import re
+import tomllib
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -169,8 +170,6 @@ class Registry:
 def template_sources(root: Path) -> list[Path]:
     """The folders makejinja renders from (``inputs`` of ``makejinja.toml``): their files
     are templates of manifests, never manifests anyone applies."""
-    import tomllib
-
     config = root / "makejinja.toml"
     try:
         data = tomllib.loads(yamlio.read_text(config, 1 << 20))

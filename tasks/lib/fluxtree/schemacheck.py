@@ -16,6 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tasks.lib.tools.runner import Command, find_tool, run_one
+
 from .model import Obj
 from .schemas import Schemas, local_schemas
 
@@ -66,8 +68,6 @@ class Plan:
 
 def prepare(objects: list[Obj], *, schemas: Schemas | None = None, timeout: float = 300) -> Plan:
     """The kubeconform command for ``objects`` (see :func:`check`)."""
-    from tasks.lib.tools.runner import Command, find_tool
-
     plan = Plan(objects)
     if find_tool("kubeconform") is None:
         plan.notes.append("schemas not checked: kubeconform is missing (inv doctor --install)")
@@ -123,7 +123,5 @@ def check(
     objects: list[Obj], *, schemas: Schemas | None = None, timeout: float = 300
 ) -> tuple[list[Invalid], list[str]]:
     """(the objects kubeconform refuses, notes on what was and was not checked)."""
-    from tasks.lib.tools.runner import run_one
-
     plan = prepare(objects, schemas=schemas, timeout=timeout)
     return read(plan, run_one(plan.command) if plan.command is not None else None)

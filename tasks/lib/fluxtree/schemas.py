@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +59,6 @@ def _names(directory: Path) -> frozenset[str]:
 
 def shipped_dir() -> Path | None:
     """The wheel's schema directory, or None when ``kubernetes-validate`` is not installed."""
-    import importlib.util
-
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or spec.origin is None:
         return None
@@ -152,8 +152,6 @@ def cache_root() -> Path:
 def local_schemas(cache: Path | None = None) -> Schemas | None:
     """Self-contained schemas for the newest Kubernetes version the wheel ships (converted
     on first use, then reused), or None without the wheel."""
-    from importlib.metadata import PackageNotFoundError, version
-
     shipped = shipped_dir()
     newest = newest_version(shipped) if shipped else None
     if newest is None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tasks.lib.gitremote import parse_remote, remotes
+from tasks.lib.tools.runner import Command, find_tool, run_one
+
 from .yamlio import read_text
 
 
 def normalize_url(url: str) -> str:
     """``host/owner/name`` of a git URL in any spelling (https, ssh, scp-like, with ``.git``
     or credentials), case-folded: one key per repository (:mod:`tasks.lib.gitremote`)."""
-    from tasks.lib.gitremote import parse_remote
-
     parsed = parse_remote(url)
     if parsed is None:
         return url.strip().casefold().removesuffix("/").removesuffix(".git")
@@ -30,9 +31,6 @@ def repository_urls(root: Path) -> set[str]:
     """The remotes of the checkout ``root`` belongs to, normalised: empty without git, and
     when ``root`` is only a folder inside some other checkout that does not track it (an
     extracted archive under a home directory kept in git)."""
-    from tasks.lib.gitremote import remotes
-    from tasks.lib.tools.runner import Command, find_tool, run_one
-
     if find_tool("git") is None:
         return set()
     if not (root / ".git").exists():

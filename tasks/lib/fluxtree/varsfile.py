@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tasks.lib.errors import UserError
+from tasks.lib.files import read_text
 
 from . import yamlio
 
@@ -31,8 +32,6 @@ def parse_assignments(items: Iterable[str], origin: str = "--var") -> dict[str, 
 def read_vars_file(path: Path) -> dict[str, str]:
     """Variables from a file: a ConfigMap or Secret manifest (its data), a YAML mapping, or
     ``KEY=VALUE`` lines (``#`` comments and ``export`` allowed)."""
-    from tasks.lib.files import read_text
-
     # A FIFO, a device or a huge file is refused before it is opened for reading.
     text = read_text(path, label=f"--vars-file {path}")
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks.lib import swap
+from tasks.lib.config.checks import load_config
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.provision import facts, ready, talos_ops
@@ -111,8 +112,6 @@ def already_bootstrapped(result: runner.Outcome) -> bool:
 
 
 def load_cluster(paths: Paths) -> ClusterConfig:
-    from tasks.lib.config.checks import load_config
-
     return load_config(paths.cluster_config, paths.nodes_config, paths.root)
 
 

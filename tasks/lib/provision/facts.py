@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
 from tasks.lib.errors import UserError
+from tasks.lib.files import read_text
+from tasks.lib.fluxtree.yamlio import split_documents
 
 CRD_KIND = "CustomResourceDefinition"
 #: Namespace the bootstrap secrets (deploy key, sops-age, cluster-secrets) go into unless
@@ -44,11 +49,6 @@ def ipv4(value: str) -> str | None:
 
 def read_mapping(path: Path, label: str) -> dict[str, Any]:
     """Load a YAML mapping (the first document of ``path``) or raise a one-line UserError."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    from tasks.lib.files import read_text
-
     text = read_text(path, label, missing="run `inv configure`")
     try:
         data = next(iter(YAML(typ="safe", pure=True).load_all(text)), None)
@@ -228,9 +228,6 @@ def document_kind(document: str) -> str | None:
 
 
 def _parsed_kind(document: str) -> str | None:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     try:
         data = YAML(typ="safe", pure=True).load(document)
     except YAMLError:
@@ -241,8 +238,6 @@ def _parsed_kind(document: str) -> str | None:
 
 def select_kind(text: str, kind: str = CRD_KIND) -> list[str]:
     """The documents of ``text`` whose top-level kind is ``kind``, original text, in order."""
-    from tasks.lib.fluxtree.yamlio import split_documents  # not needed by `inv --list`
-
     return [doc for doc in split_documents(text) if document_kind(doc) == kind]
 
 
@@ -354,9 +349,6 @@ def release_values(entry: dict[str, Any], base: Path) -> dict[str, Any] | None:
     list (files relative to the helmfile, or inline maps) merged in order as helm merges
     ``--values`` files. ``None`` when they depend on anything evaluated at sync time
     (a template, ``set``, secrets) or a file cannot be read: the caller must then sync."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     if any(key in entry for key in DYNAMIC_VALUE_KEYS):
         return None
     merged: dict[str, Any] = {}

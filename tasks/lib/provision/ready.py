@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tasks.lib.config import examples
+from tasks.lib.config.configure import sops_decrypt
 from tasks.lib.config.examples import ExampleValue
+from tasks.lib.config.template_context import load_secrets
 from tasks.lib.errors import UserError
 from tasks.lib.gitremote import GitUrl, flux_remote, unpushed
 from tasks.lib.paths import Paths
@@ -44,9 +46,6 @@ def example_values(paths: Paths, config: ClusterConfig) -> list[ExampleValue]:
     whose secrets are checked against what ``config`` needs (as ``configure`` does)."""
     found = examples.in_config(config.cluster, paths.rel(paths.cluster_config))
     if paths.secrets_config.is_file():
-        from tasks.lib.config.configure import sops_decrypt
-        from tasks.lib.config.template_context import load_secrets
-
         found += examples.in_secrets(
             load_secrets(paths, sops_decrypt(paths), config), paths.rel(paths.secrets_config)
         )

@@ -15,6 +15,7 @@ from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.provision import facts
 from tasks.lib.tools import runner
+from tasks.lib.tools.failures import explain
 
 CONFIGURE = "run `inv configure`"
 INIT = "run `inv init`"
@@ -137,8 +138,6 @@ def checked(
 ) -> runner.Outcome:
     """Run ``argv``; when it fails, stop with every line of its reason (stdout and stderr,
     secrets masked) and the fix where the cause is known, not only its last line."""
-    from tasks.lib.tools.failures import explain
-
     result = runner.run(c, argv, cwd=cwd, stream=stream, check=False, timeout=timeout)
     if result.failed:
         if result.limit:  # stopped by the runner (deadline, memory): its own one-line reason

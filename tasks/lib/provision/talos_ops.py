@@ -15,6 +15,7 @@ from pathlib import Path
 
 from invoke.context import Context
 
+from tasks.lib.config.checks import load_config
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.provision import day2, facts
@@ -32,6 +33,8 @@ from tasks.lib.provision.steps import (
     talosconfig,
 )
 from tasks.lib.tools import runner
+from tasks.lib.tools.doctor import table
+from tasks.lib.tools.failures import explain
 
 __all__ = ["talosconfig"]
 
@@ -97,8 +100,6 @@ def generate_config(c: Context, paths: Paths) -> None:
         argv = ["talosctl", "validate", "--config", paths.rel(config), "--mode", "metal"]
         result = runner.run(c, argv, cwd=paths.root, check=False, timeout=60)
         if result.failed:
-            from tasks.lib.tools.failures import explain
-
             problems += explain(
                 f"{paths.rel(config)}: Talos rejects this machine config:", result.stdout, result.stderr
             )
@@ -117,8 +118,6 @@ def generate_config(c: Context, paths: Paths) -> None:
 
 def known_names(paths: Paths) -> list[str]:
     """The node names nodes.yaml has (none when it is missing or does not validate)."""
-    from tasks.lib.config.checks import load_config
-
     if not paths.nodes_config.exists():
         return []
     try:
@@ -161,8 +160,6 @@ def kubernetes_ready(c: Context, paths: Paths) -> dict[str, bool | None]:
 
 
 def list_nodes(c: Context, paths: Paths) -> None:
-    from tasks.lib.tools.doctor import table
-
     nodes = cluster_nodes(paths)
     versions = [talos_version(c, paths, node) for node in nodes]
     ready = kubernetes_ready(c, paths)

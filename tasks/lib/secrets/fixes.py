@@ -23,12 +23,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+
 from tasks.lib import swap
 from tasks.lib.errors import UserError
 from tasks.lib.files import read_text
 from tasks.lib.paths import Paths
 from tasks.lib.secrets import scan, structure
+from tasks.lib.secrets.recipients import explain_sops_error, require_keys
 from tasks.lib.secrets.sopsfile import creation_rule_of, encrypt_argv, is_encrypted_text, store_for
+from tasks.lib.secrets.sopsfile import decrypt_argv as plain_decrypt_argv
 from tasks.lib.tools.runner import Command, run_one
 
 #: Plaintext values set aside while the rest of a file is decrypted.
@@ -43,8 +47,6 @@ SOPS_DEADLINE = 120.0
 
 def sops(paths: Paths, argv: list[str], stdin: str, label: str) -> str:
     """Run one sops command from the repository root, plaintext on stdin; its stdout."""
-    from tasks.lib.secrets.recipients import explain_sops_error
-
     command = Command(tuple(argv), stdin=stdin.encode(), cwd=paths.root, deadline=SOPS_DEADLINE, what=label)
     outcome = run_one(command, paths=paths)
     if not outcome.ok:
@@ -76,7 +78,6 @@ def load_documents(text: str, store: str) -> list[Any]:
     """The documents of a YAML (round trip: comments and order kept) or JSON file."""
     if store == "json":
         return [json.loads(text)]
-    from ruamel.yaml import YAML
 
     return [doc for doc in YAML().load_all(text) if doc is not None]
 
@@ -84,7 +85,6 @@ def load_documents(text: str, store: str) -> list[Any]:
 def dump_documents(documents: list[Any], store: str) -> str:
     if store == "json":
         return json.dumps(documents[0], indent=2) + "\n"
-    from ruamel.yaml import YAML
 
     yaml = YAML()
     yaml.indent(mapping=2, sequence=4, offset=2)
@@ -206,11 +206,6 @@ def repoint_kustomization(directory: Path, old: str, new: str) -> tuple[Path, st
 
 def move_config_secrets(paths: Paths, path: Path) -> str:
     """The secret keys of ``cluster.yaml`` moved into ``cluster.sops.yaml``."""
-    from ruamel.yaml import YAML
-
-    from tasks.lib.secrets.recipients import require_keys
-    from tasks.lib.secrets.sopsfile import decrypt_argv as plain_decrypt_argv
-
     label = paths.rel(path)
     secrets_label = paths.rel(paths.secrets_config)
     if not paths.secrets_config.is_file():
@@ -226,8 +221,6 @@ def move_config_secrets(paths: Paths, path: Path) -> str:
     )
     outcome = run_one(command, paths=paths)
     if not outcome.ok:
-        from tasks.lib.secrets.recipients import explain_sops_error
-
         reason = outcome.problem if outcome.limit else outcome.stderr
         raise UserError(explain_sops_error(paths, secrets_label, reason))
     secrets = load_documents(outcome.stdout, "yaml")[0]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.lib.errors import UserError
+from tasks.lib.tools.runner import Command, find_tool, missing_tool_message, run_one
 
 #: The repository's gitleaks configuration and its list of ignored findings (fingerprints).
 CONFIG = ".gitleaks.toml"
@@ -119,8 +120,6 @@ def in_ci() -> bool:
 
 
 def missing_line() -> str:
-    from tasks.lib.tools.runner import missing_tool_message
-
     return f"{missing_tool_message('gitleaks')} — without it the token and key check cannot run"
 
 
@@ -131,8 +130,6 @@ def scan(root: Path, labels: Sequence[str]) -> list[Leak] | None:
     scanner); on a workstation None, "not scanned", which the caller says out loud — a fresh
     clone has no Go-built tools yet, and its CI, which builds gitleaks first, still scans.
     A gitleaks that fails is always an error."""
-    from tasks.lib.tools.runner import Command, find_tool, run_one
-
     if not labels:
         return []
     if find_tool("gitleaks") is None:

@@ -7,10 +7,15 @@ from the first byte, all or none).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import secrets
+import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+import pyrage
 
 from tasks.lib.errors import UserError
 from tasks.lib.files import MAX_KEY_BYTES, read_text
@@ -19,8 +24,6 @@ from tasks.lib.paths import Paths
 
 def age_key_file() -> tuple[str, str]:
     """(file content in age-keygen's format, public key)."""
-    import pyrage
-
     identity = pyrage.x25519.Identity.generate()
     public = str(identity.to_public())
     created = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
@@ -30,6 +33,7 @@ def age_key_file() -> tuple[str, str]:
 
 def deploy_key_pair(comment: str = "home-ops deploy key") -> tuple[str, str]:
     """(private key, public key) of a new ed25519 key in OpenSSH format."""
+    # deferred: a no-change configure reads the age key here; cryptography is for deploy keys
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -47,10 +51,6 @@ def openssh_cipher(private: str) -> str | None:
     """The cipher an OpenSSH private key is encrypted with (``none`` for no passphrase);
     None when the text is not an OpenSSH private key. Read from the key's header, so it
     works without the bcrypt module that decrypting such a key would need."""
-    import base64
-    import binascii
-    import struct
-
     lines = [line.strip() for line in private.strip().splitlines()]
     if len(lines) < 3 or lines[0] != "-----BEGIN OPENSSH PRIVATE KEY-----":
         return None
@@ -67,11 +67,10 @@ def openssh_cipher(private: str) -> str | None:
 
 def openssh_public_key(private: str, label: str) -> str:
     """``TYPE BASE64`` of an unencrypted OpenSSH private key, or a one-line UserError."""
+    # deferred: a no-change configure reads the age key here; cryptography is for deploy keys
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.serialization import load_ssh_private_key
-
-    from tasks.lib.errors import UserError
 
     cipher = openssh_cipher(private)
     if cipher is None:
@@ -93,6 +92,7 @@ def push_token() -> str:
 
 def age_recipients_of(sops_file: Path) -> list[str]:
     """The age recipients a SOPS file is encrypted to (from its plaintext metadata)."""
+    # deferred: a no-change configure reads the age key here; ruamel.yaml is for recipients
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -108,8 +108,6 @@ def age_recipients_of(sops_file: Path) -> list[str]:
 
 def read_age_identity(path: Path, label: str) -> tuple[str, str]:
     """(identity, public key) from an age-keygen style file."""
-    import pyrage
-
     if not path.exists():
         raise UserError(f"{label} not found — run `inv init` to create an age key")
     text = read_text(path, label, "an age key file from `inv init`", limit=MAX_KEY_BYTES)

@@ -9,6 +9,7 @@ from invoke.context import Context
 
 from tasks.lib import swap
 from tasks.lib.paths import Paths
+from tasks.lib.secrets import keys
 from tasks.lib.secrets.sopsfile import decrypt_argv, encrypt_to_argv
 from tasks.lib.tools.runner import is_dry, require, run
 
@@ -46,8 +47,6 @@ cloudflare_tunnel:
 def create_operator_files(paths: Paths, dry: bool) -> list[str]:
     """Make the age key, deploy key pair and push token that do not exist yet: all of them
     or none, mode 0600 from the first byte, never replacing a file that exists."""
-    from tasks.lib.secrets import keys
-
     made: dict[Path, Callable[[], str]] = {}
     if not paths.age_key.exists():
         made[paths.age_key] = lambda: keys.age_key_file()[0]
@@ -64,18 +63,14 @@ def create_operator_files(paths: Paths, dry: bool) -> list[str]:
 
 
 def public_key(paths: Paths, dry: bool) -> str:
-    from tasks.lib.secrets.keys import read_age_identity
-
     if dry and not paths.age_key.exists():
         return "<new age public key>"
-    return read_age_identity(paths.age_key, paths.rel(paths.age_key))[1]
+    return keys.read_age_identity(paths.age_key, paths.rel(paths.age_key))[1]
 
 
 def seed_secrets(c: Context, paths: Paths) -> str | None:
     """Create cluster.sops.yaml with placeholders, or adopt the bundled example's copy by
     re-encrypting it to the operator's key. Returns what was done, if anything."""
-    from tasks.lib.secrets.keys import age_recipients_of
-
     label = paths.rel(paths.secrets_config)
     recipient = public_key(paths, is_dry(c))
     if not paths.secrets_config.exists():
@@ -85,12 +80,11 @@ def seed_secrets(c: Context, paths: Paths) -> str | None:
             write_secrets_config(paths, result.stdout)
         return f"{label} (placeholders: fill them in with `inv sops.edit {label}`)"
     example = paths.root / EXAMPLE_OPERATOR / "age.key"
-    if not example.exists() or age_recipients_of(paths.secrets_config) == [recipient]:
+    if not example.exists() or keys.age_recipients_of(paths.secrets_config) == [recipient]:
         return None
-    from tasks.lib.secrets.keys import read_age_identity
 
-    example_public = read_age_identity(example, paths.rel(example))[1]
-    if age_recipients_of(paths.secrets_config) != [example_public]:
+    example_public = keys.read_age_identity(example, paths.rel(example))[1]
+    if keys.age_recipients_of(paths.secrets_config) != [example_public]:
         return None
     require(c, "sops")
     plaintext = run(c, decrypt_argv(label), cwd=paths.root, env={"SOPS_AGE_KEY_FILE": str(example)})

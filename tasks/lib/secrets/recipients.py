@@ -12,9 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyrage
+
 from tasks.lib.errors import UserError
 from tasks.lib.paths import Paths
 from tasks.lib.secrets.keys import age_recipients_of
+from tasks.lib.secrets.sopsfile import creation_rule
 
 #: Fragments of sops' stderr that mean "none of your keys fits".
 WRONG_KEY_HINTS = (
@@ -35,8 +38,6 @@ class Identities:
 
 def parse_identities(text: str) -> Identities:
     """Every ``AGE-SECRET-KEY-`` line of an age key file (invalid lines are skipped)."""
-    import pyrage
-
     secrets: list[str] = []
     publics: list[str] = []
     for line in text.splitlines():
@@ -123,8 +124,6 @@ def explain_sops_error(paths: Paths, label: str, stderr: str) -> str:
 def creation_rule_recipients(sops_config: Path, filename: str) -> list[str] | None:
     """The age recipients ``.sops.yaml`` would encrypt ``filename`` to (its first matching
     creation rule, as sops picks it); None when no rule matches or the file is unreadable."""
-    from tasks.lib.secrets.sopsfile import creation_rule
-
     try:
         rule = creation_rule(sops_config.read_text(), filename)
     except (OSError, UnicodeDecodeError):

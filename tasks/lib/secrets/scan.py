@@ -31,9 +31,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.lib.errors import UserError
+from tasks.lib.paths import repo_paths
 from tasks.lib.problems import Problem
-from tasks.lib.secrets import structure
+from tasks.lib.secrets import gitleaks, structure
 from tasks.lib.secrets.sopsfile import SECRET_ROOTS, creation_rule_of, is_sops_name, store_for
+from tasks.lib.tools.runner import Command, find_tool, run_one
 
 #: The plaintext configuration files that are committed, and their keys that are secrets
 #: (they belong in cluster.sops.yaml; a test keeps this in line with the schema).
@@ -125,8 +128,6 @@ def repository_files(root: Path) -> list[str]:
     """The files git tracks, plus the untracked ones it would add (not ignored), relative
     to ``root``; every file outside ``.git`` and virtualenvs where ``root`` is not a git
     repository."""
-    from tasks.lib.tools.runner import Command, find_tool, run_one
-
     argv = ("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     outcome = run_one(Command(argv, cwd=root, deadline=60)) if find_tool("git") else None
     if outcome is not None and outcome.ok:
@@ -301,8 +302,6 @@ def check_files(
 ) -> list[Finding]:
     """The guard over ``labels`` (paths relative to ``root``) that are in scope. When gitleaks
     could not run (a workstation without it; in CI that is an error), ``warn`` is told so."""
-    from tasks.lib.secrets import gitleaks
-
     excluded = exclusions(root)
     chosen = sorted({label for label in labels if in_scope(label, excluded) and scannable(root, label)})
     findings: list[Finding] = []
@@ -351,9 +350,6 @@ def relative_label(name: str, root: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Pre-commit entry point: check the files named on the command line (the whole
     repository when none are), print one line per finding, exit 1 if there is any."""
-    from tasks.lib.errors import UserError
-    from tasks.lib.paths import repo_paths
-
     args = list(sys.argv[1:] if argv is None else argv)
     root = repo_paths().root
     try:

@@ -11,6 +11,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
+from tasks.lib.boundary import path_argument
+from tasks.lib.errors import UserError
+from tasks.lib.files import read_bytes
+
 if TYPE_CHECKING:
     from tasks.lib.secrets.structure import Rule
 
@@ -53,9 +59,6 @@ def is_encrypted_text(text: str, filename: Path | str = "") -> bool:
 
 
 def is_encrypted(path: Path) -> bool:
-    from tasks.lib.errors import UserError
-    from tasks.lib.files import read_bytes
-
     try:
         return is_encrypted_text(read_bytes(path).decode("utf-8", errors="replace"), path.name)
     except UserError:
@@ -66,8 +69,6 @@ def creation_rule(config_text: str, filename: str) -> dict[str, Any] | None:
     """The first creation rule of a ``.sops.yaml`` text whose ``path_regex`` matches
     ``filename`` (relative to the directory of ``.sops.yaml``), as sops picks it; None when
     none matches or the text is not a sops config."""
-    import yaml
-
     try:
         config = yaml.safe_load(config_text)
     except yaml.YAMLError:
@@ -116,8 +117,6 @@ def encrypt_argv(filename: str) -> list[str]:
 
 
 def decrypt_argv(path: str) -> list[str]:
-    from tasks.lib.boundary import path_argument
-
     return ["sops", "--decrypt", path_argument(path)]  # a file named -x is not an option
 
 

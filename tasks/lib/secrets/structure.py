@@ -28,6 +28,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 #: sops's own pattern for an encrypted value (aes/cipher.go).
 ENC_VALUE = re.compile(r"^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
 #: The metadata key of the YAML and JSON stores; the prefix of the flattened dotenv keys.
@@ -163,8 +165,6 @@ def go_pattern(pattern: str) -> str:
 def compose(text: str) -> list[Any]:
     """The documents of a YAML (or JSON) text as PyYAML nodes; :class:`Unreadable` if it is
     not YAML."""
-    import yaml
-
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         return [doc for doc in yaml.compose_all(text, Loader=loader) if doc is not None]

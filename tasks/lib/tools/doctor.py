@@ -23,7 +23,7 @@ from tasks.lib.tools.pins import (
     parse_version,
     satisfied,
 )
-from tasks.lib.tools.runner import Command, find_tool, run_many
+from tasks.lib.tools.runner import Command, find_tool, install_hint, run_many
 
 if TYPE_CHECKING:
     from invoke.context import Context
@@ -127,8 +127,6 @@ def required_tools() -> set[str]:
 
 def fix_lines(rows: Sequence[ToolRow], found: set[str]) -> tuple[list[str], list[str]]:
     """(required, optional): one line per missing tool, saying how to install it here."""
-    from tasks.lib.tools.runner import install_hint
-
     required: list[str] = []
     optional: list[str] = []
     needed = required_tools()

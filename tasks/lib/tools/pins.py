@@ -5,6 +5,7 @@ the answer, what ``.mise.toml`` pins, and which tasks need it. Pure data and par
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,8 +224,6 @@ def parse_version(output: str) -> str | None:
 
 def mise_pins(mise_file: Path) -> dict[str, str]:
     """``.mise.toml`` key (after the backend and owner) -> pinned version."""
-    import tomllib  # not needed by `inv --list`
-
     try:
         tools = tomllib.loads(mise_file.read_text()).get("tools", {})
     except (OSError, tomllib.TOMLDecodeError):
@@ -241,8 +240,6 @@ def executable_pins(mise_file: Path) -> dict[str, str]:
 def python_pins(pyproject: Path) -> dict[str, str]:
     """Distribution name -> version pinned with ``==`` in ``pyproject.toml`` (dependencies
     and dependency groups)."""
-    import tomllib
-
     try:
         data = tomllib.loads(pyproject.read_text())
     except (OSError, tomllib.TOMLDecodeError):
