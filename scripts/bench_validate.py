@@ -16,21 +16,20 @@ process (wall time, CPU, peak memory of the process and what it started):
 - kustomize: one ``kubectl kustomize`` (or ``kustomize build``) per kustomization
   directory, sequentially, nothing else.
 
-The machine may be shared and busy: the contenders run in turn, round after round
-(``--runs``), so each round meets the same load; the table gives each one's median, the
-median of the per-round ratios to ours, and the 1-minute load average around the runs. Our
-time is then checked to grow about linearly with N. A tool that is missing is reported as
-not run, never as a failure. The baselines run with this checkout's tools first on PATH
-(the same kustomize, flux and helm as ours).
-
-    python scripts/bench_validate.py                          # 50 and 200 apps (quick)
-    python scripts/bench_validate.py --runs 5 --sizes 50 200 500 --repo ~/src/home-ops
+The machine may be shared and busy: after an untimed warm-up round the contenders run in
+turn, round after round (``--runs``), so each round meets the same load; the report gives
+each one's median wall and CPU time, the median of the per-round ratios to ours, peak
+memory and the 1-minute load average around the runs, then checks that our time per app
+stays flat from 50 to 500 apps, and ends with a markdown table. A tool that is missing is
+reported as not run, never as a failure. The baselines run with this checkout's tools first
+on PATH (the same kustomize, flux and helm as ours).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -263,24 +262,29 @@ def kustomization_dirs(root: Path) -> list[Path]:
 
 @dataclass
 class Measure:
-    wall: float
-    cpu: float  # utilisation over all cores
+    wall: float  # seconds
+    cpu: float  # seconds of user + system time of the process and what it waited for
     peak_mb: float  # largest resident set of the process or any command it waited for
     ok: bool
     load: float  # 1-minute load average when it started
 
 
+def _measure(
+    started: float, load: float, status: int, usage: resource.struct_rusage, ok: tuple[int, ...]
+) -> Measure:
+    wall = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    return Measure(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code in ok, load)
+
+
 def measured(argv: list[str], ok_codes: tuple[int, ...] = (0,)) -> Measure:
-    """Run ``argv`` and measure it (wait4 reports the peak memory of it and its commands)."""
+    """Run ``argv`` and measure it (wait4 reports the CPU and peak memory of it and its commands)."""
     load = os.getloadavg()[0]
     started = time.perf_counter()
     with open(os.devnull, "wb") as devnull:
         process = subprocess.Popen(argv, stdout=devnull, stderr=devnull, stdin=subprocess.DEVNULL)
     _pid, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    cpu = (usage.ru_utime + usage.ru_stime) / wall / (os.cpu_count() or 1)
-    code = os.waitstatus_to_exitcode(status)
-    return Measure(wall, cpu, usage.ru_maxrss / 1024, code in ok_codes, load)
+    return _measure(started, load, status, usage, ok_codes)
 
 
 def measured_loop(commands: list[list[str]]) -> Measure:
@@ -289,13 +293,12 @@ def measured_loop(commands: list[list[str]]) -> Measure:
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
+        failed = 0
         for argv in commands:
-            subprocess.run(argv, capture_output=True, check=False)
-        os._exit(0)
+            failed |= subprocess.run(argv, capture_output=True, check=False).returncode
+        os._exit(1 if failed else 0)
     _pid, status, usage = os.wait4(pid, 0)
-    wall = time.perf_counter() - started
-    cpu = (usage.ru_utime + usage.ru_stime) / wall / (os.cpu_count() or 1)
-    return Measure(wall, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status) == 0, load)
+    return _measure(started, load, status, usage, (0,))
 
 
 def ours(path: Path) -> Callable[[], Measure]:
@@ -319,18 +322,26 @@ def baseline(root: Path) -> Callable[[], Measure]:
     return lambda: measured_loop([[*tool, str(directory)] for directory in kustomization_dirs(root)])
 
 
-def flux_builds(path: Path) -> tuple[Callable[[], Measure], int] | None:
-    """One ``flux build kustomization`` per Flux Kustomization our validator built."""
-    if shutil.which("flux") is None:
-        return None
+@dataclass
+class Found:
+    """What our validator finds in a tree: the Flux build loop's commands and the counts."""
+
+    kustomizations: int
+    built: int
+    flux_jobs: list[list[str]]
+
+
+def survey(path: Path, work: Path) -> Found:
+    """Our validator's Kustomizations at ``path``, and one ``flux build kustomization`` per
+    Kustomization it built (the spec it saw written to a file in ``work``)."""
     from tasks.lib.fluxtree import validate
     from tasks.lib.fluxtree.yamlio import dump
 
     tree = validate(path)
     jobs = []
-    work = Path(tempfile.mkdtemp(prefix="bench-flux-"))
-    for index, ks in enumerate(tree.kustomizations.values()):
-        if ks.synthetic or not ks.built:
+    real = [ks for ks in tree.kustomizations.values() if not ks.synthetic]
+    for index, ks in enumerate(real):
+        if not ks.built:
             continue
         body = {
             "apiVersion": "kustomize.toolkit.fluxcd.io/v1",
@@ -344,7 +355,7 @@ def flux_builds(path: Path) -> tuple[Callable[[], Measure], int] | None:
             ["flux", "build", "kustomization", ks.name, "--namespace", ks.namespace,
              "--path", str(Path(tree.root) / ks.path), "--kustomization-file", str(file), "--dry-run"]
         )  # fmt: skip
-    return (lambda: measured_loop(jobs)), len(jobs)
+    return Found(len(real), sum(1 for ks in real if ks.built), jobs)
 
 
 def flux_local_unavailable() -> str | None:
@@ -376,67 +387,207 @@ def flux_local(entry: Path, what: str) -> Callable[[], Measure]:
     return lambda: measured(argv)
 
 
+def commit_of(path: Path) -> str:
+    """The short commit of the checkout at ``path`` (``+changes`` when its tree differs), or "-"."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True)
+    if head.returncode != 0:
+        return "-"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=path, capture_output=True
+    )
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def show(label: str, name: str, runs: list[Measure], mine: list[Measure] | None) -> None:
-    wall = median([m.wall for m in runs])
-    ratio = ""
-    if mine:
-        paired = [t.wall / o.wall for t, o in zip(runs, mine, strict=False)]
-        ratio = f"  {median(paired):5.1f}x ours (rounds {', '.join(f'{r:.1f}' for r in paired)})"
-    failed = "" if all(m.ok for m in runs) else "  (failed)"
-    cpu = median([m.cpu for m in runs])
-    peak = max(m.peak_mb for m in runs)
-    print(f"{label:>16}  {name:<13} {wall:7.2f}s  cpu {cpu:4.0%}  peak {peak:6.0f} MB{ratio}{failed}")
+@dataclass
+class Row:
+    """One tree's paired results: each contender's measures, round by round."""
+
+    label: str
+    commit: str
+    found: Found
+    results: dict[str, list[Measure]]
+    apps: int | None = None
+
+    def wall(self, name: str) -> float:
+        return median([m.wall for m in self.results[name]])
+
+    def cpu(self, name: str) -> float:
+        return median([m.cpu for m in self.results[name]])
+
+    def peak(self, name: str) -> float:
+        return max(m.peak_mb for m in self.results[name])
+
+    def ratio(self, name: str, what: str) -> float:
+        """Median over rounds of the contender's time divided by ours in the same round."""
+        pairs = zip(self.results[name], self.results["ours"], strict=True)
+        return median([getattr(theirs, what) / getattr(mine, what) for theirs, mine in pairs])
+
+    def loads(self) -> tuple[float, float]:
+        loads = [m.load for measures in self.results.values() for m in measures]
+        return min(loads), max(loads)
 
 
-def bench(
-    label: str,
-    path: Path,
-    root: Path,
-    runs: int,
-    rows: list[tuple[str, int | None, float]],
-    apps: int | None = None,
-    slow: bool = True,
-    flux_local_test: bool = False,
-) -> None:
+def show(row: Row) -> None:
+    """The tree's results as plain lines, as soon as they are known."""
+    low, high = row.loads()
+    rounds = len(row.results["ours"])
+    print(f"{row.label}: {rounds} round(s), load {low:.1f}-{high:.1f} (1-minute average)")
+    for name, measures in row.results.items():
+        ratio = ""
+        if name != "ours":
+            walls = [t.wall / o.wall for t, o in zip(measures, row.results["ours"], strict=True)]
+            ratio = (
+                f"  {row.ratio(name, 'wall'):5.1f}x wall, {row.ratio(name, 'cpu'):5.1f}x cpu"
+                f" (rounds {', '.join(f'{r:.1f}' for r in walls)})"
+            )
+        failed = "" if all(m.ok for m in measures) else "  (failed)"
+        print(
+            f"  {name:<20} {row.wall(name):7.2f}s  cpu {row.cpu(name):6.2f}s  "
+            f"peak {row.peak(name):5.0f} MB{ratio}{failed}"
+        )
+
+
+def cell(row: Row, name: str) -> str:
+    if name not in row.results:
+        return "not run"
+    failed = "" if all(m.ok for m in row.results[name]) else " (failed)"
+    return f"{row.wall(name):.2f} s / {row.cpu(name):.2f} s{failed}"
+
+
+def versus(row: Row, name: str) -> str:
+    if name not in row.results:
+        return "-"
+    return f"{row.ratio(name, 'wall'):.1f}x / {row.ratio(name, 'cpu'):.1f}x"
+
+
+def peaks(row: Row) -> str:
+    return " / ".join(f"{row.peak(name):.0f}" if name in row.results else "-" for name in CONTENDERS[:3])
+
+
+CONTENDERS = ("ours", "flux-local", "flux build loop", "kustomize per folder")
+
+
+def markdown(rows: list[Row], ours_commit: str) -> str:
+    """The results as the markdown table docs/tasks/dev.md publishes."""
+    low = min(row.loads()[0] for row in rows)
+    high = max(row.loads()[1] for row in rows)
+    rounds = len(rows[0].results["ours"])
+    lines = [
+        f"Machine: {os.cpu_count()} cores, 1-minute load {low:.1f}-{high:.1f}; ours at commit "
+        f"`{ours_commit}`; {rounds} paired round(s), medians; times are wall / CPU (user + system "
+        "of the process and what it ran); ratios are the median of per-round ratios to ours.",
+        "",
+        "| Repository | Commit | Kustomizations (built) | Ours | flux-local build all | flux build loop "
+        "| vs flux-local (wall / CPU) | vs flux build (wall / CPU) "
+        "| Peak MB (ours / flux-local / flux build) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.label} | {row.commit} | {row.found.kustomizations} ({row.found.built}) "
+            f"| {cell(row, 'ours')} | {cell(row, 'flux-local')} | {cell(row, 'flux build loop')} "
+            f"| {versus(row, 'flux-local')} | {versus(row, 'flux build loop')} | {peaks(row)} |"
+        )
+    sized = [row for row in rows if row.apps]
+    if sized:
+        lines += [
+            "",
+            "| Apps | Kustomizations | Ours (wall) | Per app | Ours CPU | Peak MB |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for row in sized:
+            assert row.apps is not None
+            lines.append(
+                f"| {row.apps} | {row.found.kustomizations} | {row.wall('ours'):.2f} s "
+                f"| {1000 * row.wall('ours') / row.apps:.1f} ms | {row.cpu('ours'):.2f} s "
+                f"| {row.peak('ours'):.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def linearity(rows: list[Row]) -> str | None:
+    """Whether our time per app stays flat from the smallest generated tree to the largest."""
+    sized = [(row.apps, row.wall("ours")) for row in rows if row.apps]
+    if len(sized) < 2:
+        return None
+    per_app = [wall / apps for apps, wall in sized]
+    (small, t_small), (large, t_large) = sized[0], sized[-1]
+    verdict = "linear or better" if per_app[-1] <= per_app[0] * 1.25 else "SUPERLINEAR"
+    listed = ", ".join(f"{apps}: {1000 * p:.1f} ms" for (apps, _), p in zip(sized, per_app, strict=True))
+    return f"growth: {large / small:.0f}x apps -> {t_large / t_small:.1f}x time (per app {listed}): {verdict}"
+
+
+@dataclass
+class Plan:
+    runs: int
+    warmup: int
+    slow: bool = True  # run flux-local and the flux build loop
+    flux_local_test: bool = False
+
+
+def bench(label: str, path: Path, root: Path, plan: Plan, work: Path, apps: int | None = None) -> Row:
+    """Every contender on one tree, in turn, round after round (warm-up rounds not counted)."""
     from tasks.lib.fluxtree import locate
 
+    found = survey(path, work)
     contenders: dict[str, Callable[[], Measure]] = {"ours": ours(path)}
-    if slow and flux_local_unavailable() is None:
+    if plan.slow and flux_local_unavailable() is None:
         entry = locate(path)[1]
         contenders["flux-local"] = flux_local(entry, "build")
-        if flux_local_test:
+        if plan.flux_local_test:
             contenders["flux-local test"] = flux_local(entry, "test")
-    loop = flux_builds(path) if slow else None
-    if loop is not None:
-        contenders[f"flux x{loop[1]}"] = loop[0]
-    contenders["kustomize"] = baseline(root)
+    if plan.slow and shutil.which("flux") is not None:
+        jobs = found.flux_jobs
+        contenders["flux build loop"] = lambda: measured_loop(jobs)
+    contenders["kustomize per folder"] = baseline(root)
+    for _round in range(plan.warmup):  # caches (files, Python bytecode) as a user's second run
+        for run in contenders.values():
+            run()
     results: dict[str, list[Measure]] = {name: [] for name in contenders}
-    for _round in range(runs):
+    for _round in range(plan.runs):
         for name, run in contenders.items():  # in turn: each round meets the same load
             results[name].append(run())
-    mine = results["ours"]
-    rows.append((label, apps, median([m.wall for m in mine])))
-    loads = [m.load for ms in results.values() for m in ms]
-    print(f"{label:>16}  {runs} round(s), load {min(loads):.1f}-{max(loads):.1f} (1-minute average)")
-    for name, measures in results.items():
-        show("", name, measures, None if name == "ours" else mine)
-    if not slow:
-        print(f"{'':>16}  flux build / flux-local  not run (--slow-max-apps)")
+    row = Row(label, commit_of(path) if apps is None else "generated", found, results, apps)
+    show(row)
+    return row
+
+
+EPILOG = """\
+examples:
+  scripts/bench_validate.py --sizes 50                 # a quick look (about a minute)
+  scripts/bench_validate.py --runs 3 --repo ~/src/home-ops
+      the published table: the real repository, then 50/100/250/500 generated apps, every
+      contender at every size (about 20 minutes on 2 cores; --slow-max-apps 100 skips
+      flux-local and the flux build loop above 100 apps)
+
+flux-local must be on PATH (pip install flux-local) with kustomize, flux and helm; this
+checkout's .tools/bin comes first on PATH, so every contender uses the same tools. The
+last lines are a markdown table for docs/tasks/dev.md.
+"""
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
-        "--sizes", type=int, nargs="*", default=[50, 200], help="numbers of apps (default 50 200)"
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=[50, 100, 250, 500],
+        help="numbers of apps of the generated trees (default 50 100 250 500; none: --sizes)",
     )
     parser.add_argument(
         "--repo", type=Path, action="append", default=[], help="a real Flux repository (or cluster folder)"
     )
     parser.add_argument("--runs", type=int, default=3, help="rounds of paired runs (default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument(
         "--slow-max-apps",
         type=int,
@@ -448,35 +599,37 @@ def main() -> int:
     from tasks.lib.tools.runner import search_path
 
     os.environ["PATH"] = os.pathsep.join([str(ROOT / ".tools" / "bin"), search_path()])
+    # Python caches compiled modules for every contender, as on a user's machine.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     print(f"{os.cpu_count()} core(s); kustomize: {' '.join(kustomize_argv(Path('DIR'))[:-1])}")
-    rows: list[tuple[str, int | None, float]] = []
     reason = flux_local_unavailable()
     if reason:
         print(f"flux-local: {reason}")
     from tasks.lib.fluxtree import EntryNotFound, locate
 
-    for repo in args.repo:
-        try:
-            root, _entry = locate(repo)
-        except EntryNotFound as error:
-            print(f"{repo}: skipped ({error})")
-            continue
-        bench(repo.name[:16], repo, root, args.runs, rows, flux_local_test=args.flux_local_test)
-    if (ROOT / "kubernetes/flux/cluster").is_dir() and not args.repo:
-        bench("example", ROOT, ROOT, args.runs, rows, flux_local_test=args.flux_local_test)
+    rows: list[Row] = []
+    plan = Plan(args.runs, args.warmup, flux_local_test=args.flux_local_test)
     with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
+        work = Path(tmp)
+        for repo in args.repo:
+            try:
+                root, _entry = locate(repo)
+            except EntryNotFound as error:
+                print(f"{repo}: skipped ({error})")
+                continue
+            rows.append(bench(repo.resolve().name, repo, root, plan, work))
+        if (ROOT / "kubernetes/flux/cluster").is_dir() and not args.repo:
+            rows.append(bench("example", ROOT, ROOT, plan, work))
         for apps in args.sizes:
-            root = generate(Path(tmp) / f"r{apps}", apps)
+            root = generate(work / f"r{apps}", apps)
             slow = args.slow_max_apps is None or apps <= args.slow_max_apps
-            bench(f"{apps} apps", root, root, args.runs, rows, apps, slow, args.flux_local_test)
-    sized = [(apps, wall) for _label, apps, wall in rows if apps]
-    if len(sized) >= 2:
-        (small, t_small), (large, t_large) = sized[0], sized[-1]
-        growth = t_large / t_small
-        print(f"growth: {large / small:.0f}x apps -> {growth:.1f}x time ", end="")
-        per_app = [wall / apps for apps, wall in sized]
-        verdict = "linear or better" if per_app[-1] <= per_app[0] * 1.25 else "SUPERLINEAR"
-        print(f"(per app {', '.join(f'{1000 * p:.1f}ms' for p in per_app)}): {verdict}")
+            sized = Plan(args.runs, args.warmup, slow, args.flux_local_test)
+            rows.append(bench(f"{apps} apps", root, root, sized, work, apps))
+    if verdict := linearity(rows):
+        print(verdict)
+    if rows:
+        print()
+        print(markdown(rows, commit_of(ROOT)))
     return 0
 
 

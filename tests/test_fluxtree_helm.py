@@ -15,7 +15,7 @@ from tasks import dev
 from tasks.lib.fluxtree import validate
 from tasks.lib.fluxtree.helm import release_name, set_path
 from tasks.lib.fluxtree.model import Obj
-from tasks.lib.provision.facts import merge_values
+from tasks.lib.fluxtree.values import merge_values
 from tests.conftest import git
 from tests.oci_registry import Registry, serve
 from tests.tools_contract import TOOLS_DIR, real_tool

@@ -44,7 +44,8 @@ class UserError(HomeOpsError):
 
     @classmethod
     def from_problems(cls, problems: Iterable[Problem]) -> UserError:
-        return cls(*sorted(problems, key=Problem.sort_key))
+        # Each kind's own sort_key (a ConfigProblem's column breaks ties on one line).
+        return cls(*sorted(problems, key=lambda problem: problem.sort_key()))
 
 
 class Interrupted(KeyboardInterrupt):

@@ -9,6 +9,7 @@ import pytest
 
 from tasks.lib import errors
 from tasks.lib.errors import HomeOpsError, Interrupted, UserError
+from tasks.lib.problems import ConfigProblem
 
 
 def test_verdict_for_each_kind_of_exception() -> None:
@@ -52,3 +53,11 @@ def test_deferred_signals_are_raised_when_the_block_ends() -> None:
         finished = True
     assert finished
     assert caught.value.name == "SIGHUP"
+
+
+def test_problems_are_listed_by_file_line_then_column() -> None:
+    later = ConfigProblem("nodes.yaml", 3, 9, "nodes[0].address", "an address is required")
+    earlier = ConfigProblem("nodes.yaml", 3, 2, "nodes[0].name", "not a DNS-1123 label")
+    other_file = ConfigProblem("cluster.yaml", 7, 1, "node_cidr", "not a network")
+    error = UserError.from_problems([later, earlier, other_file])
+    assert error.lines == [str(other_file), str(earlier), str(later)]

@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks.lib.provision.facts import merge_values as merge
 from tasks.lib.tools.runner import Command, run_many
 
 from . import yamlio
 from .kustfiles import check_file
 from .model import SOURCE_GROUP, Obj, Ref
 from .sources import same_repository
+from .values import merge_values
 
 if TYPE_CHECKING:
     from tasks.lib.tools.runner import Outcome
@@ -209,7 +209,7 @@ class Renderer:
                 continue
             data = source.values[key]
             if ref.get("targetPath"):
-                result = merge(result, inline)
+                result = merge_values(result, inline)
                 set_path(result, str(ref["targetPath"]), data)
                 continue
             try:
@@ -220,8 +220,8 @@ class Renderer:
                 )
                 continue
             if isinstance(loaded, dict):
-                result = merge(result, loaded)
-        return merge(result, inline), notes
+                result = merge_values(result, loaded)
+        return merge_values(result, inline), notes
 
     # Rendering ------------------------------------------------------------------------------
     def argv(self, hr: Obj, chart: Chart, path: str) -> list[str]:

@@ -24,6 +24,7 @@ from ruamel.yaml.error import YAMLError
 
 from tasks.lib.errors import UserError
 from tasks.lib.files import read_text
+from tasks.lib.fluxtree.values import merge_values
 from tasks.lib.fluxtree.yamlio import split_documents
 
 CRD_KIND = "CustomResourceDefinition"
@@ -369,18 +370,6 @@ def release_values(entry: dict[str, Any], base: Path) -> dict[str, Any] | None:
         merged = merge_values(merged, loaded)
     values: dict[str, Any] = as_json(merged)
     return values
-
-
-def merge_values(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Helm's merge of two values files: maps merge key by key, anything else (lists
-    included) is replaced by the later file's value."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_values(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def as_json(values: Any) -> Any:

@@ -421,25 +421,3 @@ def test_values_current_reads_what_helm_get_values_prints(tmp_path: Path) -> Non
     assert not facts.values_current(release, "")
     assert not facts.values_current(release, "Error: release: not found")
     assert not facts.values_current(release, '{"a": 1}')
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
-    ),
-    max_leaves=10,
-)
-json_maps = st.dictionaries(st.text(max_size=3), json_values, max_size=4)
-
-
-@given(json_maps, json_maps)
-def test_merge_values_later_file_wins_and_nothing_else_is_lost(base: dict, override: dict) -> None:
-    merged = facts.merge_values(base, override)
-    assert set(merged) == set(base) | set(override)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            assert merged[key] == facts.merge_values(base[key], value)
-        else:
-            assert merged[key] == value
-    assert facts.merge_values(merged, override) == merged  # applying the same file twice changes nothing
