@@ -104,7 +104,9 @@ def check(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
 def baseline(repo: Path, env: dict[str, str]) -> None:
     """The anchor's `task configure`, step by step, one process at a time. sops is the Go
     binary itself (as mise installs it), not the launcher its wheel puts on PATH."""
-    check([str(SCRIPTS / "makejinja")], repo, env)
+    # The copy's own task library for the plugin (the installed project is this checkout,
+    # whose cluster.sops.yaml `inv init` may have encrypted to another key).
+    check([str(SCRIPTS / "makejinja")], repo, {**env, "PYTHONPATH": str(repo)})
     sops = find_tool("sops") or "sops"
     for root in ("bootstrap", "kubernetes", "talos"):
         for path in sorted((repo / root).rglob("*.sops.*")):
